@@ -1,0 +1,103 @@
+"""Simulated pynenc components: pynenc's own classes with observation hooks.
+
+Selected by the config keys ``orchestrator_cls`` / ``state_backend_cls`` / ``runner_cls`` (pynenc
+finds a component by class ``__name__`` among loaded subclasses, so importing this module is
+what makes them selectable). Each hook reports to the simulation attached to the app; without
+one (an app configured with these names outside a WorkflowEnv) they behave like their bases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pynenc.orchestrator.mem_orchestrator import MemOrchestrator
+from pynenc.state_backend.mem_state_backend import MemStateBackend
+
+if TYPE_CHECKING:
+    from pynenc.identifiers.invocation_id import InvocationId
+    from pynenc.invocation.dist_invocation import DistributedInvocation
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+    from pynenc.workflow.workflow_identity import WorkflowIdentity
+
+    from ._simulation import Simulation
+
+SIM_ATTR = "_pynenc_wf_sim"
+
+
+def sim_of(app: Any) -> Simulation | None:
+    return getattr(app, SIM_ATTR, None)  # type: ignore[no-any-return]
+
+
+class SimOrchestratorMixin:
+    """Reports status changes and routing to the simulation; iterates sets in sorted order.
+
+    pynenc's memory orchestrator iterates Python sets of invocation ids in a few places
+    (recovery, rerouting): their order depends on PYTHONHASHSEED, so we sort.
+    """
+
+    app: Any
+
+    def set_invocation_status(
+        self, invocation_id: InvocationId, status: InvocationStatus, runner_ctx: RunnerContext
+    ) -> None:
+        sim = sim_of(self.app)
+        if sim is not None:
+            sim.before_status(self.app, invocation_id, status)
+        super().set_invocation_status(invocation_id, status, runner_ctx)  # type: ignore[misc]
+        if sim is not None:
+            sim.after_status(self.app, invocation_id, status)
+
+    def register_new_invocations(self, invocations: list[DistributedInvocation]) -> None:
+        sim = sim_of(self.app)
+        if sim is not None:
+            sim.before_register(self.app, invocations)
+        super().register_new_invocations(invocations)  # type: ignore[misc]
+        if sim is not None:
+            sim.after_register(self.app, invocations)
+
+    def route_invocation(self, invocation: DistributedInvocation) -> None:
+        super().route_invocation(invocation)  # type: ignore[misc]
+        sim = sim_of(self.app)
+        if sim is not None:
+            sim.broker_dirty = True
+
+    def route_invocations(self, invocations: Sequence[DistributedInvocation]) -> None:
+        super().route_invocations(invocations)  # type: ignore[misc]
+        sim = sim_of(self.app)
+        if sim is not None:
+            sim.broker_dirty = True
+
+    def reroute_invocations(
+        self, invocations_to_reroute: Any, runner_ctx: RunnerContext
+    ) -> None:
+        super().reroute_invocations(sorted(invocations_to_reroute), runner_ctx)  # type: ignore[misc]
+
+    def get_pending_invocations_for_recovery(self) -> Iterator[InvocationId]:
+        return iter(sorted(super().get_pending_invocations_for_recovery()))  # type: ignore[misc]
+
+    def get_running_invocations_for_recovery(self) -> Iterator[InvocationId]:
+        return iter(sorted(super().get_running_invocations_for_recovery()))  # type: ignore[misc]
+
+
+class SimStateBackendMixin:
+    """Reports workflow-data writes (deterministic values, recorded children, user data)."""
+
+    app: Any
+
+    def set_workflow_data(self, workflow_identity: WorkflowIdentity, key: str, value: Any) -> None:
+        sim = sim_of(self.app)
+        if sim is not None:
+            sim.before_data(self.app, workflow_identity, key, value)
+        super().set_workflow_data(workflow_identity, key, value)  # type: ignore[misc]
+        if sim is not None:
+            sim.after_data(self.app, workflow_identity, key, value)
+
+
+class SimMemOrchestrator(SimOrchestratorMixin, MemOrchestrator):
+    """pynenc's ``MemOrchestrator`` observed by the simulation."""
+
+
+class SimMemStateBackend(SimStateBackendMixin, MemStateBackend):
+    """pynenc's ``MemStateBackend`` observed by the simulation."""

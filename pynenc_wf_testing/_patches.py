@@ -1,0 +1,131 @@
+"""The one place where the harness monkeypatches process-wide names.
+
+Everything here is applied by :class:`ProcessPatches` when a simulation starts and undone, in
+reverse order, when it ends. Each patch says why a subclass or config key could not do the job.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import freezegun.api as _fz
+from freezegun import freeze_time
+
+import pynenc.invocation.base_invocation as _base_inv
+import pynenc.invocation.dist_invocation as _dist_inv
+from pynenc.identifiers.invocation_id import InvocationId
+
+from ._seeding import derive_rng
+
+REAL_SLEEP: Callable[[float], None] = time.sleep
+REAL_UUID4: Callable[[], uuid.UUID] = uuid.uuid4
+
+# Called by the patched ``time.sleep``; returns True when the sleep was handled virtually.
+_sleep_hook: Callable[[float], bool] | None = None
+
+
+def _patched_sleep(seconds: float) -> None:
+    hook = _sleep_hook
+    if hook is not None and hook(seconds):
+        return
+    REAL_SLEEP(seconds)
+
+
+class ProcessPatches:
+    """Process-wide patches of one simulation: virtual wall clock, seeded ids, virtual sleep.
+
+    - freezegun moves ``datetime.now()``/``time.time()`` for user code and pynenc alike; it is
+      started once (its start scans every loaded module) and then moved with ``move_to``.
+      ``time.monotonic``/``perf_counter`` are put back to the real ones: tools measure real
+      durations with them (time-machine 3 does the same).
+    - ``generate_invocation_id`` is imported by name into two pynenc modules: no config key
+      selects it, so both names are replaced with a seeded generator.
+    - ``uuid.uuid4`` and the ``random`` module are seeded so activities that use them reproduce
+      by seed; their previous state is restored afterwards.
+    - ``time.sleep`` is not patched by freezegun; inside a simulated invocation it parks that
+      invocation until the virtual deadline.
+    """
+
+    def __init__(self, seed: int, start: _dt.datetime, sleep_hook: Callable[[float], bool]) -> None:
+        self._seed = seed
+        self._start = start
+        self._sleep_hook = sleep_hook
+        self._undo: list[Callable[[], None]] = []
+        self._freezer: Any = None
+        self.factory: Any = None
+
+    def reseed_ids(self, seed: int) -> None:
+        """Restart the id streams (each fault run of a crash check starts from the same seed)."""
+        inv_rng = derive_rng(seed, "invocation-ids")
+        uuid_rng = derive_rng(seed, "uuid4")
+
+        def gen_invocation_id() -> InvocationId:
+            return InvocationId(str(uuid.UUID(int=inv_rng.getrandbits(128), version=4)))
+
+        def seeded_uuid4() -> uuid.UUID:
+            return uuid.UUID(int=uuid_rng.getrandbits(128), version=4)
+
+        _dist_inv.generate_invocation_id = gen_invocation_id  # type: ignore[attr-defined]
+        _base_inv.generate_invocation_id = gen_invocation_id  # type: ignore[attr-defined]
+        uuid.uuid4 = seeded_uuid4
+        random.seed(derive_rng(seed, "random-module").getrandbits(64))
+
+    def start(self) -> None:
+        global _sleep_hook
+        orig_dist, orig_base = _dist_inv.generate_invocation_id, _base_inv.generate_invocation_id
+        orig_uuid4 = uuid.uuid4
+        random_state = random.getstate()
+
+        def undo_ids() -> None:
+            _dist_inv.generate_invocation_id = orig_dist  # type: ignore[attr-defined]
+            _base_inv.generate_invocation_id = orig_base  # type: ignore[attr-defined]
+            uuid.uuid4 = orig_uuid4
+            random.setstate(random_state)
+
+        self._undo.append(undo_ids)
+        self.reseed_ids(self._seed)
+
+        self._freezer = freeze_time(self._start, tick=False, real_asyncio=True)
+        self.factory = self._freezer.start()
+        self._undo.append(self._freezer.stop)
+        self._restore_real_monotonic()
+
+        previous_hook = _sleep_hook
+        original_sleep = time.sleep
+        _sleep_hook = self._sleep_hook
+        time.sleep = _patched_sleep
+
+        def undo_sleep() -> None:
+            global _sleep_hook
+            time.sleep = original_sleep
+            _sleep_hook = previous_hook
+
+        self._undo.append(undo_sleep)
+
+    def _restore_real_monotonic(self) -> None:
+        time.monotonic = _fz.real_monotonic
+        time.perf_counter = _fz.real_perf_counter
+        time.monotonic_ns = _fz.real_monotonic_ns
+        time.perf_counter_ns = _fz.real_perf_counter_ns
+        reals = {
+            id(_fz.fake_monotonic): _fz.real_monotonic,
+            id(_fz.fake_perf_counter): _fz.real_perf_counter,
+            id(_fz.fake_monotonic_ns): _fz.real_monotonic_ns,
+            id(_fz.fake_perf_counter_ns): _fz.real_perf_counter_ns,
+        }
+        for module, attribute, original in self._freezer.undo_changes:
+            current = getattr(module, attribute, None)
+            if id(current) in reals:
+                setattr(module, attribute, original)
+
+    def move_to(self, when: _dt.datetime) -> None:
+        self.factory.move_to(when)
+
+    def stop(self) -> None:
+        while self._undo:
+            self._undo.pop()()

@@ -1,0 +1,82 @@
+"""SimRunner: a pynenc runner whose loop is the simulation's seeded scheduler."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pynenc.runner.base_runner import BaseRunner
+
+from ._components import sim_of
+from .errors import AppConfigurationError
+
+if TYPE_CHECKING:
+    from pynenc.identifiers.invocation_id import InvocationId
+
+    from ._simulation import Simulation
+
+
+class SimRunner(BaseRunner):
+    """Runs every invocation in its own greenlet, interleaved by the simulation's scheduler.
+
+    ``.result`` on an unfinished invocation calls :meth:`waiting_for_results`: inside a
+    simulated invocation that parks it; outside (test code) it drives the simulation until one
+    of the awaited invocations is final.
+    """
+
+    @property
+    def sim(self) -> Simulation:
+        sim = sim_of(self.app)
+        if sim is None:
+            raise AppConfigurationError(
+                f"app {self.app.app_id!r} is configured with runner_cls='SimRunner' but no "
+                "WorkflowEnv is using it. SimRunner only runs inside a simulation: use "
+                "`with WorkflowEnv() as env: env.use(app)` or the wf_env pytest fixture."
+            )
+        return sim
+
+    @staticmethod
+    def mem_compatible() -> bool:
+        return True
+
+    @property
+    def max_parallel_slots(self) -> int:
+        return 1_000_000_000
+
+    def get_active_child_runner_ids(self) -> list[str]:
+        return []
+
+    def _on_start(self) -> None:
+        pass
+
+    def _on_stop(self) -> None:
+        pass
+
+    def _on_stop_runner_loop(self) -> None:
+        pass
+
+    def runner_loop_iteration(self) -> None:
+        self.sim.run_until_idle()
+
+    def waiting_for_results(
+        self,
+        running_invocation_id: InvocationId | None,
+        result_invocation_ids: list[InvocationId],
+        runner_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.sim.wait_for_results(list(result_invocation_ids))
+
+    async def async_waiting_for_results(
+        self,
+        running_invocation_id: InvocationId | None,
+        result_invocation_ids: list[InvocationId],
+        runner_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.sim.wait_for_results(list(result_invocation_ids))
+
+    def _waiting_for_results(
+        self,
+        running_invocation_id: InvocationId,
+        result_invocation_ids: list[InvocationId],
+        runner_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.sim.wait_for_results(list(result_invocation_ids))

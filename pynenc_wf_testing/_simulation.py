@@ -1,0 +1,695 @@
+"""The simulated world: seeded scheduler, parked invocations, step recorder and faults.
+
+Each invocation runs in its own greenlet. Only the scheduler (the driving greenlet) switches
+into an invocation, and an invocation only switches back to the scheduler (a star), so all
+context juggling happens here. pynenc keeps its current invocation/runner/app in a
+``threading.local`` that greenlets share: each switch swaps that object's attributes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import greenlet
+from pynenc import context as pynenc_context
+from pynenc.invocation.status import InvocationStatus
+from pynenc.runner.runner_context import RunnerContext
+
+from ._runner import SimRunner
+from ._seeding import derive_rng
+from .clock import VirtualClock, from_micros
+from .errors import DeadlockError, InvalidArgument, StepLimitExceeded
+from .faults import FaultPlan
+from .history import Step
+from .ledger import Execution
+
+if TYPE_CHECKING:
+    from pynenc.app import Pynenc
+    from pynenc.invocation.dist_invocation import DistributedInvocation
+    from pynenc.workflow.workflow_identity import WorkflowIdentity
+
+_TL = pynenc_context.thread_local
+
+_RESULT_STATUSES = frozenset({InvocationStatus.SUCCESS, InvocationStatus.FAILED})
+
+# Workflow-data keys that pynenc writes as bookkeeping of a step already recorded.
+_VALUE_KEYS = {"random": "random", "uuid": "uuid", "time": "utc_now"}
+
+
+class _WorkerCrash(BaseException):
+    """Unwinds the scheduler when a crash is decided outside an invocation's greenlet."""
+
+
+@dataclass(eq=False)
+class _Thread:
+    """One simulated invocation execution (its greenlet and what it is blocked on)."""
+
+    app: Any
+    invocation: Any
+    invocation_id: str
+    label: str
+    glet: greenlet.greenlet | None = None
+    tl: dict[str, Any] = field(default_factory=dict)
+    waiting_on: list[str] | None = None
+    sleeping_until: int | None = None
+
+
+@dataclass
+class InvocationInfo:
+    """What the recorder knows about an invocation (god's view: survives crashes)."""
+
+    invocation_id: str
+    task: str
+    name: str
+    owner_workflow_id: str | None
+    workflow_id: str | None
+    parent_invocation_id: str | None
+    is_workflow: bool
+    executions: int = 0
+    first_seen: str = ""
+
+
+class Simulation:
+    """One simulated world: apps on simulated components, a scheduler, a recorder, faults."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        clock: VirtualClock,
+        max_steps: int,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        self.seed = seed
+        self.clock = clock
+        self.max_steps = max_steps
+        self.faults = faults or FaultPlan()
+        self._rng = derive_rng(seed, "scheduler")
+        self.main_glet: greenlet.greenlet = greenlet.getcurrent()
+        self.apps: list[Any] = []
+        self.runners: dict[str, SimRunner] = {}
+        self._worker_generation = 1
+        self._dead_runner_ids: set[str] = set()
+
+        self.ready: list[_Thread] = []
+        self.waiters: dict[str, list[_Thread]] = {}
+        self.sleepers: list[tuple[int, int, _Thread]] = []
+        self._sleep_seq = 0
+        self.threads: dict[str, _Thread] = {}
+        self.current: _Thread | None = None
+        self.graveyard: list[greenlet.greenlet] = []
+        self.broker_dirty = False
+        self.slices = 0
+        self.crashes = 0
+        self._pending_crash: str | None = None
+
+        self.history: list[Step] = []
+        self._step_count = 0
+        self.invocations: dict[str, InvocationInfo] = {}
+        self._name_counters: dict[tuple[str | None, str], int] = {}
+        self._data_counters: dict[tuple[str, str], int] = {}
+        self.workflow_parent: dict[str, str | None] = {}
+        self.ledger: list[Execution] = []
+        self._running_execution: dict[str, Execution] = {}
+        self.stalled: dict[str, str] = {}
+        self.errors_to_raise: list[BaseException] = []
+
+    # ------------------------------------------------------------------ apps and workers
+
+    def attach(self, app: Pynenc) -> None:
+        self.apps.append(app)
+        self._new_runner(app)
+
+    def _new_runner(self, app: Pynenc) -> SimRunner:
+        ctx = RunnerContext(
+            runner_cls="SimRunner", runner_id=f"sim-worker-{self._worker_generation}-{app.app_id}"
+        )
+        runner = SimRunner(app, runner_context=ctx)
+        self.runners[app.app_id] = runner
+        app.orchestrator.register_runner_heartbeats([ctx.runner_id], consumed_queues=None)
+        return runner
+
+    def _heartbeat(self) -> None:
+        for app in self.apps:
+            runner = self.runners[app.app_id]
+            app.orchestrator.register_runner_heartbeats([runner.runner_id], consumed_queues=None)
+
+    # ------------------------------------------------------------------ recording
+
+    def _now_iso(self) -> str:
+        return self.clock.now.isoformat()
+
+    def _next_step(
+        self,
+        kind: str,
+        name: str,
+        workflow_id: str | None,
+        invocation_id: str | None,
+        task: str | None,
+        detail: dict[str, Any] | None = None,
+    ) -> Step:
+        return Step(
+            number=self._step_count + 1,
+            kind=kind,
+            name=name,
+            workflow_id=workflow_id,
+            invocation_id=invocation_id,
+            time=self._now_iso(),
+            task=task,
+            detail=detail or {},
+        )
+
+    def _before(self, step: Step) -> None:
+        point = self.faults.crash_for(step, "before")
+        if point is not None:
+            self._crash(f"crash_before({point.description}) at {step.name}")
+
+    def _commit(self, step: Step) -> None:
+        self._step_count += 1
+        self.history.append(step)
+        point = self.faults.crash_for(step, "after")
+        if point is not None:
+            self._crash(f"crash_after({point.description}) at {step.name}")
+
+    def _event(self, kind: str, name: str, detail: dict[str, Any] | None = None) -> None:
+        self.history.append(
+            Step(None, kind, name, None, None, self._now_iso(), None, detail or {})
+        )
+
+    def _describe_new(self, inv: DistributedInvocation) -> InvocationInfo:
+        inv_id = str(inv.invocation_id)
+        info = self.invocations.get(inv_id)
+        if info is not None:
+            return info
+        task = inv.call.task
+        is_wf = bool(task.is_workflow_root_task)
+        wf = inv.workflow
+        owner: str | None
+        if wf is None:
+            owner = None
+        elif is_wf:
+            owner = str(wf.parent_workflow_id) if wf.parent_workflow_id else None
+            self.workflow_parent[str(wf.workflow_id)] = owner
+        else:
+            owner = str(wf.workflow_id)
+        base = task.task_id.func_name
+        key = (owner, base)
+        count = self._name_counters.get(key, 0) + 1
+        self._name_counters[key] = count
+        info = InvocationInfo(
+            invocation_id=inv_id,
+            task=task.task_id.key,
+            name=f"{base}#{count}",
+            owner_workflow_id=owner,
+            workflow_id=str(wf.workflow_id) if wf is not None else None,
+            parent_invocation_id=str(inv.parent_invocation_id)
+            if inv.parent_invocation_id
+            else None,
+            is_workflow=is_wf,
+            first_seen=self._now_iso(),
+        )
+        self.invocations[inv_id] = info
+        return info
+
+    def _step_workflow(self, info: InvocationInfo) -> str | None:
+        return info.owner_workflow_id or info.workflow_id
+
+    def label(self, invocation_id: str) -> str:
+        info = self.invocations.get(invocation_id)
+        short = invocation_id[:8]
+        return f"{info.name} [{short}]" if info else f"[{short}]"
+
+    # hooks called by the simulated components -------------------------------------------
+
+    def before_register(self, app: Pynenc, invocations: list[DistributedInvocation]) -> None:
+        for inv in invocations:
+            info = self._describe_new(inv)
+            self._before(
+                self._next_step(
+                    "route", f"route:{info.name}", self._step_workflow(info),
+                    info.invocation_id, info.task,
+                )
+            )
+
+    def after_register(self, app: Pynenc, invocations: list[DistributedInvocation]) -> None:
+        for inv in invocations:
+            info = self.invocations[str(inv.invocation_id)]
+            self._commit(
+                self._next_step(
+                    "route", f"route:{info.name}", self._step_workflow(info),
+                    info.invocation_id, info.task,
+                )
+            )
+
+    def before_status(self, app: Pynenc, invocation_id: Any, status: InvocationStatus) -> None:
+        info = self.invocations.get(str(invocation_id))
+        if info is None:
+            return
+        if status in _RESULT_STATUSES:
+            self._before(
+                self._next_step(
+                    "result", info.name, self._step_workflow(info), info.invocation_id,
+                    info.task, {"status": status.value},
+                )
+            )
+        elif status == InvocationStatus.RETRY:
+            self._before(
+                self._next_step(
+                    "retry", f"retry:{info.name}", self._step_workflow(info),
+                    info.invocation_id, info.task,
+                )
+            )
+
+    def after_status(self, app: Pynenc, invocation_id: Any, status: InvocationStatus) -> None:
+        inv_id = str(invocation_id)
+        info = self.invocations.get(inv_id)
+        if status == InvocationStatus.RUNNING:
+            self._start_execution(inv_id, info)
+            return
+        if status.is_final():
+            self._finish_execution(inv_id, status.value)
+            for thread in self.waiters.pop(inv_id, ()):
+                if thread.waiting_on is not None:
+                    thread.waiting_on = None
+                    self.ready.append(thread)
+        elif status == InvocationStatus.RETRY:
+            self._finish_execution(inv_id, "retry")
+        if info is None:
+            return
+        if status in _RESULT_STATUSES:
+            self._commit(
+                self._next_step(
+                    "result", info.name, self._step_workflow(info), inv_id, info.task,
+                    {"status": status.value},
+                )
+            )
+        elif status == InvocationStatus.RETRY:
+            self._commit(
+                self._next_step(
+                    "retry", f"retry:{info.name}", self._step_workflow(info), inv_id, info.task
+                )
+            )
+
+    def _classify_data(
+        self, identity: WorkflowIdentity, key: str, value: Any, *, count: bool
+    ) -> tuple[str, str] | None:
+        head, sep, tail = key.partition(":")
+        if sep and head in _VALUE_KEYS and tail.isdigit():
+            return "value", f"{_VALUE_KEYS[head]}#{tail}"
+        if head == "counter" or key == "workflow:base_time":
+            return None
+        if head == "task_invocation":
+            child = self.invocations.get(str(value))
+            return "record", f"record:{child.name if child else tail[:12]}"
+        wf_key = (str(identity.workflow_id), key)
+        n = self._data_counters.get(wf_key, 0) + 1
+        if count:
+            self._data_counters[wf_key] = n
+        return "data", f"data:{key}#{n}"
+
+    def before_data(self, app: Pynenc, identity: WorkflowIdentity, key: str, value: Any) -> None:
+        kind_name = self._classify_data(identity, key, value, count=False)
+        if kind_name is not None:
+            kind, name = kind_name
+            self._before(self._next_step(kind, name, str(identity.workflow_id), None, None))
+
+    def after_data(self, app: Pynenc, identity: WorkflowIdentity, key: str, value: Any) -> None:
+        kind_name = self._classify_data(identity, key, value, count=True)
+        if kind_name is not None:
+            kind, name = kind_name
+            self._commit(
+                self._next_step(kind, name, str(identity.workflow_id), None, None, {"key": key})
+            )
+
+    # ledger ------------------------------------------------------------------------------
+
+    def _start_execution(self, inv_id: str, info: InvocationInfo | None) -> None:
+        thread = self.current
+        if thread is None or thread.invocation_id != inv_id or info is None:
+            return
+        info.executions += 1
+        try:
+            arguments = dict(thread.invocation.call.serialized_arguments)
+        except Exception:  # pragma: no cover - arguments that cannot serialize fail elsewhere
+            arguments = {}
+        execution = Execution(
+            task=info.task,
+            name=info.name,
+            invocation_id=inv_id,
+            workflow_id=info.workflow_id,
+            attempt=info.executions,
+            arguments=arguments,
+            started=self._now_iso(),
+        )
+        self.ledger.append(execution)
+        self._running_execution[inv_id] = execution
+        failure = self.faults.failure_for(info.task)
+        if failure is not None:
+            raise failure
+
+    def _finish_execution(self, inv_id: str, outcome: str) -> None:
+        execution = self._running_execution.pop(inv_id, None)
+        if execution is not None:
+            execution.outcome = outcome
+
+    # ------------------------------------------------------------------ scheduling
+
+    def in_simulated_invocation(self) -> bool:
+        thread = self.current
+        return thread is not None and greenlet.getcurrent() is thread.glet
+
+    def wait_for_results(self, invocation_ids: list[Any]) -> None:
+        """Block the caller until one of ``invocation_ids`` is final."""
+        if self.in_simulated_invocation():
+            self.main_glet.switch(("wait", [str(i) for i in invocation_ids]))
+            return
+        ids = [str(i) for i in invocation_ids]
+        self.drive(goal=lambda: self._any_final(ids), goal_ids=ids)
+
+    def sleep_hook(self, seconds: float) -> bool:
+        """``time.sleep`` inside a simulated invocation parks it until the virtual deadline."""
+        if not self.in_simulated_invocation():
+            return False
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        deadline = self.clock.micros + round(seconds * 1_000_000)
+        self.main_glet.switch(("sleep", deadline))
+        return True
+
+    def _any_final(self, ids: list[str]) -> bool:
+        for inv_id in ids:
+            app = self._app_of(inv_id)
+            if app.orchestrator.get_invocation_status(inv_id).is_final():
+                return True
+        return False
+
+    def _app_of(self, inv_id: str) -> Any:
+        thread = self.threads.get(inv_id)
+        if thread is not None:
+            return thread.app
+        if len(self.apps) == 1:
+            return self.apps[0]
+        for app in self.apps:
+            try:
+                app.orchestrator.get_invocation_status(inv_id)
+                return app
+            except Exception:
+                continue
+        return self.apps[0]
+
+    def run_until_idle(self) -> None:
+        self.drive(goal=None, horizon=self.clock.micros)
+
+    def advance_to(self, target_micros: int) -> None:
+        self.drive(goal=None, horizon=target_micros)
+        self._move_clock(target_micros)
+
+    def drive(
+        self,
+        goal: Callable[[], bool] | None,
+        horizon: int | None = None,
+        goal_ids: list[str] | None = None,
+    ) -> None:
+        """Run the world until ``goal()`` holds, or, without a goal, until idle at ``horizon``.
+
+        With a goal the clock skips to the next deadline whenever everything is blocked on
+        time; without one it stops at ``horizon`` (virtual microseconds).
+        """
+        if greenlet.getcurrent() is not self.main_glet:
+            raise InvalidArgument(
+                "the simulation can only be driven from the test (the code that created the "
+                "WorkflowEnv), not from inside a simulated task: a task that needs another's "
+                "result should call .result on its invocation."
+            )
+        while True:
+            if self._pending_crash is not None:
+                reason, self._pending_crash = self._pending_crash, None
+                self._do_crash(reason)
+            self._raise_deferred()
+            if goal is not None and goal():
+                return
+            if self.broker_dirty:
+                self._fetch()
+            if self.ready:
+                index = self._rng.randrange(len(self.ready)) if len(self.ready) > 1 else 0
+                thread = self.ready[index]
+                self.ready[index] = self.ready[-1]
+                self.ready.pop()
+                self._run_slice(thread)
+                continue
+            next_deadline = self.sleepers[0][0] if self.sleepers else None
+            if next_deadline is not None and (horizon is None or next_deadline <= horizon):
+                self._move_clock(max(next_deadline, self.clock.micros))
+                self._wake_sleepers()
+                continue
+            if goal is None:
+                return
+            raise self._deadlock(goal_ids or [])
+
+    def _raise_deferred(self) -> None:
+        if self.errors_to_raise:
+            error = self.errors_to_raise.pop(0)
+            raise error
+
+    def _move_clock(self, micros: int) -> None:
+        if micros > self.clock.micros:
+            self.clock.move_to_micros(micros)
+            self._heartbeat()
+
+    def _wake_sleepers(self) -> None:
+        now = self.clock.micros
+        while self.sleepers and self.sleepers[0][0] <= now:
+            _, _, thread = heapq.heappop(self.sleepers)
+            thread.sleeping_until = None
+            self.ready.append(thread)
+
+    def _fetch(self) -> None:
+        self.broker_dirty = False
+        for app in self.apps:
+            runner = self.runners[app.app_id]
+            for inv in app.orchestrator.get_invocations_to_run(
+                1_000_000_000, runner.runner_context
+            ):
+                inv_id = str(inv.invocation_id)
+                info = self._describe_new(inv)
+                thread = _Thread(app=app, invocation=inv, invocation_id=inv_id, label=info.name)
+                thread.glet = greenlet.greenlet(self._thread_main, parent=self.main_glet)
+                self.threads[inv_id] = thread
+                self.ready.append(thread)
+
+    def _thread_main(self, thread: _Thread) -> tuple[str, Any]:
+        runner = self.runners[thread.app.app_id]
+        try:
+            thread.invocation.run(runner.runner_context)
+        except AssertionError as exc:
+            return ("done", exc)
+        except Exception:
+            pass  # pynenc already recorded the failure in the store
+        return ("done", None)
+
+    def _run_slice(self, thread: _Thread) -> None:
+        self.slices += 1
+        if self.slices > self.max_steps:
+            self.ready.append(thread)
+            raise self._step_limit()
+        tl = _TL.__dict__
+        main_state = dict(tl)
+        tl.clear()
+        tl.update(thread.tl)
+        self.current = thread
+        try:
+            assert thread.glet is not None
+            if thread.glet:  # started: resume it
+                message = thread.glet.switch()
+            else:
+                message = thread.glet.switch(thread)
+        finally:
+            self.current = None
+            thread.tl = dict(tl)
+            tl.clear()
+            tl.update(main_state)
+        kind = message[0]
+        if kind == "wait":
+            ids: list[str] = message[1]
+            thread.waiting_on = ids
+            for inv_id in ids:
+                self.waiters.setdefault(inv_id, []).append(thread)
+        elif kind == "sleep":
+            deadline: int = message[1]
+            if deadline <= self.clock.micros:
+                self.ready.append(thread)
+            else:
+                thread.sleeping_until = deadline
+                self._sleep_seq += 1
+                heapq.heappush(self.sleepers, (deadline, self._sleep_seq, thread))
+        elif kind == "done":
+            self._thread_done(thread, message[1])
+        elif kind == "crash":
+            self.graveyard.append(thread.glet)  # type: ignore[arg-type]
+            self._do_crash(message[1])
+        else:  # pragma: no cover - protocol error
+            raise RuntimeError(f"unknown scheduler message {message!r}")
+
+    def _thread_done(self, thread: _Thread, error: BaseException | None) -> None:
+        self.threads.pop(thread.invocation_id, None)
+        status = thread.app.orchestrator.get_invocation_status(thread.invocation_id)
+        if status == InvocationStatus.RUNNING:
+            reason = (
+                "its code returned but it is still RUNNING (pynenc swallows "
+                "WorkflowPauseError and leaves the invocation RUNNING: nothing will resume it)"
+            )
+            self.stalled[thread.invocation_id] = reason
+            self._finish_execution(thread.invocation_id, "stalled")
+        if error is not None:
+            error.add_note(
+                f"raised by {self.label(thread.invocation_id)} inside the simulation; an "
+                "AssertionError in workflow code fails the test at once and is never retried"
+            )
+            self.errors_to_raise.append(error)
+
+    # ------------------------------------------------------------------ crashes
+
+    def _crash(self, reason: str) -> None:
+        """The worker process dies now (called from a commit hook)."""
+        if self.in_simulated_invocation():
+            # Never returns: this greenlet's frames are abandoned, no finally block runs.
+            self.main_glet.switch(("crash", reason))
+            raise AssertionError("unreachable: a crashed invocation was resumed")  # pragma: no cover
+        self._pending_crash = reason
+
+    def request_crash(self, reason: str) -> None:
+        self._crash(reason)
+
+    def _do_crash(self, reason: str) -> None:
+        self.crashes += 1
+        for thread in list(self.threads.values()):
+            if thread.glet is not None:
+                self.graveyard.append(thread.glet)
+        for inv_id, execution in list(self._running_execution.items()):
+            execution.outcome = "crashed"
+        self._running_execution.clear()
+        self.threads.clear()
+        self.ready.clear()
+        self.waiters.clear()
+        self.sleepers.clear()
+        self._event("crash", "crash", {"reason": reason, "worker": self._worker_generation})
+        for app in self.apps:
+            self._dead_runner_ids.add(self.runners[app.app_id].runner_id)
+        self._worker_generation += 1
+        for app in self.apps:
+            self._new_runner(app)
+            self._recover(app)
+        self._event("recover", "recover", {"worker": self._worker_generation})
+
+    def _recover(self, app: Pynenc) -> None:
+        """pynenc's recovery transitions for everything the dead worker owned.
+
+        The same status path as the core tasks ``recover_running_invocations`` and
+        ``recover_pending_invocations`` (RUNNING -> RUNNING_RECOVERY -> REROUTED, PENDING ->
+        PENDING_RECOVERY -> REROUTED), applied at once for an immediate restart.
+        """
+        runner_ctx = self.runners[app.app_id].runner_context
+        orchestrator = app.orchestrator
+        to_reroute: list[str] = []
+        for inv_id in self.invocations:
+            try:
+                record = orchestrator.get_invocation_status_record(inv_id)
+            except Exception:
+                continue
+            if record.runner_id not in self._dead_runner_ids:
+                continue
+            if record.status == InvocationStatus.RUNNING:
+                orchestrator.set_invocation_status(
+                    inv_id, InvocationStatus.RUNNING_RECOVERY, runner_ctx
+                )
+                to_reroute.append(inv_id)
+            elif record.status == InvocationStatus.PENDING:
+                orchestrator.set_invocation_status(
+                    inv_id, InvocationStatus.PENDING_RECOVERY, runner_ctx
+                )
+                to_reroute.append(inv_id)
+            self.stalled.pop(inv_id, None)
+        if to_reroute:
+            orchestrator.reroute_invocations(to_reroute, runner_ctx)
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _status_text(self, inv_id: str) -> str:
+        try:
+            return str(self._app_of(inv_id).orchestrator.get_invocation_status(inv_id).value)
+        except Exception:
+            return "unknown"
+
+    def blocked_report(self) -> dict[str, str]:
+        blocked: dict[str, str] = {}
+        for inv_id, thread in self.threads.items():
+            if thread.waiting_on:
+                targets = ", ".join(
+                    f"{self.label(t)} (status: {self._status_text(t)})" for t in thread.waiting_on
+                )
+                blocked[self.label(inv_id)] = f"waits for the result of {targets}"
+        for inv_id, reason in self.stalled.items():
+            blocked[self.label(inv_id)] = reason
+        return blocked
+
+    def _deadlock(self, goal_ids: list[str]) -> DeadlockError:
+        blocked = self.blocked_report()
+        goal = ", ".join(f"{self.label(i)} (status: {self._status_text(i)})" for i in goal_ids)
+        lines = [
+            "the simulation cannot make progress: nothing is runnable, no timer is pending"
+            + (f", and {goal} is not finished." if goal else "."),
+        ]
+        if blocked:
+            lines.append("Blocked:")
+            lines.extend(f"  - {who} {what}" for who, what in blocked.items())
+        else:
+            lines.append(
+                "Nothing is blocked inside the simulation: the awaited invocation was never "
+                "routed to the simulated broker (was it created before env.use(app)?)."
+            )
+        lines.append(f"Virtual time: {self.clock.now.isoformat()}; seed: {self.seed}.")
+        return DeadlockError("\n".join(lines), blocked)
+
+    def _step_limit(self) -> StepLimitExceeded:
+        recent = [s.name for s in self.history[-8:]]
+        return StepLimitExceeded(
+            f"the simulation ran {self.max_steps} scheduler steps without finishing "
+            f"(limit max_steps={self.max_steps}). If the run is meant to be this long, raise "
+            "the limit: WorkflowEnv(max_steps=...) or @pytest.mark.wf(max_steps=...). "
+            "Otherwise look for a workflow that never ends (an endless loop of children, "
+            f"sleeps or retries). Last steps: {', '.join(recent) or 'none'}. "
+            f"Virtual time: {self.clock.now.isoformat()}; seed: {self.seed}."
+        )
+
+    def close(self) -> None:
+        """End every greenlet of this world deliberately (call after detaching the apps).
+
+        A garbage-collected greenlet gets ``GreenletExit``, which runs pynenc's ``finally``
+        blocks in whatever context is current: so abandoned (crashed) and still-parked
+        greenlets are kept referenced until now and then ended here, on a scratch context.
+        """
+        glets = list(self.graveyard)
+        glets.extend(t.glet for t in self.threads.values() if t.glet is not None)
+        self.ready.clear()
+        self.waiters.clear()
+        self.sleepers.clear()
+        self.threads.clear()
+        self.graveyard.clear()
+        tl = _TL.__dict__
+        main_state = dict(tl)
+        for glet in glets:
+            if glet and not glet.dead:
+                tl.clear()
+                try:
+                    glet.throw(greenlet.GreenletExit)
+                except BaseException:  # noqa: BLE001 - a dying greenlet may raise anything
+                    pass
+        tl.clear()
+        tl.update(main_state)
+
+
+def step_time(micros: int) -> str:
+    return from_micros(micros).isoformat()

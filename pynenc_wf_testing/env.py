@@ -1,0 +1,458 @@
+"""WorkflowEnv: the object behind the ``wf_env`` fixture, usable without pytest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from .clock import VirtualClock, normalize_start
+from .errors import AppConfigurationError, InvalidArgument, UnknownStepError
+from .faults import FailFault, FaultPlan
+from .history import Step, history_to_json
+from .ledger import Execution
+
+if TYPE_CHECKING:
+    from pynenc.app import Pynenc
+    from pynenc.invocation.dist_invocation import DistributedInvocation
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.task import Task
+
+    from ._patches import ProcessPatches
+    from ._simulation import Simulation
+
+__all__ = ["WorkflowEnv", "WorkflowRun"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Config keys that put an app on the simulated components (pynenc selects by class name).
+SIM_CONFIG: dict[str, Any] = {
+    "orchestrator_cls": "SimMemOrchestrator",
+    "state_backend_cls": "SimMemStateBackend",
+    "broker_cls": "MemBroker",
+    "trigger_cls": "MemTrigger",
+    "client_data_store_cls": "MemClientDataStore",
+    "runner_cls": "SimRunner",
+    # With a frozen clock a cached status never expires: a waiting parent would never see
+    # its child finish (DESIGN.md section 4).
+    "cached_status_time": 0,
+    "dev_mode_force_sync_tasks": False,
+    # The blocking-control index iterates sets (PYTHONHASHSEED order); the scheduler already
+    # knows who waits on whom.
+    "blocking_control": False,
+}
+
+_active_env: WorkflowEnv | None = None
+
+
+class _SavedApp:
+    """Everything of a user's app that ``use()`` changes, to put back on close."""
+
+    def __init__(self, app: Pynenc) -> None:
+        self.config_values = app.config_values
+        self.runner_instance = app._runner_instance
+        self.components = {
+            name: getattr(app, name)
+            for name in (
+                "_conf", "_logger", "_orchestrator", "_trigger", "_broker", "_state_backend",
+                "_serializer", "_client_data_store",
+            )
+        }
+        self.deferred_triggers = {k: list(v) for k, v in app._deferred_trigger_tasks.items()}
+
+    def restore(self, app: Pynenc) -> None:
+        app.config_values = self.config_values
+        app._runner_instance = self.runner_instance
+        for name, value in self.components.items():
+            setattr(app, name, value)
+        app._deferred_trigger_tasks.clear()
+        app._deferred_trigger_tasks.update(self.deferred_triggers)
+
+
+def _check_task(task: object, what: str) -> Task[Any, Any]:
+    from pynenc.task import Task
+
+    if not isinstance(task, Task):
+        raise InvalidArgument(
+            f"{what} expects a pynenc task (a function decorated with @app.task or "
+            f"@app.workflow), got {type(task).__name__}: {task!r}."
+        )
+    return task
+
+
+class WorkflowRun(Generic[R]):
+    """A handle on one invocation started in a :class:`WorkflowEnv`."""
+
+    def __init__(self, env: WorkflowEnv, invocation: DistributedInvocation[Any, R]) -> None:
+        self._env = env
+        self._app = invocation.app
+        self.invocation_id: str = str(invocation.invocation_id)
+        """pynenc's invocation id (seeded: the same seed gives the same id)."""
+        workflow = invocation.workflow
+        self.workflow_id: str | None = str(workflow.workflow_id) if workflow else None
+        """The workflow id (the invocation id of a workflow), or None for a plain task."""
+        self._invocation = invocation
+
+    @property
+    def status(self) -> InvocationStatus:
+        """pynenc's current status of the invocation (does not run anything)."""
+        return self._app.orchestrator.get_invocation_status(self.invocation_id)
+
+    @property
+    def done(self) -> bool:
+        """True once the invocation reached a final status (success or failure)."""
+        return bool(self.status.is_final())
+
+    @property
+    def result(self) -> R:
+        """Drive the simulation until this invocation is final and return its result.
+
+        Time skips to the next deadline whenever everything is blocked on time. Raises the
+        task's own exception if it failed, :class:`DeadlockError` if it can never finish.
+        """
+        __tracebackhide__ = True
+        sim = self._env._require_sim()
+        if not self.done:
+            sim.drive(goal=lambda: self.done, goal_ids=[self.invocation_id])
+        self._env._check_unfired_at_end()
+        return self._invocation.get_final_result()
+
+    @property
+    def name(self) -> str:
+        """The step name of this invocation (``fulfill_order#1``)."""
+        return self._env._require_sim().label(self.invocation_id).split(" [")[0]
+
+    @property
+    def history(self) -> list[Step]:
+        """The steps of this run: its own workflow and its sub-workflows, in commit order."""
+        sim = self._env._require_sim()
+        members = {self.workflow_id} if self.workflow_id else set()
+        changed = True
+        while changed:
+            changed = False
+            for child, parent in sim.workflow_parent.items():
+                if parent in members and child not in members:
+                    members.add(child)
+                    changed = True
+        return [
+            s
+            for s in sim.history
+            if (s.workflow_id in members) or s.invocation_id == self.invocation_id
+        ]
+
+    def __repr__(self) -> str:
+        return f"<WorkflowRun {self.invocation_id[:8]} status={self.status.value}>"
+
+
+class WorkflowEnv:
+    """A deterministic simulation of pynenc workflows on a virtual clock.
+
+    ``with WorkflowEnv(seed=7) as env:`` starts the virtual clock (freezegun), seeds ids and
+    randomness, and runs every app passed to :meth:`use` (or every app of a task passed to
+    :meth:`start`) on pynenc's in-memory components driven by a seeded scheduler. The same
+    seed gives the same history, byte for byte, in any process.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        start: dt.datetime | None = None,
+        max_steps: int = 100_000,
+        log_level: str = "error",
+    ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InvalidArgument(
+                f"seed must be a non-negative int, got {seed!r}. Pass e.g. WorkflowEnv(seed=7)."
+            )
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise InvalidArgument(
+                f"max_steps must be a positive int, got {max_steps!r}. "
+                "The default is 100_000 scheduler steps."
+            )
+        self._seed = seed
+        self._start = normalize_start(start)
+        self._max_steps = max_steps
+        self._log_level = log_level
+        self._patches: ProcessPatches | None = None
+        self._sim: Simulation | None = None
+        self._clock: VirtualClock | None = None
+        self._saved: dict[int, tuple[Pynenc, _SavedApp]] = {}
+        self._faults = FaultPlan()
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifetime
+
+    def __enter__(self) -> WorkflowEnv:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> WorkflowEnv:
+        """Start the simulation (``with`` does this for you)."""
+        global _active_env
+        if self._closed:
+            raise InvalidArgument("this WorkflowEnv was closed; create a new one.")
+        if self._sim is not None:
+            return self
+        if _active_env is not None:
+            raise InvalidArgument(
+                "another WorkflowEnv is already open in this process; close it first "
+                "(one simulation owns the virtual clock at a time)."
+            )
+        from . import _components  # noqa: F401 - makes the simulated components selectable
+        from ._patches import ProcessPatches
+        from ._simulation import Simulation
+
+        self._patches = ProcessPatches(self._seed, self._start, self._sleep_hook)
+        self._patches.start()
+        self._clock = VirtualClock(self._start, on_move=self._patches.move_to)
+        self._sim = Simulation(
+            seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=self._faults
+        )
+        _active_env = self
+        return self
+
+    def close(self) -> None:
+        """Stop the simulation and give every used app its own configuration back."""
+        global _active_env
+        if self._closed:
+            return
+        self._closed = True
+        from ._components import SIM_ATTR
+
+        try:
+            for app, _saved in self._saved.values():
+                if getattr(app, SIM_ATTR, None) is not None:
+                    setattr(app, SIM_ATTR, None)
+            if self._sim is not None:
+                self._sim.close()
+        finally:
+            for app, saved in self._saved.values():
+                saved.restore(app)
+                if hasattr(app, SIM_ATTR):
+                    delattr(app, SIM_ATTR)
+            self._saved.clear()
+            if self._patches is not None:
+                self._patches.stop()
+            if _active_env is self:
+                _active_env = None
+
+    def _require_sim(self) -> Simulation:
+        if self._sim is None:
+            if self._closed:
+                raise InvalidArgument("this WorkflowEnv is closed; create a new one.")
+            self.open()
+        assert self._sim is not None
+        return self._sim
+
+    def _sleep_hook(self, seconds: float) -> bool:
+        return self._sim.sleep_hook(seconds) if self._sim is not None else False
+
+    # ------------------------------------------------------------------ apps
+
+    def use(self, app: Pynenc) -> Pynenc:
+        """Run ``app`` (a module-level pynenc app, maybe built for production) on simulated
+        components until this environment closes. Its production stores are never opened."""
+        from pynenc.app import Pynenc
+
+        if not isinstance(app, Pynenc):
+            raise InvalidArgument(
+                f"use() expects a pynenc app (a Pynenc instance), got {type(app).__name__}: "
+                f"{app!r}. Pass your module-level app, e.g. env.use(myshop.tasks.app)."
+            )
+        sim = self._require_sim()
+        if id(app) in self._saved:
+            return app
+        for other, _ in self._saved.values():
+            if other.app_id == app.app_id:
+                raise AppConfigurationError(
+                    f"two different apps share app_id {app.app_id!r}; pynenc keys apps by id. "
+                    "Give each app its own app_id."
+                )
+        from ._components import SIM_ATTR
+
+        saved = _SavedApp(app)
+        self._saved[id(app)] = (app, saved)
+        app.config_values = {**(app.config_values or {}), **SIM_CONFIG}
+        app.config_values["logging_level"] = self._log_level
+        app._reset_cached_components()
+        self._check_config(app)
+        setattr(app, SIM_ATTR, sim)
+        sim.attach(app)
+        app.register_deferred_triggers()
+        return app
+
+    def _check_config(self, app: Pynenc) -> None:
+        conf = app.conf
+        wrong = [
+            f"{key}={getattr(conf, key)!r}"
+            for key in ("orchestrator_cls", "state_backend_cls", "broker_cls", "runner_cls")
+            if getattr(conf, key) != SIM_CONFIG[key]
+        ]
+        if wrong:
+            raise AppConfigurationError(
+                f"app {app.app_id!r} keeps {', '.join(wrong)} although the harness set the "
+                "simulated components in its config_values: something with higher priority "
+                "(an environment variable PYNENC__..., or a config file) overrides them. "
+                "Unset those variables for the test run."
+            )
+
+    # ------------------------------------------------------------------ running
+
+    def start(self, task: Task[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowRun[R]:
+        """Route ``task(*args, **kwargs)`` in the simulation and return a handle on it.
+
+        Nothing runs until the simulation is driven (``run.result``, :meth:`advance`,
+        :meth:`run_until_idle`).
+        """
+        from pynenc.invocation.dist_invocation import DistributedInvocation
+
+        checked = _check_task(task, "start()")
+        self._require_sim()
+        self.use(checked.app)
+        invocation = checked(*args, **kwargs)
+        if not isinstance(invocation, DistributedInvocation):
+            raise AppConfigurationError(  # pragma: no cover - SIM_CONFIG forbids dev mode
+                f"{checked.task_id.key} did not create a distributed invocation "
+                f"({type(invocation).__name__}); is dev_mode_force_sync_tasks on?"
+            )
+        return WorkflowRun(self, invocation)
+
+    def run_until_idle(self) -> None:
+        """Run everything runnable at the current virtual time, without moving the clock."""
+        self._require_sim().run_until_idle()
+
+    def advance(
+        self,
+        *,
+        seconds: float = 0,
+        minutes: float = 0,
+        hours: float = 0,
+        days: float = 0,
+        weeks: float = 0,
+    ) -> None:
+        """Move the clock forward, running in virtual-time order everything due on the way."""
+        amounts = {
+            "seconds": seconds, "minutes": minutes, "hours": hours, "days": days, "weeks": weeks
+        }
+        for key, value in amounts.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise InvalidArgument(
+                    f"advance({key}={value!r}): expected a number of {key}. "
+                    "Use e.g. wf_env.advance(days=30)."
+                )
+            if value < 0:
+                raise InvalidArgument(
+                    f"advance({key}={value!r}): time only moves forward in a simulation. "
+                    "To observe an earlier instant, start a new WorkflowEnv with start=..."
+                )
+        delta = dt.timedelta(**{k: float(v) for k, v in amounts.items()})
+        sim = self._require_sim()
+        sim.advance_to(sim.clock.micros + delta // dt.timedelta(microseconds=1))
+
+    # ------------------------------------------------------------------ faults
+
+    def crash_after(self, step: object) -> None:
+        """Kill the worker right after ``step`` commits.
+
+        ``step``: a name (``"charge_payment"`` = ``"charge_payment#1"``, ``"uuid#1"``,
+        ``"route:charge_payment#2"``), a task object (its first result), a global step number,
+        or a predicate over :class:`Step`.
+        """
+        self._faults.add_crash("after", step)
+
+    def crash_before(self, step: object) -> None:
+        """Kill the worker right before ``step`` commits (its side effect may have happened)."""
+        self._faults.add_crash("before", step)
+
+    def fail(
+        self,
+        task: Task[Any, Any],
+        *,
+        times: int = 1,
+        exc: BaseException | type[BaseException] = RuntimeError,
+    ) -> None:
+        """The next ``times`` executions of ``task`` raise ``exc`` instead of running."""
+        checked = _check_task(task, "fail()")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise InvalidArgument(f"fail(times={times!r}): expected a positive int.")
+        self._faults.failures.append(
+            FailFault(checked.task_id.key, checked.task_id.func_name, times, exc)
+        )
+
+    @property
+    def crashes(self) -> int:
+        """How many times the worker crashed so far."""
+        return self._require_sim().crashes
+
+    def _check_unfired_at_end(self) -> None:
+        sim = self._sim
+        if sim is None:
+            return
+        unfired = self._faults.unfired()
+        if unfired and not sim.threads and not sim.ready and not sim.sleepers:
+            self._raise_unfired(unfired)
+
+    def _raise_unfired(self, unfired: list[Any]) -> None:
+        sim = self._require_sim()
+        names = sorted({s.name for s in sim.history if s.is_step})
+        wanted = ", ".join(p.snippet() for p in unfired)
+        raise UnknownStepError(
+            f"{wanted}: the run ended without reaching that step. Steps seen: "
+            f"{', '.join(names) or 'none'}. Check the name (a task's name is its function "
+            "name; '#2' is its second call)."
+        )
+
+    def check_faults_fired(self) -> None:
+        """Raise :class:`UnknownStepError` for any armed crash point that never fired."""
+        unfired = self._faults.unfired()
+        if unfired:
+            self._raise_unfired(unfired)
+
+    # ------------------------------------------------------------------ observation
+
+    @property
+    def seed(self) -> int:
+        """The seed of this simulation."""
+        return self._seed
+
+    @property
+    def now(self) -> dt.datetime:
+        """The current virtual instant (aware UTC datetime)."""
+        if self._clock is None:
+            return self._start
+        return self._clock.now
+
+    @property
+    def ledger(self) -> list[Execution]:
+        """Every task execution so far: task, arguments, attempt and outcome."""
+        return list(self._require_sim().ledger)
+
+    def executions(self, task: Task[Any, Any] | str) -> int:
+        """How many times the function of ``task`` (a task or its name) started executing."""
+        if isinstance(task, str):
+            return sum(1 for e in self._require_sim().ledger if e.task.rsplit(".", 1)[-1] == task)
+        key = _check_task(task, "executions()").task_id.key
+        return sum(1 for e in self._require_sim().ledger if e.task == key)
+
+    @property
+    def history(self) -> list[Step]:
+        """Every step and crash/recovery event so far, in commit order."""
+        return list(self._require_sim().history)
+
+    @property
+    def steps(self) -> list[str]:
+        """The names of the numbered steps so far (what crash points can refer to)."""
+        return [s.name for s in self._require_sim().history if s.is_step]
+
+    def history_json(self) -> str:
+        """The step history as stable JSON (byte-identical for the same seed and code)."""
+        return history_to_json(self._require_sim().history, seed=self._seed)
+
+    def blocked(self) -> dict[str, str]:
+        """What each blocked invocation waits on right now."""
+        return self._require_sim().blocked_report()

@@ -1,0 +1,57 @@
+"""Every error the harness raises.
+
+Each message says what went wrong and what to do instead. Tests pin these messages, so change
+them deliberately.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AppConfigurationError",
+    "CrashSafetyError",
+    "DeadlockError",
+    "InvalidArgument",
+    "NondeterminismError",
+    "StepLimitExceeded",
+    "UnknownStepError",
+    "WorkflowTestingError",
+]
+
+
+class WorkflowTestingError(Exception):
+    """Base class of every error raised by pynenc-wf-testing."""
+
+
+class InvalidArgument(WorkflowTestingError, TypeError):
+    """A harness function was called with an argument it cannot accept."""
+
+
+class AppConfigurationError(WorkflowTestingError):
+    """The pynenc app handed to the harness cannot be simulated as configured."""
+
+
+class DeadlockError(WorkflowTestingError):
+    """Something waits on what can never happen: nothing is runnable and no timer is pending.
+
+    ``blocked`` maps each blocked invocation (a readable label) to what it waits on.
+    """
+
+    def __init__(self, message: str, blocked: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.blocked: dict[str, str] = dict(blocked or {})
+
+
+class StepLimitExceeded(WorkflowTestingError):
+    """The simulation ran more scheduler steps than allowed: probably a run that never ends."""
+
+
+class UnknownStepError(WorkflowTestingError):
+    """A crash point or step reference never matched any step of the run."""
+
+
+class NondeterminismError(WorkflowTestingError):
+    """Replayed workflow code did something different from what its history recorded."""
+
+
+class CrashSafetyError(AssertionError):
+    """A crash/replay check found a fault schedule under which the workflow misbehaves."""

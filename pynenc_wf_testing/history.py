@@ -1,0 +1,69 @@
+"""Step history: the durable events of a simulation, numbered and named.
+
+A *step* is one durable event in a workflow's history, numbered from 1 in commit order
+(DESIGN.md section 3). Names are stable and readable so tests can crash at them:
+
+- ``route:charge_payment#1``: the first ``charge_payment`` child of a workflow was routed;
+- ``charge_payment#1``: its result (or failure) was committed;
+- ``retry:charge_payment#1``: it failed with a retriable error and was scheduled again;
+- ``uuid#1``, ``random#2``, ``utc_now#1``: a deterministic value was recorded;
+- ``data:<key>#n``: workflow data was set (the n-th write of that key);
+- ``record:charge_payment#1``: ``execute_task`` recorded the child's id (fine-grained step).
+
+Crash and recovery events are history entries too, without a step number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["HISTORY_FORMAT_VERSION", "Step", "history_to_json"]
+
+#: Version of the JSON produced by :func:`history_to_json`.
+HISTORY_FORMAT_VERSION = 1
+
+#: Kinds of steps that only a fine-grained crash check explores.
+FINE_KINDS = frozenset({"record"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One entry of a simulation's history.
+
+    ``number`` is the step number (from 1, in commit order) or ``None`` for events that are not
+    steps (``crash``, ``recover``). ``time`` is the virtual instant (ISO 8601, UTC).
+    """
+
+    number: int | None
+    kind: str
+    name: str
+    workflow_id: str | None
+    invocation_id: str | None
+    time: str
+    task: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_step(self) -> bool:
+        return self.number is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        label = f"#{self.number}" if self.number is not None else "--"
+        return f"{label} {self.name}"
+
+
+def history_to_json(steps: Iterable[Step], *, seed: int | None = None) -> str:
+    """Stable JSON of a history: byte-identical for the same run in any process."""
+    payload = {
+        "format": "pynenc-wf-history",
+        "version": HISTORY_FORMAT_VERSION,
+        "seed": seed,
+        "steps": [step.to_dict() for step in steps],
+    }
+    return json.dumps(payload, sort_keys=True, indent=1, ensure_ascii=True)
