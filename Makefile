@@ -1,0 +1,37 @@
+# Two commands do all the set-up: `make demo` and `make test` (each creates the venv if needed).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# pynenc 0.4 needs Python >= 3.12: take the first 3.12+ interpreter we find.
+PYTHON ?= $(shell for p in python3.12 python3.13 python3 /root/.pyenv/versions/3.12*/bin/python3.12; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
+PYTEST_ARGS ?=
+
+.PHONY: venv test demo bench lint typecheck clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 is required (pynenc 0.4 needs it); none found on PATH" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: venv
+	$(PY) -m pytest examples -v --wf-summary $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) benchmarks/run.py
+
+lint: venv
+	$(VENV)/bin/ruff check pynenc_wf_testing pytest_plugin tests examples benchmarks
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info

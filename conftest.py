@@ -1,0 +1,1 @@
+"""Repository-level pytest configuration (the wf_env fixture itself comes from the plugin)."""

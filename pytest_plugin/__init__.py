@@ -1,0 +1,1 @@
+"""pytest plugin of pynenc-wf-testing (installed as the module ``pytest_pynenc_wf``)."""
