@@ -20,7 +20,7 @@ from pynenc.runner.runner_context import RunnerContext
 
 from ._runner import SimRunner
 from ._seeding import derive_rng
-from .clock import VirtualClock, from_micros
+from .clock import VirtualClock, from_micros, to_micros
 from .errors import DeadlockError, InvalidArgument, StepLimitExceeded
 from .faults import FaultPlan
 from .history import Step
@@ -116,12 +116,59 @@ class Simulation:
         self._running_execution: dict[str, Execution] = {}
         self.stalled: dict[str, str] = {}
         self.errors_to_raise: list[BaseException] = []
+        self._trigger_apps: list[Any] = []
+        self._trigger_pending = False
+        self._trigger_runs = 0
 
     # ------------------------------------------------------------------ apps and workers
 
     def attach(self, app: Pynenc) -> None:
         self.apps.append(app)
         self._new_runner(app)
+
+    def refresh_triggers(self) -> None:
+        """Note which apps have trigger conditions (cron, events): only those pay for the
+        trigger loop."""
+        self._trigger_apps = [app for app in self.apps if app.trigger._get_all_conditions()]
+        self._trigger_pending = bool(self._trigger_apps)
+
+    def _next_cron(self) -> int | None:
+        """The next instant (virtual micros) at which any cron condition is due.
+
+        pynenc's cron matches only within a window after the scheduled time and has no
+        catch-up, so the clock must land on each fire time rather than jump over it.
+        """
+        if not self._trigger_apps:
+            return None
+        from croniter import croniter
+        from pynenc.trigger.conditions.cron import CronCondition
+
+        now = self.clock.now
+        best: int | None = None
+        for app in self._trigger_apps:
+            for condition in app.trigger._get_all_conditions():
+                if isinstance(condition, CronCondition):
+                    nxt = croniter(condition.cron_expression, now).get_next(type(now))
+                    micros = to_micros(nxt)
+                    if best is None or micros < best:
+                        best = micros
+        return best
+
+    def _run_triggers(self) -> None:
+        """One pynenc trigger-loop iteration per app with triggers, as a runner's atomic
+        service slot would run it."""
+        from pynenc.orchestrator.atomic_service import AtomicServiceRun
+
+        self._trigger_pending = False
+        for app in self._trigger_apps:
+            self._trigger_runs += 1
+            runner = self.runners[app.app_id]
+            run = AtomicServiceRun(
+                runner_id=runner.runner_id,
+                atomic_service_run_id=f"sim-trigger-{self._trigger_runs}",
+                started_at=self.clock.now,
+            )
+            app.trigger.trigger_loop_iteration(run)
 
     def _new_runner(self, app: Pynenc) -> SimRunner:
         ctx = RunnerContext(
@@ -270,6 +317,8 @@ class Simulation:
             self._start_execution(inv_id, info)
             return
         if status.is_final():
+            if self._trigger_apps:
+                self._trigger_pending = True
             self._finish_execution(inv_id, status.value)
             for thread in self.waiters.pop(inv_id, ()):
                 if thread.waiting_on is not None:
@@ -433,6 +482,10 @@ class Simulation:
                 return
             if self.broker_dirty:
                 self._fetch()
+            if not self.ready and self._trigger_pending:
+                self._run_triggers()
+                if self.broker_dirty:
+                    continue
             if self.ready:
                 index = self._rng.randrange(len(self.ready)) if len(self.ready) > 1 else 0
                 thread = self.ready[index]
@@ -441,6 +494,9 @@ class Simulation:
                 self._run_slice(thread)
                 continue
             next_deadline = self.sleepers[0][0] if self.sleepers else None
+            next_cron = self._next_cron()
+            if next_cron is not None and (next_deadline is None or next_cron < next_deadline):
+                next_deadline = next_cron
             if next_deadline is not None and (horizon is None or next_deadline <= horizon):
                 self._move_clock(max(next_deadline, self.clock.micros))
                 self._wake_sleepers()
@@ -458,6 +514,8 @@ class Simulation:
         if micros > self.clock.micros:
             self.clock.move_to_micros(micros)
             self._heartbeat()
+            if self._trigger_apps:
+                self._trigger_pending = True
 
     def _wake_sleepers(self) -> None:
         now = self.clock.micros

@@ -284,6 +284,7 @@ class WorkflowEnv:
         setattr(app, SIM_ATTR, sim)
         sim.attach(app)
         app.register_deferred_triggers()
+        sim.refresh_triggers()
         return app
 
     def _check_config(self, app: Pynenc) -> None:
