@@ -19,6 +19,7 @@ from freezegun import freeze_time
 import pynenc.invocation.base_invocation as _base_inv
 import pynenc.invocation.dist_invocation as _dist_inv
 from pynenc.identifiers.invocation_id import InvocationId
+from pynenc.workflow.workflow_deterministic import DeterministicExecutor
 
 from ._seeding import derive_rng
 
@@ -27,6 +28,16 @@ REAL_UUID4: Callable[[], uuid.UUID] = uuid.uuid4
 
 # Called by the patched ``time.sleep``; returns True when the sleep was handled virtually.
 _sleep_hook: Callable[[float], bool] | None = None
+# Called around ``DeterministicExecutor.execute_task`` (see ProcessPatches).
+_execute_task_hook: Callable[..., Any] | None = None
+_ORIG_EXECUTE_TASK = DeterministicExecutor.execute_task
+
+
+def _patched_execute_task(self: Any, task: Any, *args: Any, **kwargs: Any) -> Any:
+    hook = _execute_task_hook
+    if hook is None:
+        return _ORIG_EXECUTE_TASK(self, task, *args, **kwargs)
+    return hook(_ORIG_EXECUTE_TASK, self, task, args, kwargs)
 
 
 def _patched_sleep(seconds: float) -> None:
@@ -49,20 +60,38 @@ class ProcessPatches:
       by seed; their previous state is restored afterwards.
     - ``time.sleep`` is not patched by freezegun; inside a simulated invocation it parks that
       invocation until the virtual deadline.
+    - ``DeterministicExecutor.execute_task`` is wrapped to learn which child call a workflow
+      makes at which position of its body (pynenc offers no hook there): the ledger names
+      logical calls by it and a replay that asks for a different call is caught at once.
     """
 
-    def __init__(self, seed: int, start: _dt.datetime, sleep_hook: Callable[[float], bool]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        start: _dt.datetime,
+        sleep_hook: Callable[[float], bool],
+        execute_task_hook: Callable[..., Any] | None = None,
+    ) -> None:
         self._seed = seed
         self._start = start
         self._sleep_hook = sleep_hook
+        self._execute_task_hook = execute_task_hook
         self._undo: list[Callable[[], None]] = []
         self._freezer: Any = None
         self.factory: Any = None
 
+    def save_streams(self) -> tuple[Any, Any, Any]:
+        return (self._inv_rng.getstate(), self._uuid_rng.getstate(), random.getstate())
+
+    def restore_streams(self, state: tuple[Any, Any, Any]) -> None:
+        self._inv_rng.setstate(state[0])
+        self._uuid_rng.setstate(state[1])
+        random.setstate(state[2])
+
     def reseed_ids(self, seed: int) -> None:
         """Restart the id streams (each fault run of a crash check starts from the same seed)."""
-        inv_rng = derive_rng(seed, "invocation-ids")
-        uuid_rng = derive_rng(seed, "uuid4")
+        inv_rng = self._inv_rng = derive_rng(seed, "invocation-ids")
+        uuid_rng = self._uuid_rng = derive_rng(seed, "uuid4")
 
         def gen_invocation_id() -> InvocationId:
             return InvocationId(str(uuid.UUID(int=inv_rng.getrandbits(128), version=4)))
@@ -106,6 +135,18 @@ class ProcessPatches:
             _sleep_hook = previous_hook
 
         self._undo.append(undo_sleep)
+
+        global _execute_task_hook
+        previous_exec_hook = _execute_task_hook
+        _execute_task_hook = self._execute_task_hook
+        DeterministicExecutor.execute_task = _patched_execute_task  # type: ignore[method-assign]
+
+        def undo_execute_task() -> None:
+            global _execute_task_hook
+            DeterministicExecutor.execute_task = _ORIG_EXECUTE_TASK  # type: ignore[method-assign]
+            _execute_task_hook = previous_exec_hook
+
+        self._undo.append(undo_execute_task)
 
     def _restore_real_monotonic(self) -> None:
         time.monotonic = _fz.real_monotonic

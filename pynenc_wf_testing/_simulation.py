@@ -21,7 +21,7 @@ from pynenc.runner.runner_context import RunnerContext
 from ._runner import SimRunner
 from ._seeding import derive_rng
 from .clock import VirtualClock, from_micros, to_micros
-from .errors import DeadlockError, InvalidArgument, StepLimitExceeded
+from .errors import DeadlockError, InvalidArgument, NondeterminismError, StepLimitExceeded
 from .faults import FaultPlan
 from .history import Step
 from .ledger import Execution
@@ -55,6 +55,9 @@ class _Thread:
     tl: dict[str, Any] = field(default_factory=dict)
     waiting_on: list[str] | None = None
     sleeping_until: int | None = None
+    child_counts: dict[str, int] = field(default_factory=dict)
+    child_seq: int = 0
+    in_execute_task: int = 0
 
 
 @dataclass
@@ -104,7 +107,8 @@ class Simulation:
         self.broker_dirty = False
         self.slices = 0
         self.crashes = 0
-        self._pending_crash: str | None = None
+        self._pending_crash: tuple[str, float | None] | None = None
+        self._recovery_at: int | None = None
 
         self.history: list[Step] = []
         self._step_count = 0
@@ -116,6 +120,11 @@ class Simulation:
         self._running_execution: dict[str, Execution] = {}
         self.stalled: dict[str, str] = {}
         self.errors_to_raise: list[BaseException] = []
+        # Logical calls: (workflow id, task name, k-th call of that task in one execution of
+        # the workflow body) -> the invocation first obtained there; and what each position of
+        # a workflow body asked for, to catch a replay that asks for something else.
+        self.logical_of: dict[str, tuple[str, str, int]] = {}
+        self._positions: dict[tuple[str, int], tuple[str, str, str]] = {}
         self._trigger_apps: list[Any] = []
         self._trigger_pending = False
         self._trigger_runs = 0
@@ -212,14 +221,14 @@ class Simulation:
     def _before(self, step: Step) -> None:
         point = self.faults.crash_for(step, "before")
         if point is not None:
-            self._crash(f"crash_before({point.description}) at {step.name}")
+            self._crash(f"{point.snippet()} at {step.name}", point.restart_after)
 
     def _commit(self, step: Step) -> None:
         self._step_count += 1
         self.history.append(step)
         point = self.faults.crash_for(step, "after")
         if point is not None:
-            self._crash(f"crash_after({point.description}) at {step.name}")
+            self._crash(f"{point.snippet()} at {step.name}", point.restart_after)
 
     def _event(self, kind: str, name: str, detail: dict[str, Any] | None = None) -> None:
         self.history.append(
@@ -282,7 +291,10 @@ class Simulation:
             )
 
     def after_register(self, app: Pynenc, invocations: list[DistributedInvocation]) -> None:
+        thread = self.current if self.in_simulated_invocation() else None
         for inv in invocations:
+            if thread is not None and not thread.in_execute_task:
+                self._child_obtained(thread, inv)
             info = self.invocations[str(inv.invocation_id)]
             self._commit(
                 self._next_step(
@@ -373,6 +385,81 @@ class Simulation:
                 self._next_step(kind, name, str(identity.workflow_id), None, None, {"key": key})
             )
 
+    # child calls -------------------------------------------------------------------------
+
+    def execute_task_hook(
+        self, original: Callable[..., Any], executor: Any, task: Any, args: Any, kwargs: Any
+    ) -> Any:
+        thread = self.current if self.in_simulated_invocation() else None
+        if thread is None:
+            return original(executor, task, *args, **kwargs)
+        thread.in_execute_task += 1
+        try:
+            invocation = original(executor, task, *args, **kwargs)
+        finally:
+            thread.in_execute_task -= 1
+        self._child_obtained(thread, invocation)
+        return invocation
+
+    def _child_obtained(self, thread: _Thread, child: Any) -> None:
+        parent_wf = thread.invocation.workflow
+        if parent_wf is None:
+            return
+        wf_id = str(parent_wf.workflow_id)
+        child_id = str(child.invocation_id)
+        info = self._describe_new(child)
+        base = child.call.task.task_id.func_name
+        count = thread.child_counts.get(base, 0) + 1
+        thread.child_counts[base] = count
+        self.logical_of.setdefault(child_id, (wf_id, base, count))
+        thread.child_seq += 1
+        position = (wf_id, thread.child_seq)
+        call_id = str(child.call.call_id)
+        recorded = self._positions.get(position)
+        if recorded is None:
+            self._positions[position] = (child.call.task.task_id.key, call_id, child_id)
+            return
+        if recorded[1] == call_id:
+            return
+        self._abort(self._divergence(thread, thread.child_seq, recorded, child, info))
+
+    def _divergence(
+        self, thread: _Thread, seq: int, recorded: tuple[str, str, str], child: Any,
+        info: InvocationInfo,
+    ) -> NondeterminismError:
+        old = self.invocations.get(recorded[2])
+        old_args = self._args_text(thread.app, recorded[2])
+        new_args = self._args_of(child)
+        return NondeterminismError(
+            f"workflow {self.label(thread.invocation_id)} diverged from its recorded history "
+            f"at child call #{seq}: the history recorded "
+            f"{old.name if old else recorded[0]}({old_args}) but the replayed code now calls "
+            f"{info.name}({new_args}). Workflow code must make the same calls when it "
+            "replays: take ids, random numbers and times from wf.root.uuid()/random()/"
+            "utc_now() (or record them in a child task), never from uuid4(), random or "
+            f"datetime.now() in the workflow body. Seed: {self.seed}."
+        )
+
+    def _args_of(self, invocation: Any) -> str:
+        try:
+            items = sorted(invocation.call.serialized_arguments.items())
+        except Exception:  # pragma: no cover - arguments already validated by pynenc
+            return "?"
+        return ", ".join(f"{k}={v}" for k, v in items)
+
+    def _args_text(self, app: Any, inv_id: str) -> str:
+        try:
+            return self._args_of(app.state_backend.get_invocation(inv_id))
+        except Exception:  # pragma: no cover
+            return "?"
+
+    def _abort(self, error: BaseException) -> None:
+        """Stop the current invocation for good and fail the driving call with ``error``."""
+        if self.in_simulated_invocation():
+            self.main_glet.switch(("abort", error))
+            raise AssertionError("unreachable: an aborted invocation was resumed")  # pragma: no cover
+        raise error
+
     # ledger ------------------------------------------------------------------------------
 
     def _start_execution(self, inv_id: str, info: InvocationInfo | None) -> None:
@@ -392,11 +479,13 @@ class Simulation:
             attempt=info.executions,
             arguments=arguments,
             started=self._now_iso(),
+            logical_call=self.logical_of.get(inv_id) or (info.owner_workflow_id or "", info.name, 0),
         )
         self.ledger.append(execution)
         self._running_execution[inv_id] = execution
         failure = self.faults.failure_for(info.task)
         if failure is not None:
+            execution.injected = True
             raise failure
 
     def _finish_execution(self, inv_id: str, outcome: str) -> None:
@@ -475,8 +564,10 @@ class Simulation:
             )
         while True:
             if self._pending_crash is not None:
-                reason, self._pending_crash = self._pending_crash, None
-                self._do_crash(reason)
+                pending, self._pending_crash = self._pending_crash, None
+                self._do_crash(*pending)
+            if self._recovery_at is not None and self.clock.micros >= self._recovery_at:
+                self._route_recovery_tasks()
             self._raise_deferred()
             if goal is not None and goal():
                 return
@@ -497,6 +588,11 @@ class Simulation:
             next_cron = self._next_cron()
             if next_cron is not None and (next_deadline is None or next_cron < next_deadline):
                 next_deadline = next_cron
+            if self._recovery_at is not None:
+                if not self._owned_by_dead():
+                    self._recovery_at = None
+                elif next_deadline is None or self._recovery_at < next_deadline:
+                    next_deadline = self._recovery_at
             if next_deadline is not None and (horizon is None or next_deadline <= horizon):
                 self._move_clock(max(next_deadline, self.clock.micros))
                 self._wake_sleepers()
@@ -587,7 +683,12 @@ class Simulation:
             self._thread_done(thread, message[1])
         elif kind == "crash":
             self.graveyard.append(thread.glet)  # type: ignore[arg-type]
-            self._do_crash(message[1])
+            self._do_crash(*message[1])
+        elif kind == "abort":
+            self.graveyard.append(thread.glet)  # type: ignore[arg-type]
+            self.threads.pop(thread.invocation_id, None)
+            self._finish_execution(thread.invocation_id, "aborted")
+            raise message[1]
         else:  # pragma: no cover - protocol error
             raise RuntimeError(f"unknown scheduler message {message!r}")
 
@@ -610,18 +711,18 @@ class Simulation:
 
     # ------------------------------------------------------------------ crashes
 
-    def _crash(self, reason: str) -> None:
+    def _crash(self, reason: str, restart_after: float | None = None) -> None:
         """The worker process dies now (called from a commit hook)."""
         if self.in_simulated_invocation():
             # Never returns: this greenlet's frames are abandoned, no finally block runs.
-            self.main_glet.switch(("crash", reason))
+            self.main_glet.switch(("crash", (reason, restart_after)))
             raise AssertionError("unreachable: a crashed invocation was resumed")  # pragma: no cover
-        self._pending_crash = reason
+        self._pending_crash = (reason, restart_after)
 
-    def request_crash(self, reason: str) -> None:
-        self._crash(reason)
+    def request_crash(self, reason: str, restart_after: float | None = None) -> None:
+        self._crash(reason, restart_after)
 
-    def _do_crash(self, reason: str) -> None:
+    def _do_crash(self, reason: str, restart_after: float | None = None) -> None:
         self.crashes += 1
         for thread in list(self.threads.values()):
             if thread.glet is not None:
@@ -637,10 +738,48 @@ class Simulation:
         for app in self.apps:
             self._dead_runner_ids.add(self.runners[app.app_id].runner_id)
         self._worker_generation += 1
+        if restart_after is None:
+            for app in self.apps:
+                self._new_runner(app)
+                self._recover(app)
+            self._event("recover", "recover", {"worker": self._worker_generation})
+            return
+        # The worker stays down: time passes with nothing running, then a new worker starts
+        # and pynenc's own recovery core tasks find what the dead worker owned once its
+        # heartbeat is older than runner_considered_dead_after_minutes.
+        self.clock.move_to_micros(self.clock.micros + round(restart_after * 1_000_000))
         for app in self.apps:
             self._new_runner(app)
-            self._recover(app)
-        self._event("recover", "recover", {"worker": self._worker_generation})
+        self._heartbeat()
+        self._event("restart", "restart", {"worker": self._worker_generation})
+        self._route_recovery_tasks()
+
+    def _route_recovery_tasks(self) -> None:
+        """Route pynenc's core recovery tasks, as their cron would, until nothing is left
+        owned by a dead worker (retried at each 5-minute cron tick)."""
+        from pynenc.core_tasks import core_tasks_registry
+
+        self._recovery_at = None
+        for app in self.apps:
+            for definition in core_tasks_registry.definitions:
+                task = app.task(definition.func, **definition.options)
+                task()
+        self._event("recover", "recover-tasks", {"worker": self._worker_generation})
+        tick = 5 * 60 * 1_000_000
+        self._recovery_at = (self.clock.micros // tick + 1) * tick
+
+    def _owned_by_dead(self) -> bool:
+        for inv_id in self.invocations:
+            app = self._app_of(inv_id)
+            try:
+                record = app.orchestrator.get_invocation_status_record(inv_id)
+            except Exception:
+                continue
+            if record.runner_id in self._dead_runner_ids and record.status in (
+                InvocationStatus.RUNNING, InvocationStatus.PENDING
+            ):
+                return True
+        return False
 
     def _recover(self, app: Pynenc) -> None:
         """pynenc's recovery transitions for everything the dead worker owned.
@@ -672,6 +811,20 @@ class Simulation:
             self.stalled.pop(inv_id, None)
         if to_reroute:
             orchestrator.reroute_invocations(to_reroute, runner_ctx)
+
+    def duplicate_side_effects(self, keys: set[str]) -> list[list[Execution]]:
+        """Executions of non-idempotent tasks (``keys``) that ran more than once for the same
+        logical call. Executions that raised (failed, retry) or were injected failures are
+        not side effects; crashed ones may be (at-least-once)."""
+        by_call: dict[tuple[str, str, int], list[Execution]] = {}
+        for execution in self.ledger:
+            if execution.task not in keys or execution.injected:
+                continue
+            if execution.outcome in ("failed", "retry", "aborted"):
+                continue
+            assert execution.logical_call is not None
+            by_call.setdefault(execution.logical_call, []).append(execution)
+        return [runs for runs in by_call.values() if len(runs) > 1]
 
     # ------------------------------------------------------------------ diagnostics
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import numbers
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from .clock import VirtualClock, normalize_start
@@ -13,6 +14,7 @@ from .history import Step, history_to_json
 from .ledger import Execution
 
 if TYPE_CHECKING:
+    from .crash_check import CrashReport
     from pynenc.app import Pynenc
     from pynenc.invocation.dist_invocation import DistributedInvocation
     from pynenc.invocation.status import InvocationStatus
@@ -46,19 +48,30 @@ SIM_CONFIG: dict[str, Any] = {
 _active_env: WorkflowEnv | None = None
 
 
+_COMPONENT_ATTRS = (
+    "_conf", "_logger", "_orchestrator", "_trigger", "_broker", "_state_backend",
+    "_serializer", "_client_data_store",
+)
+
+
+class _World:
+    """One simulated world: its scheduler, clock, faults, app components and id streams."""
+
+    def __init__(
+        self, sim: Simulation, clock: VirtualClock, faults: FaultPlan,
+        components: dict[int, dict[str, Any]], streams: Any,
+    ) -> None:
+        self.sim, self.clock, self.faults = sim, clock, faults
+        self.components, self.streams = components, streams
+
+
 class _SavedApp:
     """Everything of a user's app that ``use()`` changes, to put back on close."""
 
     def __init__(self, app: Pynenc) -> None:
         self.config_values = app.config_values
         self.runner_instance = app._runner_instance
-        self.components = {
-            name: getattr(app, name)
-            for name in (
-                "_conf", "_logger", "_orchestrator", "_trigger", "_broker", "_state_backend",
-                "_serializer", "_client_data_store",
-            )
-        }
+        self.components = {name: getattr(app, name) for name in _COMPONENT_ATTRS}
         self.deferred_triggers = {k: list(v) for k, v in app._deferred_trigger_tasks.items()}
 
     def restore(self, app: Pynenc) -> None:
@@ -68,6 +81,17 @@ class _SavedApp:
             setattr(app, name, value)
         app._deferred_trigger_tasks.clear()
         app._deferred_trigger_tasks.update(self.deferred_triggers)
+
+
+def _restart_seconds(restart_after: object) -> float | None:
+    if restart_after is None:
+        return None
+    if not isinstance(restart_after, dt.timedelta) or restart_after < dt.timedelta(0):
+        raise InvalidArgument(
+            f"restart_after must be a non-negative datetime.timedelta, got {restart_after!r}. "
+            "Pass e.g. restart_after=timedelta(minutes=15)."
+        )
+    return restart_after.total_seconds()
 
 
 def _check_task(task: object, what: str) -> Task[Any, Any]:
@@ -181,6 +205,9 @@ class WorkflowEnv:
         self._saved: dict[int, tuple[Pynenc, _SavedApp]] = {}
         self._faults = FaultPlan()
         self._closed = False
+        self._non_idempotent: set[str] = set()
+        self.rerun_hint: str = f"WorkflowEnv(seed={seed}) (in pytest: --wf-seed={seed})"
+        """How to rerun this simulation; the pytest plugin sets the exact command."""
 
     # ------------------------------------------------------------------ lifetime
 
@@ -207,7 +234,9 @@ class WorkflowEnv:
         from ._patches import ProcessPatches
         from ._simulation import Simulation
 
-        self._patches = ProcessPatches(self._seed, self._start, self._sleep_hook)
+        self._patches = ProcessPatches(
+            self._seed, self._start, self._sleep_hook, self._execute_task_hook
+        )
         self._patches.start()
         self._clock = VirtualClock(self._start, on_move=self._patches.move_to)
         self._sim = Simulation(
@@ -251,6 +280,11 @@ class WorkflowEnv:
 
     def _sleep_hook(self, seconds: float) -> bool:
         return self._sim.sleep_hook(seconds) if self._sim is not None else False
+
+    def _execute_task_hook(self, original: Any, executor: Any, task: Any, a: Any, kw: Any) -> Any:
+        if self._sim is None:
+            return original(executor, task, *a, **kw)
+        return self._sim.execute_task_hook(original, executor, task, a, kw)
 
     # ------------------------------------------------------------------ apps
 
@@ -355,20 +389,96 @@ class WorkflowEnv:
         sim = self._require_sim()
         sim.advance_to(sim.clock.micros + delta // dt.timedelta(microseconds=1))
 
+    # ------------------------------------------------------------------ worlds
+    # A crash check runs each fault schedule in a fresh world (new durable store, clock back
+    # at the start, id streams reseeded) and then puts the user's world back untouched.
+
+    def _capture_world(self) -> _World:
+        sim = self._require_sim()
+        assert self._clock is not None and self._patches is not None
+        components = {
+            id(app): {name: getattr(app, name) for name in _COMPONENT_ATTRS}
+            for app, _ in self._saved.values()
+        }
+        return _World(sim, self._clock, self._faults, components, self._patches.save_streams())
+
+    def _install_world(self, world: _World) -> None:
+        from ._components import SIM_ATTR
+
+        assert self._patches is not None
+        self._sim, self._clock, self._faults = world.sim, world.clock, world.faults
+        for app, _ in self._saved.values():
+            for name, value in world.components[id(app)].items():
+                setattr(app, name, value)
+            setattr(app, SIM_ATTR, world.sim)
+            app._runner_instance = world.sim.runners[app.app_id]
+        self._patches.restore_streams(world.streams)
+        self._patches.move_to(world.clock.now)
+
+    def _fresh_world(self, faults: FaultPlan) -> None:
+        """Replace the current world by a fresh one (the caller keeps the old one)."""
+        from ._components import SIM_ATTR
+        from ._simulation import Simulation
+
+        assert self._patches is not None
+        self._patches.move_to(self._start)
+        self._patches.reseed_ids(self._seed)
+        self._clock = VirtualClock(self._start, on_move=self._patches.move_to)
+        self._faults = faults
+        self._sim = Simulation(
+            seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=faults
+        )
+        for app, saved in self._saved.values():
+            app._reset_cached_components()
+            setattr(app, SIM_ATTR, self._sim)
+            self._sim.attach(app)
+            app._deferred_trigger_tasks.clear()
+            app._deferred_trigger_tasks.update(
+                {k: list(v) for k, v in saved.deferred_triggers.items()}
+            )
+            app.register_deferred_triggers()
+        self._sim.refresh_triggers()
+
+    def _drop_world(self) -> None:
+        """Detach and end the current world's greenlets (before installing another)."""
+        from ._components import SIM_ATTR
+
+        for app, _ in self._saved.values():
+            setattr(app, SIM_ATTR, None)
+        if self._sim is not None:
+            self._sim.close()
+
     # ------------------------------------------------------------------ faults
 
-    def crash_after(self, step: object) -> None:
+    def crash_after(self, step: object, *, restart_after: dt.timedelta | None = None) -> None:
         """Kill the worker right after ``step`` commits.
 
         ``step``: a name (``"charge_payment"`` = ``"charge_payment#1"``, ``"uuid#1"``,
         ``"route:charge_payment#2"``), a task object (its first result), a global step number,
-        or a predicate over :class:`Step`.
+        or a predicate over :class:`Step`. Several crash points may be armed. The worker
+        restarts at once, or after ``restart_after`` of virtual time, when pynenc's own
+        recovery tasks find the dead worker's invocations.
         """
-        self._faults.add_crash("after", step)
+        self._faults.add_crash("after", step, restart_after=_restart_seconds(restart_after))
 
-    def crash_before(self, step: object) -> None:
-        """Kill the worker right before ``step`` commits (its side effect may have happened)."""
-        self._faults.add_crash("before", step)
+    def crash_before(self, step: object, *, restart_after: dt.timedelta | None = None) -> None:
+        """Kill the worker right before ``step`` commits (its side effect may have happened,
+        its result is not recorded: at-least-once)."""
+        self._faults.add_crash("before", step, restart_after=_restart_seconds(restart_after))
+
+    def crash_during(
+        self, task: Task[Any, Any], *, restart_after: dt.timedelta | None = None
+    ) -> None:
+        """Kill the worker while the next execution of ``task`` runs: its side effect
+        happened, its result is lost (the same point as ``crash_before`` of its result)."""
+        checked = _check_task(task, "crash_during()")
+        name = checked.task_id.func_name
+        self._faults.add_crash(
+            "before",
+            lambda step: step.kind == "result" and step.task == checked.task_id.key,
+            restart_after=_restart_seconds(restart_after),
+            description=f"<during {name}>",
+        )
 
     def fail(
         self,
@@ -383,6 +493,54 @@ class WorkflowEnv:
             raise InvalidArgument(f"fail(times={times!r}): expected a positive int.")
         self._faults.failures.append(
             FailFault(checked.task_id.key, checked.task_id.func_name, times, exc)
+        )
+
+    def mark_non_idempotent(self, task: Task[Any, Any]) -> None:
+        """Treat ``task`` as non-idempotent in this environment's crash checks (see
+        :func:`pynenc_wf_testing.non_idempotent` for the decorator form)."""
+        self._non_idempotent.add(_check_task(task, "mark_non_idempotent()").task_id.key)
+
+    def duplicate_side_effects(self) -> list[list[Execution]]:
+        """Executions of non-idempotent tasks that ran more than once for one logical call."""
+        from .idempotency import marked_keys
+
+        return self._require_sim().duplicate_side_effects(marked_keys() | self._non_idempotent)
+
+    def check_crash_safety(
+        self,
+        workflow: Task[P, R],
+        *args: Any,
+        compare: Callable[[Any, Any], bool] | None = None,
+        invariant: Callable[[WorkflowEnv], Any] | None = None,
+        max_crashes: int = 1,
+        fine: bool = False,
+        max_examples: int = 100,
+        restart_after: dt.timedelta | None = None,
+        **kwargs: Any,
+    ) -> CrashReport:
+        """Run ``workflow(*args, **kwargs)`` once without faults (golden), then once per
+        fault schedule: before and after every golden step (exhaustive single crashes), and,
+        for ``max_crashes > 1``, ``max_examples`` multi-crash schedules generated and shrunk
+        by Hypothesis. Each run must complete with the golden result (``compare(golden,
+        got)`` when given), run no non-idempotent step twice, and satisfy ``invariant(env)``.
+        ``fine=True`` also crashes between ``execute_task`` routing a child and recording
+        its id. Your own state in this environment is left as it was.
+        """
+        from .crash_check import check_crash_safety
+
+        checked = _check_task(workflow, "check_crash_safety()")
+        self.use(checked.app)
+        return check_crash_safety(
+            self,
+            checked,
+            args,
+            kwargs,
+            compare=compare,
+            invariant=invariant,
+            max_crashes=max_crashes,
+            fine=fine,
+            max_examples=max_examples,
+            restart_after=_restart_seconds(restart_after),
         )
 
     @property

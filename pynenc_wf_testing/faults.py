@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .errors import InvalidArgument
 from .history import Step
@@ -17,11 +17,11 @@ from .history import Step
 if TYPE_CHECKING:
     from pynenc.task import Task
 
-__all__ = ["CrashPoint", "FaultPlan", "StepRef", "describe_step_ref"]
+__all__ = ["FaultSchedule", "ScheduledCrash", "StepRef"]
 
 #: How a step is referred to: a name (``"charge_payment"``, ``"charge_payment#2"``,
 #: ``"uuid#1"``), a task object (its first result commit), a global step number, or a predicate.
-StepRef = "str | int | Task[Any, Any] | Callable[[Step], bool]"
+StepRef: TypeAlias = "str | int | Task[Any, Any] | Callable[[Step], bool]"
 
 Phase = Literal["before", "after"]
 
@@ -86,15 +86,21 @@ def make_matcher(ref: object) -> tuple[Callable[[Step], bool], str]:
 
 @dataclass
 class CrashPoint:
-    """The worker dies right ``before`` or right ``after`` the matching step commits."""
+    """The worker dies right ``before`` or right ``after`` the matching step commits.
+
+    ``restart_after``: virtual seconds the worker stays down; ``None`` restarts it at once.
+    """
 
     phase: Phase
     matcher: Callable[[Step], bool]
     description: str
     fired: bool = False
+    restart_after: float | None = None
+    optional: bool = False
 
     def snippet(self) -> str:
-        return f"crash_{self.phase}({self.description})"
+        extra = "" if self.restart_after is None else f", restart_after=timedelta(seconds={self.restart_after:g})"
+        return f"crash_{self.phase}({self.description}{extra})"
 
 
 @dataclass
@@ -121,9 +127,19 @@ class FaultPlan:
     crash_points: list[CrashPoint] = field(default_factory=list)
     failures: list[FailFault] = field(default_factory=list)
 
-    def add_crash(self, phase: Phase, ref: object) -> CrashPoint:
-        matcher, description = make_matcher(ref)
-        point = CrashPoint(phase, matcher, description)
+    def add_crash(
+        self,
+        phase: Phase,
+        ref: object,
+        *,
+        restart_after: float | None = None,
+        description: str | None = None,
+        optional: bool = False,
+    ) -> CrashPoint:
+        matcher, default_description = make_matcher(ref)
+        point = CrashPoint(
+            phase, matcher, description or default_description, False, restart_after, optional
+        )
         self.crash_points.append(point)
         return point
 
@@ -143,11 +159,72 @@ class FaultPlan:
         return None
 
     def unfired(self) -> list[CrashPoint]:
-        return [p for p in self.crash_points if not p.fired]
+        return [p for p in self.crash_points if not p.fired and not p.optional]
 
     def copy_armed(self) -> FaultPlan:
         """A fresh plan with the same faults, none fired (for a re-run)."""
         return FaultPlan(
-            [CrashPoint(p.phase, p.matcher, p.description) for p in self.crash_points],
+            [
+                CrashPoint(p.phase, p.matcher, p.description, False, p.restart_after, p.optional)
+                for p in self.crash_points
+            ],
             [FailFault(f.task_key, f.task_name, f.times, f.exc) for f in self.failures],
         )
+
+
+@dataclass(frozen=True, order=True)
+class ScheduledCrash:
+    """One crash of a :class:`FaultSchedule`: at global step number ``step``, ``before`` or
+    ``after`` it commits. ``name`` is the step's name in the fault-free run, for messages."""
+
+    step: int
+    phase: Phase = "after"
+    name: str | None = field(default=None, compare=False)
+    restart_after: float | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.step, bool) or not isinstance(self.step, int) or self.step < 1:
+            raise InvalidArgument(f"ScheduledCrash.step must be an int >= 1, got {self.step!r}.")
+        if self.phase not in ("before", "after"):
+            raise InvalidArgument(
+                f"ScheduledCrash.phase must be 'before' or 'after', got {self.phase!r}."
+            )
+
+    def snippet(self, env_name: str = "wf_env") -> str:
+        ref = repr(self.name) if self.name is not None else str(self.step)
+        extra = (
+            "" if self.restart_after is None
+            else f", restart_after=timedelta(seconds={self.restart_after:g})"
+        )
+        return f"{env_name}.crash_{self.phase}({ref}{extra})"
+
+
+@dataclass(frozen=True)
+class FaultSchedule:
+    """A set of crashes to inject into one run; built by hand or by
+    :func:`pynenc_wf_testing.strategies.fault_schedules` (Hypothesis shrinks it)."""
+
+    crashes: tuple[ScheduledCrash, ...] = ()
+
+    def apply(self, env: Any, *, optional: bool = False) -> None:
+        """Arm every crash on ``env``. With ``optional=True`` a crash whose step the run
+        never reaches is not an error (generated schedules may point past the end)."""
+        for crash in self.crashes:
+            env._faults.add_crash(
+                crash.phase,
+                crash.step,
+                description=repr(crash.name) if crash.name else f"step {crash.step}",
+                optional=optional,
+                restart_after=crash.restart_after,
+            )
+
+    def snippet_lines(self, env_name: str = "wf_env") -> list[str]:
+        return [crash.snippet(env_name) for crash in self.crashes]
+
+    def __len__(self) -> int:
+        return len(self.crashes)
+
+    def __str__(self) -> str:
+        if not self.crashes:
+            return "no faults"
+        return "; ".join(c.snippet("env") for c in self.crashes)

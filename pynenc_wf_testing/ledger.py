@@ -28,6 +28,7 @@ class Execution:
     started: str
     outcome: str = "running"
     logical_call: tuple[str, str, int] | None = None
+    injected: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -40,4 +41,5 @@ class Execution:
             "arguments": dict(sorted(self.arguments.items())),
             "started": self.started,
             "outcome": self.outcome,
+            "injected": self.injected,
         }

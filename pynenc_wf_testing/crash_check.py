@@ -1,0 +1,399 @@
+"""Crash/replay checks: run a workflow under every crash point and compare with a golden run.
+
+For each fault schedule, the run must complete, give a result equal to the fault-free
+(golden) run's, execute no non-idempotent step twice for one logical call, and satisfy the
+user's invariant. Single crashes are explored exhaustively (before and after every step of
+the golden history); schedules of several crashes are generated and shrunk by Hypothesis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CrashSafetyError,
+    DeadlockError,
+    InvalidArgument,
+    NondeterminismError,
+    StepLimitExceeded,
+)
+from .faults import FaultPlan, FaultSchedule, ScheduledCrash
+from .history import FINE_KINDS, Step
+from .idempotency import marked_keys
+
+if TYPE_CHECKING:
+    from pynenc.task import Task
+
+    from .env import WorkflowEnv
+
+__all__ = ["CrashReport", "ScheduleOutcome", "Violation"]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One way a fault schedule made the workflow misbehave.
+
+    ``kind``: ``incomplete`` (the run did not finish: deadlock, step limit), ``nondeterminism``,
+    ``result`` (differs from the golden run), ``duplicate`` (a non-idempotent step ran twice),
+    ``invariant`` (the user's invariant failed) or ``not_reached`` (a crash point never fired).
+    """
+
+    kind: str
+    message: str
+    schedule: FaultSchedule
+
+
+@dataclass
+class ScheduleOutcome:
+    """What happened under one fault schedule."""
+
+    schedule: FaultSchedule
+    violations: list[Violation]
+    outcome: str
+    crashes: int
+    steps: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+@dataclass
+class CrashReport:
+    """The result of :meth:`WorkflowEnv.check_crash_safety`."""
+
+    workflow: str
+    seed: int
+    golden_outcome: str
+    golden_steps: list[Step]
+    explored: list[ScheduleOutcome] = field(default_factory=list)
+    minimal_failure: ScheduleOutcome | None = None
+    call_repr: str = ""
+    rerun_hint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when every explored schedule behaved."""
+        return all(o.ok for o in self.explored)
+
+    @property
+    def violations(self) -> list[Violation]:
+        """Every violation found, in exploration order."""
+        return [v for o in self.explored for v in o.violations]
+
+    @property
+    def failing(self) -> list[ScheduleOutcome]:
+        return [o for o in self.explored if not o.ok]
+
+    def smallest_failure(self) -> ScheduleOutcome | None:
+        """The failing schedule with the fewest crashes, then the earliest steps."""
+        failing = self.failing
+        if not failing:
+            return None
+        return min(
+            failing,
+            key=lambda o: (len(o.schedule), [c.step for c in o.schedule.crashes]),
+        )
+
+    def summary(self) -> str:
+        failing = len(self.failing)
+        return (
+            f"{self.workflow}: {len(self.explored)} fault schedules explored over "
+            f"{len([s for s in self.golden_steps if s.is_step])} golden steps, "
+            f"{failing} failing (seed {self.seed})"
+        )
+
+    def assert_ok(self) -> None:
+        """Raise :class:`CrashSafetyError` (an ``AssertionError``) describing the smallest
+        failing schedule, what differed, the seed and how to rerun it."""
+        __tracebackhide__ = True
+        worst = self.smallest_failure()
+        if worst is None:
+            return
+        lines = [
+            f"crash safety violated: {len(self.failing)} of {len(self.explored)} fault "
+            f"schedules fail for {self.workflow} (seed {self.seed}).",
+            "Smallest failing schedule:",
+        ]
+        lines.extend(f"    {line}" for line in worst.schedule.snippet_lines())
+        lines.append(f"    run = wf_env.start({self.call_repr})")
+        lines.append("    run.result")
+        lines.append("What differed:")
+        lines.extend(f"  - [{v.kind}] {v.message}" for v in worst.violations)
+        lines.append(f"Golden run (no faults): {self.golden_outcome}")
+        lines.append(f"Reproduce: {self.rerun_hint}")
+        raise CrashSafetyError("\n".join(lines))
+
+
+def _outcome_text(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+class _RunResult:
+    def __init__(self) -> None:
+        self.kind = "ok"  # ok | error | incomplete
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def text(self) -> str:
+        if self.kind == "ok":
+            return f"returned {_outcome_text(self.value)}"
+        assert self.error is not None
+        return f"raised {type(self.error).__name__}: {self.error}"
+
+
+def _call_repr(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    parts = [task.task_id.func_name]
+    parts.extend(repr(a) for a in args)
+    parts.extend(f"{k}={v!r}" for k, v in kwargs.items())
+    return ", ".join(parts)
+
+
+class CrashChecker:
+    """Runs the golden run and every fault schedule in fresh worlds of one environment."""
+
+    def __init__(
+        self,
+        env: WorkflowEnv,
+        task: Task[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        compare: Callable[[Any, Any], bool] | None,
+        invariant: Callable[[WorkflowEnv], Any] | None,
+        non_idempotent: set[str],
+    ) -> None:
+        self.env = env
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        self.compare = compare
+        self.invariant = invariant
+        self.non_idempotent = non_idempotent
+        self.golden: _RunResult | None = None
+
+    def run(self, schedule: FaultSchedule, *, optional: bool) -> tuple[_RunResult, ScheduleOutcome]:
+        env = self.env
+        env._drop_world()
+        env._fresh_world(FaultPlan())
+        schedule.apply(env, optional=optional)
+        result = _RunResult()
+        violations: list[Violation] = []
+        sim = env._require_sim()
+        try:
+            run = env.start(self.task, *self.args, **self.kwargs)
+            try:
+                if not run.done:
+                    sim.drive(goal=lambda: run.done, goal_ids=[run.invocation_id])
+                result.value = run._invocation.get_final_result()
+            except (DeadlockError, StepLimitExceeded, NondeterminismError) as exc:
+                result.kind, result.error = "incomplete", exc
+                kind = "nondeterminism" if isinstance(exc, NondeterminismError) else "incomplete"
+                violations.append(Violation(kind, f"{type(exc).__name__}: {exc}", schedule))
+            except Exception as exc:  # the workflow's own failure
+                result.kind, result.error = "error", exc
+            for point in env._faults.unfired():
+                violations.append(
+                    Violation(
+                        "not_reached",
+                        f"{point.snippet()} never fired: the faulted run diverged from the "
+                        "golden run before reaching that step",
+                        schedule,
+                    )
+                )
+            if self.golden is not None and result.kind != "incomplete":
+                mismatch = self._compare(self.golden, result)
+                if mismatch:
+                    violations.append(Violation("result", mismatch, schedule))
+            for runs in sim.duplicate_side_effects(self.non_idempotent):
+                first = runs[0]
+                detail = ", ".join(
+                    f"attempt {r.attempt} of {r.name} [{r.invocation_id[:8]}] {r.outcome}"
+                    for r in runs
+                )
+                violations.append(
+                    Violation(
+                        "duplicate",
+                        f"non-idempotent {first.task.rsplit('.', 1)[-1]} ran {len(runs)} times "
+                        f"for one logical call (its call #{first.logical_call[2] if first.logical_call else '?'} "
+                        f"in workflow [{(first.logical_call[0] if first.logical_call else '')[:8]}]): "
+                        f"{detail}. Give it an idempotency key (e.g. derived from "
+                        "wf.root.uuid() or the order id) so a repeat has no effect.",
+                        schedule,
+                    )
+                )
+            if self.invariant is not None:
+                message = self._check_invariant()
+                if message:
+                    violations.append(Violation("invariant", message, schedule))
+        finally:
+            outcome = ScheduleOutcome(
+                schedule=schedule,
+                violations=violations,
+                outcome=result.text(),
+                crashes=sim.crashes,
+                steps=len([s for s in sim.history if s.is_step]),
+            )
+        return result, outcome
+
+    def _compare(self, golden: _RunResult, got: _RunResult) -> str | None:
+        if golden.kind != got.kind:
+            return f"expected the workflow to have {golden.text()}, but it {got.text()}"
+        if got.kind == "ok":
+            try:
+                same = (
+                    self.compare(golden.value, got.value)
+                    if self.compare is not None
+                    else golden.value == got.value
+                )
+            except Exception as exc:  # noqa: BLE001 - the user's compare failed
+                return f"compare(golden, got) raised {type(exc).__name__}: {exc}"
+            if not same:
+                return (
+                    f"result differs: expected {_outcome_text(golden.value)}, "
+                    f"got {_outcome_text(got.value)}"
+                )
+            return None
+        assert golden.error is not None and got.error is not None
+        if type(golden.error) is not type(got.error) or str(golden.error) != str(got.error):
+            return f"expected the workflow to have {golden.text()}, but it {got.text()}"
+        return None
+
+    def _check_invariant(self) -> str | None:
+        assert self.invariant is not None
+        try:
+            verdict = self.invariant(self.env)
+        except AssertionError as exc:
+            return f"invariant failed: {exc}"
+        except Exception as exc:  # noqa: BLE001
+            return f"invariant raised {type(exc).__name__}: {exc}"
+        if verdict is False:
+            return "invariant returned False"
+        return None
+
+
+def check_crash_safety(
+    env: WorkflowEnv,
+    task: Task[Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    compare: Callable[[Any, Any], bool] | None = None,
+    invariant: Callable[[WorkflowEnv], Any] | None = None,
+    max_crashes: int = 1,
+    fine: bool = False,
+    max_examples: int = 100,
+    restart_after: float | None = None,
+) -> CrashReport:
+    if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
+        raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
+    if compare is not None and not callable(compare):
+        raise InvalidArgument(f"compare must be a function (golden, got) -> bool, got {compare!r}.")
+    if invariant is not None and not callable(invariant):
+        raise InvalidArgument(f"invariant must be a function (env) -> bool, got {invariant!r}.")
+    keys = marked_keys() | env._non_idempotent
+    checker = CrashChecker(
+        env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys
+    )
+    outer = env._capture_world()
+    report = CrashReport(
+        workflow=task.task_id.func_name,
+        seed=env.seed,
+        golden_outcome="",
+        golden_steps=[],
+        call_repr=_call_repr(task, args, kwargs),
+        rerun_hint=env.rerun_hint,
+    )
+    try:
+        golden, golden_outcome = checker.run(FaultSchedule(), optional=False)
+        checker.golden = golden
+        report.golden_outcome = golden.text()
+        report.golden_steps = list(env._require_sim().history)
+        if golden.kind == "incomplete" or not golden_outcome.ok:
+            raise CrashSafetyError(
+                f"the golden run of {report.call_repr} (no faults) did not behave, so there is "
+                f"nothing to compare crashes with: {golden.text()}; "
+                + "; ".join(v.message for v in golden_outcome.violations)
+            )
+        steps = [
+            s for s in report.golden_steps if s.is_step and (fine or s.kind not in FINE_KINDS)
+        ]
+        first_number: dict[str, int] = {}
+        for s in report.golden_steps:
+            if s.number is not None:
+                first_number.setdefault(s.name, s.number)
+        for step in steps:
+            assert step.number is not None
+            name = step.name if first_number.get(step.name) == step.number else None
+            for phase in ("before", "after"):
+                schedule = FaultSchedule(
+                    (ScheduledCrash(step.number, phase, name, restart_after),)
+                )
+                _, outcome = checker.run(schedule, optional=False)
+                report.explored.append(outcome)
+        if max_crashes > 1:
+            _explore_multi(checker, report, max_crashes, max_examples, fine)
+    finally:
+        env._drop_world()
+        env._install_world(outer)
+    report.minimal_failure = report.smallest_failure()
+    return report
+
+
+def _explore_multi(
+    checker: CrashChecker, report: CrashReport, max_crashes: int, max_examples: int, fine: bool
+) -> None:
+    """Schedules of 2..max_crashes crashes, generated and shrunk by Hypothesis."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import HypothesisException
+
+    from .strategies import fault_schedules
+
+    golden_count = len([s for s in report.golden_steps if s.is_step])
+    # Recovery commits more steps than the golden run: leave room for later crashes.
+    max_step = max(1, golden_count * max_crashes)
+    strategy = fault_schedules(
+        max_step, max_crashes=max_crashes, min_crashes=2, steps=report.golden_steps, fine=fine
+    )
+    failures: list[ScheduleOutcome] = []
+
+    class _Failed(Exception):
+        pass
+
+    @settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate, Phase.shrink],
+        report_multiple_bugs=False,
+    )
+    @given(strategy)
+    def explore(schedule: FaultSchedule) -> None:
+        _, outcome = checker.run(schedule, optional=True)
+        # Unreached generated crash points are expected (they may point past the end).
+        outcome.violations = [v for v in outcome.violations if v.kind != "not_reached"]
+        fired = tuple(c for c in schedule.crashes if c.step <= outcome.steps + 1)
+        outcome.schedule = FaultSchedule(fired)
+        for violation in outcome.violations:
+            object.__setattr__(violation, "schedule", outcome.schedule)
+        report.explored.append(outcome)
+        if not outcome.ok:
+            failures.append(outcome)
+            raise _Failed(str(outcome.schedule))
+
+    try:
+        explore()
+    except _Failed:
+        pass
+    except HypothesisException:  # pragma: no cover - flaky or unsatisfiable search
+        pass
+    if failures:
+        # Hypothesis replays the shrunk example last: that is the minimal failing schedule.
+        minimal = failures[-1]
+        report.explored.remove(minimal)
+        report.explored.append(minimal)

@@ -1,0 +1,95 @@
+"""Hypothesis strategies for fault schedules.
+
+Write your own property tests with them and get shrinking, ``@seed`` and the example database
+for free::
+
+    from hypothesis import given
+    from pynenc_wf_testing import WorkflowEnv
+    from pynenc_wf_testing.strategies import fault_schedules
+
+    @given(fault_schedules(max_step=40, max_crashes=2))
+    def test_order_survives_crashes(schedule):
+        with WorkflowEnv(seed=1) as env:
+            schedule.apply(env, optional=True)
+            run = env.start(fulfill_order_workflow, "o-1")
+            assert run.result["status"] == "fulfilled"
+
+(Use ``WorkflowEnv`` directly inside ``@given``: a function-scoped fixture is created once
+per test, not once per example.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
+
+from .errors import InvalidArgument
+from .faults import FaultSchedule, ScheduledCrash
+from .history import FINE_KINDS, Step
+
+__all__ = ["crash_points", "fault_schedules"]
+
+_PHASES = ("after", "before")
+
+
+def _step_names(steps: Sequence[Step]) -> dict[int, str]:
+    """Step number -> name, only for names whose first occurrence is that step (so that
+    ``crash_after(name)`` means exactly that step)."""
+    first: dict[str, int] = {}
+    for step in steps:
+        if step.number is not None and step.name not in first:
+            first[step.name] = step.number
+    return {number: name for name, number in first.items()}
+
+
+def crash_points(
+    max_step: int, *, steps: Sequence[Step] | None = None, fine: bool = False
+) -> st.SearchStrategy[ScheduledCrash]:
+    """One crash at a step number in ``1..max_step``, before or after it commits.
+
+    With ``steps`` (a fault-free run's history), crashes carry the step names for readable
+    reports, and fine-grained steps are skipped unless ``fine=True``.
+    """
+    if isinstance(max_step, bool) or not isinstance(max_step, int) or max_step < 1:
+        raise InvalidArgument(f"max_step must be an int >= 1, got {max_step!r}.")
+    names = _step_names(steps or ())
+    excluded = {
+        s.number for s in steps or () if s.number is not None and s.kind in FINE_KINDS and not fine
+    }
+    numbers = st.integers(min_value=1, max_value=max_step)
+    if excluded:
+        numbers = numbers.filter(lambda n: n not in excluded)
+    return st.builds(
+        lambda number, phase: ScheduledCrash(number, phase, names.get(number)),
+        numbers,
+        st.sampled_from(_PHASES),
+    )
+
+
+def fault_schedules(
+    max_step: int,
+    *,
+    max_crashes: int = 2,
+    min_crashes: int = 1,
+    steps: Sequence[Step] | None = None,
+    fine: bool = False,
+) -> st.SearchStrategy[FaultSchedule]:
+    """Schedules of ``min_crashes..max_crashes`` crashes at distinct steps, in step order.
+
+    Step numbers count every committed step of the faulted run, recovery included, so a
+    second crash may land after the first one's recovery. Shrinks towards fewer crashes at
+    earlier steps.
+    """
+    if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
+        raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
+    if not 0 <= min_crashes <= max_crashes:
+        raise InvalidArgument(
+            f"min_crashes must be between 0 and max_crashes={max_crashes}, got {min_crashes!r}."
+        )
+    return st.lists(
+        crash_points(max_step, steps=steps, fine=fine),
+        min_size=min_crashes,
+        max_size=max_crashes,
+        unique_by=lambda crash: crash.step,
+    ).map(lambda crashes: FaultSchedule(tuple(sorted(crashes))))
