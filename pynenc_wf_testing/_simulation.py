@@ -58,6 +58,7 @@ class _Thread:
     child_counts: dict[str, int] = field(default_factory=dict)
     child_seq: int = 0
     in_execute_task: int = 0
+    routed: int = 0
 
 
 @dataclass
@@ -293,7 +294,10 @@ class Simulation:
     def after_register(self, app: Pynenc, invocations: list[DistributedInvocation]) -> None:
         thread = self.current if self.in_simulated_invocation() else None
         for inv in invocations:
-            if thread is not None and not thread.in_execute_task:
+            if thread is not None:
+                # Counted at routing, before execute_task records the child's id: a crash in
+                # between must still name the orphan child's logical call.
+                thread.routed += 1
                 self._child_obtained(thread, inv)
             info = self.invocations[str(inv.invocation_id)]
             self._commit(
@@ -393,12 +397,15 @@ class Simulation:
         thread = self.current if self.in_simulated_invocation() else None
         if thread is None:
             return original(executor, task, *args, **kwargs)
+        routed_before = thread.routed
         thread.in_execute_task += 1
         try:
             invocation = original(executor, task, *args, **kwargs)
         finally:
             thread.in_execute_task -= 1
-        self._child_obtained(thread, invocation)
+        if thread.routed == routed_before:
+            # Replayed from the store: the child was counted when it was first routed.
+            self._child_obtained(thread, invocation)
         return invocation
 
     def _child_obtained(self, thread: _Thread, child: Any) -> None:
