@@ -24,6 +24,7 @@ from pynenc.workflow.workflow_deterministic import DeterministicExecutor
 from ._seeding import derive_rng
 
 REAL_SLEEP: Callable[[float], None] = time.sleep
+_SleepFn = Callable[[float], None]
 REAL_UUID4: Callable[[], uuid.UUID] = uuid.uuid4
 
 # Called by the patched ``time.sleep``; returns True when the sleep was handled virtually.
@@ -125,9 +126,9 @@ class ProcessPatches:
         self._restore_real_monotonic()
 
         previous_hook = _sleep_hook
-        original_sleep = time.sleep
+        original_sleep: Callable[..., None] = time.sleep
         _sleep_hook = self._sleep_hook
-        time.sleep = _patched_sleep
+        time.sleep = _patched_sleep  # type: ignore[assignment]
 
         def undo_sleep() -> None:
             global _sleep_hook

@@ -184,7 +184,7 @@ class CrashChecker:
         violations: list[Violation] = []
         sim = env._require_sim()
         try:
-            run = env.start(self.task, *self.args, **self.kwargs)
+            run: Any = env.start(self.task, *self.args, **self.kwargs)
             try:
                 if not run.done:
                     sim.drive(goal=lambda: run.done, goal_ids=[run.invocation_id])

@@ -140,7 +140,8 @@ class WorkflowRun(Generic[R]):
         if not self.done:
             sim.drive(goal=lambda: self.done, goal_ids=[self.invocation_id])
         self._env._check_unfired_at_end()
-        return self._invocation.get_final_result()
+        result: R = self._invocation.get_final_result()
+        return result
 
     @property
     def name(self) -> str:

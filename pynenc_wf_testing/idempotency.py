@@ -22,7 +22,7 @@ def _task_key(task: Any, what: str) -> str:
             f"{what} expects a pynenc task (decorated with @app.task), got "
             f"{type(task).__name__}: {task!r}. Put @non_idempotent above @app.task."
         )
-    return task.task_id.key
+    return str(task.task_id.key)
 
 
 def non_idempotent(task: T) -> T:
