@@ -165,7 +165,9 @@ class CrashChecker:
         compare: Callable[[Any, Any], bool] | None,
         invariant: Callable[[WorkflowEnv], Any] | None,
         non_idempotent: set[str],
+        before_each: Callable[[], Any] | None = None,
     ) -> None:
+        self.before_each = before_each
         self.env = env
         self.task = task
         self.args = args
@@ -180,6 +182,8 @@ class CrashChecker:
         env._drop_world()
         env._fresh_world(FaultPlan())
         schedule.apply(env, optional=optional)
+        if self.before_each is not None:
+            self.before_each()
         result = _RunResult()
         violations: list[Violation] = []
         sim = env._require_sim()
@@ -287,6 +291,7 @@ def check_crash_safety(
     fine: bool = False,
     max_examples: int = 100,
     restart_after: float | None = None,
+    before_each: Callable[[], Any] | None = None,
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
@@ -296,8 +301,11 @@ def check_crash_safety(
         raise InvalidArgument(f"invariant must be a function (env) -> bool, got {invariant!r}.")
     keys = marked_keys() | env._non_idempotent
     checker = CrashChecker(
-        env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys
+        env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys,
+        before_each=before_each,
     )
+    if before_each is not None and not callable(before_each):
+        raise InvalidArgument(f"before_each must be a function, got {before_each!r}.")
     outer = env._capture_world()
     report = CrashReport(
         workflow=task.task_id.func_name,

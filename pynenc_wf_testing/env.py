@@ -517,6 +517,7 @@ class WorkflowEnv:
         fine: bool = False,
         max_examples: int = 100,
         restart_after: dt.timedelta | None = None,
+        before_each: Callable[[], Any] | None = None,
         **kwargs: Any,
     ) -> CrashReport:
         """Run ``workflow(*args, **kwargs)`` once without faults (golden), then once per
@@ -525,7 +526,9 @@ class WorkflowEnv:
         by Hypothesis. Each run must complete with the golden result (``compare(golden,
         got)`` when given), run no non-idempotent step twice, and satisfy ``invariant(env)``.
         ``fine=True`` also crashes between ``execute_task`` routing a child and recording
-        its id. Your own state in this environment is left as it was.
+        its id. ``before_each()`` runs before every run (reset your external fakes there).
+        ``restart_after`` keeps the worker down that long after each crash, so pynenc's own
+        recovery tasks bring it back. Your own state in this environment is left as it was.
         """
         from .crash_check import check_crash_safety
 
@@ -542,6 +545,7 @@ class WorkflowEnv:
             fine=fine,
             max_examples=max_examples,
             restart_after=_restart_seconds(restart_after),
+            before_each=before_each,
         )
 
     @property

@@ -75,10 +75,11 @@ def fault_schedules(
     steps: Sequence[Step] | None = None,
     fine: bool = False,
 ) -> st.SearchStrategy[FaultSchedule]:
-    """Schedules of ``min_crashes..max_crashes`` crashes at distinct steps, in step order.
+    """Schedules of ``min_crashes..max_crashes`` crashes, in step order.
 
-    Step numbers count every committed step of the faulted run, recovery included, so a
-    second crash may land after the first one's recovery. Shrinks towards fewer crashes at
+    Step numbers count the committed steps of the faulted run. A step that a crash stopped
+    from committing keeps its number when it commits after recovery, so the same number may
+    appear twice: crash there, then crash there again. Shrinks towards fewer crashes at
     earlier steps.
     """
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
@@ -91,5 +92,4 @@ def fault_schedules(
         crash_points(max_step, steps=steps, fine=fine),
         min_size=min_crashes,
         max_size=max_crashes,
-        unique_by=lambda crash: crash.step,
     ).map(lambda crashes: FaultSchedule(tuple(sorted(crashes))))
