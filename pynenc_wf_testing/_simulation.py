@@ -126,6 +126,8 @@ class Simulation:
         # a workflow body asked for, to catch a replay that asks for something else.
         self.logical_of: dict[str, tuple[str, str, int]] = {}
         self._positions: dict[tuple[str, int], tuple[str, str, str]] = {}
+        #: Called with each app when its worker dies (the backend drops in-process state).
+        self.after_crash: Callable[[Any], None] | None = None
         self._trigger_apps: list[Any] = []
         self._trigger_pending = False
         self._trigger_runs = 0
@@ -744,6 +746,8 @@ class Simulation:
         self._event("crash", "crash", {"reason": reason, "worker": self._worker_generation})
         for app in self.apps:
             self._dead_runner_ids.add(self.runners[app.app_id].runner_id)
+            if self.after_crash is not None:
+                self.after_crash(app)
         self._worker_generation += 1
         if restart_after is None:
             for app in self.apps:

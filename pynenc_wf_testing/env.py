@@ -7,6 +7,7 @@ import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from .backends import Backend, resolve_backend
 from .clock import VirtualClock, normalize_start
 from .errors import AppConfigurationError, InvalidArgument, UnknownStepError
 from .faults import FailFault, FaultPlan
@@ -28,13 +29,9 @@ __all__ = ["WorkflowEnv", "WorkflowRun"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Config keys that put an app on the simulated components (pynenc selects by class name).
+#: Config keys that put an app on the simulated runner, whatever the backend (pynenc selects
+#: components by class name; the backend adds the store's component classes).
 SIM_CONFIG: dict[str, Any] = {
-    "orchestrator_cls": "SimMemOrchestrator",
-    "state_backend_cls": "SimMemStateBackend",
-    "broker_cls": "MemBroker",
-    "trigger_cls": "MemTrigger",
-    "client_data_store_cls": "MemClientDataStore",
     "runner_cls": "SimRunner",
     # With a frozen clock a cached status never expires: a waiting parent would never see
     # its child finish (DESIGN.md section 4).
@@ -186,6 +183,8 @@ class WorkflowEnv:
         start: dt.datetime | None = None,
         max_steps: int = 100_000,
         log_level: str = "error",
+        backend: str | Backend = "memory",
+        backend_options: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InvalidArgument(
@@ -196,6 +195,7 @@ class WorkflowEnv:
                 f"max_steps must be a positive int, got {max_steps!r}. "
                 "The default is 100_000 scheduler steps."
             )
+        self._backend: Backend = resolve_backend(backend, backend_options)
         self._seed = seed
         self._start = normalize_start(start)
         self._max_steps = max_steps
@@ -243,6 +243,7 @@ class WorkflowEnv:
         self._sim = Simulation(
             seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=self._faults
         )
+        self._sim.after_crash = self._backend.after_crash
         _active_env = self
         return self
 
@@ -266,6 +267,7 @@ class WorkflowEnv:
                 if hasattr(app, SIM_ATTR):
                     delattr(app, SIM_ATTR)
             self._saved.clear()
+            self._backend.close()
             if self._patches is not None:
                 self._patches.stop()
             if _active_env is self:
@@ -312,9 +314,10 @@ class WorkflowEnv:
 
         saved = _SavedApp(app)
         self._saved[id(app)] = (app, saved)
-        app.config_values = {**(app.config_values or {}), **SIM_CONFIG}
+        self._sim_config = {**self._backend.config(app), **SIM_CONFIG}
+        app.config_values = {**(app.config_values or {}), **self._sim_config}
         app.config_values["logging_level"] = self._log_level
-        app._reset_cached_components()
+        self._backend.new_store(app)
         self._check_config(app)
         setattr(app, SIM_ATTR, sim)
         sim.attach(app)
@@ -327,7 +330,7 @@ class WorkflowEnv:
         wrong = [
             f"{key}={getattr(conf, key)!r}"
             for key in ("orchestrator_cls", "state_backend_cls", "broker_cls", "runner_cls")
-            if getattr(conf, key) != SIM_CONFIG[key]
+            if getattr(conf, key) != self._sim_config[key]
         ]
         if wrong:
             raise AppConfigurationError(
@@ -429,8 +432,9 @@ class WorkflowEnv:
         self._sim = Simulation(
             seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=faults
         )
+        self._sim.after_crash = self._backend.after_crash
         for app, saved in self._saved.values():
-            app._reset_cached_components()
+            self._backend.new_store(app)
             setattr(app, SIM_ATTR, self._sim)
             self._sim.attach(app)
             app._deferred_trigger_tasks.clear()
@@ -580,6 +584,11 @@ class WorkflowEnv:
     # ------------------------------------------------------------------ observation
 
     @property
+    def backend(self) -> Backend:
+        """Where this simulation keeps its durable store."""
+        return self._backend
+
+    @property
     def seed(self) -> int:
         """The seed of this simulation."""
         return self._seed
@@ -597,7 +606,8 @@ class WorkflowEnv:
         return list(self._require_sim().ledger)
 
     def executions(self, task: Task[Any, Any] | str) -> int:
-        """How many times the function of ``task`` (a task or its name) started executing."""
+        """How many times ``task`` (a task or its function name) was executed: every attempt,
+        retries, re-executions after crashes and injected failures (``fail()``) included."""
         if isinstance(task, str):
             return sum(1 for e in self._require_sim().ledger if e.task.rsplit(".", 1)[-1] == task)
         key = _check_task(task, "executions()").task_id.key

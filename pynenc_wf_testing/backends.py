@@ -1,0 +1,90 @@
+"""Where a simulation keeps its durable store: the backend extension point.
+
+A backend names the pynenc component classes that hold the durable state and says what a
+fresh store and a process death mean for it. The runner, the scheduler and the clock are the
+same for every backend.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from pynenc.app import Pynenc
+
+__all__ = ["Backend", "MemoryBackend", "resolve_backend"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The durable store of a simulation.
+
+    - ``config(app)``: config keys selecting the store's component classes (merged into the
+      app's config_values by ``WorkflowEnv.use``), e.g. ``orchestrator_cls``.
+    - ``new_store(app)``: give ``app`` a fresh, empty store (every fault run of a crash
+      check starts from one).
+    - ``after_crash(app)``: the worker process died: drop every in-process object of the
+      app (components, caches, connections) so that recovery reads only the store.
+    - ``close()``: release what the backend holds (files, servers).
+    """
+
+    name: str
+
+    def config(self, app: Pynenc) -> dict[str, Any]: ...
+
+    def new_store(self, app: Pynenc) -> None: ...
+
+    def after_crash(self, app: Pynenc) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryBackend:
+    """pynenc's in-memory components. The component objects *are* the store, so a crash
+    keeps them (they play the role of the database server) and drops only the worker."""
+
+    name = "memory"
+
+    def config(self, app: Pynenc) -> dict[str, Any]:
+        return {
+            "orchestrator_cls": "SimMemOrchestrator",
+            "state_backend_cls": "SimMemStateBackend",
+            "broker_cls": "MemBroker",
+            "trigger_cls": "MemTrigger",
+            "client_data_store_cls": "MemClientDataStore",
+        }
+
+    def new_store(self, app: Pynenc) -> None:
+        app._reset_cached_components()
+
+    def after_crash(self, app: Pynenc) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_FACTORIES: dict[str, Any] = {"memory": MemoryBackend}
+
+
+def register_backend(name: str, factory: Any) -> None:
+    """Make ``WorkflowEnv(backend=name)`` build its backend with ``factory(**options)``."""
+    _FACTORIES[name] = factory
+
+
+def resolve_backend(backend: str | Backend, options: dict[str, Any] | None = None) -> Backend:
+    if isinstance(backend, str):
+        factory = _FACTORIES.get(backend)
+        if factory is None:
+            known = ", ".join(sorted(_FACTORIES))
+            raise InvalidArgument(
+                f"unknown backend {backend!r}; choose one of: {known}."
+            )
+        return factory(**(options or {}))  # type: ignore[no-any-return]
+    if isinstance(backend, Backend):
+        return backend
+    raise InvalidArgument(
+        f"backend must be a name ('memory', ...) or a Backend object, got {backend!r}."
+    )
