@@ -123,6 +123,10 @@ class ProcessPatches:
         self._freezer = freeze_time(self._start, tick=False, real_asyncio=True)
         self.factory = self._freezer.start()
         self._undo.append(self._freezer.stop)
+        # freezegun's default ignore list gives the *real* time to any caller whose module name
+        # starts with e.g. "queue" or "gi" (a user's queue_worker.py included): in a simulation
+        # nothing may escape the virtual clock. An empty list also skips its stack walk.
+        _fz.ignore_lists[-1] = ()
         self._restore_real_monotonic()
 
         previous_hook = _sleep_hook

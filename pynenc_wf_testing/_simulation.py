@@ -112,6 +112,8 @@ class Simulation:
         self._recovery_at: int | None = None
 
         self.history: list[Step] = []
+        self._iso_at = -1
+        self._iso = ""
         self._step_count = 0
         self.invocations: dict[str, InvocationInfo] = {}
         self._name_counters: dict[tuple[str | None, str], int] = {}
@@ -199,7 +201,10 @@ class Simulation:
     # ------------------------------------------------------------------ recording
 
     def _now_iso(self) -> str:
-        return self.clock.now.isoformat()
+        micros = self.clock.micros
+        if micros != self._iso_at:
+            self._iso_at, self._iso = micros, self.clock.now.isoformat()
+        return self._iso
 
     def _next_step(
         self,

@@ -1,0 +1,501 @@
+"""Side-by-side speed of the harness against simple pynenc baselines.
+
+    .venv/bin/python benchmarks/run.py            # 5 rounds, a table  (also: make bench)
+    .venv/bin/python benchmarks/run.py --json     # the same figures as JSON
+    .venv/bin/python benchmarks/run.py --quick    # 1 round, no warm-up (CI smoke)
+
+Workload: W workflows x N child steps (default 20 x 10 = 200 child steps). Each workflow
+(``bench_app.chain``) calls N trivial child tasks in sequence through
+``wf.root.execute_task(step, ...).result``. Contenders, run in one process, one run each per
+round (the order rotates every round), median over rounds:
+
+  harness   pynenc_wf_testing: ``WorkflowEnv`` + ``use(app)`` + ``start`` W workflows, then
+            every ``.result``.
+  inline    the simplest runner over the same pynenc memory components (MemOrchestrator,
+            MemBroker, MemStateBackend, MemTrigger, the harness's config keys with pynenc's own
+            classes): a ``BaseRunner`` whose ``waiting_for_results`` pulls the next invocation
+            from ``orchestrator.get_invocations_to_run`` and runs it inline on the Python stack
+            until an awaited invocation is final.
+  thread    pynenc's in-memory recipe: a ``ThreadRunner`` running in a background thread over
+            the memory components, ``runner_loop_sleep_time_sec`` and
+            ``invocation_wait_results_sleep_time_sec`` tuned to 1 ms, workflows started and
+            awaited from the main thread. It is slow, so it runs a smaller workload
+            (``--thread-workflows`` x ``--thread-steps``, default 2 x 10); compare steps/s.
+  plain     the same arithmetic as plain Python function calls (the ceiling).
+
+Every timed run covers a whole lifecycle: fresh components (fresh config, empty memory stores),
+route the workflows, await every result, tear down. The "run-only" column leaves out set-up and
+tear-down (from the first route to the last result). Logging is at "error" for all contenders.
+
+Also measured: the ``advance(days=30)`` check, a workflow whose child does 720 hourly
+``time.sleep(3600)`` durable sleeps, driven by ``env.advance(days=30)`` under the harness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pynenc import context as pynenc_context
+from pynenc.runner.base_runner import BaseRunner
+from pynenc.runner.thread_runner import ThreadRunner
+
+from benchmarks import bench_app
+from pynenc_wf_testing import WorkflowEnv
+from pynenc_wf_testing.env import SIM_CONFIG
+
+# Targets the harness should meet (speed goals live here, never in tests).
+TARGET_VS_INLINE = 0.7
+TARGET_VS_THREAD = 100.0
+TARGET_ADVANCE_SECONDS = 1.0
+
+#: The baselines use the harness's own config keys with pynenc's stock classes, so the only
+#: difference between ``harness`` and ``inline`` is what the harness adds on top.
+MEM_CONFIG: dict[str, Any] = {
+    **SIM_CONFIG,
+    "app_id": bench_app.APP_ID,
+    "logging_level": "error",
+    "orchestrator_cls": "MemOrchestrator",
+    "state_backend_cls": "MemStateBackend",
+    "broker_cls": "MemBroker",
+    "trigger_cls": "MemTrigger",
+    "client_data_store_cls": "MemClientDataStore",
+}
+MEM_CONFIG.pop("runner_cls", None)
+
+THREAD_TUNING: dict[str, Any] = {
+    "runner_cls": "ThreadRunner",
+    "runner_loop_sleep_time_sec": 0.001,
+    "invocation_wait_results_sleep_time_sec": 0.001,
+}
+
+
+# --------------------------------------------------------------------------- contender (b)
+
+
+class InlineRunner(BaseRunner):
+    """The simplest pynenc runner: awaited work runs nested, inline, on the caller's stack.
+
+    ``DistributedInvocation.result`` polls the status and calls ``waiting_for_results``
+    between polls (inside a task and from the caller alike); here that call runs the next
+    ready invocation(s) until one of the awaited ones is final.
+    """
+
+    @staticmethod
+    def mem_compatible() -> bool:
+        return True
+
+    @property
+    def max_parallel_slots(self) -> int:
+        return 1
+
+    def get_active_child_runner_ids(self) -> list[str]:
+        return []
+
+    def _on_start(self) -> None:
+        pass
+
+    def _on_stop(self) -> None:
+        pass
+
+    def _on_stop_runner_loop(self) -> None:
+        pass
+
+    def run_next(self) -> bool:
+        """Run the next invocation pynenc hands out; False when none is ready."""
+        ran = False
+        for invocation in self.app.orchestrator.get_invocations_to_run(
+            1,
+            self.runner_context,
+            queue_provider=self.queue_names_for_retrieval,
+            on_queue_retrieved=self.note_queue_retrieved,
+        ):
+            invocation.run(self.runner_context)
+            ran = True
+        return ran
+
+    def runner_loop_iteration(self) -> None:
+        self.run_next()
+
+    def waiting_for_results(
+        self,
+        running_invocation_id: Any,
+        result_invocation_ids: list[Any],
+        runner_args: dict[str, Any] | None = None,
+    ) -> None:
+        # ``.result`` has just seen the awaited invocation not final: run first, then check.
+        status = self.app.orchestrator.get_invocation_status
+        while True:
+            if not self.run_next():
+                raise RuntimeError(
+                    f"inline runner: nothing runnable while waiting for {result_invocation_ids}"
+                )
+            if any(status(i).is_final() for i in result_invocation_ids):
+                return
+
+    def _waiting_for_results(
+        self,
+        running_invocation_id: Any,
+        result_invocation_ids: list[Any],
+        runner_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.waiting_for_results(running_invocation_id, result_invocation_ids, runner_args)
+
+
+# --------------------------------------------------------------------------- helpers
+
+_CLEAN_THREAD_LOCAL: dict[str, Any] = dict(pynenc_context.thread_local.__dict__)
+
+
+def _configure(config: dict[str, Any]) -> None:
+    """Give the benchmark app a fresh config and fresh (empty) components."""
+    app = bench_app.app
+    app.config_values = dict(config)
+    app._reset_cached_components()
+    app._runner_instance = None
+
+
+def _reset_thread_local() -> None:
+    """Forget pynenc's per-thread context (current runner/invocation) left by a contender."""
+    local = pynenc_context.thread_local.__dict__
+    local.clear()
+    local.update(_CLEAN_THREAD_LOCAL)
+
+
+def _expected(workflows: int, steps: int) -> list[int]:
+    return [bench_app.expected_chain(w, steps) for w in range(workflows)]
+
+
+def _check(name: str, got: list[int], workflows: int, steps: int) -> None:
+    want = _expected(workflows, steps)
+    if got != want:
+        raise AssertionError(f"{name}: wrong results {got!r}, expected {want!r}")
+
+
+Timing = tuple[float, float]  # (whole lifecycle seconds, run-only seconds)
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+def run_harness(workflows: int, steps: int) -> Timing:
+    t0 = time.perf_counter()
+    with WorkflowEnv(seed=0, log_level="error") as env:
+        env.use(bench_app.app)
+        t1 = time.perf_counter()
+        runs = [env.start(bench_app.chain, w, steps) for w in range(workflows)]
+        results = [run.result for run in runs]
+        t2 = time.perf_counter()
+    t3 = time.perf_counter()
+    _check("harness", results, workflows, steps)
+    return t3 - t0, t2 - t1
+
+
+def run_inline(workflows: int, steps: int) -> Timing:
+    t0 = time.perf_counter()
+    _configure({**MEM_CONFIG, "runner_cls": "InlineRunner"})
+    InlineRunner(bench_app.app)  # sets app.runner
+    t1 = time.perf_counter()
+    invocations = [bench_app.chain(w, steps) for w in range(workflows)]
+    results = [inv.result for inv in invocations]
+    t2 = time.perf_counter()
+    t3 = time.perf_counter()
+    _check("inline", results, workflows, steps)
+    _reset_thread_local()
+    return t3 - t0, t2 - t1
+
+
+def run_thread(workflows: int, steps: int) -> Timing:
+    t0 = time.perf_counter()
+    _configure({**MEM_CONFIG, **THREAD_TUNING})
+    runner = ThreadRunner(bench_app.app)
+    with warnings.catch_warnings():
+        # "Running in a secondary thread. Signal handling will be skipped."
+        warnings.simplefilter("ignore")
+        worker = threading.Thread(target=runner.run, name="bench-thread-runner", daemon=True)
+        worker.start()
+        t1 = time.perf_counter()
+        invocations = [bench_app.chain(w, steps) for w in range(workflows)]
+        results = [inv.result for inv in invocations]
+        t2 = time.perf_counter()
+        runner.stop_runner_loop()
+        worker.join(timeout=30)
+    t3 = time.perf_counter()
+    if worker.is_alive():
+        raise RuntimeError("thread runner did not stop within 30 s")
+    _check("thread", results, workflows, steps)
+    _reset_thread_local()
+    return t3 - t0, t2 - t1
+
+
+_PLAIN_REPEAT = 200
+
+
+def run_plain(workflows: int, steps: int) -> Timing:
+    chain = bench_app.plain_chain
+    t0 = time.perf_counter()
+    for _ in range(_PLAIN_REPEAT):
+        results = [chain(w, steps) for w in range(workflows)]
+    elapsed = (time.perf_counter() - t0) / _PLAIN_REPEAT
+    _check("plain", results, workflows, steps)
+    return elapsed, elapsed
+
+
+CONTENDERS: dict[str, tuple[str, Callable[[int, int], Timing]]] = {
+    "harness": ("(a) harness: WorkflowEnv + use + start + .result", run_harness),
+    "inline": ("(b) inline BaseRunner, pynenc memory components", run_inline),
+    "thread": ("(c) ThreadRunner in a thread, memory, 1 ms sleeps", run_thread),
+    "plain": ("(d) plain Python function calls (ceiling)", run_plain),
+}
+
+
+# --------------------------------------------------------------------------- advance check
+
+
+def advance_check(hours: int = 720) -> dict[str, Any]:
+    """A workflow whose child does ``hours`` hourly durable sleeps; ``advance(days=30)``."""
+    gc.collect()
+    t0 = time.perf_counter()
+    with WorkflowEnv(seed=0, log_level="error") as env:
+        env.use(bench_app.app)
+        started_at = env.now
+        run = env.start(bench_app.month_workflow, hours)
+        t1 = time.perf_counter()
+        env.advance(days=hours / 24)
+        t2 = time.perf_counter()
+        done = run.done
+        result = run.result if done else None
+        virtual = env.now - started_at
+    t3 = time.perf_counter()
+    return {
+        "hours": hours,
+        "done_after_advance": done,
+        "result_ok": result == hours,
+        "virtual_seconds": virtual.total_seconds(),
+        "wall_seconds": t3 - t0,
+        "advance_wall_seconds": t2 - t1,
+        "target_seconds": TARGET_ADVANCE_SECONDS,
+        "meets_target": bool(done and result == hours and t3 - t0 < TARGET_ADVANCE_SECONDS),
+    }
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def run_benchmarks(
+    *,
+    rounds: int = 5,
+    workflows: int = 20,
+    steps: int = 10,
+    thread_workflows: int = 2,
+    thread_steps: int = 10,
+    warmup: bool = True,
+    contenders: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run every contender once per round (rotating order) and return the figures."""
+    names = list(contenders or CONTENDERS)
+    sizes = {
+        name: (thread_workflows, thread_steps) if name == "thread" else (workflows, steps)
+        for name in names
+    }
+    totals: dict[str, list[float]] = {name: [] for name in names}
+    runs_only: dict[str, list[float]] = {name: [] for name in names}
+    if warmup:
+        for name in names:
+            CONTENDERS[name][1](*sizes[name])
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            gc.collect()
+            total, run_only = CONTENDERS[name][1](*sizes[name])
+            totals[name].append(total)
+            runs_only[name].append(run_only)
+
+    results: dict[str, Any] = {}
+    for name in names:
+        w, n = sizes[name]
+        n_steps = w * n
+        median = statistics.median(totals[name])
+        median_run = statistics.median(runs_only[name])
+        results[name] = {
+            "label": CONTENDERS[name][0],
+            "workflows": w,
+            "steps_per_workflow": n,
+            "steps": n_steps,
+            "median_seconds": median,
+            "steps_per_second": n_steps / median,
+            "run_only_median_seconds": median_run,
+            "run_only_steps_per_second": n_steps / median_run,
+            "seconds": totals[name],
+            "run_only_seconds": runs_only[name],
+        }
+
+    def ratio(a: str, b: str, key: str = "steps_per_second") -> float | None:
+        if a in results and b in results:
+            return float(results[a][key] / results[b][key])
+        return None
+
+    ratios = {
+        "harness_vs_inline": ratio("harness", "inline"),
+        "harness_vs_thread": ratio("harness", "thread"),
+        "harness_vs_plain": ratio("harness", "plain"),
+        "harness_vs_inline_run_only": ratio("harness", "inline", "run_only_steps_per_second"),
+        "harness_vs_thread_run_only": ratio("harness", "thread", "run_only_steps_per_second"),
+    }
+    targets = {
+        "harness_vs_inline": TARGET_VS_INLINE,
+        "harness_vs_thread": TARGET_VS_THREAD,
+    }
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "rounds": rounds,
+        "warmup": warmup,
+        "contenders": results,
+        "ratios": ratios,
+        "targets": targets,
+        "meets_targets": {
+            key: bool(value is not None and value >= want)
+            for key, want in targets.items()
+            for value in [ratios[key]]
+        },
+        "advance_check": advance_check(),
+        "inline_config": {**MEM_CONFIG, "runner_cls": "InlineRunner"},
+        "thread_config": {**MEM_CONFIG, **THREAD_TUNING},
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = []
+    header = (
+        f"{'contender':<52} {'steps':>6} {'median s':>10} {'steps/s':>12} "
+        f"{'run-only s':>11} {'steps/s':>12}"
+    )
+    lines.append(header)
+    lines.append("-" * len(header))
+    for data in report["contenders"].values():
+        lines.append(
+            f"{data['label']:<52} {data['steps']:>6} {data['median_seconds']:>10.5f} "
+            f"{data['steps_per_second']:>12,.0f} {data['run_only_median_seconds']:>11.5f} "
+            f"{data['run_only_steps_per_second']:>12,.0f}"
+        )
+    contenders = report["contenders"]
+    if "thread" in contenders:
+        t = contenders["thread"]
+        lines.append(
+            f"  (c) ran {t['workflows']} x {t['steps_per_workflow']} steps (it is slow); ratios "
+            "compare steps/s. Its steps/s falls as workflows grow (its waiting threads "
+            "busy-poll), so the small size flatters it."
+        )
+    lines.append(
+        f"  {report['rounds']} round(s), contenders alternate, median shown; "
+        "whole lifecycle = fresh components + route + all results + teardown."
+    )
+    lines.append("")
+    ratios, targets, meets = report["ratios"], report["targets"], report["meets_targets"]
+    for key, label in (
+        ("harness_vs_inline", "harness / (b) inline"),
+        ("harness_vs_thread", "harness / (c) thread"),
+    ):
+        if ratios[key] is None:
+            continue
+        run_only = ratios[f"{key}_run_only"]
+        verdict = "OK" if meets[key] else "MISSED"
+        lines.append(
+            f"{label:<24} {ratios[key]:>9.2f}   (run-only {run_only:.2f})   "
+            f"target >= {targets[key]:g}  {verdict}"
+        )
+    if ratios["harness_vs_plain"] is not None:
+        lines.append(f"{'harness / (d) plain':<24} {ratios['harness_vs_plain']:>9.5f}")
+    adv = report["advance_check"]
+    lines.append("")
+    lines.append(
+        f"advance(days=30): {adv['hours']} hourly durable sleeps, "
+        f"{dt.timedelta(seconds=adv['virtual_seconds'])} virtual, "
+        f"wall {adv['wall_seconds'] * 1000:.1f} ms (advance itself "
+        f"{adv['advance_wall_seconds'] * 1000:.1f} ms), done={adv['done_after_advance']}, "
+        f"result ok={adv['result_ok']}  "
+        f"{'OK' if adv['meets_target'] else 'MISSED'} (target < {adv['target_seconds']:g} s)"
+    )
+    return "\n".join(lines)
+
+
+def profile_harness(workflows: int, steps: int, *, runs: int = 3, top: int = 30) -> str:
+    """cProfile of contender (a): top cumulative entries in pynenc_wf_testing and pynenc.
+
+    cProfile does not know greenlets: time spent after a switch is charged to whatever frame
+    the profiler saw last, so treat per-function figures of (a) as rough.
+    """
+    import cProfile
+    import io
+    import pstats
+
+    run_harness(workflows, steps)  # warm-up
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(runs):
+        run_harness(workflows, steps)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
+    out.write(f"cProfile of (a), {runs} runs of {workflows} x {steps}\n")
+    stats.print_stats(r"pynenc_wf_testing|pynenc|freezegun", top)
+    text = out.getvalue().replace(str(Path(__file__).resolve().parent.parent) + "/", "")
+    return re.sub(r"\S*/site-packages/", "", text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--quick", action="store_true", help="1 round, no warm-up (CI smoke)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5, quick 1)")
+    parser.add_argument("--workflows", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10, help="child steps per workflow")
+    parser.add_argument("--thread-workflows", type=int, default=2)
+    parser.add_argument("--thread-steps", type=int, default=10)
+    parser.add_argument(
+        "--only", action="append", choices=list(CONTENDERS), help="run only these contenders"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="only print a cProfile of the harness (a)"
+    )
+    args = parser.parse_args(argv)
+    if args.profile:
+        print(profile_harness(args.workflows, args.steps))
+        return 0
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
+    report = run_benchmarks(
+        rounds=rounds,
+        workflows=args.workflows,
+        steps=args.steps,
+        thread_workflows=args.thread_workflows,
+        thread_steps=args.thread_steps,
+        warmup=not args.quick,
+        contenders=args.only,
+    )
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True, default=str))
+    else:
+        print(format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
