@@ -13,9 +13,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import freezegun.api as _fz
-from freezegun import freeze_time
-
 import pynenc.invocation.base_invocation as _base_inv
 import pynenc.invocation.dist_invocation as _dist_inv
 from pynenc.identifiers.invocation_id import InvocationId
@@ -120,6 +117,9 @@ class ProcessPatches:
         self._undo.append(undo_ids)
         self.reseed_ids(self._seed)
 
+        import freezegun.api as _fz
+        from freezegun import freeze_time
+
         self._freezer = freeze_time(self._start, tick=False, real_asyncio=True)
         self.factory = self._freezer.start()
         self._undo.append(self._freezer.stop)
@@ -154,6 +154,8 @@ class ProcessPatches:
         self._undo.append(undo_execute_task)
 
     def _restore_real_monotonic(self) -> None:
+        import freezegun.api as _fz
+
         time.monotonic = _fz.real_monotonic
         time.perf_counter = _fz.real_perf_counter
         time.monotonic_ns = _fz.real_monotonic_ns
@@ -175,3 +177,43 @@ class ProcessPatches:
     def stop(self) -> None:
         while self._undo:
             self._undo.pop()()
+
+
+# ---------------------------------------------------------------------- the engine's task.wf
+
+_ORIGINAL_TASK_WF: dict[type, Any] = {}
+
+
+def install_task_wf() -> None:
+    """Make ``task.wf`` the durable engine's context for apps that enabled it.
+
+    pynenc builds ``task.wf`` in a ``cached_property`` of ``Task`` (and of ``WorkflowTask``)
+    and offers no config key or hook to choose its class, so those properties are replaced,
+    once, by one that returns pynenc's own objects for every app that did not enable the
+    engine. ``uninstall_task_wf()`` puts pynenc's properties back.
+    """
+    from functools import cached_property
+
+    from pynenc.task import Task, WorkflowTask
+
+    if _ORIGINAL_TASK_WF:
+        return
+    for cls in (Task, WorkflowTask):
+        original = cls.__dict__["wf"]
+        _ORIGINAL_TASK_WF[cls] = original
+
+        def wf(self: Any) -> Any:
+            from .engine._context import make_wf
+
+            return make_wf(self)
+
+        wf.__doc__ = original.__doc__
+        prop = cached_property(wf)
+        prop.__set_name__(cls, "wf")
+        setattr(cls, "wf", prop)  # noqa: B010
+
+
+def uninstall_task_wf() -> None:
+    for cls, original in list(_ORIGINAL_TASK_WF.items()):
+        setattr(cls, "wf", original)  # noqa: B010
+    _ORIGINAL_TASK_WF.clear()

@@ -37,6 +37,10 @@ _RESULT_STATUSES = frozenset({InvocationStatus.SUCCESS, InvocationStatus.FAILED}
 
 # Workflow-data keys that pynenc writes as bookkeeping of a step already recorded.
 _VALUE_KEYS = {"random": "random", "uuid": "uuid", "time": "utc_now"}
+# Engine records that only support another step (counters, deadlines of waits, flags).
+_ENGINE_INTERNAL = frozenset(
+    {"signal_count", "signal_deadline", "state_latest", "halted"}
+)
 
 
 class _WorkerCrash(BaseException):
@@ -55,6 +59,8 @@ class _Thread:
     tl: dict[str, Any] = field(default_factory=dict)
     waiting_on: list[str] | None = None
     sleeping_until: int | None = None
+    waiting_for: tuple[str, ...] | None = None  # condition keys (engine waits)
+    waiting_what: str = ""
     child_counts: dict[str, int] = field(default_factory=dict)
     child_seq: int = 0
     in_execute_task: int = 0
@@ -100,6 +106,7 @@ class Simulation:
 
         self.ready: list[_Thread] = []
         self.waiters: dict[str, list[_Thread]] = {}
+        self.cond_waiters: dict[str, list[_Thread]] = {}
         self.sleepers: list[tuple[int, int, _Thread]] = []
         self._sleep_seq = 0
         self.threads: dict[str, _Thread] = {}
@@ -342,6 +349,10 @@ class Simulation:
         if status.is_final():
             if self._trigger_apps:
                 self._trigger_pending = True
+            if self.cond_waiters:
+                self.notify(f"inv:{inv_id}")
+                if info is not None:
+                    self.notify(f"task:{info.task}")
             self._finish_execution(inv_id, status.value)
             for thread in self.waiters.pop(inv_id, ()):
                 if thread.waiting_on is not None:
@@ -369,6 +380,8 @@ class Simulation:
         self, identity: WorkflowIdentity, key: str, value: Any, *, count: bool
     ) -> tuple[str, str] | None:
         head, sep, tail = key.partition(":")
+        if head == "wfx":
+            return self._classify_engine(tail, value)
         if sep and head in _VALUE_KEYS and tail.isdigit():
             return "value", f"{_VALUE_KEYS[head]}#{tail}"
         if head == "counter" or key == "workflow:base_time":
@@ -381,6 +394,42 @@ class Simulation:
         if count:
             self._data_counters[wf_key] = n
         return "data", f"data:{key}#{n}"
+
+    def _classify_engine(self, key: str, value: Any) -> tuple[str, str] | None:
+        """Step names of the durable engine's records (see engine/_ops.py)."""
+        parts = key.split(":")
+        kind = parts[0]
+        last = parts[-1]
+        if kind in _ENGINE_INTERNAL or value is None:
+            return None
+        if kind == "timer":
+            return "timer", f"sleep#{last}"
+        if kind == "timer_fired":
+            return "timer", f"timer#{last}"
+        if kind in ("now", "side_effect"):
+            return "value", f"{kind}#{last}"
+        if kind == "any":
+            return "value", f"wait_any#{last}"
+        if kind == "task_wait":
+            return "value", f"wait_for_task#{last}"
+        if kind == "signal" and len(parts) >= 3:
+            return "signal", f"signal:{':'.join(parts[1:-1])}#{last}"
+        if kind == "signal_wait" and len(parts) >= 3:
+            return "signal", f"wait_signal:{':'.join(parts[1:-1])}#{last}"
+        if kind == "state":
+            return "state", f"save_state#{last}"
+        if kind == "halt":
+            return "halt", f"halt#{last}"
+        if kind == "retry":
+            child = self.invocations.get(str(value))
+            return "retry", f"attempt:{child.name if child else last}"
+        if kind == "patch":
+            return "value", f"patch:{':'.join(parts[1:])}"
+        if kind == "cancel":
+            return "cancel", "cancel"
+        if kind == "deadline":
+            return "timer", "run_timeout"
+        return "data", f"wfx:{key}"
 
     def before_data(self, app: Pynenc, identity: WorkflowIdentity, key: str, value: Any) -> None:
         kind_name = self._classify_data(identity, key, value, count=False)
@@ -531,6 +580,22 @@ class Simulation:
         self.main_glet.switch(("sleep", deadline))
         return True
 
+    def wait_condition(self, keys: tuple[str, ...], deadline: int | None, what: str) -> None:
+        """Park the current invocation until :meth:`notify` of one of ``keys`` or the virtual
+        ``deadline`` (micros), whichever comes first. The caller re-checks its condition."""
+        if not self.in_simulated_invocation():
+            raise InvalidArgument("wait_condition() is only for simulated invocations")
+        self.main_glet.switch(("cond", keys, deadline, what))
+
+    def notify(self, key: str) -> None:
+        """Wake every invocation parked on ``key``."""
+        for thread in self.cond_waiters.pop(key, ()):
+            if thread.waiting_for is not None and key in thread.waiting_for:
+                thread.waiting_for = None
+                if thread.sleeping_until is not None:
+                    thread.sleeping_until = None  # its heap entry is skipped when popped
+                self.ready.append(thread)
+
     def _any_final(self, ids: list[str]) -> bool:
         for inv_id in ids:
             app = self._app_of(inv_id)
@@ -598,6 +663,7 @@ class Simulation:
                 self.ready.pop()
                 self._run_slice(thread)
                 continue
+            self._prune_sleepers()
             next_deadline = self.sleepers[0][0] if self.sleepers else None
             next_cron = self._next_cron()
             if next_cron is not None and (next_deadline is None or next_cron < next_deadline):
@@ -630,9 +696,16 @@ class Simulation:
     def _wake_sleepers(self) -> None:
         now = self.clock.micros
         while self.sleepers and self.sleepers[0][0] <= now:
-            _, _, thread = heapq.heappop(self.sleepers)
+            deadline, _, thread = heapq.heappop(self.sleepers)
+            if thread.sleeping_until != deadline:
+                continue  # woken earlier by notify(): a stale heap entry
             thread.sleeping_until = None
+            thread.waiting_for = None
             self.ready.append(thread)
+
+    def _prune_sleepers(self) -> None:
+        while self.sleepers and self.sleepers[0][2].sleeping_until != self.sleepers[0][0]:
+            heapq.heappop(self.sleepers)
 
     def _fetch(self) -> None:
         self.broker_dirty = False
@@ -693,6 +766,16 @@ class Simulation:
                 thread.sleeping_until = deadline
                 self._sleep_seq += 1
                 heapq.heappush(self.sleepers, (deadline, self._sleep_seq, thread))
+        elif kind == "cond":
+            _, keys, deadline, what = message
+            thread.waiting_for = keys
+            thread.waiting_what = what
+            for key in keys:
+                self.cond_waiters.setdefault(key, []).append(thread)
+            if deadline is not None:
+                thread.sleeping_until = max(deadline, self.clock.micros)
+                self._sleep_seq += 1
+                heapq.heappush(self.sleepers, (thread.sleeping_until, self._sleep_seq, thread))
         elif kind == "done":
             self._thread_done(thread, message[1])
         elif kind == "crash":
@@ -709,9 +792,13 @@ class Simulation:
     def _thread_done(self, thread: _Thread, error: BaseException | None) -> None:
         self.threads.pop(thread.invocation_id, None)
         status = thread.app.orchestrator.get_invocation_status(thread.invocation_id)
-        if status == InvocationStatus.RUNNING:
+        if status in (InvocationStatus.RUNNING, InvocationStatus.PAUSED):
+            halted = self._halt_reason(thread)
             reason = (
-                "its code returned but it is still RUNNING (pynenc swallows "
+                f"is halted ({halted}): resume it with wf_env.resume(run) or "
+                "resume_workflow(app, workflow_id)"
+                if halted is not None
+                else "its code returned but it is still RUNNING (pynenc swallows "
                 "WorkflowPauseError and leaves the invocation RUNNING: nothing will resume it)"
             )
             self.stalled[thread.invocation_id] = reason
@@ -722,6 +809,16 @@ class Simulation:
                 "AssertionError in workflow code fails the test at once and is never retried"
             )
             self.errors_to_raise.append(error)
+
+    def _halt_reason(self, thread: _Thread) -> str | None:
+        workflow = thread.invocation.workflow
+        if workflow is None:
+            return None
+        try:
+            halted = thread.app.state_backend.get_workflow_data(workflow, "wfx:halted")
+        except Exception:  # pragma: no cover - a store that cannot answer
+            return None
+        return None if halted is None else str(halted)
 
     # ------------------------------------------------------------------ crashes
 
@@ -747,6 +844,7 @@ class Simulation:
         self.threads.clear()
         self.ready.clear()
         self.waiters.clear()
+        self.cond_waiters.clear()
         self.sleepers.clear()
         self._event("crash", "crash", {"reason": reason, "worker": self._worker_generation})
         for app in self.apps:
@@ -853,6 +951,11 @@ class Simulation:
     def blocked_report(self) -> dict[str, str]:
         blocked: dict[str, str] = {}
         for inv_id, thread in self.threads.items():
+            if thread.waiting_for is not None:
+                blocked[self.label(inv_id)] = f"waits for {thread.waiting_what}" + (
+                    f" (until {step_time(thread.sleeping_until)})"
+                    if thread.sleeping_until is not None else " (no timeout)"
+                )
             if thread.waiting_on:
                 targets = ", ".join(
                     f"{self.label(t)} (status: {self._status_text(t)})" for t in thread.waiting_on

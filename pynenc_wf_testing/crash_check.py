@@ -166,8 +166,10 @@ class CrashChecker:
         invariant: Callable[[WorkflowEnv], Any] | None,
         non_idempotent: set[str],
         before_each: Callable[[], Any] | None = None,
+        after_start: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         self.before_each = before_each
+        self.after_start = after_start
         self.env = env
         self.task = task
         self.args = args
@@ -189,6 +191,8 @@ class CrashChecker:
         sim = env._require_sim()
         try:
             run: Any = env.start(self.task, *self.args, **self.kwargs)
+            if self.after_start is not None:
+                self.after_start(env, run)
             try:
                 if not run.done:
                     sim.drive(goal=lambda: run.done, goal_ids=[run.invocation_id])
@@ -292,6 +296,7 @@ def check_crash_safety(
     max_examples: int = 100,
     restart_after: float | None = None,
     before_each: Callable[[], Any] | None = None,
+    after_start: Callable[[Any, Any], Any] | None = None,
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
@@ -302,7 +307,7 @@ def check_crash_safety(
     keys = marked_keys() | env._non_idempotent
     checker = CrashChecker(
         env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys,
-        before_each=before_each,
+        before_each=before_each, after_start=after_start,
     )
     if before_each is not None and not callable(before_each):
         raise InvalidArgument(f"before_each must be a function, got {before_each!r}.")

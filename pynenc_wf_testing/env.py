@@ -40,6 +40,8 @@ SIM_CONFIG: dict[str, Any] = {
     # The blocking-control index iterates sets (PYTHONHASHSEED order); the scheduler already
     # knows who waits on whom.
     "blocking_control": False,
+    # pynenc's coloured log lines end up in pytest's captured output: keep them plain.
+    "log_use_colors": False,
 }
 
 _active_env: WorkflowEnv | None = None
@@ -361,6 +363,64 @@ class WorkflowEnv:
             )
         return WorkflowRun(self, invocation)
 
+    def start_workflow(
+        self,
+        task: Task[P, R],
+        *args: Any,
+        workflow_id: str | None = None,
+        id_reuse: str = "reuse",
+        run_timeout: dt.timedelta | None = None,
+        **kwargs: Any,
+    ) -> WorkflowRun[R]:
+        """:func:`pynenc_wf_testing.engine.start_workflow` in the simulation: start under a
+        ``workflow_id`` alias (reuse / reject / allow_after_completion) or with a
+        ``run_timeout``."""
+        from .engine import start_workflow
+
+        checked = _check_task(task, "start_workflow()")
+        self._require_sim()
+        self.use(checked.app)
+        invocation = start_workflow(
+            checked, *args, workflow_id=workflow_id, id_reuse=id_reuse,  # type: ignore[arg-type]
+            run_timeout=run_timeout, **kwargs,
+        )
+        return WorkflowRun(self, invocation)
+
+    def signal(self, run: WorkflowRun[Any] | str, name: str, payload: Any = None) -> int:
+        """Send signal ``name`` with ``payload`` to a workflow (a run or a workflow id)."""
+        from .engine import signal_workflow
+
+        return signal_workflow(self._app_for(run), run, name, payload)
+
+    def query(self, run: WorkflowRun[Any] | str) -> Any:
+        """The workflow's published state and status (``WorkflowQuery``); runs nothing."""
+        from .engine import query_workflow
+
+        return query_workflow(self._app_for(run), run)
+
+    def resume(self, run: WorkflowRun[Any] | str) -> None:
+        """Resume a halted workflow."""
+        from .engine import resume_workflow
+
+        resume_workflow(self._app_for(run), run)
+
+    def cancel(self, run: WorkflowRun[Any] | str, reason: str = "cancelled") -> None:
+        """Cancel a workflow: its next durable operation raises ``WorkflowCancelled``."""
+        from .engine import cancel_workflow
+
+        cancel_workflow(self._app_for(run), run, reason)
+
+    def _app_for(self, run: WorkflowRun[Any] | str) -> Pynenc:
+        self._require_sim()
+        if isinstance(run, WorkflowRun):
+            return run._app
+        apps = [app for app, _ in self._saved.values()]
+        if len(apps) == 1:
+            return apps[0]
+        raise InvalidArgument(
+            "pass the WorkflowRun rather than a workflow id: several apps are in use."
+        )
+
     def run_until_idle(self) -> None:
         """Run everything runnable at the current virtual time, without moving the clock."""
         self._require_sim().run_until_idle()
@@ -522,6 +582,7 @@ class WorkflowEnv:
         max_examples: int = 100,
         restart_after: dt.timedelta | None = None,
         before_each: Callable[[], Any] | None = None,
+        after_start: Callable[[WorkflowEnv, WorkflowRun[Any]], Any] | None = None,
         **kwargs: Any,
     ) -> CrashReport:
         """Run ``workflow(*args, **kwargs)`` once without faults (golden), then once per
@@ -530,7 +591,8 @@ class WorkflowEnv:
         by Hypothesis. Each run must complete with the golden result (``compare(golden,
         got)`` when given), run no non-idempotent step twice, and satisfy ``invariant(env)``.
         ``fine=True`` also crashes between ``execute_task`` routing a child and recording
-        its id. ``before_each()`` runs before every run (reset your external fakes there).
+        its id. ``before_each()`` runs before every run (reset your external fakes there);
+        ``after_start(env, run)`` right after each start (send signals there).
         ``restart_after`` keeps the worker down that long after each crash, so pynenc's own
         recovery tasks bring it back. Your own state in this environment is left as it was.
         """
@@ -550,6 +612,7 @@ class WorkflowEnv:
             max_examples=max_examples,
             restart_after=_restart_seconds(restart_after),
             before_each=before_each,
+            after_start=after_start,
         )
 
     @property

@@ -1,0 +1,51 @@
+"""The durable-workflow engine on top of pynenc's ``@app.workflow`` / ``task.wf``.
+
+Off by default: ``enable_workflows(app)`` (or ``PynencBuilder().enable_workflows()``) adds
+durable timers, signals, queries, waits, retry policies, halt/resume/cancel, run timeouts,
+compensation and workflow id aliases to ``task.wf`` / ``task.wf.root``. Every feature runs on
+pynenc's stock runners and backends as well as in the simulator.
+"""
+
+from .client import (
+    WorkflowQuery,
+    cancel_workflow,
+    enable_workflows,
+    query_workflow,
+    resume_workflow,
+    set_retry_policy,
+    signal_workflow,
+    start_workflow,
+)
+from .exceptions import (
+    SignalTimeout,
+    WaitTimeout,
+    WorkflowAlreadyStarted,
+    WorkflowCancelled,
+    WorkflowEngineError,
+    WorkflowHaltException,
+    WorkflowsNotEnabled,
+    WorkflowTimeout,
+)
+from .retry import RetryPolicy
+from .saga import Saga
+
+__all__ = [
+    "RetryPolicy",
+    "Saga",
+    "SignalTimeout",
+    "WaitTimeout",
+    "WorkflowAlreadyStarted",
+    "WorkflowCancelled",
+    "WorkflowEngineError",
+    "WorkflowHaltException",
+    "WorkflowQuery",
+    "WorkflowTimeout",
+    "WorkflowsNotEnabled",
+    "cancel_workflow",
+    "enable_workflows",
+    "query_workflow",
+    "resume_workflow",
+    "set_retry_policy",
+    "signal_workflow",
+    "start_workflow",
+]

@@ -1,0 +1,169 @@
+"""``task.wf`` / ``task.wf.root`` with the engine's operations.
+
+pynenc builds ``task.wf`` as a ``WorkflowContext`` (``WorkflowRootContext`` for workflows);
+for apps that enabled the engine, ``task.wf`` is one of the subclasses below instead (see
+``_patches.install_task_wf``). Apps that did not enable it get pynenc's own objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pynenc.workflow.workflow_context import (
+    WorkflowContext,
+    WorkflowRootContext,
+    WorkflowRootOps,
+)
+
+from . import _ops
+from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from pynenc.invocation.dist_invocation import DistributedInvocation
+    from pynenc.task import Task
+
+    from .saga import Saga
+
+T = TypeVar("T")
+
+
+class DurableWorkflowContext(WorkflowContext):  # type: ignore[misc]
+    """``task.wf`` of any task inside an engine-enabled workflow."""
+
+    def save_state(self, payload: Any) -> None:
+        """Publish a progress snapshot of the workflow (timestamped), readable from outside
+        with ``query_workflow`` while the workflow runs and after it ends."""
+        _ops.require_enabled(self.app, "wf.save_state()")
+        invocation = self.task.invocation
+        n: int | None = None
+        if invocation.task.is_workflow_root_task and invocation.task.task_id == self.task.task_id:
+            n = _ops.Execution(self.app, invocation).next("state")
+        _ops.save_state(self.app, self.identity, payload, n)
+
+
+class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
+    """``task.wf.root``: pynenc's deterministic operations plus the engine's."""
+
+    def _execution(self, operation: str) -> _ops.Execution:
+        return _ops.current_execution(self.task, operation)
+
+    # -- time
+
+    def sleep(self, duration: dt.timedelta | float) -> None:
+        """Durable timer: wait ``duration`` (timedelta or seconds). The deadline is recorded
+        on first execution: after a crash the workflow waits only for what remains."""
+        _ops.sleep_for(self._execution("sleep"), duration)
+
+    def sleep_until(self, instant: dt.datetime) -> None:
+        """Durable timer: wait until the aware datetime ``instant``."""
+        _ops.sleep_until(self._execution("sleep_until"), instant, operation="sleep_until")
+
+    def now(self) -> dt.datetime:
+        """The current time, recorded on first execution and replayed identically (unlike
+        pynenc's ``utc_now()``, a logical counter, it follows the clock)."""
+        return _ops.durable_now(self._execution("now"))
+
+    def side_effect(self, fn: Callable[[], T]) -> T:
+        """Run a non-deterministic ``fn`` once and record its (serializable) result; a
+        replay returns the recorded value without calling ``fn``."""
+        return _ops.side_effect(self._execution("side_effect"), fn)
+
+    # -- signals and waits
+
+    def wait_for_signal(
+        self, name: str, *, timeout: dt.timedelta | None = None, default: Any = _ops._MISSING
+    ) -> Any:
+        """Wait for the next signal ``name`` and return its payload. Signals are stored on
+        arrival (one sent before the wait is not lost) and consumed in order. On timeout,
+        return ``default`` if given, else raise ``SignalTimeout``."""
+        return _ops.wait_for_signal(self._execution("wait_for_signal"), name, timeout, default)
+
+    def wait_for_task(
+        self,
+        target: DistributedInvocation[Any, Any] | Task[Any, Any],
+        *,
+        timeout: dt.timedelta | None = None,
+    ) -> Any:
+        """Resume when ``target`` completes: an invocation (its result, or its exception), or
+        a task (the first invocation of it, routed after this wait began, that completes)."""
+        from ._waits import wait_for_task
+
+        return wait_for_task(self._execution("wait_for_task"), target, timeout)
+
+    def wait_all(self, invocations: Sequence[DistributedInvocation[Any, T]]) -> list[T]:
+        """Results of all ``invocations``, in the order given (raises the first failure)."""
+        from ._waits import wait_all
+
+        return wait_all(self._execution("wait_all"), invocations)
+
+    def wait_any(
+        self, invocations: Sequence[DistributedInvocation[Any, T]]
+    ) -> tuple[int, T]:
+        """The index and result of the first of ``invocations`` to finish (recorded: a
+        replay picks the same one)."""
+        from ._waits import wait_any
+
+        return wait_any(self._execution("wait_any"), invocations)
+
+    # -- retries, compensation, halts, versions
+
+    def execute_task_with_retry(
+        self, task: Task[Any, Any], *args: Any, retry: RetryPolicy | None = None, **kwargs: Any
+    ) -> Any:
+        """Call ``task`` as a child and retry it by ``retry`` (or the task's / app's default
+        policy), waiting durable timers between attempts. Returns the result."""
+        from ._waits import execute_with_retry
+
+        return execute_with_retry(self._execution("execute_task_with_retry"), task, args, kwargs, retry)
+
+    def saga(self) -> Saga:
+        """A compensation log: register a compensation after each step; on failure or
+        cancellation, run them in reverse (``with wf.root.saga() as saga: ...``)."""
+        from .saga import Saga
+
+        return Saga(self.task, self._execution("saga"))
+
+    def halt(self, reason: str = "") -> None:
+        """Park this workflow durably until ``resume_workflow`` (once per call site: after a
+        resume the workflow goes past this point)."""
+        _ops.halt(self._execution("halt"), reason)
+
+    def check_cancelled(self) -> None:
+        """Raise ``WorkflowCancelled`` / ``WorkflowTimeout`` now if the workflow was cancelled
+        or its run timeout passed (every durable operation checks this too)."""
+        self._execution("check_cancelled").check_interrupts()
+
+    def patched(self, change_id: str) -> bool:
+        """Branch for a code change: True for runs that reach this point under the new
+        code, False when replaying a run that went past it under the old code. Once no
+        such old runs remain, keep only the new branch and call ``deprecate_patch``."""
+        return _ops.patched(self._execution("patched"), change_id)
+
+    def deprecate_patch(self, change_id: str) -> None:
+        """Mark a retired patch: the new code runs unconditionally; histories recorded
+        with the patch still replay (the marker is kept)."""
+        execution = self._execution("deprecate_patch")
+        if execution.get(f"wfx:patch:{change_id}") is None:
+            execution.set(f"wfx:patch:{change_id}", True)
+
+
+class DurableWorkflowRootContext(DurableWorkflowContext, WorkflowRootContext):  # type: ignore[misc]
+    """``task.wf`` of a workflow-defining task of an engine-enabled app."""
+
+    def __init__(self, task: Task[Any, Any]) -> None:
+        WorkflowRootContext.__init__(self, task)
+        self.root = DurableRootOps(task)
+
+
+def make_wf(task: Task[Any, Any]) -> WorkflowContext:
+    """The ``task.wf`` object: the engine's for enabled apps, pynenc's otherwise."""
+    if not _ops.workflows_enabled(task.app):
+        return WorkflowRootContext(task) if task.is_workflow_root_task else WorkflowContext(task)
+    if task.is_workflow_root_task:
+        return DurableWorkflowRootContext(task)
+    return DurableWorkflowContext(task)
+
+
+__all__ = ["DurableRootOps", "DurableWorkflowContext", "make_wf"]

@@ -1,0 +1,71 @@
+"""Exceptions of the durable workflow engine, raised in or around workflow code."""
+
+from __future__ import annotations
+
+from pynenc.workflow.workflow_exceptions import WorkflowPauseError
+
+__all__ = [
+    "SignalTimeout",
+    "WaitTimeout",
+    "WorkflowAlreadyStarted",
+    "WorkflowCancelled",
+    "WorkflowEngineError",
+    "WorkflowHaltException",
+    "WorkflowTimeout",
+    "WorkflowsNotEnabled",
+]
+
+
+class WorkflowEngineError(Exception):
+    """Base class of the engine's own errors."""
+
+
+class WorkflowsNotEnabled(WorkflowEngineError):
+    """A durable-workflow feature was used on an app that did not enable it."""
+
+
+class WorkflowHaltException(WorkflowPauseError):  # type: ignore[misc]
+    """Raised from workflow code: park this workflow durably until it is resumed from outside.
+
+    ``wf.root.halt(reason)`` raises it once per call site (a resumed workflow goes past it);
+    raising it yourself halts every time the code reaches that point.
+    """
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self._record_halt(reason)
+
+    @staticmethod
+    def _record_halt(reason: str) -> None:
+        # pynenc swallows WorkflowPauseError and leaves the invocation RUNNING: record the halt
+        # in the workflow's durable data so queries, resume and the harness can see it.
+        from pynenc import context
+
+        from ._ops import record_halt
+
+        app = context.get_current_app()
+        if app is None:
+            return
+        invocation = context.get_dist_invocation_context(app.app_id)
+        if invocation is not None and invocation.workflow is not None:
+            record_halt(app, invocation, reason)
+
+
+class WorkflowCancelled(WorkflowEngineError):
+    """The workflow was cancelled from outside; raised at its next durable operation."""
+
+
+class WorkflowTimeout(WorkflowEngineError):
+    """The workflow's run timeout passed; raised at its next durable operation."""
+
+
+class WaitTimeout(WorkflowEngineError, TimeoutError):
+    """A durable wait reached its timeout."""
+
+
+class SignalTimeout(WaitTimeout):
+    """``wait_for_signal`` reached its timeout without a signal (and no default was given)."""
+
+
+class WorkflowAlreadyStarted(WorkflowEngineError):
+    """``start_workflow(..., workflow_id=alias, id_reuse="reject")`` found a run with that id."""
