@@ -135,6 +135,10 @@ class Simulation:
         # a workflow body asked for, to catch a replay that asks for something else.
         self.logical_of: dict[str, tuple[str, str, int]] = {}
         self._positions: dict[tuple[str, int], tuple[str, str, str]] = {}
+        # Replays of recorded histories: workflow id -> (recorded child calls, finished?),
+        # and how many child calls the replayed code made so far.
+        self.replay_limits: dict[str, tuple[int, bool]] = {}
+        self.replay_obtained: dict[str, int] = {}
         #: Called with each app when its worker dies (the backend drops in-process state).
         self.after_crash: Callable[[Any], None] | None = None
         self._trigger_apps: list[Any] = []
@@ -479,6 +483,23 @@ class Simulation:
         position = (wf_id, thread.child_seq)
         call_id = str(child.call.call_id)
         recorded = self._positions.get(position)
+        limit = self.replay_limits.get(wf_id)
+        if limit is not None:
+            self.replay_obtained[wf_id] = max(self.replay_obtained.get(wf_id, 0), thread.child_seq)
+            if recorded is None:
+                if limit[1]:
+                    self._abort(
+                        NondeterminismError(
+                            f"workflow {self.label(thread.invocation_id)} diverged from its "
+                            f"recorded history at child call #{thread.child_seq}: the history "
+                            f"ends after {limit[0]} child calls, but the replayed code now "
+                            f"calls {info.name.split('#')[0]}({self._args_of(child)}). "
+                            f"Seed: {self.seed}."
+                        )
+                    )
+                from .replay import _Frontier
+
+                self._abort(_Frontier())
         if recorded is None:
             self._positions[position] = (child.call.task.task_id.key, call_id, child_id)
             return
@@ -490,14 +511,13 @@ class Simulation:
         self, thread: _Thread, seq: int, recorded: tuple[str, str, str], child: Any,
         info: InvocationInfo,
     ) -> NondeterminismError:
-        old = self.invocations.get(recorded[2])
         old_args = self._args_text(thread.app, recorded[2])
         new_args = self._args_of(child)
         return NondeterminismError(
             f"workflow {self.label(thread.invocation_id)} diverged from its recorded history "
             f"at child call #{seq}: the history recorded "
-            f"{old.name if old else recorded[0]}({old_args}) but the replayed code now calls "
-            f"{info.name}({new_args}). Workflow code must make the same calls when it "
+            f"{recorded[0].rsplit('.', 1)[-1]}({old_args}) but the replayed code now calls "
+            f"{info.name.split('#')[0]}({new_args}). Workflow code must make the same calls when it "
             "replays: take ids, random numbers and times from wf.root.uuid()/random()/"
             "utc_now() (or record them in a child task), never from uuid4(), random or "
             f"datetime.now() in the workflow body. Seed: {self.seed}."
@@ -616,6 +636,13 @@ class Simulation:
             except Exception:
                 continue
         return self.apps[0]
+
+    def is_stored(self, app: Any, inv_id: str) -> bool:
+        try:
+            app.orchestrator.get_invocation_status_record(inv_id)
+        except Exception:
+            return False
+        return True
 
     def run_until_idle(self) -> None:
         self.drive(goal=None, horizon=self.clock.micros)

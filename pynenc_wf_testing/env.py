@@ -72,6 +72,12 @@ class _SavedApp:
         self.runner_instance = app._runner_instance
         self.components = {name: getattr(app, name) for name in _COMPONENT_ATTRS}
         self.deferred_triggers = {k: list(v) for k, v in app._deferred_trigger_tasks.items()}
+        # A memory state backend registers the app's info (with the simulated config) in a
+        # class-level registry: put back what was there.
+        from pynenc.state_backend.mem_state_backend import MemStateBackend
+
+        self.app_id = app.app_id
+        self.app_info = MemStateBackend._app_info_registry.get(self.app_id)
 
     def restore(self, app: Pynenc) -> None:
         app.config_values = self.config_values
@@ -80,6 +86,13 @@ class _SavedApp:
             setattr(app, name, value)
         app._deferred_trigger_tasks.clear()
         app._deferred_trigger_tasks.update(self.deferred_triggers)
+        from pynenc.state_backend.mem_state_backend import MemStateBackend
+
+        with MemStateBackend._registry_lock:
+            if self.app_info is None:
+                MemStateBackend._app_info_registry.pop(self.app_id, None)
+            else:
+                MemStateBackend._app_info_registry[self.app_id] = self.app_info
 
 
 def _restart_seconds(restart_after: object) -> float | None:
@@ -479,15 +492,16 @@ class WorkflowEnv:
         self._patches.restore_streams(world.streams)
         self._patches.move_to(world.clock.now)
 
-    def _fresh_world(self, faults: FaultPlan) -> None:
+    def _fresh_world(self, faults: FaultPlan, *, start: dt.datetime | None = None) -> None:
         """Replace the current world by a fresh one (the caller keeps the old one)."""
         from ._components import SIM_ATTR
         from ._simulation import Simulation
 
         assert self._patches is not None
-        self._patches.move_to(self._start)
+        begin = normalize_start(start) if start is not None else self._start
+        self._patches.move_to(begin)
         self._patches.reseed_ids(self._seed)
-        self._clock = VirtualClock(self._start, on_move=self._patches.move_to)
+        self._clock = VirtualClock(begin, on_move=self._patches.move_to)
         self._faults = faults
         self._sim = Simulation(
             seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=faults
@@ -633,7 +647,7 @@ class WorkflowEnv:
         names = sorted({s.name for s in sim.history if s.is_step})
         wanted = ", ".join(p.snippet() for p in unfired)
         raise UnknownStepError(
-            f"{wanted}: the run ended without reaching that step. Steps seen: "
+            f"{wanted}: that step was never reached. Steps seen: "
             f"{', '.join(names) or 'none'}. Check the name (a task's name is its function "
             "name; '#2' is its second call)."
         )
@@ -687,8 +701,29 @@ class WorkflowEnv:
         return [s.name for s in self._require_sim().history if s.is_step]
 
     def history_json(self) -> str:
-        """The step history as stable JSON (byte-identical for the same seed and code)."""
-        return history_to_json(self._require_sim().history, seed=self._seed)
+        """The history as stable JSON (byte-identical for the same seed and code): the steps,
+        and for every workflow what a :class:`Replayer` needs to replay it."""
+        return history_to_json(
+            self._require_sim().history, seed=self._seed, workflows=self._workflow_records()
+        )
+
+    def _workflow_records(self) -> list[dict[str, Any]]:
+        from .replay import export_workflow
+
+        sim = self._require_sim()
+        order: dict[str, list[str]] = {}
+        for (wf_id, _seq), (_task, _call, child_id) in sorted(sim._positions.items()):
+            order.setdefault(wf_id, []).append(child_id)
+        records = []
+        for info in sim.invocations.values():
+            if not info.is_workflow:
+                continue
+            app = sim._app_of(info.invocation_id)
+            if not sim.is_stored(app, info.invocation_id):
+                continue  # named by a crash_before of its routing: never stored
+            children = [c for c in order.get(info.invocation_id, []) if sim.is_stored(app, c)]
+            records.append(export_workflow(app, info.invocation_id, children))
+        return records
 
     def blocked(self) -> dict[str, str]:
         """What each blocked invocation waits on right now."""

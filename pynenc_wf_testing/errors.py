@@ -10,6 +10,7 @@ __all__ = [
     "AppConfigurationError",
     "CrashSafetyError",
     "DeadlockError",
+    "HistoryFormatError",
     "InvalidArgument",
     "NondeterminismError",
     "StepLimitExceeded",
@@ -55,3 +56,7 @@ class NondeterminismError(WorkflowTestingError):
 
 class CrashSafetyError(AssertionError):
     """A crash/replay check found a fault schedule under which the workflow misbehaves."""
+
+
+class HistoryFormatError(WorkflowTestingError, ValueError):
+    """A history file is not a valid ``pynenc-wf-history`` document."""

@@ -58,12 +58,15 @@ class Step:
         return f"{label} {self.name}"
 
 
-def history_to_json(steps: Iterable[Step], *, seed: int | None = None) -> str:
+def history_to_json(
+    steps: Iterable[Step], *, seed: int | None = None, workflows: list[Any] | None = None
+) -> str:
     """Stable JSON of a history: byte-identical for the same run in any process."""
     payload = {
         "format": "pynenc-wf-history",
         "version": HISTORY_FORMAT_VERSION,
         "seed": seed,
         "steps": [step.to_dict() for step in steps],
+        "workflows": workflows or [],
     }
     return json.dumps(payload, sort_keys=True, indent=1, ensure_ascii=True)

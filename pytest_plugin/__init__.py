@@ -1,1 +1,449 @@
-"""pytest plugin of pynenc-wf-testing (installed as the module ``pytest_pynenc_wf``)."""
+"""pytest plugin of pynenc-wf-testing (installed as the module ``pytest_pynenc_wf``).
+
+A thin mapping of pytest options, ini values and the ``wf`` marker onto
+:class:`pynenc_wf_testing.WorkflowEnv`, plus failure reports that say how to reproduce a run.
+
+Importing this module imports only pytest and the standard library: ``pynenc`` and
+``pynenc_wf_testing`` are imported inside the ``wf_env`` fixture, so tests that do not use it
+pay nothing (the model is Hypothesis' ``_hypothesis_pytestplugin``).
+
+Seed of a test, first found wins: ``@pytest.mark.wf(seed=N)``, ``--wf-seed=N``, the ini value
+``wf_seed``, else a seed derived from the test's node id (stable in every process, under any
+``PYTHONHASHSEED`` and under pytest-xdist).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ._report import (
+    SECTION_TITLE,
+    EnvSnapshot,
+    failure_section,
+    seed_line,
+    summary_table,
+    take_snapshot,
+)
+
+if TYPE_CHECKING:
+    from pynenc import Pynenc
+
+    from pynenc_wf_testing.env import WorkflowEnv
+
+__all__ = ["wf_env"]
+
+# ---------------------------------------------------------------------- option names
+
+GROUP = "pynenc-wf"
+MARKER = "wf"
+
+OPT_SEED = "--wf-seed"
+INI_SEED = "wf_seed"
+OPT_APP = "--wf-app"
+INI_APP = "wf_app"
+OPT_MAX_STEPS = "--wf-max-steps"
+INI_MAX_STEPS = "wf_max_steps"
+OPT_LOG_LEVEL = "--wf-log-level"
+INI_LOG_LEVEL = "wf_log_level"
+OPT_SUMMARY = "--wf-summary"
+INI_SUMMARY = "wf_summary"
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+DEFAULT_LOG_LEVEL = "error"
+MARKER_KWARGS = ("seed", "max_steps", "app", "start")
+
+#: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
+REPORT_ATTR = "pynenc_wf"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A resolved option value and where it came from (for error messages)."""
+
+    value: Any
+    origin: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The session-wide configuration of the plugin, resolved once in ``pytest_configure``."""
+
+    seed: Setting | None
+    app: Setting | None
+    max_steps: Setting | None
+    log_level: str
+    summary: bool
+
+
+@dataclass
+class WfTestData:
+    """Per-test data of a test that requested ``wf_env`` (kept in ``item.stash``)."""
+
+    seed: int
+    env: WorkflowEnv | None = None
+    start: dt.datetime | None = None
+    snapshot: EnvSnapshot | None = None
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def call_passed(self) -> bool:
+        """The test body passed (not failed, skipped or xfailed)."""
+        return self.outcomes.get("call") in ("passed", "xpassed")
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+DATA_KEY = pytest.StashKey[WfTestData]()
+
+# ---------------------------------------------------------------------- options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "pynenc-wf-testing (deterministic workflow simulation)")
+    group.addoption(
+        OPT_SEED,
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"seed of every wf_env simulation (overrides ini {INI_SEED}; a test's "
+        "@pytest.mark.wf(seed=...) still wins). Default: a seed derived from each test id.",
+    )
+    group.addoption(
+        OPT_APP,
+        default=None,
+        metavar="MODULE:APP",
+        help=f"pynenc app that wf_env uses automatically, e.g. myshop.tasks:app "
+        f"(overrides ini {INI_APP}).",
+    )
+    group.addoption(
+        OPT_MAX_STEPS,
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"scheduler step limit of each simulation (overrides ini {INI_MAX_STEPS}).",
+    )
+    group.addoption(
+        OPT_LOG_LEVEL,
+        default=None,
+        choices=LOG_LEVELS,
+        help=f"pynenc log level inside simulations (overrides ini {INI_LOG_LEVEL}; "
+        f"default {DEFAULT_LOG_LEVEL}).",
+    )
+    group.addoption(
+        OPT_SUMMARY,
+        action="store_true",
+        default=False,
+        help="print a table of every test that used wf_env: seed, steps, crashes, "
+        "executions, virtual time, outcome.",
+    )
+    parser.addini(INI_SEED, f"seed of every wf_env simulation (see {OPT_SEED}).", default="")
+    parser.addini(INI_APP, "pynenc app that wf_env uses automatically (module:app).", default="")
+    parser.addini(INI_MAX_STEPS, "scheduler step limit of each wf_env simulation.", default="")
+    parser.addini(INI_LOG_LEVEL, "pynenc log level inside wf_env simulations.", default="")
+    parser.addini(INI_SUMMARY, f"same as {OPT_SUMMARY}.", type="bool", default=False)
+
+
+def _ini_int(config: pytest.Config, name: str, *, minimum: int) -> Setting | None:
+    raw = str(config.getini(name)).strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise pytest.UsageError(
+            f"ini option {name} = {raw!r}: expected an integer >= {minimum}, e.g. {name} = 7."
+        )
+    return Setting(value, f"ini option {name}")
+
+
+def _cli_int(config: pytest.Config, opt: str, *, minimum: int) -> Setting | None:
+    value = config.getoption(opt)
+    if value is None:
+        return None
+    if value < minimum:
+        raise pytest.UsageError(f"{opt}={value}: expected an integer >= {minimum}.")
+    return Setting(value, opt)
+
+
+def _resolve_settings(config: pytest.Config) -> Settings:
+    seed = _cli_int(config, OPT_SEED, minimum=0) or _ini_int(config, INI_SEED, minimum=0)
+    max_steps = _cli_int(config, OPT_MAX_STEPS, minimum=1) or _ini_int(
+        config, INI_MAX_STEPS, minimum=1
+    )
+    app: Setting | None = None
+    if config.getoption(OPT_APP):
+        app = Setting(config.getoption(OPT_APP), OPT_APP)
+    elif str(config.getini(INI_APP)).strip():
+        app = Setting(str(config.getini(INI_APP)).strip(), f"ini option {INI_APP}")
+    log_level = config.getoption(OPT_LOG_LEVEL)
+    if log_level is None:
+        raw = str(config.getini(INI_LOG_LEVEL)).strip().lower()
+        if raw and raw not in LOG_LEVELS:
+            raise pytest.UsageError(
+                f"ini option {INI_LOG_LEVEL} = {raw!r}: expected one of {', '.join(LOG_LEVELS)}."
+            )
+        log_level = raw or DEFAULT_LOG_LEVEL
+    summary = bool(config.getoption(OPT_SUMMARY)) or bool(config.getini(INI_SUMMARY))
+    return Settings(seed=seed, app=app, max_steps=max_steps, log_level=log_level, summary=summary)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(seed=None, max_steps=None, app=None, start=None): settings of this test's "
+        "wf_env simulation (seed: reproduce a run; app: 'module:app' to use automatically; "
+        "start: the virtual start instant).",
+    )
+    settings = _resolve_settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    # Under pytest-xdist only the controller prints (workers have ``workerinput``).
+    if (
+        settings.summary
+        and not hasattr(config, "workerinput")
+        and not config.pluginmanager.has_plugin(SummaryRecorder.name)
+    ):
+        config.pluginmanager.register(SummaryRecorder(), SummaryRecorder.name)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    seed = settings.seed if settings is not None else None
+    shown = str(seed.value) if seed is not None else "per-test (derived from test id)"
+    return f"pynenc-wf-testing: seed={shown}"
+
+
+# ---------------------------------------------------------------------- the fixture
+
+
+def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
+    marker = item.get_closest_marker(MARKER)
+    if marker is None:
+        return {}
+    unknown = sorted(set(marker.kwargs) - set(MARKER_KWARGS))
+    if marker.args or unknown:
+        got = ", ".join([*map(repr, marker.args), *unknown])
+        pytest.fail(
+            f"@pytest.mark.{MARKER} takes only keyword arguments {', '.join(MARKER_KWARGS)}; "
+            f"got {got}. Write e.g. @pytest.mark.{MARKER}(seed=7).",
+            pytrace=False,
+        )
+    return dict(marker.kwargs)
+
+
+def _resolve_seed(item: pytest.Item, marker: dict[str, Any], settings: Settings) -> Setting:
+    if marker.get("seed") is not None:
+        return Setting(marker["seed"], f"@pytest.mark.{MARKER}(seed=...)")
+    if settings.seed is not None:
+        return settings.seed
+    from pynenc_wf_testing._seeding import seed_from_text
+
+    return Setting(seed_from_text(item.nodeid), "derived from the test id")
+
+
+def load_app(spec: str, origin: str) -> Pynenc:
+    """Import ``"package.module:app"`` (``origin`` names the option, for the error message)."""
+    __tracebackhide__ = True
+    from pynenc import Pynenc
+
+    where = f"{origin} = {spec!r}"
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name.strip() or not attr.strip():
+        pytest.fail(
+            f"{where}: expected 'package.module:app' (the module that defines your pynenc app "
+            f"and the app's variable name), e.g. {INI_APP} = myshop.tasks:app",
+            pytrace=False,
+        )
+    try:
+        obj: Any = importlib.import_module(module_name.strip())
+    except Exception as exc:  # noqa: BLE001 - any import failure gets the same clear message
+        pytest.fail(
+            f"{where}: cannot import module {module_name.strip()!r} "
+            f"({type(exc).__name__}: {exc}). Check that it is importable in the test run "
+            "(installed, or on sys.path / the ini option pythonpath).",
+            pytrace=False,
+        )
+    for part in attr.strip().split("."):
+        if not hasattr(obj, part):
+            pytest.fail(
+                f"{where}: module {module_name.strip()!r} has no attribute {attr.strip()!r}.",
+                pytrace=False,
+            )
+        obj = getattr(obj, part)
+    if not isinstance(obj, Pynenc):
+        pytest.fail(
+            f"{where}: {spec} is a {type(obj).__name__}, not a pynenc app "
+            "(a pynenc.Pynenc instance such as app = Pynenc(...)).",
+            pytrace=False,
+        )
+    return obj
+
+
+def _check_faults_fired(env: WorkflowEnv) -> None:
+    __tracebackhide__ = True
+    from pynenc_wf_testing.errors import UnknownStepError
+
+    try:
+        env.check_faults_fired()
+    except UnknownStepError as exc:
+        # The harness' frames say nothing about the user's test: show just the error.
+        raise exc.with_traceback(None) from None
+
+
+@pytest.fixture
+def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
+    """A fresh, open :class:`pynenc_wf_testing.WorkflowEnv` for this test.
+
+    Seeded by ``@pytest.mark.wf(seed=N)``, ``--wf-seed``, ini ``wf_seed`` or the test id; uses
+    the app named by ``@pytest.mark.wf(app=...)``, ``--wf-app`` or ini ``wf_app`` if any. On
+    teardown an armed crash point that never fired makes the test error. pynenc's global app
+    registries are restored after the test.
+    """
+    __tracebackhide__ = True
+    item = request.node
+    settings = request.config.stash[SETTINGS_KEY]
+    marker = _marker_kwargs(item)
+    seed = _resolve_seed(item, marker, settings)
+    data = WfTestData(seed=seed.value)
+    item.stash[DATA_KEY] = data
+
+    from pynenc_wf_testing.env import WorkflowEnv
+
+    from ._isolation import RegistrySnapshot
+
+    kwargs: dict[str, Any] = {"log_level": settings.log_level}
+    if marker.get("max_steps") is not None:
+        kwargs["max_steps"] = marker["max_steps"]
+    elif settings.max_steps is not None:
+        kwargs["max_steps"] = settings.max_steps.value
+    if marker.get("start") is not None:
+        kwargs["start"] = marker["start"]
+    app_setting = settings.app
+    if marker.get("app") is not None:
+        app_setting = Setting(marker["app"], f"@pytest.mark.{MARKER}(app=...)")
+
+    registries = RegistrySnapshot()
+    env: WorkflowEnv | None = None
+    try:
+        env = WorkflowEnv(seed=seed.value, **kwargs)
+        env.open()
+        data.env = env
+        data.start = env.now
+        if app_setting is not None:
+            env.use(load_app(str(app_setting.value), app_setting.origin))
+        yield env
+        data.snapshot = take_snapshot(env)
+        if data.call_passed:
+            # A crash point that never fired means the test did not test what it says. (On
+            # top of a failure it would be noise: the test stopped before reaching it.)
+            _check_faults_fired(env)
+    finally:
+        try:
+            if env is not None:
+                if data.snapshot is None:
+                    data.snapshot = take_snapshot(env)
+                env.close()
+        finally:
+            registries.restore()
+
+
+# ---------------------------------------------------------------------- reports
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    if isinstance(exc, (pytest.skip.Exception, pytest.xfail.Exception, pytest.exit.Exception)):
+        return
+    # add_note raises TypeError if an exotic exception set __notes__ to a non-list.
+    with contextlib.suppress(TypeError):
+        if note not in getattr(exc, "__notes__", ()):
+            exc.add_note(note)
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    return report.outcome
+
+
+def _summary_outcome(outcomes: dict[str, str]) -> str:
+    if outcomes.get("setup") == "failed":
+        return "error"
+    call = outcomes.get("call", outcomes.get("setup", "?"))
+    if outcomes.get("teardown") == "failed":
+        return "error" if call == "passed" else f"{call}+error"
+    return call
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    data = item.stash.get(DATA_KEY, None)
+    if data is None:
+        return (yield)
+    if call.excinfo is not None and call.when in ("call", "teardown"):
+        # Before the report is built, so the note shows under the user's own exception.
+        # (A setup error is a configuration problem: the seed would not help.)
+        _add_note(call.excinfo.value, seed_line(data.seed, item.nodeid))
+    report = yield
+    data.outcomes[call.when] = _outcome(report)
+    if report.failed and call.when in ("call", "teardown"):
+        snapshot = data.snapshot
+        if snapshot is None and data.env is not None:
+            snapshot = take_snapshot(data.env)
+        report.sections.append((SECTION_TITLE, failure_section(data.seed, item.nodeid, snapshot)))
+    if call.when == "teardown":
+        snap = data.snapshot
+        elapsed = 0.0
+        if snap is not None and snap.now is not None and data.start is not None:
+            elapsed = (snap.now - data.start).total_seconds()
+        setattr(
+            report,
+            REPORT_ATTR,
+            {
+                "nodeid": item.nodeid,
+                "seed": data.seed,
+                "steps": snap.steps if snap else 0,
+                "crashes": snap.crashes if snap else 0,
+                "executions": snap.executions if snap else 0,
+                "elapsed": elapsed,
+                "outcome": _summary_outcome(data.outcomes),
+            },
+        )
+        # Items live until the session ends: do not keep each test's simulation alive.
+        data.env = None
+        data.snapshot = None
+    return report
+
+
+class SummaryRecorder:
+    """Collects the rows of the ``--wf-summary`` table; registered only when it is asked for.
+
+    Rows arrive on teardown reports (as the ``pynenc_wf`` attribute), so under pytest-xdist
+    they reach the controller, where the table is printed.
+    """
+
+    name = "pynenc-wf-summary"
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        row = getattr(report, REPORT_ATTR, None)
+        if row is not None and report.when == "teardown":
+            self.rows.append(dict(row))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        terminalreporter.write_sep("=", "pynenc-wf summary")
+        if not self.rows:
+            terminalreporter.write_line("no test used wf_env")
+            return
+        for text in summary_table(self.rows):
+            terminalreporter.write_line(text)

@@ -91,7 +91,7 @@ def test_unknown_crash_point_names_it_and_lists_the_steps_seen() -> None:
             run.result
     message = str(info.value)
     assert message.startswith(
-        "crash_after('chrage_payment#1'): the run ended without reaching that step. "
+        "crash_after('chrage_payment#1'): that step was never reached. "
         "Steps seen: "
     )
     assert "route:sequential#1" in message and "step#1" in message

@@ -1,0 +1,33 @@
+"""pynenc plugin entry point (group ``pynenc.plugins``): ``PynencBuilder().enable_workflows()``.
+
+pynenc imports this module whenever an app is created, so it imports nothing but pynenc's
+builder hook; the engine itself is imported only when the builder method is called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["WorkflowEnginePlugin"]
+
+
+def _enable_workflows(builder: Any, *, retry_policy: Any = None) -> Any:
+    """``PynencBuilder().enable_workflows(retry_policy=...)``: switch on the durable-workflow
+    engine (timers, signals, queries, waits, retry policies, halt/resume, compensation)."""
+    from .engine._ops import ENABLE_KEY
+    from .engine._waits import _APP_POLICIES
+    from ._patches import install_task_wf
+
+    builder._config[ENABLE_KEY] = True
+    if retry_policy is not None:
+        _APP_POLICIES[builder._config.get("app_id", "pynenc")] = retry_policy
+    install_task_wf()
+    return builder
+
+
+class WorkflowEnginePlugin:
+    """Registers the builder method ``enable_workflows``."""
+
+    @classmethod
+    def register_builder_methods(cls, builder_cls: Any) -> None:
+        builder_cls.register_plugin_method("enable_workflows", _enable_workflows)
