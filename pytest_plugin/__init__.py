@@ -57,7 +57,13 @@ INI_SUMMARY = "wf_summary"
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_LOG_LEVEL = "error"
-MARKER_KWARGS = ("seed", "max_steps", "app", "start")
+OPT_BACKEND = "--wf-backend"
+INI_BACKEND = "wf_backend"
+OPT_RECORD = "--wf-record"
+OPT_REPLAY = "--wf-replay"
+OPT_REPORT = "--wf-report"
+
+MARKER_KWARGS = ("seed", "max_steps", "app", "start", "backend")
 
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
 REPORT_ATTR = "pynenc_wf"
@@ -80,6 +86,9 @@ class Settings:
     max_steps: Setting | None
     log_level: str
     summary: bool
+    backend: Setting | None = None
+    record_dir: str | None = None
+    report_dir: str | None = None
 
 
 @dataclass
@@ -142,6 +151,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="print a table of every test that used wf_env: seed, steps, crashes, "
         "executions, virtual time, outcome.",
     )
+    group.addoption(
+        OPT_BACKEND,
+        default=None,
+        metavar="NAME",
+        help=f"durable store of every wf_env simulation: memory (default), sqlite or redis "
+        f"(overrides ini {INI_BACKEND}; @pytest.mark.wf(backend=...) still wins).",
+    )
+    group.addoption(
+        OPT_RECORD,
+        default=None,
+        metavar="DIR",
+        help="write each wf_env test's history (replayable JSON) to DIR/<test id>.json.",
+    )
+    group.addoption(
+        OPT_REPLAY,
+        default=None,
+        metavar="DIR",
+        help="replay every history in DIR against the current code; each workflow is a test "
+        "that fails with the first divergent step (record on main, replay on a branch).",
+    )
+    group.addoption(
+        OPT_REPORT,
+        default=None,
+        metavar="DIR",
+        help="write a self-contained HTML report (workflow tree, virtual timeline) per wf_env "
+        "test to DIR/<test id>.html.",
+    )
+    parser.addini(INI_BACKEND, f"durable store of wf_env simulations (see {OPT_BACKEND}).", default="")
     parser.addini(INI_SEED, f"seed of every wf_env simulation (see {OPT_SEED}).", default="")
     parser.addini(INI_APP, "pynenc app that wf_env uses automatically (module:app).", default="")
     parser.addini(INI_MAX_STEPS, "scheduler step limit of each wf_env simulation.", default="")
@@ -192,18 +229,37 @@ def _resolve_settings(config: pytest.Config) -> Settings:
             )
         log_level = raw or DEFAULT_LOG_LEVEL
     summary = bool(config.getoption(OPT_SUMMARY)) or bool(config.getini(INI_SUMMARY))
-    return Settings(seed=seed, app=app, max_steps=max_steps, log_level=log_level, summary=summary)
+    backend: Setting | None = None
+    if config.getoption(OPT_BACKEND):
+        backend = Setting(config.getoption(OPT_BACKEND), OPT_BACKEND)
+    elif str(config.getini(INI_BACKEND)).strip():
+        backend = Setting(str(config.getini(INI_BACKEND)).strip(), f"ini option {INI_BACKEND}")
+    return Settings(
+        seed=seed,
+        app=app,
+        max_steps=max_steps,
+        log_level=log_level,
+        summary=summary,
+        backend=backend,
+        record_dir=config.getoption(OPT_RECORD),
+        report_dir=config.getoption(OPT_REPORT),
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(seed=None, max_steps=None, app=None, start=None): settings of this test's "
-        "wf_env simulation (seed: reproduce a run; app: 'module:app' to use automatically; "
-        "start: the virtual start instant).",
+        f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None): settings of "
+        "this test's wf_env simulation (seed: reproduce a run; app: 'module:app' to use "
+        "automatically; start: the virtual start instant; backend: memory, sqlite or redis).",
     )
     settings = _resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
+    replay_dir = config.getoption(OPT_REPLAY)
+    if replay_dir and not config.pluginmanager.has_plugin("pynenc-wf-replay"):
+        from ._replay import ReplayPlugin
+
+        config.pluginmanager.register(ReplayPlugin(replay_dir), "pynenc-wf-replay")
     # Under pytest-xdist only the controller prints (workers have ``workerinput``).
     if (
         settings.summary
@@ -325,6 +381,10 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
         kwargs["max_steps"] = settings.max_steps.value
     if marker.get("start") is not None:
         kwargs["start"] = marker["start"]
+    if marker.get("backend") is not None:
+        kwargs["backend"] = marker["backend"]
+    elif settings.backend is not None:
+        kwargs["backend"] = settings.backend.value
     app_setting = settings.app
     if marker.get("app") is not None:
         app_setting = Setting(marker["app"], f"@pytest.mark.{MARKER}(app=...)")
@@ -340,6 +400,7 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
             env.use(load_app(str(app_setting.value), app_setting.origin))
         yield env
         data.snapshot = take_snapshot(env)
+        _write_artifacts(env, item.nodeid, settings)
         if data.call_passed:
             # A crash point that never fired means the test did not test what it says. (On
             # top of a failure it would be noise: the test stopped before reaching it.)
@@ -352,6 +413,32 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
                 env.close()
         finally:
             registries.restore()
+
+
+def artifact_name(nodeid: str, suffix: str) -> str:
+    """A file name for a test's artifact: readable, unique per node id, safe everywhere."""
+    import hashlib
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:120]
+    return f"{stem}-{hashlib.sha256(nodeid.encode()).hexdigest()[:8]}{suffix}"
+
+
+def _write_artifacts(env: WorkflowEnv, nodeid: str, settings: Settings) -> None:
+    import os
+
+    if settings.record_dir:
+        os.makedirs(settings.record_dir, exist_ok=True)
+        path = os.path.join(settings.record_dir, artifact_name(nodeid, ".json"))
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(env.history_json())
+    if settings.report_dir:
+        from pynenc_wf_testing.render import render_html
+
+        os.makedirs(settings.report_dir, exist_ok=True)
+        path = os.path.join(settings.report_dir, artifact_name(nodeid, ".html"))
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(render_html(env, title=nodeid))
 
 
 # ---------------------------------------------------------------------- reports
