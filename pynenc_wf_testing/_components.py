@@ -69,6 +69,18 @@ class SimOrchestratorMixin:
         if sim is not None:
             sim.broker_dirty = True
 
+    def set_invocation_retry(
+        self, invocation: DistributedInvocation, exception: Exception, runner_ctx: RunnerContext
+    ) -> None:
+        sim = sim_of(self.app)
+        if sim is not None and isinstance(exception, AssertionError):
+            # An assertion in workflow or task code is a test failure, never a transient
+            # error: fail the invocation and the test at once (Temporal does the same).
+            self.set_invocation_exception(invocation, exception, runner_ctx)
+            sim.assertion_failed(invocation, exception)
+            return
+        super().set_invocation_retry(invocation, exception, runner_ctx)  # type: ignore[misc]
+
     def reroute_invocations(
         self, invocations_to_reroute: Any, runner_ctx: RunnerContext
     ) -> None:

@@ -171,6 +171,24 @@ class ProcessPatches:
             if id(current) in reals:
                 setattr(module, attribute, original)
 
+    def patch_imported_sleep(self, module_names: list[str]) -> None:
+        """Modules that did ``from time import sleep`` hold the real function under their own
+        name, out of reach of the ``time.sleep`` patch: patch that name in the modules that
+        define the simulated tasks (scanning every module would cost what freezegun's start
+        costs)."""
+        import sys
+
+        for name in module_names:
+            module = sys.modules.get(name)
+            if module is None:
+                continue
+            for attribute, value in list(vars(module).items()):
+                if value is REAL_SLEEP:
+                    setattr(module, attribute, _patched_sleep)
+                    self._undo.append(
+                        lambda m=module, a=attribute, v=value: setattr(m, a, v)  # type: ignore[misc]
+                    )
+
     def move_to(self, when: _dt.datetime) -> None:
         self.factory.move_to(when)
 

@@ -254,7 +254,7 @@ class Simulation:
             Step(None, kind, name, None, None, self._now_iso(), None, detail or {})
         )
 
-    def _describe_new(self, inv: DistributedInvocation) -> InvocationInfo:
+    def _describe_new(self, inv: DistributedInvocation, *, commit: bool = True) -> InvocationInfo:
         inv_id = str(inv.invocation_id)
         info = self.invocations.get(inv_id)
         if info is not None:
@@ -273,6 +273,11 @@ class Simulation:
         base = task.task_id.func_name
         key = (owner, base)
         count = self._name_counters.get(key, 0) + 1
+        if not commit:
+            return InvocationInfo(
+                inv_id, task.task_id.key, f"{base}#{count}", owner,
+                str(wf.workflow_id) if wf is not None else None, None, is_wf,
+            )
         self._name_counters[key] = count
         info = InvocationInfo(
             invocation_id=inv_id,
@@ -301,7 +306,8 @@ class Simulation:
 
     def before_register(self, app: Pynenc, invocations: list[DistributedInvocation]) -> None:
         for inv in invocations:
-            info = self._describe_new(inv)
+            # Named for real only once registered: a crash before it must not use up a name.
+            info = self._describe_new(inv, commit=False)
             self._before(
                 self._next_step(
                     "route", f"route:{info.name}", self._step_workflow(info),
@@ -317,7 +323,7 @@ class Simulation:
                 # between must still name the orphan child's logical call.
                 thread.routed += 1
                 self._child_obtained(thread, inv)
-            info = self.invocations[str(inv.invocation_id)]
+            info = self._describe_new(inv)
             self._commit(
                 self._next_step(
                     "route", f"route:{info.name}", self._step_workflow(info),
@@ -619,7 +625,15 @@ class Simulation:
     def _any_final(self, ids: list[str]) -> bool:
         for inv_id in ids:
             app = self._app_of(inv_id)
-            if app.orchestrator.get_invocation_status(inv_id).is_final():
+            try:
+                status = app.orchestrator.get_invocation_status(inv_id)
+            except KeyError:
+                raise InvalidArgument(
+                    f"invocation {inv_id} is not in the simulated store: it was created "
+                    "before env.use(app) put its app on simulated components (or by another "
+                    "WorkflowEnv). Start it inside the environment: env.start(task, ...)."
+                ) from None
+            if status.is_final():
                 return True
         return False
 
@@ -815,6 +829,14 @@ class Simulation:
             raise message[1]
         else:  # pragma: no cover - protocol error
             raise RuntimeError(f"unknown scheduler message {message!r}")
+
+    def assertion_failed(self, invocation: Any, error: AssertionError) -> None:
+        if error not in self.errors_to_raise:
+            error.add_note(
+                f"raised by {self.label(str(invocation.invocation_id))} inside the simulation; "
+                "an AssertionError in workflow code fails the test at once and is never retried"
+            )
+            self.errors_to_raise.append(error)
 
     def _thread_done(self, thread: _Thread, error: BaseException | None) -> None:
         self.threads.pop(thread.invocation_id, None)

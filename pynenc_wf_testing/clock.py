@@ -73,6 +73,7 @@ class VirtualClock:
         return self._micros / 1_000_000
 
     def move_to_micros(self, micros: int) -> None:
+        """Move to ``micros`` (microseconds since the Unix epoch); never backwards."""
         if micros < self._micros:
             raise InvalidArgument(
                 f"the virtual clock cannot go backwards: it is at {self.now.isoformat()} and "
@@ -81,9 +82,10 @@ class VirtualClock:
             )
         if micros == self._micros:
             return
-        self._micros = micros
+        target = from_micros(micros)  # raises OverflowError past year 9999: nothing changed
         if self._on_move is not None:
-            self._on_move(self.now)
+            self._on_move(target)
+        self._micros = micros
 
     def jump(self, seconds: float) -> None:
         """Move forward by ``seconds`` (trio's ``MockClock.jump``)."""

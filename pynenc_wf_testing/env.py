@@ -45,6 +45,7 @@ SIM_CONFIG: dict[str, Any] = {
 }
 
 _active_env: WorkflowEnv | None = None
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 _COMPONENT_ATTRS = (
@@ -210,6 +211,10 @@ class WorkflowEnv:
                 f"max_steps must be a positive int, got {max_steps!r}. "
                 "The default is 100_000 scheduler steps."
             )
+        if log_level not in _LOG_LEVELS:
+            raise InvalidArgument(
+                f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}."
+            )
         self._backend: Backend = resolve_backend(backend, backend_options)
         self._seed = seed
         self._start = normalize_start(start)
@@ -289,9 +294,9 @@ class WorkflowEnv:
                 _active_env = None
 
     def _require_sim(self) -> Simulation:
+        if self._closed:
+            raise InvalidArgument("this WorkflowEnv is closed; create a new one.")
         if self._sim is None:
-            if self._closed:
-                raise InvalidArgument("this WorkflowEnv is closed; create a new one.")
             self.open()
         assert self._sim is not None
         return self._sim
@@ -338,6 +343,10 @@ class WorkflowEnv:
         sim.attach(app)
         app.register_deferred_triggers()
         sim.refresh_triggers()
+        assert self._patches is not None
+        self._patches.patch_imported_sleep(
+            sorted({task.func.__module__ for task in app.tasks.values()})
+        )
         return app
 
     def _check_config(self, app: Pynenc) -> None:
@@ -457,13 +466,25 @@ class WorkflowEnv:
                     f"advance({key}={value!r}): expected a number of {key}. "
                     "Use e.g. wf_env.advance(days=30)."
                 )
+            if value != value or value in (float("inf"), float("-inf")):
+                raise InvalidArgument(
+                    f"advance({key}={value!r}): expected a finite number of {key}."
+                )
             if value < 0:
                 raise InvalidArgument(
                     f"advance({key}={value!r}): time only moves forward in a simulation. "
                     "To observe an earlier instant, start a new WorkflowEnv with start=..."
                 )
-        delta = dt.timedelta(**{k: float(v) for k, v in amounts.items()})
         sim = self._require_sim()
+        try:
+            delta = dt.timedelta(**{k: float(v) for k, v in amounts.items()})
+            sim.clock.now + delta  # noqa: B018 - must stay a representable datetime
+        except OverflowError:
+            raise InvalidArgument(
+                f"advance({', '.join(f'{k}={v!r}' for k, v in amounts.items() if v)}): "
+                f"that goes past the last representable instant (year 9999) from "
+                f"{sim.clock.now.isoformat()}."
+            ) from None
         sim.advance_to(sim.clock.micros + delta // dt.timedelta(microseconds=1))
 
     # ------------------------------------------------------------------ worlds
@@ -683,10 +704,17 @@ class WorkflowEnv:
         return list(self._require_sim().ledger)
 
     def executions(self, task: Task[Any, Any] | str) -> int:
-        """How many times ``task`` (a task or its function name) was executed: every attempt,
-        retries, re-executions after crashes and injected failures (``fail()``) included."""
+        """How many times ``task`` was executed: every attempt,
+        retries, re-executions after crashes and injected failures (``fail()``) included.
+        ``task``: a task object, its function name, its ``module.function`` key, or one
+        logical call's step name (``"charge_payment#2"``)."""
         if isinstance(task, str):
-            return sum(1 for e in self._require_sim().ledger if e.task.rsplit(".", 1)[-1] == task)
+            ledger = self._require_sim().ledger
+            if "#" in task:  # one logical call: "charge_payment#2"
+                return sum(1 for e in ledger if e.name == task)
+            if "." in task:  # a full task key: "myshop.tasks.charge_payment"
+                return sum(1 for e in ledger if e.task == task)
+            return sum(1 for e in ledger if e.task.rsplit(".", 1)[-1] == task)
         key = _check_task(task, "executions()").task_id.key
         return sum(1 for e in self._require_sim().ledger if e.task == key)
 

@@ -54,7 +54,7 @@ class NondeterminismError(WorkflowTestingError):
     """Replayed workflow code did something different from what its history recorded."""
 
 
-class CrashSafetyError(AssertionError):
+class CrashSafetyError(WorkflowTestingError, AssertionError):
     """A crash/replay check found a fault schedule under which the workflow misbehaves."""
 
 

@@ -28,6 +28,7 @@ from ._report import (
     EnvSnapshot,
     failure_section,
     seed_line,
+    shell_quote,
     summary_table,
     take_snapshot,
 )
@@ -393,6 +394,10 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
     env: WorkflowEnv | None = None
     try:
         env = WorkflowEnv(seed=seed.value, **kwargs)
+        env.rerun_hint = (
+            f"pytest {shell_quote(item.nodeid)} --wf-seed={seed.value}"
+            f"  (or @pytest.mark.{MARKER}(seed={seed.value}))"
+        )
         env.open()
         data.env = env
         data.start = env.now

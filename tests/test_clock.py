@@ -113,12 +113,6 @@ def test_sleep_imported_inside_the_task_function_is_virtual() -> None:
         assert env.start(flows.nap_with_local_import, 600).result == at(minutes=10)
 
 
-@pytest.mark.xfail(
-    reason="GAP: `from time import sleep` bound at import time (before the env patched "
-    "time.sleep) escapes the patch: it sleeps for real and the virtual clock does not move "
-    "(DESIGN.md section 3 asks to handle or document this; neither is done yet)",
-    strict=True,
-)
 def test_sleep_imported_at_module_level_is_virtual() -> None:
     with WorkflowEnv() as env:
         assert env.start(flows.nap_with_imported_sleep, 0.05).result == at(seconds=0.05)
@@ -391,14 +385,6 @@ def test_virtual_clock_arithmetic_is_exact(jumps: list[float]) -> None:
     assert len(seen) == len(set(seen))
 
 
-@pytest.mark.xfail(
-    reason="BUG: advance() accepts nan/inf and amounts past datetime.max; it raises a raw "
-    "ValueError/OverflowError, and for an out-of-range target VirtualClock.move_to_micros "
-    "stores the new micros before freezegun's move fails, so env.now (and every later call) "
-    "raises OverflowError for the rest of the env",
-    strict=True,
-    raises=(ValueError, OverflowError),
-)
 @pytest.mark.parametrize(
     "kwargs", [{"days": float("nan")}, {"days": float("inf")}, {"days": 3_000_000}]
 )

@@ -405,11 +405,6 @@ def test_errors_escape_as_workflow_testing_errors() -> None:
             run.result
 
 
-@pytest.mark.xfail(
-    reason="GAP: log_level is not validated by WorkflowEnv(); a bad level surfaces later as "
-    "pynenc's raw ValueError('Invalid log level: bogus') at the first start()",
-    strict=True,
-)
 def test_log_level_is_validated_up_front() -> None:
     with pytest.raises(InvalidArgument, match="log_level"):
         WorkflowEnv(log_level="bogus")
@@ -450,12 +445,6 @@ def test_assertion_error_surfaces_while_driving_another_run() -> None:
             slow.result
 
 
-@pytest.mark.xfail(
-    reason="BUG: an AssertionError in a task with retry_for=(Exception,) is retried by pynenc "
-    "max_retries times (pynenc catches it as retriable before the harness sees it), while the "
-    "harness's own note says 'never retried' (STYLE.md: Temporal's _AssertionErrorInterceptor)",
-    strict=True,
-)
 def test_assertion_error_is_never_retried() -> None:
     with WorkflowEnv() as env:
         run = env.start(flows.asserts_with_retries, -1)

@@ -262,12 +262,6 @@ def test_env_cannot_be_reopened_after_close() -> None:
         env.open()
 
 
-@pytest.mark.xfail(
-    reason="BUG: WorkflowEnv._require_sim returns the closed Simulation (self._sim is never "
-    "reset), so start() after close() runs on a dead simulation and leaves the app on the "
-    "simulated components for good",
-    strict=True,
-)
 def test_start_after_close_is_refused_and_leaves_the_app_alone() -> None:
     env = WorkflowEnv()
     with env:

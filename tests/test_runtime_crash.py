@@ -179,13 +179,6 @@ def golden_step_names(n: int = 3) -> set[str]:
         return set(env.steps)
 
 
-@pytest.mark.xfail(
-    reason="BUG: Simulation._describe_new assigns the step name (and bumps the per-workflow "
-    "name counter) in before_register; crash_before('route:child#2') aborts that routing, so "
-    "the replayed second call is named child#3 and the third child#4: names drift from the "
-    "golden run",
-    strict=True,
-)
 def test_crash_before_a_route_keeps_the_step_names_of_the_golden_run() -> None:
     golden = golden_step_names()
     with WorkflowEnv() as env:
