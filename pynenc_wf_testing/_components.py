@@ -80,6 +80,10 @@ class SimOrchestratorMixin:
             sim.assertion_failed(invocation, exception)
             return
         super().set_invocation_retry(invocation, exception, runner_ctx)  # type: ignore[misc]
+        if sim is not None:
+            # pynenc sets RETRY, then routes the invocation again: the retry is scheduled
+            # only once routed (a crash in between is explored by fine-grained checks).
+            sim.after_retry(self.app, invocation.invocation_id)
 
     def reroute_invocations(
         self, invocations_to_reroute: Any, runner_ctx: RunnerContext

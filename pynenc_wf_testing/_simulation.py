@@ -328,6 +328,10 @@ class Simulation:
                 self._next_step(
                     "route", f"route:{info.name}", self._step_workflow(info),
                     info.invocation_id, info.task,
+                    # execute_task records the child's id next: crashing right after this
+                    # step duplicates the child on replay (pynenc's window, fine-grained).
+                    {"in_execute_task": True} if thread is not None and thread.in_execute_task
+                    else None,
                 )
             )
 
@@ -380,9 +384,21 @@ class Simulation:
                 )
             )
         elif status == InvocationStatus.RETRY:
+            # Status written, invocation not routed yet: pynenc's window (fine-grained only).
             self._commit(
                 self._next_step(
-                    "retry", f"retry:{info.name}", self._step_workflow(info), inv_id, info.task
+                    "window", f"retry_status:{info.name}", self._step_workflow(info), inv_id,
+                    info.task,
+                )
+            )
+
+    def after_retry(self, app: Pynenc, invocation_id: Any) -> None:
+        info = self.invocations.get(str(invocation_id))
+        if info is not None:
+            self._commit(
+                self._next_step(
+                    "retry", f"retry:{info.name}", self._step_workflow(info), info.invocation_id,
+                    info.task,
                 )
             )
 

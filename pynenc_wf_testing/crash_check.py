@@ -20,7 +20,7 @@ from .errors import (
     StepLimitExceeded,
 )
 from .faults import FaultPlan, FaultSchedule, ScheduledCrash
-from .history import FINE_KINDS, Step
+from .history import FINE_KINDS, Step, in_pynenc_window
 from .idempotency import marked_keys
 
 if TYPE_CHECKING:
@@ -341,20 +341,11 @@ def check_crash_safety(
         # execute_task routes a child, then records its id: crashing in between duplicates
         # the child on replay, in correct workflows too (pynenc behaviour, DESIGN.md section
         # 4). Only the fine-grained mode crashes inside that window.
-        recorded = {
-            (s.workflow_id, s.name.removeprefix("record:"))
-            for s in report.golden_steps
-            if s.kind == "record"
-        }
         for step in steps:
             assert step.number is not None
             name = step.name if first_number.get(step.name) == step.number else None
-            in_window = (
-                step.kind == "route"
-                and (step.workflow_id, step.name.removeprefix("route:")) in recorded
-            )
             for phase in ("before", "after"):
-                if phase == "after" and in_window and not fine:
+                if not fine and in_pynenc_window(step, phase):
                     continue
                 schedule = FaultSchedule(
                     (ScheduledCrash(step.number, phase, name, restart_after),)

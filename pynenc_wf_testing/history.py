@@ -8,7 +8,9 @@ A *step* is one durable event in a workflow's history, numbered from 1 in commit
 - ``retry:charge_payment#1``: it failed with a retriable error and was scheduled again;
 - ``uuid#1``, ``random#2``, ``utc_now#1``: a deterministic value was recorded;
 - ``data:<key>#n``: workflow data was set (the n-th write of that key);
-- ``record:charge_payment#1``: ``execute_task`` recorded the child's id (fine-grained step).
+- ``record:charge_payment#1``: ``execute_task`` recorded the child's id (fine-grained step);
+- ``retry_status:charge_payment#1``: pynenc wrote the RETRY status but has not routed the
+  retry yet (fine-grained step: a crash there strands the invocation, see docs).
 
 Crash and recovery events are history entries too, without a step number.
 """
@@ -26,7 +28,7 @@ __all__ = ["HISTORY_FORMAT_VERSION", "Step", "history_to_json"]
 HISTORY_FORMAT_VERSION = 1
 
 #: Kinds of steps that only a fine-grained crash check explores.
-FINE_KINDS = frozenset({"record"})
+FINE_KINDS = frozenset({"record", "window"})
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,11 @@ def history_to_json(
         "workflows": workflows or [],
     }
     return json.dumps(payload, sort_keys=True, indent=1, ensure_ascii=True)
+
+
+def in_pynenc_window(step: Step, phase: str) -> bool:
+    """Whether crashing ``phase`` (``before``/``after``) ``step`` lands inside one of pynenc's
+    own non-atomic windows, which correct workflows hit too (explored only when asked)."""
+    if step.kind in FINE_KINDS:
+        return True
+    return phase == "after" and step.kind == "route" and bool(step.detail.get("in_execute_task"))
