@@ -76,7 +76,9 @@ class SimOrchestratorMixin:
         if sim is not None and isinstance(exception, AssertionError):
             # An assertion in workflow or task code is a test failure, never a transient
             # error: fail the invocation and the test at once (Temporal does the same).
-            self.set_invocation_exception(invocation, exception, runner_ctx)
+            self.set_invocation_exception(  # type: ignore[attr-defined]
+                invocation, exception, runner_ctx
+            )
             sim.assertion_failed(invocation, exception)
             return
         super().set_invocation_retry(invocation, exception, runner_ctx)  # type: ignore[misc]

@@ -61,7 +61,8 @@ def _enumerate_workflow_data(app: Pynenc, workflow_id: str) -> dict[str, Any]:
 
         with sqlite3.connect(path) as conn:
             rows = conn.execute(
-                f"SELECT data_key, data_value FROM {tables.WORKFLOW_DATA} WHERE workflow_id = ?",
+                f"SELECT data_key, data_value FROM {tables.WORKFLOW_DATA} WHERE workflow_id = ? "
+                "ORDER BY rowid",
                 (workflow_id,),
             ).fetchall()
         return {key: app.client_data_store.deserialize(value) for key, value in rows}
@@ -103,6 +104,26 @@ def _child_record(app: Pynenc, inv_id: str) -> dict[str, Any]:
     return record
 
 
+def _child_order_from_store(app: Pynenc, workflow_id: str, data: dict[str, Any]) -> list[str]:
+    """The order in which the workflow's code obtained its children, read from the store:
+    ``execute_task`` records each child's id in the workflow data when it first routes it
+    (the data keeps insertion order), so the recorded keys give the call order."""
+    children = [str(c) for c in app.state_backend.get_child_invocations(workflow_id)]
+    known = set(children)
+    order: list[str] = []
+    for key, value in data.items():
+        if key.startswith(("task_invocation:", "wfx:retry:")) and str(value) in known:
+            if str(value) not in order:
+                order.append(str(value))
+    rest = [c for c in children if c not in order]
+
+    def first_seen(inv_id: str) -> str:
+        history = app.state_backend.get_history(inv_id)
+        return history[0].timestamp.isoformat() if history else ""
+
+    return order + sorted(rest, key=lambda c: (first_seen(c), children.index(c)))
+
+
 def export_workflow(
     app: Pynenc, workflow_id: str, child_order: list[str] | None = None
 ) -> dict[str, Any]:
@@ -113,15 +134,9 @@ def export_workflow(
     """
     backend = app.state_backend
     root = _child_record(app, workflow_id)
-    if child_order is None:
-        children = list(backend.get_child_invocations(workflow_id))
-
-        def first_seen(inv_id: str) -> str:
-            history = backend.get_history(inv_id)
-            return history[0].timestamp.isoformat() if history else ""
-
-        child_order = sorted((str(c) for c in children), key=lambda c: (first_seen(c), c))
     data = _enumerate_workflow_data(app, workflow_id)
+    if child_order is None:
+        child_order = _child_order_from_store(app, workflow_id, data)
     serializer = app.serializer
     return {
         "workflow_id": workflow_id,
@@ -375,6 +390,17 @@ def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> Replay
     )
     serializer = app.serializer
     ctx = RunnerContext(runner_cls="Replayer", runner_id="replayer")
+
+    child_ids = {c["invocation_id"] for c in record["children"]}
+    for key, text in record["data"].items():
+        if key.startswith("task_invocation:"):
+            referenced = str(serializer.deserialize(text))
+            if referenced not in child_ids:
+                raise HistoryFormatError(
+                    f"workflow {workflow_id}: its data records child {referenced} (under "
+                    f"{key!r}) but the history's children list lacks it: the file was edited "
+                    "or truncated."
+                )
 
     # Seed the store with the recorded children and data, unobserved (not steps of the replay).
     setattr(app, SIM_ATTR, None)
