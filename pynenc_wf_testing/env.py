@@ -753,6 +753,13 @@ class WorkflowEnv:
             records.append(export_workflow(app, info.invocation_id, children))
         return records
 
+    def render(self) -> str:
+        """The workflow tree of this simulation as text (workflow -> sub-workflows ->
+        children, with status, attempts, virtual times and crash points)."""
+        from .render import render_text
+
+        return render_text(self)
+
     def blocked(self) -> dict[str, str]:
         """What each blocked invocation waits on right now."""
         return self._require_sim().blocked_report()
