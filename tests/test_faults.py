@@ -157,3 +157,23 @@ def test_crash_events_are_history_entries_without_numbers() -> None:
         assert isinstance(crash, Step) and crash.number is None and not crash.is_step
         assert "crash_after('step#1#1')" not in crash.detail["reason"]
         assert crash.detail["reason"].startswith("crash_after('step#1') at step#1")
+
+
+def test_retry_window_strands_the_invocation() -> None:
+    """pynenc 0.4.0 writes RETRY, then routes the invocation again. A worker that dies in
+    between leaves it in RETRY for good: recovery only looks at PENDING and RUNNING. The
+    coarse checks stay out of this window; fine-grained ones find it."""
+    from pynenc_wf_testing import DeadlockError
+
+    with WorkflowEnv(seed=7) as env:
+        env.fail(apps.flaky, times=1, exc=apps.TransientError)
+        env.crash_after("retry_status:flaky#1")
+        run = env.start(apps.uses_retry, 1)
+        with pytest.raises(DeadlockError) as info:
+            run.result
+        assert "waits for the result of flaky#1" in str(info.value)
+        assert "(status: retry)" in str(info.value)
+    with WorkflowEnv(seed=7) as env:
+        env.fail(apps.flaky, times=1, exc=apps.TransientError)
+        env.crash_after("retry:flaky#1")  # after the retry is routed: recovers fine
+        assert env.start(apps.uses_retry, 1).result == 101
