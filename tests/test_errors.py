@@ -153,7 +153,7 @@ def test_step_limit_on_endless_retries() -> None:
         "If the run is meant to be this long, raise the limit: WorkflowEnv(max_steps=...) or "
         "@pytest.mark.wf(max_steps=...). Otherwise look for a workflow that never ends (an "
         "endless loop of children, sleeps or retries). Last steps: "
-        + ", ".join(["retry:always_fails#1"] * 8)
+        + ", ".join(["retry_status:always_fails#1", "retry:always_fails#1"] * 4)
         + ". Virtual time: 2030-01-01T00:00:00+00:00; seed: 0."
     )
 
