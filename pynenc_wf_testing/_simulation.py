@@ -116,6 +116,7 @@ class Simulation:
         self.slices = 0
         self.crashes = 0
         self._pending_crash: tuple[str, float | None] | None = None
+        self._crash_at: tuple[Step, str] | None = None
         self._recovery_at: int | None = None
 
         self.history: list[Step] = []
@@ -240,6 +241,7 @@ class Simulation:
     def _before(self, step: Step) -> None:
         point = self.faults.crash_for(step, "before")
         if point is not None:
+            self._crash_at = (step, "before")
             self._crash(f"{point.snippet()} at {step.name}", point.restart_after)
 
     def _commit(self, step: Step) -> None:
@@ -247,11 +249,19 @@ class Simulation:
         self.history.append(step)
         point = self.faults.crash_for(step, "after")
         if point is not None:
+            self._crash_at = (step, "after")
             self._crash(f"{point.snippet()} at {step.name}", point.restart_after)
 
-    def _event(self, kind: str, name: str, detail: dict[str, Any] | None = None) -> None:
+    def _event(
+        self,
+        kind: str,
+        name: str,
+        detail: dict[str, Any] | None = None,
+        workflow_id: str | None = None,
+        invocation_id: str | None = None,
+    ) -> None:
         self.history.append(
-            Step(None, kind, name, None, None, self._now_iso(), None, detail or {})
+            Step(None, kind, name, workflow_id, invocation_id, self._now_iso(), None, detail or {})
         )
 
     def _describe_new(self, inv: DistributedInvocation, *, commit: bool = True) -> InvocationInfo:
@@ -597,6 +607,7 @@ class Simulation:
         execution = self._running_execution.pop(inv_id, None)
         if execution is not None:
             execution.outcome = outcome
+            execution.finished = self._now_iso()
 
     # ------------------------------------------------------------------ scheduling
 
@@ -905,13 +916,24 @@ class Simulation:
                 self.graveyard.append(thread.glet)
         for inv_id, execution in list(self._running_execution.items()):
             execution.outcome = "crashed"
+            execution.finished = self._now_iso()
         self._running_execution.clear()
         self.threads.clear()
         self.ready.clear()
         self.waiters.clear()
         self.cond_waiters.clear()
         self.sleepers.clear()
-        self._event("crash", "crash", {"reason": reason, "worker": self._worker_generation})
+        at = self._crash_at
+        self._crash_at = None
+        detail: dict[str, Any] = {"reason": reason, "worker": self._worker_generation}
+        if at is not None:
+            step, phase = at
+            detail.update(phase=phase, step=step.name, step_number=step.number)
+        self._event(
+            "crash", "crash", detail,
+            workflow_id=at[0].workflow_id if at else None,
+            invocation_id=at[0].invocation_id if at else None,
+        )
         for app in self.apps:
             self._dead_runner_ids.add(self.runners[app.app_id].runner_id)
             if self.after_crash is not None:

@@ -14,7 +14,8 @@ class Execution:
 
     ``name`` is the logical step name of the call (``charge_payment#1``), ``attempt`` counts
     executions of the same invocation from 1 (pynenc does not count recoveries; we do),
-    ``outcome`` is ``running`` while it runs, then ``success``, ``failed``, ``retry``,
+    ``started``/``finished`` are virtual instants (ISO 8601). ``outcome`` is ``running``
+    while it runs, then ``success``, ``failed``, ``retry``,
     ``crashed`` (the worker died while it ran) or ``stalled`` (it returned without a final status).
     ``arguments`` are pynenc's serialized arguments (stable strings).
     """
@@ -29,9 +30,11 @@ class Execution:
     outcome: str = "running"
     logical_call: tuple[str, str, int] | None = None
     injected: bool = False
+    finished: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of this execution."""
         return {
             "task": self.task,
             "name": self.name,
@@ -42,4 +45,5 @@ class Execution:
             "started": self.started,
             "outcome": self.outcome,
             "injected": self.injected,
+            "finished": self.finished,
         }

@@ -27,6 +27,7 @@ class EnvSnapshot:
     executions: int = 0
     now: dt.datetime | None = None
     blocked: dict[str, str] = field(default_factory=dict)
+    tree: str = ""
 
 
 def take_snapshot(env: Any) -> EnvSnapshot | None:
@@ -40,9 +41,17 @@ def take_snapshot(env: Any) -> EnvSnapshot | None:
             executions=len(env.ledger),
             now=env.now,
             blocked=dict(env.blocked()),
+            tree=_tree(env),
         )
     except Exception:  # noqa: BLE001 - a report must never replace the test's own failure
         return None
+
+
+def _tree(env: Any) -> str:
+    try:
+        return str(env.render())
+    except Exception:  # noqa: BLE001 - the tree is a bonus; never hide the test's failure
+        return ""
 
 
 def shell_quote(text: str) -> str:
@@ -88,6 +97,9 @@ def failure_section(seed: int, nodeid: str, snapshot: EnvSnapshot | None) -> str
     if snapshot.blocked:
         lines.append("blocked:")
         lines.extend(f"  {who}: {what}" for who, what in snapshot.blocked.items())
+    if snapshot.tree:
+        lines.append("workflow tree:")
+        lines.extend(f"  {line}" for line in snapshot.tree.splitlines())
     return "\n".join(lines)
 
 
