@@ -22,7 +22,8 @@ test: venv
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: venv
-	$(PY) -m pytest examples -v --wf-summary $(PYTEST_ARGS)
+	$(PY) -m pytest examples -v --wf-summary --wf-report=wf-report $(PYTEST_ARGS)
+	@echo "HTML reports (workflow tree and virtual timeline per test): wf-report/"
 
 bench: venv
 	$(PY) benchmarks/run.py

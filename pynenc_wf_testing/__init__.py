@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .errors import AppConfigurationError as AppConfigurationError
     from .errors import CrashSafetyError as CrashSafetyError
     from .errors import DeadlockError as DeadlockError
+    from .errors import HistoryFormatError as HistoryFormatError
     from .errors import InvalidArgument as InvalidArgument
     from .errors import NondeterminismError as NondeterminismError
     from .errors import StepLimitExceeded as StepLimitExceeded
@@ -30,9 +31,8 @@ if TYPE_CHECKING:
     from .idempotency import is_non_idempotent as is_non_idempotent
     from .idempotency import non_idempotent as non_idempotent
     from .ledger import Execution as Execution
-    from .errors import HistoryFormatError as HistoryFormatError
-    from .replay import ReplayResult as ReplayResult
     from .replay import Replayer as Replayer
+    from .replay import ReplayResult as ReplayResult
     from .replay import load_history as load_history
 
 _HOMES = {

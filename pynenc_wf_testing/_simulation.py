@@ -8,6 +8,7 @@ context juggling happens here. pynenc keeps its current invocation/runner/app in
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -811,10 +812,8 @@ class Simulation:
         self.current = thread
         try:
             assert thread.glet is not None
-            if thread.glet:  # started: resume it
-                message = thread.glet.switch()
-            else:
-                message = thread.glet.switch(thread)
+            # A started greenlet resumes; a new one gets its thread as the entry argument.
+            message = thread.glet.switch() if thread.glet else thread.glet.switch(thread)
         finally:
             self.current = None
             thread.tl = dict(tl)
@@ -914,7 +913,7 @@ class Simulation:
         for thread in list(self.threads.values()):
             if thread.glet is not None:
                 self.graveyard.append(thread.glet)
-        for inv_id, execution in list(self._running_execution.items()):
+        for execution in list(self._running_execution.values()):
             execution.outcome = "crashed"
             execution.finished = self._now_iso()
         self._running_execution.clear()
@@ -1100,10 +1099,8 @@ class Simulation:
         for glet in glets:
             if glet and not glet.dead:
                 tl.clear()
-                try:
+                with contextlib.suppress(BaseException):  # a dying greenlet may raise anything
                     glet.throw(greenlet.GreenletExit)
-                except BaseException:  # noqa: BLE001 - a dying greenlet may raise anything
-                    pass
         tl.clear()
         tl.update(main_state)
 

@@ -24,8 +24,10 @@ def _load(spec: str, what: str) -> Any:
         raise SystemExit(f"error: {what} {spec!r}: expected 'package.module:name'.")
     try:
         obj: Any = importlib.import_module(module_name)
-    except Exception as error:  # noqa: BLE001 - report any import failure plainly
-        raise SystemExit(f"error: cannot import {module_name!r}: {type(error).__name__}: {error}")
+    except Exception as error:
+        raise SystemExit(
+            f"error: cannot import {module_name!r}: {type(error).__name__}: {error}"
+        ) from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise SystemExit(f"error: module {module_name!r} has no attribute {attr!r}.")
@@ -157,7 +159,7 @@ def _run_one(
                     outcome["results"].append(repr(run.result))
                 except WorkflowTestingError:
                     raise
-                except Exception as error:  # noqa: BLE001 - the workflow's own failure
+                except Exception as error:
                     outcome["results"].append(f"raised {type(error).__name__}: {error}")
         except WorkflowTestingError as error:
             outcome["error"] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
@@ -239,7 +241,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
         call_args = json.loads(args.args)
     except json.JSONDecodeError as error:
-        raise SystemExit(f"error: --args must be a JSON list: {error}")
+        raise SystemExit(f"error: --args must be a JSON list: {error}") from None
     if not isinstance(call_args, list):
         raise SystemExit("error: --args must be a JSON list, e.g. --args '[\"o-1\"]'.")
     faults = sorted({f.strip() for f in args.faults.split(",") if f.strip()})

@@ -257,7 +257,7 @@ class CrashChecker:
                     if self.compare is not None
                     else golden.value == got.value
                 )
-            except Exception as exc:  # noqa: BLE001 - the user's compare failed
+            except Exception as exc:
                 return f"compare(golden, got) raised {type(exc).__name__}: {exc}"
             if not same:
                 return (
@@ -276,7 +276,7 @@ class CrashChecker:
             verdict = self.invariant(self.env)
         except AssertionError as exc:
             return f"invariant failed: {exc}"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return f"invariant raised {type(exc).__name__}: {exc}"
         if verdict is False:
             return "invariant returned False"

@@ -15,7 +15,6 @@ from .history import Step, history_to_json
 from .ledger import Execution
 
 if TYPE_CHECKING:
-    from .crash_check import CrashReport
     from pynenc.app import Pynenc
     from pynenc.invocation.dist_invocation import DistributedInvocation
     from pynenc.invocation.status import InvocationStatus
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
     from ._patches import ProcessPatches
     from ._simulation import Simulation
+    from .crash_check import CrashReport
 
 __all__ = ["WorkflowEnv", "WorkflowRun"]
 
@@ -478,7 +478,7 @@ class WorkflowEnv:
         sim = self._require_sim()
         try:
             delta = dt.timedelta(**{k: float(v) for k, v in amounts.items()})
-            sim.clock.now + delta  # noqa: B018 - must stay a representable datetime
+            sim.clock.now + delta
         except OverflowError:
             raise InvalidArgument(
                 f"advance({', '.join(f'{k}={v!r}' for k, v in amounts.items() if v)}): "

@@ -14,9 +14,9 @@ __all__ = ["WorkflowEnginePlugin"]
 def _enable_workflows(builder: Any, *, retry_policy: Any = None) -> Any:
     """``PynencBuilder().enable_workflows(retry_policy=...)``: switch on the durable-workflow
     engine (timers, signals, queries, waits, retry policies, halt/resume, compensation)."""
+    from ._patches import install_task_wf
     from .engine._ops import ENABLE_KEY
     from .engine._waits import _APP_POLICIES
-    from ._patches import install_task_wf
 
     builder._config[ENABLE_KEY] = True
     if retry_policy is not None:

@@ -130,7 +130,7 @@ def _status_of(sim: Simulation, inv_id: str) -> str:
         if not sim.is_stored(app, inv_id):
             return "never stored"
         return str(app.orchestrator.get_invocation_status(inv_id).value)
-    except Exception:  # noqa: BLE001 - a store that cannot answer
+    except Exception:
         return "unknown"
 
 

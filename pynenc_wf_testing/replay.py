@@ -112,9 +112,12 @@ def _child_order_from_store(app: Pynenc, workflow_id: str, data: dict[str, Any])
     known = set(children)
     order: list[str] = []
     for key, value in data.items():
-        if key.startswith(("task_invocation:", "wfx:retry:")) and str(value) in known:
-            if str(value) not in order:
-                order.append(str(value))
+        if (
+            key.startswith(("task_invocation:", "wfx:retry:"))
+            and str(value) in known
+            and str(value) not in order
+        ):
+            order.append(str(value))
     rest = [c for c in children if c not in order]
 
     def first_seen(inv_id: str) -> str:
@@ -132,7 +135,6 @@ def export_workflow(
     ``child_order``: child invocation ids in the order the workflow's code obtained them
     (the simulator knows it); otherwise children are ordered by their first status record.
     """
-    backend = app.state_backend
     root = _child_record(app, workflow_id)
     data = _enumerate_workflow_data(app, workflow_id)
     if child_order is None:

@@ -320,7 +320,7 @@ def load_app(spec: str, origin: str) -> Pynenc:
         )
     try:
         obj: Any = importlib.import_module(module_name.strip())
-    except Exception as exc:  # noqa: BLE001 - any import failure gets the same clear message
+    except Exception as exc:
         pytest.fail(
             f"{where}: cannot import module {module_name.strip()!r} "
             f"({type(exc).__name__}: {exc}). Check that it is importable in the test run "
