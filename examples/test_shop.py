@@ -130,3 +130,27 @@ def test_same_seed_same_history():
 
     assert history(seed=42) == first
     assert '"name": "charge_payment#1"' in first
+
+
+def test_every_crash_point_ends_fulfilled(wf_env):
+    # A crash before or after any step of the workflow, its sub-workflow and a retried
+    # transient failure: the order still ends fulfilled, the book leaves the shelf once.
+    def reset_world():
+        gateway.reset()
+        warehouse.reset(stock={"book-42": 10})
+
+    def same_outcome(golden, got):
+        # The charge id and dispatch time carry attempt counters: compare what matters.
+        return (golden.status, golden.label) == (got.status, got.label)
+
+    report = wf_env.check_crash_safety(
+        tasks.fulfill_order_workflow,
+        Order("o-10"),
+        compare=same_outcome,
+        invariant=lambda env: warehouse.stock["book-42"] == 9,
+        before_each=reset_world,
+        after_start=lambda env, run: env.fail(tasks.charge_payment, times=1, exc=TransientPaymentError),
+    )
+
+    report.assert_ok()
+    assert len(report.explored) >= 20  # before and after each of its steps

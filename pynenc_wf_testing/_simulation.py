@@ -360,7 +360,7 @@ class Simulation:
         elif status == InvocationStatus.RETRY:
             self._before(
                 self._next_step(
-                    "retry", f"retry:{info.name}", self._step_workflow(info),
+                    "window", f"retry_status:{info.name}", self._step_workflow(info),
                     info.invocation_id, info.task,
                 )
             )
@@ -400,6 +400,11 @@ class Simulation:
                 self._next_step(
                     "window", f"retry_status:{info.name}", self._step_workflow(info), inv_id,
                     info.task,
+                )
+            )
+            self._before(
+                self._next_step(
+                    "retry", f"retry:{info.name}", self._step_workflow(info), inv_id, info.task
                 )
             )
 

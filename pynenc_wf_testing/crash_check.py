@@ -20,7 +20,7 @@ from .errors import (
     StepLimitExceeded,
 )
 from .faults import FaultPlan, FaultSchedule, ScheduledCrash
-from .history import FINE_KINDS, Step, in_pynenc_window
+from .history import Step, in_pynenc_window
 from .idempotency import marked_keys
 
 if TYPE_CHECKING:
@@ -179,11 +179,13 @@ class CrashChecker:
         self.non_idempotent = non_idempotent
         self.golden: _RunResult | None = None
 
-    def run(self, schedule: FaultSchedule, *, optional: bool) -> tuple[_RunResult, ScheduleOutcome]:
+    def run(
+        self, schedule: FaultSchedule, *, optional: bool, fine: bool = True
+    ) -> tuple[_RunResult, ScheduleOutcome]:
         env = self.env
         env._drop_world()
         env._fresh_world(FaultPlan())
-        schedule.apply(env, optional=optional)
+        schedule.apply(env, optional=optional, fine=fine)
         if self.before_each is not None:
             self.before_each()
         result = _RunResult()
@@ -331,9 +333,7 @@ def check_crash_safety(
                 f"nothing to compare crashes with: {golden.text()}; "
                 + "; ".join(v.message for v in golden_outcome.violations)
             )
-        steps = [
-            s for s in report.golden_steps if s.is_step and (fine or s.kind not in FINE_KINDS)
-        ]
+        steps = [s for s in report.golden_steps if s.is_step]
         first_number: dict[str, int] = {}
         for s in report.golden_steps:
             if s.number is not None:
@@ -350,7 +350,7 @@ def check_crash_safety(
                 schedule = FaultSchedule(
                     (ScheduledCrash(step.number, phase, name, restart_after),)
                 )
-                _, outcome = checker.run(schedule, optional=False)
+                _, outcome = checker.run(schedule, optional=False, fine=True)
                 report.explored.append(outcome)
         if max_crashes > 1:
             _explore_multi(checker, report, max_crashes, max_examples, fine)
@@ -392,7 +392,7 @@ def _explore_multi(
     )
     @given(strategy)
     def explore(schedule: FaultSchedule) -> None:
-        _, outcome = checker.run(schedule, optional=True)
+        _, outcome = checker.run(schedule, optional=True, fine=fine)
         # Unreached generated crash points are expected (they may point past the end).
         outcome.violations = [v for v in outcome.violations if v.kind != "not_reached"]
         fired = tuple(c for c in schedule.crashes if c.step <= outcome.steps + 1)

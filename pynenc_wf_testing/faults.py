@@ -206,13 +206,23 @@ class FaultSchedule:
 
     crashes: tuple[ScheduledCrash, ...] = ()
 
-    def apply(self, env: Any, *, optional: bool = False) -> None:
+    def apply(self, env: Any, *, optional: bool = False, fine: bool = True) -> None:
         """Arm every crash on ``env``. With ``optional=True`` a crash whose step the run
-        never reaches is not an error (generated schedules may point past the end)."""
+        never reaches is not an error (generated schedules may point past the end). With
+        ``fine=False`` a crash does not fire inside pynenc's own non-atomic sequences (see
+        :func:`pynenc_wf_testing.history.in_pynenc_window`)."""
+        from .history import in_pynenc_window
+
         for crash in self.crashes:
+            if fine:
+                ref: Any = crash.step
+            else:
+                def ref(step: Step, crash: ScheduledCrash = crash) -> bool:
+                    return step.number == crash.step and not in_pynenc_window(step, crash.phase)
+
             env._faults.add_crash(
                 crash.phase,
-                crash.step,
+                ref,
                 description=repr(crash.name) if crash.name else f"step {crash.step}",
                 optional=optional,
                 restart_after=crash.restart_after,

@@ -76,7 +76,17 @@ def history_to_json(
 
 def in_pynenc_window(step: Step, phase: str) -> bool:
     """Whether crashing ``phase`` (``before``/``after``) ``step`` lands inside one of pynenc's
-    own non-atomic windows, which correct workflows hit too (explored only when asked)."""
-    if step.kind in FINE_KINDS:
+    own non-atomic sequences, which correct workflows hit too (explored only when asked):
+
+    - ``execute_task`` routes a child, then records its id: after ``route:X`` (made inside
+      ``execute_task``) and around ``record:X``;
+    - ``set_invocation_retry`` writes RETRY, then routes the retry: after ``retry_status:X``,
+      which is the same point as before ``retry:X``.
+    """
+    if step.kind == "record":
         return True
+    if step.kind == "window":
+        return phase == "after"
+    if step.kind == "retry":
+        return phase == "before"
     return phase == "after" and step.kind == "route" and bool(step.detail.get("in_execute_task"))

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from .errors import InvalidArgument
 from .faults import FaultSchedule, ScheduledCrash
-from .history import FINE_KINDS, Step
+from .history import Step, in_pynenc_window
 
 __all__ = ["crash_points", "fault_schedules"]
 
@@ -55,16 +55,19 @@ def crash_points(
         raise InvalidArgument(f"max_step must be an int >= 1, got {max_step!r}.")
     names = _step_names(steps or ())
     excluded = {
-        s.number for s in steps or () if s.number is not None and s.kind in FINE_KINDS and not fine
+        (s.number, phase)
+        for s in steps or ()
+        for phase in _PHASES
+        if s.number is not None and not fine and in_pynenc_window(s, phase)
     }
-    numbers = st.integers(min_value=1, max_value=max_step)
-    if excluded:
-        numbers = numbers.filter(lambda n: n not in excluded)
-    return st.builds(
+    crashes = st.builds(
         lambda number, phase: ScheduledCrash(number, phase, names.get(number)),
-        numbers,
+        st.integers(min_value=1, max_value=max_step),
         st.sampled_from(_PHASES),
     )
+    if excluded:
+        crashes = crashes.filter(lambda c: (c.step, c.phase) not in excluded)
+    return crashes
 
 
 def fault_schedules(
