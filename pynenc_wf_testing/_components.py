@@ -113,9 +113,11 @@ class SimStateBackendMixin:
             sim.after_data(self.app, workflow_identity, key, value)
 
 
-class SimMemOrchestrator(SimOrchestratorMixin, MemOrchestrator):
-    """pynenc's ``MemOrchestrator`` observed by the simulation."""
+class SimStockMemOrchestrator(SimOrchestratorMixin, MemOrchestrator):
+    """pynenc's ``MemOrchestrator`` observed by the simulation (backend ``"memory-stock"``;
+    the default memory backend uses ``_fast.SimMemOrchestrator``)."""
 
 
-class SimMemStateBackend(SimStateBackendMixin, MemStateBackend):
-    """pynenc's ``MemStateBackend`` observed by the simulation."""
+class SimStockMemStateBackend(SimStateBackendMixin, MemStateBackend):
+    """pynenc's ``MemStateBackend`` observed by the simulation (backend ``"memory-stock"``;
+    the default memory backend uses ``_fast.SimMemStateBackend``)."""

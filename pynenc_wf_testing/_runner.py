@@ -34,6 +34,28 @@ class SimRunner(BaseRunner):
             )
         return sim
 
+    _queue_names: tuple[str, ...] | None = None
+    _round_robin: bool | None = None
+
+    def queue_names_for_retrieval(self) -> tuple[str, ...]:
+        # pynenc's, with the configured queue names read once (the config is fixed for the
+        # runner's life); several queues keep pynenc's selection strategy.
+        names = self._queue_names
+        if names is None:
+            names = self._queue_names = tuple(self.conf.queues or self.app.broker.conf.queues)
+        if len(names) <= 1:
+            return names
+        return super().queue_names_for_retrieval()  # type: ignore[no-any-return]
+
+    def note_queue_retrieved(self, queue_name: str) -> None:
+        if self._round_robin is None:
+            from pynenc.conf.config_runner import QueueSelectionStrategy
+
+            strategy = self.conf.queue_selection_strategy
+            self._round_robin = strategy == QueueSelectionStrategy.ROUND_ROBIN
+        if self._round_robin:
+            super().note_queue_retrieved(queue_name)
+
     @staticmethod
     def mem_compatible() -> bool:
         return True

@@ -12,6 +12,7 @@ import contextlib
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any
 
 import greenlet
@@ -42,6 +43,32 @@ _VALUE_KEYS = {"random": "random", "uuid": "uuid", "time": "utc_now"}
 _ENGINE_INTERNAL = frozenset(
     {"signal_count", "signal_deadline", "state_latest", "halted"}
 )
+
+
+_STEP_FIELDS = ("number", "kind", "name", "workflow_id", "invocation_id", "time", "task", "detail")
+
+
+def _new_step(
+    number: int | None, kind: str, name: str, workflow_id: str | None,
+    invocation_id: str | None, time: str, task: str | None, detail: dict[str, Any],
+) -> Step:
+    """``Step(...)``: the same object (same fields, in order, in its ``__dict__``) without
+    the frozen dataclass's ``object.__setattr__`` per field (a step is recorded several times
+    per child call)."""
+    step = object.__new__(Step)
+    step.__dict__.update(
+        number=number, kind=kind, name=name, workflow_id=workflow_id,
+        invocation_id=invocation_id, time=time, task=task, detail=detail,
+    )
+    return step
+
+
+if (
+    tuple(f.name for f in dataclass_fields(Step)) != _STEP_FIELDS
+    or hasattr(Step, "__slots__")
+    or hasattr(Step, "__post_init__")
+):  # pragma: no cover - Step changed shape: build it the ordinary way
+    _new_step = Step  # type: ignore[assignment]  # noqa: F811
 
 
 class _WorkerCrash(BaseException):
@@ -228,16 +255,17 @@ class Simulation:
         task: str | None,
         detail: dict[str, Any] | None = None,
     ) -> Step:
-        return Step(
-            number=self._step_count + 1,
-            kind=kind,
-            name=name,
-            workflow_id=workflow_id,
-            invocation_id=invocation_id,
-            time=self._now_iso(),
-            task=task,
-            detail=detail or {},
+        return _new_step(
+            self._step_count + 1, kind, name, workflow_id, invocation_id, self._now_iso(),
+            task, detail or {},
         )
+
+    def _armed(self) -> bool:
+        """Is any crash point still armed? (Without one, before-hooks build no step.)"""
+        for point in self.faults.crash_points:
+            if not point.fired:
+                return True
+        return False
 
     def _before(self, step: Step) -> None:
         point = self.faults.crash_for(step, "before")
@@ -316,6 +344,8 @@ class Simulation:
     # hooks called by the simulated components -------------------------------------------
 
     def before_register(self, app: Pynenc, invocations: list[DistributedInvocation]) -> None:
+        if not self._armed():
+            return
         for inv in invocations:
             # Named for real only once registered: a crash before it must not use up a name.
             info = self._describe_new(inv, commit=False)
@@ -347,6 +377,8 @@ class Simulation:
             )
 
     def before_status(self, app: Pynenc, invocation_id: Any, status: InvocationStatus) -> None:
+        if not self._armed():
+            return
         info = self.invocations.get(str(invocation_id))
         if info is None:
             return
@@ -474,6 +506,8 @@ class Simulation:
         return "data", f"wfx:{key}"
 
     def before_data(self, app: Pynenc, identity: WorkflowIdentity, key: str, value: Any) -> None:
+        if not self._armed():
+            return
         kind_name = self._classify_data(identity, key, value, count=False)
         if kind_name is not None:
             kind, name = kind_name
@@ -786,7 +820,11 @@ class Simulation:
         for app in self.apps:
             runner = self.runners[app.app_id]
             for inv in app.orchestrator.get_invocations_to_run(
-                1_000_000_000, runner.runner_context
+                1_000_000_000,
+                runner.runner_context,
+                # what pynenc would take from app.runner (this runner), without the lookup
+                queue_provider=runner.queue_names_for_retrieval,
+                on_queue_retrieved=runner.note_queue_retrieved,
             ):
                 inv_id = str(inv.invocation_id)
                 info = self._describe_new(inv)

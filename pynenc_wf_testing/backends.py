@@ -43,18 +43,24 @@ class Backend(Protocol):
 
 class MemoryBackend:
     """pynenc's in-memory components. The component objects *are* the store, so a crash
-    keeps them (they play the role of the database server) and drops only the worker."""
+    keeps them (they play the role of the database server) and drops only the worker.
+
+    By default the simulator's fast subclasses of pynenc's memory components (``_fast.py``:
+    the same stored state, minus work nobody observes); ``stock=True`` (backend name
+    ``"memory-stock"``) selects pynenc's own memory classes, with the same observation hooks.
+    """
 
     name = "memory"
 
+    def __init__(self, *, stock: bool = False) -> None:
+        self.stock = stock
+        if stock:
+            self.name = "memory-stock"
+
     def config(self, app: Pynenc) -> dict[str, Any]:
-        return {
-            "orchestrator_cls": "SimMemOrchestrator",
-            "state_backend_cls": "SimMemStateBackend",
-            "broker_cls": "MemBroker",
-            "trigger_cls": "MemTrigger",
-            "client_data_store_cls": "MemClientDataStore",
-        }
+        from ._fast import FAST_MEMORY_CONFIG, STOCK_MEMORY_CONFIG
+
+        return dict(STOCK_MEMORY_CONFIG if self.stock else FAST_MEMORY_CONFIG)
 
     def new_store(self, app: Pynenc) -> None:
         app._reset_cached_components()
@@ -66,7 +72,33 @@ class MemoryBackend:
         pass
 
 
-_FACTORIES: dict[str, Any] = {"memory": MemoryBackend}
+# --- persistent backends (issue 6): imported only when chosen, so that importing the package
+# loads neither pynenc's SQLite components nor pynenc-redis/fakeredis.
+
+
+def _sqlite_backend(**options: Any) -> Backend:
+    from ._sqlite_backend import SQLiteBackend
+
+    return SQLiteBackend.from_options(**options)
+
+
+def _redis_backend(**options: Any) -> Backend:
+    from ._redis_backend import RedisBackend
+
+    return RedisBackend.from_options(**options)
+
+
+def _memory_stock_backend(**options: Any) -> Backend:
+    return MemoryBackend(stock=True, **options)
+
+
+_FACTORIES: dict[str, Any] = {
+    "memory": MemoryBackend,
+    "memory-stock": _memory_stock_backend,
+    "sqlite": _sqlite_backend,
+    "redis": _redis_backend,
+}
+# --- end persistent backends
 
 
 def register_backend(name: str, factory: Any) -> None:

@@ -256,7 +256,9 @@ class WorkflowEnv:
         from ._simulation import Simulation
 
         self._patches = ProcessPatches(
-            self._seed, self._start, self._sleep_hook, self._execute_task_hook
+            self._seed, self._start, self._sleep_hook, self._execute_task_hook,
+            # "memory-stock" runs pynenc exactly as shipped: no speed-up patches either.
+            speedups=not getattr(self._backend, "stock", False),
         )
         self._patches.start()
         self._clock = VirtualClock(self._start, on_move=self._patches.move_to)

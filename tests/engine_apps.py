@@ -366,14 +366,14 @@ def gated_flow() -> str:
 
 @app.workflow
 def trip(name: str) -> str:
-    """Books a flight and a hotel, waits a week, waits for a confirmation, charges."""
+    """Books a flight, waits a week, books a hotel, waits for a confirmation, charges."""
     root = trip.wf.root
     with root.saga() as saga:
         root.execute_task(book_flight, name).result
         saga.add_compensation(cancel_flight, name)
+        root.sleep(dt.timedelta(days=7))
         root.execute_task(book_hotel, name).result
         saga.add_compensation(cancel_hotel, name)
-        root.sleep(dt.timedelta(days=7))
         root.wait_for_signal("confirm")
         root.execute_task(charge, name).result
     return f"booked {name}"
@@ -415,6 +415,34 @@ def versioned_flow(x: int) -> list[str]:
     done.append(root.execute_task(note, f"step {x}").result)
     root.halt("deploy window")
     return done
+
+
+@app.workflow
+def retired_patch_flow(x: int) -> list[str]:
+    """Version 3: every run older than version 2 is gone; the audit step is unconditional."""
+    root = retired_patch_flow.wf.root
+    root.deprecate_patch("add-audit")
+    return [
+        root.execute_task(note, f"audit {x}").result,
+        root.execute_task(note, f"step {x}").result,
+    ]
+
+
+@app.workflow
+def checking_loop(name: str, cancel_at: int) -> int:
+    """Plain work in a loop, checking for cancellation between items; at item
+    ``cancel_at`` one of its own activities cancels it."""
+    root = checking_loop.wf.root
+    with root.saga() as saga:
+        for i in range(5):
+            root.check_cancelled()
+            root.execute_task(book_flight, f"{name}-{i}").result
+            saga.add_compensation(cancel_flight, f"{name}-{i}")
+            if i == cancel_at:
+                root.execute_task(
+                    request_cancel, str(checking_loop.wf.identity.workflow_id)
+                ).result
+    return 5
 
 
 # --------------------------------------------------------------------------- other apps

@@ -67,7 +67,13 @@ def test_crash_after_a_child_commits_does_not_run_it_again() -> None:
     assert out["child_runs"] == 3
     crash, recover = out["events"]
     assert crash.kind == "crash" and crash.number is None
-    assert crash.detail == {"reason": "crash_after('child#2') at child#2", "worker": 1}
+    assert crash.detail == {
+        "reason": "crash_after('child#2') at child#2",
+        "worker": 1,
+        "phase": "after",
+        "step": "child#2",
+        "step_number": 7,
+    }
     assert recover.kind == "recover" and recover.detail == {"worker": 2}
 
 

@@ -37,10 +37,10 @@ class DurableWorkflowContext(WorkflowContext):  # type: ignore[misc]
         with ``query_workflow`` while the workflow runs and after it ends."""
         _ops.require_enabled(self.app, "wf.save_state()")
         invocation = self.task.invocation
-        n: int | None = None
+        position: int | None = None
         if invocation.task.is_workflow_root_task and invocation.task.task_id == self.task.task_id:
-            n = _ops.Execution(self.app, invocation).next("state")
-        _ops.save_state(self.app, self.identity, payload, n)
+            position = _ops.Execution(self.app, invocation).next("state")
+        _ops.save_state(self.app, self.identity, payload, position)
 
 
 class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
@@ -132,8 +132,11 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
 
     def check_cancelled(self) -> None:
         """Raise ``WorkflowCancelled`` / ``WorkflowTimeout`` now if the workflow was cancelled
-        or its run timeout passed (every durable operation checks this too)."""
-        self._execution("check_cancelled").check_interrupts()
+        or its run timeout passed (every durable operation that waits checks this too).
+
+        Each call that passes is recorded, so a replay goes past the calls the first
+        execution went past and the cancellation surfaces at the same point."""
+        _ops.check_cancelled(self._execution("check_cancelled"))
 
     def patched(self, change_id: str) -> bool:
         """Branch for a code change: True for runs that reach this point under the new
@@ -157,10 +160,46 @@ class DurableWorkflowRootContext(DurableWorkflowContext, WorkflowRootContext):  
         self.root = DurableRootOps(task)
 
 
+#: Names the engine adds to ``task.wf`` / ``task.wf.root``: on an app that did not enable
+#: the engine they raise ``WorkflowsNotEnabled`` (with how to enable it) instead of a bare
+#: AttributeError. Everything pynenc itself offers is untouched.
+_WF_NAMES = frozenset({"save_state"})
+_ROOT_NAMES = frozenset(
+    name for name in vars(DurableRootOps) if not name.startswith("_")
+)
+
+
+class _PlainWorkflowContext(WorkflowContext):  # type: ignore[misc]
+    """pynenc's ``WorkflowContext`` of an app without the engine."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _WF_NAMES:
+            _ops.require_enabled(self.task.app, f"wf.{name}()")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class _PlainRootOps(WorkflowRootOps):  # type: ignore[misc]
+    """pynenc's ``wf.root`` of an app without the engine."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _ROOT_NAMES:
+            _ops.require_enabled(self.task.app, f"wf.root.{name}()")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class _PlainWorkflowRootContext(_PlainWorkflowContext, WorkflowRootContext):  # type: ignore[misc]
+    def __init__(self, task: Task[Any, Any]) -> None:
+        WorkflowRootContext.__init__(self, task)
+        self.root = _PlainRootOps(task)
+
+
 def make_wf(task: Task[Any, Any]) -> WorkflowContext:
-    """The ``task.wf`` object: the engine's for enabled apps, pynenc's otherwise."""
+    """The ``task.wf`` object: the engine's for enabled apps; for the others, pynenc's own
+    classes, whose only addition is a clear error for the engine's names."""
     if not _ops.workflows_enabled(task.app):
-        return WorkflowRootContext(task) if task.is_workflow_root_task else WorkflowContext(task)
+        if task.is_workflow_root_task:
+            return _PlainWorkflowRootContext(task)
+        return _PlainWorkflowContext(task)
     if task.is_workflow_root_task:
         return DurableWorkflowRootContext(task)
     return DurableWorkflowContext(task)

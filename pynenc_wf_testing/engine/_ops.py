@@ -13,11 +13,13 @@ pynenc runner it polls the store and sleeps (holding the worker slot, see docs/e
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pynenc import context
+from pynenc.exceptions import InvocationStatusOwnershipError
 
 from .exceptions import (
     SignalTimeout,
@@ -35,8 +37,18 @@ T = TypeVar("T")
 
 ENABLE_KEY = "enable_workflows"
 DEFAULTS_KEY = "workflow_engine_defaults"
+#: Outside the simulator a wait polls the store: first after POLL_SECONDS, then less and less
+#: often (x1.5 per idle poll) up to MAX_POLL_SECONDS, so a long wait costs a few reads a
+#: second. Apps can set both with config values ``engine_poll_interval_sec`` and
+#: ``engine_max_poll_interval_sec`` (e.g. ``PynencBuilder().custom_config(...)``).
 POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 1.0
+POLL_BACKOFF = 1.5
 _MISSING = object()
+#: Serializes read-then-write sequences on the store (signal slots, snapshot slots, aliases)
+#: within one process. pynenc's state backend has no compare-and-set: senders in different
+#: processes can still race (docs/engine.md, limitations).
+STORE_LOCK = threading.RLock()
 
 
 def workflows_enabled(app: Pynenc) -> bool:
@@ -47,12 +59,20 @@ def engine_defaults(app: Pynenc) -> dict[str, Any]:
     return dict((app.config_values or {}).get(DEFAULTS_KEY) or {})
 
 
+def poll_intervals(app: Pynenc) -> tuple[float, float]:
+    """(first, longest) pause between two polls of a production wait, in seconds."""
+    values = app.config_values or {}
+    first = float(values.get("engine_poll_interval_sec", POLL_SECONDS))
+    longest = float(values.get("engine_max_poll_interval_sec", MAX_POLL_SECONDS))
+    return first, max(first, longest)
+
+
 def require_enabled(app: Pynenc, feature: str) -> None:
     if not workflows_enabled(app):
         raise WorkflowsNotEnabled(
             f"{feature} needs the durable-workflow engine, which app {app.app_id!r} did not "
             "enable. Build the app with PynencBuilder().enable_workflows() or call "
-            "pynenc_wf_testing.enable_workflows(app) once at import time."
+            "pynenc_wf_testing.engine.enable_workflows(app) once, where the app is defined."
         )
 
 
@@ -126,6 +146,26 @@ def record_halt(app: Pynenc, invocation: Any, reason: str) -> None:
         )
 
 
+class OwnershipLost(InvocationStatusOwnershipError):  # type: ignore[misc]
+    """This execution no longer owns its workflow invocation (its runner stopped and
+    rerouted it, or a recovery gave it to another runner): it stops, and the invocation's
+    new owner resumes the workflow. pynenc's ``DistributedInvocation.run`` treats this
+    error as a lost race and ends the execution quietly."""
+
+
+def _ownership_lost(invocation_id: str, record: Any, runner_id: str | None) -> OwnershipLost:
+    from pynenc.invocation.status import InvocationStatus
+
+    return OwnershipLost(
+        record.status,
+        InvocationStatus.RUNNING,
+        record.runner_id,
+        runner_id,
+        f"workflow invocation {invocation_id} is now {record.status.value} (owner "
+        f"{record.runner_id}): this execution stops waiting and lets its new owner resume it",
+    )
+
+
 # ---------------------------------------------------------------------- per-execution state
 
 
@@ -155,21 +195,44 @@ class Execution:
     def set(self, key: str, value: Any) -> None:
         set_data(self.app, self.identity, key, value)
 
-    # -- cancellation and run timeout, checked at every durable operation
+    # -- cancellation and run timeout
+    #
+    # Checked by every operation whose outcome is not decided yet (a live operation), never
+    # by one that replays a recorded outcome: a replay after a crash goes through the
+    # operations the first run completed and observes a cancellation at the same point.
 
-    def check_interrupts(self) -> None:
+    def check_interrupts(self) -> dt.datetime | None:
+        """Raise ``WorkflowCancelled`` / ``WorkflowTimeout`` if due; return the run deadline."""
         cancel = self.get("wfx:cancel")
         if cancel is not None:
             raise WorkflowCancelled(f"workflow {self.workflow_id} was cancelled: {cancel}")
-        deadline = self.get("wfx:deadline")
-        if deadline is not None and utc_now() >= _parse(deadline):
+        recorded = self.get("wfx:deadline")
+        deadline = None if recorded is None else _parse(recorded)
+        if deadline is not None and utc_now() >= deadline:
             raise WorkflowTimeout(
-                f"workflow {self.workflow_id} passed its run timeout ({deadline})"
+                f"workflow {self.workflow_id} passed its run timeout ({recorded})"
             )
+        return deadline
 
-    def run_deadline(self) -> dt.datetime | None:
-        deadline = self.get("wfx:deadline")
-        return None if deadline is None else _parse(deadline)
+    def check_owned(self) -> None:
+        """Outside the simulator: stop if this execution lost its invocation.
+
+        A stock runner that stops gracefully (ThreadRunner's ``on_stop``) marks its running
+        invocations KILLED, reroutes them and joins their threads: a workflow parked in a
+        durable wait must leave at once (a new runner resumes it with what remains) instead
+        of waiting out its timer and running on as a second copy.
+        """
+        from pynenc.invocation.status import InvocationStatus
+
+        runner_ctx = context.get_runner_context(self.app.app_id)
+        runner_id = None if runner_ctx is None else runner_ctx.runner_id
+        record = self.app.orchestrator.get_invocation_status_record(
+            self.invocation.invocation_id
+        )
+        if record.status != InvocationStatus.RUNNING or (
+            runner_id is not None and record.runner_id not in (None, runner_id)
+        ):
+            raise _ownership_lost(str(self.invocation.invocation_id), record, runner_id)
 
     # -- the waiting primitive
 
@@ -180,26 +243,30 @@ class Execution:
         until: dt.datetime | None,
         what: str,
         keys: tuple[str, ...] = (),
+        interruptible: bool = True,
     ) -> T | None:
         """Block until ``ready()`` returns a value (returned) or ``until`` passes (None).
 
-        Cancellation and the run timeout interrupt the wait with their exceptions.
+        A condition that already holds returns at once. Otherwise cancellation and the run
+        timeout interrupt the wait with their exceptions (unless ``interruptible`` is False:
+        compensations wait for their children even in a cancelled workflow).
         """
         from .._components import sim_of
 
         sim = sim_of(self.app)
         simulated = sim is not None and sim.in_simulated_invocation()
         wake_keys = (f"wfx:{self.workflow_id}", *keys)
+        pause, longest = poll_intervals(self.app) if not simulated else (0.0, 0.0)
+        marked = simulated
         while True:
-            self.check_interrupts()
             value = ready()
             if value is not None:
                 return value
+            run_deadline = self.check_interrupts() if interruptible else None
             now = utc_now()
             if until is not None and now >= until:
                 return None
             limit = until
-            run_deadline = self.run_deadline()
             if run_deadline is not None and (limit is None or run_deadline < limit):
                 limit = run_deadline
             if simulated:
@@ -208,10 +275,45 @@ class Execution:
 
                 sim.wait_condition(wake_keys, None if limit is None else to_micros(limit), what)
             else:
-                pause = POLL_SECONDS
+                self.check_owned()
+                if not marked:
+                    self._release_slot()
+                    marked = True
+                sleep_for = pause
                 if limit is not None:
-                    pause = max(0.0, min(pause, (limit - now).total_seconds()))
-                time.sleep(pause)
+                    sleep_for = max(0.0, min(pause, (limit - now).total_seconds()))
+                time.sleep(sleep_for)
+                pause = min(longest, pause * POLL_BACKOFF)
+
+    def _release_slot(self) -> None:
+        """Tell a ThreadRunner this invocation waits, as pynenc's own ``.result`` does: its
+        thread stays, but stops counting against ``max_threads``, so waiting workflows do
+        not starve the runner of slots for the tasks they wait for."""
+        from pynenc.runner.thread_runner import ThreadRunner
+
+        runner = self.app.runner
+        if isinstance(runner, ThreadRunner):
+            runner.waiting_for_results(
+                self.invocation.invocation_id, [], context.get_runner_args()
+            )
+
+    def await_result(self, invocation: Any, *, interruptible: bool = True) -> Any:
+        """``invocation.result``, waiting as a durable wait (cancellable, and leaving at once
+        when a stopping runner takes the invocation away) rather than in pynenc's loop."""
+        self.wait_final(invocation, interruptible=interruptible)
+        return invocation.result
+
+    def wait_final(self, invocation: Any, *, interruptible: bool = True) -> None:
+        """Wait until ``invocation`` reaches a final status (see ``await_result``)."""
+        inv_id = str(invocation.invocation_id)
+        app = invocation.app
+        self.wait(
+            lambda: True if app.orchestrator.get_invocation_status(inv_id).is_final() else None,
+            until=None,
+            what=f"the result of invocation {inv_id[:8]} ({invocation.task.task_id.func_name})",
+            keys=(f"inv:{inv_id}",),
+            interruptible=interruptible,
+        )
 
 
 def current_execution(task: Any, operation: str) -> Execution:
@@ -224,27 +326,36 @@ def current_execution(task: Any, operation: str) -> Execution:
 # ---------------------------------------------------------------------- timers and time
 
 
-def sleep_until(execution: Execution, instant: dt.datetime, *, operation: str = "sleep") -> None:
-    n = execution.next("timer")
+def _timer_instant(execution: Execution, n: int, compute: Callable[[], dt.datetime]) -> str:
     key = f"wfx:timer:{n}"
-    recorded = execution.get(key)
+    recorded: str | None = execution.get(key)
     if recorded is None:
+        execution.check_interrupts()
+        instant = compute()
         if instant.tzinfo is None:
             from ..errors import InvalidArgument
 
             raise InvalidArgument(
-                f"{operation}: {instant.isoformat()} is a naive datetime; pass an aware one "
+                f"sleep_until: {instant.isoformat()} is a naive datetime; pass an aware one "
                 "(e.g. datetime(..., tzinfo=UTC))."
             )
         recorded = _iso(instant)
         execution.set(key, recorded)
+    return recorded
+
+
+def _run_timer(execution: Execution, n: int, recorded: str) -> None:
     fired_key = f"wfx:timer_fired:{n}"
     if execution.get(fired_key) is not None:
-        execution.check_interrupts()
-        return
+        return  # completed in an earlier execution: a replay goes straight past it
     deadline = _parse(recorded)
-    execution.wait(lambda: None, until=deadline, what=f"timer #{n} ({recorded})")
+    execution.wait(lambda: None, until=deadline, what=f"timer #{n} (until {recorded})")
     execution.set(fired_key, True)
+
+
+def sleep_until(execution: Execution, instant: dt.datetime, *, operation: str = "sleep") -> None:
+    n = execution.next("timer")
+    _run_timer(execution, n, _timer_instant(execution, n, lambda: instant))
 
 
 def sleep_for(execution: Execution, duration: dt.timedelta | float) -> None:
@@ -256,12 +367,11 @@ def sleep_for(execution: Execution, duration: dt.timedelta | float) -> None:
         raise InvalidArgument(
             f"sleep() expects a non-negative timedelta or number of seconds, got {duration!r}."
         )
-    # The deadline is computed only on first execution (sleep_until records it), so a replay
-    # after a crash waits only for what remains.
-    n = execution.counters.get("timer", 0) + 1
-    recorded = execution.get(f"wfx:timer:{n}")
-    instant = _parse(recorded) if recorded is not None else utc_now() + duration
-    sleep_until(execution, instant)
+    # The deadline is computed only on first execution and recorded: a replay after a crash
+    # waits only for what remains.
+    delta = duration
+    n = execution.next("timer")
+    _run_timer(execution, n, _timer_instant(execution, n, lambda: utc_now() + delta))
 
 
 def durable_now(execution: Execution) -> dt.datetime:
@@ -269,6 +379,7 @@ def durable_now(execution: Execution) -> dt.datetime:
     key = f"wfx:now:{n}"
     recorded = execution.get(key)
     if recorded is None:
+        execution.check_interrupts()
         recorded = _iso(utc_now())
         execution.set(key, recorded)
     return _parse(recorded)
@@ -281,9 +392,19 @@ def side_effect(execution: Execution, fn: Callable[[], T]) -> T:
     if recorded is not _MISSING:
         value: T = recorded["value"]
         return value
+    execution.check_interrupts()
     value = fn()
     execution.set(key, {"value": value})
     return value
+
+
+def check_cancelled(execution: Execution) -> None:
+    n = execution.next("check")
+    key = f"wfx:check:{n}"
+    if execution.get(key) is not None:
+        return  # passed by an earlier execution
+    execution.check_interrupts()
+    execution.set(key, True)
 
 
 # ---------------------------------------------------------------------- signals
@@ -294,12 +415,16 @@ def send_signal(app: Pynenc, workflow_id: str, name: str, payload: Any = None) -
     require_enabled(app, "signals")
     identity = identity_of(app, workflow_id)
     hint_key = f"wfx:signal_count:{name}"
-    slot = int(get_data(app, identity, hint_key) or 0) + 1
-    # Another sender may have taken the next slot since the hint was written: probe forward.
-    while get_data(app, identity, f"wfx:signal:{name}:{slot}") is not None:
-        slot += 1
-    set_data(app, identity, f"wfx:signal:{name}:{slot}", {"payload": payload, "at": _iso(utc_now())})
-    set_data(app, identity, hint_key, slot)
+    with STORE_LOCK:
+        slot = int(get_data(app, identity, hint_key) or 0) + 1
+        # Another sender may have taken the next slot since the hint was written: probe on.
+        while get_data(app, identity, f"wfx:signal:{name}:{slot}") is not None:
+            slot += 1
+        set_data(
+            app, identity, f"wfx:signal:{name}:{slot}",
+            {"payload": payload, "at": _iso(utc_now())},
+        )
+        set_data(app, identity, hint_key, slot)
     notify(app, workflow_id)
     return slot
 
@@ -317,6 +442,7 @@ def wait_for_signal(
             deadline_key = f"wfx:signal_deadline:{name}:{j}"
             recorded = execution.get(deadline_key)
             if recorded is None:
+                execution.check_interrupts()
                 recorded = _iso(utc_now() + timeout)
                 execution.set(deadline_key, recorded)
             deadline = _parse(recorded)
@@ -341,16 +467,30 @@ def wait_for_signal(
 # ---------------------------------------------------------------------- state and queries
 
 
-def save_state(app: Pynenc, identity: WorkflowIdentity, payload: Any, n: int | None) -> None:
-    if n is None:
-        n = int(get_data(app, identity, "wfx:state_latest") or 0) + 1
-        while get_data(app, identity, f"wfx:state:{n}") is not None:
-            n += 1
-    key = f"wfx:state:{n}"
-    if get_data(app, identity, key) is None:  # a replay does not rewrite its snapshots
-        set_data(app, identity, key, {"state": payload, "at": _iso(utc_now())})
-    if int(get_data(app, identity, "wfx:state_latest") or 0) < n:
-        set_data(app, identity, "wfx:state_latest", n)
+def save_state(app: Pynenc, identity: WorkflowIdentity, payload: Any, position: int | None) -> None:
+    """Append a snapshot. ``position`` (the n-th ``save_state`` of a workflow body) makes a
+    replay of the workflow skip the snapshots it already published; snapshots of other
+    member tasks are appended each time they run."""
+    with STORE_LOCK:
+        slot: int | None = None
+        marker = f"wfx:state_pos:{position}" if position is not None else None
+        if marker is not None:
+            slot = get_data(app, identity, marker)
+            if slot is not None and get_data(app, identity, f"wfx:state:{slot}") is not None:
+                # Published by an earlier execution of the workflow body (which may have
+                # crashed before moving the latest-snapshot pointer).
+                if int(get_data(app, identity, "wfx:state_latest") or 0) < slot:
+                    set_data(app, identity, "wfx:state_latest", slot)
+                return
+        if slot is None:
+            slot = int(get_data(app, identity, "wfx:state_latest") or 0) + 1
+            while get_data(app, identity, f"wfx:state:{slot}") is not None:
+                slot += 1
+            if marker is not None:
+                set_data(app, identity, marker, slot)  # reserve it before writing
+        set_data(app, identity, f"wfx:state:{slot}", {"state": payload, "at": _iso(utc_now())})
+        if int(get_data(app, identity, "wfx:state_latest") or 0) < slot:
+            set_data(app, identity, "wfx:state_latest", slot)
 
 
 # ---------------------------------------------------------------------- halt
@@ -363,14 +503,59 @@ def halt(execution: Execution, reason: str) -> None:
     key = f"wfx:halt:{n}"
     recorded = execution.get(key)
     if recorded is not None and recorded.get("resumed"):
-        execution.check_interrupts()
-        return
+        return  # resumed: a replay goes past this halt
+    execution.check_interrupts()  # a cancelled halted workflow ends here, not further on
     if recorded is None:
         execution.set(key, {"reason": reason, "resumed": False})
     raise WorkflowHaltException(reason)
 
 
 # ---------------------------------------------------------------------- versioning
+
+
+#: Engine records keyed by a position counter: (counter name, key of the next position).
+_POSITIONED = (
+    ("timer", "wfx:timer:{}"),
+    ("now", "wfx:now:{}"),
+    ("side_effect", "wfx:side_effect:{}"),
+    ("state", "wfx:state_pos:{}"),
+    ("halt", "wfx:halt:{}"),
+    ("task_wait", "wfx:task_wait:{}"),
+    ("any", "wfx:any:{}"),
+    ("retry_call", "wfx:retry_route:{}:1"),
+    ("check", "wfx:check:{}"),
+)
+
+
+def recorded_beyond(execution: Execution) -> bool:
+    """Whether the store holds a positioned record past what this execution has reached:
+    the run already went further, so this execution is replaying its history.
+
+    Covers the engine's records, pynenc's ``random/uuid/utc_now`` values and, in the
+    simulator, child calls. Outside the simulator, child calls made with pynenc's
+    ``execute_task`` are keyed by call, not position, and cannot be seen this way."""
+    counters = execution.counters
+    for name, pattern in _POSITIONED:
+        if execution.get(pattern.format(counters.get(name, 0) + 1)) is not None:
+            return True
+    for name, value in counters.items():
+        if name.startswith("signal:"):
+            signal = name.removeprefix("signal:")
+            if execution.get(f"wfx:signal_wait:{signal}:{value + 1}") is not None:
+                return True
+    executor = execution.invocation._get_deterministic_runtime()
+    pynenc_counters: dict[str, int] = getattr(executor, "_operation_counters", {})
+    for operation in ("random", "time", "uuid"):
+        if execution.get(f"{operation}:{pynenc_counters.get(operation, 0) + 1}") is not None:
+            return True
+    from .._components import sim_of
+
+    sim = sim_of(execution.app)
+    thread = sim.current if sim is not None and sim.in_simulated_invocation() else None
+    if thread is not None:
+        position = (execution.workflow_id, thread.child_seq + 1)
+        return position in sim._positions  # type: ignore[union-attr]
+    return False
 
 
 def patched(execution: Execution, change_id: str) -> bool:
@@ -380,15 +565,7 @@ def patched(execution: Execution, change_id: str) -> bool:
     recorded = execution.get(key)
     if recorded is not None:
         return bool(recorded)
-    # A workflow that already recorded child calls beyond this point ran the old code here.
-    from .._components import sim_of
-
-    replaying_old = False
-    sim = sim_of(execution.app)
-    thread = sim.current if sim is not None and sim.in_simulated_invocation() else None
-    if thread is not None:
-        position = (execution.workflow_id, thread.child_seq + 1)
-        replaying_old = position in sim._positions  # type: ignore[union-attr]
+    replaying_old = recorded_beyond(execution)
     execution.set(key, not replaying_old)
     return not replaying_old
 

@@ -33,57 +33,77 @@ def _is_invocation(target: object) -> bool:
 
 
 def wait_for_task(execution: _ops.Execution, target: Any, timeout: dt.timedelta | None) -> Any:
+    """Resume when ``target`` (an invocation, or any new run of a task) completes.
+
+    The outcome (which invocation, or the timeout) is recorded: a replay returns the same
+    result or raises the same ``WaitTimeout``, whatever finished in between.
+    """
     app = execution.app
     n = execution.next("task_wait")
     key = f"wfx:task_wait:{n}"
     record = execution.get(key)
     if record is None:
+        execution.check_interrupts()
         record = {}
         if timeout is not None:
             record["deadline"] = _ops._iso(_ops.utc_now() + timeout)
         if not _is_invocation(target):
-            task_id = target.task_id
             record["known"] = sorted(
-                str(i) for i in app.orchestrator.get_task_invocation_ids(task_id)
+                str(i) for i in app.orchestrator.get_task_invocation_ids(target.task_id)
             )
         execution.set(key, record)
-    deadline = _ops._parse(record["deadline"]) if "deadline" in record else None
     if _is_invocation(target):
-        inv_id = str(target.invocation_id)
-        ready = lambda: True if _is_final(app, inv_id) else None  # noqa: E731
-        keys: tuple[str, ...] = (f"inv:{inv_id}",)
-        what = f"the result of invocation {inv_id[:8]}"
-        invocation = target
+        what = f"the result of invocation {str(target.invocation_id)[:8]}"
     else:
-        done = record.get("done")
-        if done is not None:
-            return app.state_backend.get_invocation(done).result
-        known = set(record.get("known", ()))
-        task_id = target.task_id
+        what = f"a run of task {target.task_id.func_name}"
+    if "done" not in record and "timeout" not in record:
+        deadline = _ops._parse(record["deadline"]) if "deadline" in record else None
+        if _is_invocation(target):
+            inv_id = str(target.invocation_id)
 
-        def ready() -> str | None:  # type: ignore[misc]
-            for inv_id in sorted(str(i) for i in app.orchestrator.get_task_invocation_ids(task_id)):
-                if inv_id not in known and _is_final(app, inv_id):
-                    return inv_id
-            return None
+            def ready() -> str | None:
+                return inv_id if _is_final(app, inv_id) else None
 
-        keys = (f"task:{task_id.key}",)
-        what = f"a run of task {task_id.func_name}"
-        invocation = None
-    found = execution.wait(ready, until=deadline, what=what, keys=keys)
-    if found is None:
+            keys: tuple[str, ...] = (f"inv:{inv_id}",)
+        else:
+            known = set(record.get("known", ()))
+            task_id = target.task_id
+
+            def ready() -> str | None:
+                ids = sorted(str(i) for i in app.orchestrator.get_task_invocation_ids(task_id))
+                for inv_id in ids:
+                    if inv_id not in known and _is_final(app, inv_id):
+                        return inv_id
+                return None
+
+            keys = (f"task:{task_id.key}",)
+        found = execution.wait(ready, until=deadline, what=what, keys=keys)
+        record = {**record, **({"done": found} if found is not None else {"timeout": True})}
+        execution.set(key, record)
+    if "timeout" in record:
         raise WaitTimeout(
             f"workflow {execution.workflow_id} waited {timeout} for {what} in vain"
         )
-    if invocation is None:
-        record["done"] = found
-        execution.set(key, record)
-        invocation = app.state_backend.get_invocation(found)
-    return invocation.result
+    if _is_invocation(target):
+        return target.result
+    return app.state_backend.get_invocation(record["done"]).result
 
 
-def wait_all(execution: _ops.Execution, invocations: Sequence[DistributedInvocation[Any, T]]) -> list[T]:
-    execution.check_interrupts()
+def wait_all(
+    execution: _ops.Execution, invocations: Sequence[DistributedInvocation[Any, T]]
+) -> list[T]:
+    """Wait until every invocation is final, then return their results in the order given
+    (raising the failure of the first failed one in that order: deterministic on replay,
+    whatever order they finished in)."""
+    app = execution.app
+    ids = [str(i.invocation_id) for i in invocations]
+    if ids:
+        execution.wait(
+            lambda: True if all(_is_final(app, i) for i in ids) else None,
+            until=None,
+            what="all of " + ", ".join(i[:8] for i in ids),
+            keys=tuple(f"inv:{i}" for i in ids),
+        )
     return [invocation.result for invocation in invocations]
 
 
@@ -135,16 +155,33 @@ def execute_with_retry(
     policy = policy_for(app, task, explicit)
     n = execution.next("retry_call")
     attempt = 1
+    known: set[str] = set()
     while True:
         key = f"wfx:retry:{n}:{attempt}"
         recorded = execution.get(key)
         if recorded is None:
-            execution.check_interrupts()
-            invocation: Any = task(*args, **kwargs)
+            # Routing the attempt and recording its id are two writes: mark the intent first,
+            # so a replay after a crash in between adopts the routed child instead of
+            # routing a duplicate (pynenc's own execute_task has this window open).
+            intent = f"wfx:retry_route:{n}:{attempt}"
+            orphan = None
+            if execution.get(intent) is None:
+                execution.check_interrupts()
+                execution.set(intent, True)
+            else:
+                orphan = _orphan_attempt(execution, task, args, kwargs, known)
+            if orphan is not None:
+                invocation: Any = orphan
+                _ops.note_child(app, invocation)
+            else:
+                invocation = task(*args, **kwargs)
             execution.set(key, str(invocation.invocation_id))
         else:
             invocation = app.state_backend.get_invocation(recorded)
             _ops.note_child(app, invocation)
+        known.add(str(invocation.invocation_id))
+        # Wait outside the try: a cancellation or a lost invocation is not the child's failure.
+        execution.wait_final(invocation)
         try:
             return invocation.result
         except Exception as error:  # the child's own failure, as pynenc stored it
@@ -152,3 +189,30 @@ def execute_with_retry(
                 raise
             _ops.sleep_for(execution, policy.delay(attempt, f"{execution.workflow_id}:{n}"))
             attempt += 1
+
+
+def _orphan_attempt(
+    execution: _ops.Execution,
+    task: Task[Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    known: set[str],
+) -> Any:
+    """The attempt an earlier execution routed but did not record (it crashed in between):
+    a child of this workflow invocation, of this call, not recorded as another attempt."""
+    from pynenc.arguments import Arguments
+    from pynenc.call import Call
+
+    app = execution.app
+    call_id = str(Call(task=task, arguments=Arguments.from_call(task.func, *args, **kwargs)).call_id)
+    parent = str(execution.invocation.invocation_id)
+    for inv_id in sorted(str(i) for i in app.orchestrator.get_task_invocation_ids(task.task_id)):
+        if inv_id in known:
+            continue
+        candidate = app.state_backend.get_invocation(inv_id)
+        if (
+            str(candidate.parent_invocation_id) == parent
+            and str(candidate.call.call_id) == call_id
+        ):
+            return candidate
+    return None

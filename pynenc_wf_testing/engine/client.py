@@ -109,8 +109,14 @@ def query_workflow(app: Pynenc, workflow: Any) -> WorkflowQuery:
     status = app.orchestrator.get_invocation_status(workflow_id)
     latest = int(_ops.get_data(app, identity, "wfx:state_latest") or 0)
     snapshots: list[tuple[dt.datetime, Any]] = []
-    for n in range(1, latest + 1):
+    n = 0
+    # Up to the latest-snapshot pointer, and on past it while snapshots exist (a writer
+    # that crashed between a snapshot and the pointer).
+    while True:
+        n += 1
         snapshot = _ops.get_data(app, identity, f"wfx:state:{n}")
+        if snapshot is None and n > latest:
+            break
         if snapshot is not None:
             snapshots.append((_ops._parse(snapshot["at"]), snapshot["state"]))
     return WorkflowQuery(
@@ -126,9 +132,6 @@ def query_workflow(app: Pynenc, workflow: Any) -> WorkflowQuery:
 
 def resume_workflow(app: Pynenc, workflow: Any) -> None:
     """Resume a halted workflow: it replays from the top and goes past its ``halt()``."""
-    from pynenc.invocation.status import InvocationStatus
-    from pynenc.runner.runner_context import RunnerContext
-
     _ops.require_enabled(app, "resume_workflow()")
     workflow_id = _workflow_id(workflow)
     identity = _ops.identity_of(app, workflow_id)
@@ -137,12 +140,22 @@ def resume_workflow(app: Pynenc, workflow: Any) -> None:
         if not record.get("resumed"):
             _ops.set_data(app, identity, f"wfx:halt:{n}", {**record, "resumed": True})
         n += 1
+    _unpark(app, workflow_id, identity)
+
+
+def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
+    """Route a halted workflow again (it replays from the top); no-op if not halted."""
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+
     if _ops.get_data(app, identity, "wfx:halted") is None:
         return
     _ops.set_data(app, identity, "wfx:halted", None)
     record = app.orchestrator.get_invocation_status_record(workflow_id)
     if record.status not in (InvocationStatus.PAUSED, InvocationStatus.RUNNING):
         return
+    # KILLED -> REROUTED is pynenc's own path back to the queue; the transition needs the
+    # owner's id, which a caller outside the runner does not have a context for.
     owner = RunnerContext(runner_cls="Owner", runner_id=record.runner_id or "unknown")
     app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
     app.orchestrator.reroute_invocations([workflow_id], owner)
@@ -159,16 +172,15 @@ def _forget_stall(app: Pynenc, workflow_id: str) -> None:
 
 
 def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> None:
-    """Cancel a workflow: its next durable operation (or the one it waits in) raises
-    ``WorkflowCancelled``, so its compensations can run. A halted workflow is resumed
-    to observe it."""
+    """Cancel a workflow: the durable operation it waits in (or its next one) raises
+    ``WorkflowCancelled``, so its compensations can run. A halted workflow is routed again
+    and the cancellation is raised at its ``halt()``."""
     _ops.require_enabled(app, "cancel_workflow()")
     workflow_id = _workflow_id(workflow)
     identity = _ops.identity_of(app, workflow_id)
     if _ops.get_data(app, identity, "wfx:cancel") is None:
         _ops.set_data(app, identity, "wfx:cancel", reason)
-    if _ops.get_data(app, identity, "wfx:halted") is not None:
-        resume_workflow(app, workflow_id)
+    _unpark(app, workflow_id, identity)
     _ops.notify(app, workflow_id)
 
 
@@ -204,28 +216,29 @@ def start_workflow(
         raise InvalidArgument(
             f"id_reuse must be 'reuse', 'reject' or 'allow_after_completion', got {id_reuse!r}."
         )
-    alias_key = None
-    if workflow_id is not None:
-        registry = _alias_identity(task)
-        alias_key = f"alias:{workflow_id}"
-        existing = app.state_backend.get_workflow_data(registry, alias_key)
-        if existing is not None:
-            final = app.orchestrator.get_invocation_status(existing).is_final()
-            if id_reuse == "reject":
-                raise WorkflowAlreadyStarted(
-                    f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
-                    f"taken by run {existing} (id_reuse='reject')."
-                )
-            if id_reuse == "reuse" or not final:
-                invocation: DistributedInvocation[Any, R] = app.state_backend.get_invocation(
-                    existing
-                )
-                return invocation
-    invocation = task(*args, **kwargs)  # type: ignore[assignment]
-    if alias_key is not None:
-        app.state_backend.set_workflow_data(
-            _alias_identity(task), alias_key, str(invocation.invocation_id)
-        )
+    with _ops.STORE_LOCK:  # one start per alias at a time in this process
+        alias_key = None
+        if workflow_id is not None:
+            registry = _alias_identity(task)
+            alias_key = f"alias:{workflow_id}"
+            existing = app.state_backend.get_workflow_data(registry, alias_key)
+            if existing is not None:
+                final = app.orchestrator.get_invocation_status(existing).is_final()
+                if id_reuse == "reject":
+                    raise WorkflowAlreadyStarted(
+                        f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
+                        f"taken by run {existing} (id_reuse='reject')."
+                    )
+                if id_reuse == "reuse" or not final:
+                    invocation: DistributedInvocation[Any, R] = (
+                        app.state_backend.get_invocation(existing)
+                    )
+                    return invocation
+        invocation = task(*args, **kwargs)  # type: ignore[assignment]
+        if alias_key is not None:
+            app.state_backend.set_workflow_data(
+                _alias_identity(task), alias_key, str(invocation.invocation_id)
+            )
     if run_timeout is not None:
         assert invocation.workflow is not None
         _ops.set_data(

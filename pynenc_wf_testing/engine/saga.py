@@ -19,7 +19,7 @@ class Saga:
     ``add_compensation(task, *args)`` after each step that needs undoing; ``compensate()``
     runs them newest first, each as a recorded child call (a replay does not repeat one that
     already ran). As a context manager it compensates when the block raises (cancellation
-    and timeouts included) and re-raises.
+    and timeouts included) and re-raises. A halt is not a failure: it compensates nothing.
     """
 
     def __init__(self, workflow_task: Task[Any, Any], execution: Execution) -> None:
@@ -40,9 +40,14 @@ class Saga:
         while self._compensations:
             task, args, kwargs = self._compensations.pop()
             try:
-                root.execute_task(task, *args, **kwargs).result
+                invocation = root.execute_task(task, *args, **kwargs)
+                # Not interruptible: a cancelled workflow still waits for its compensations.
+                self._execution.await_result(invocation, interruptible=False)
                 self.compensated.append(task.task_id.func_name)
-            except Exception as error:  # noqa: BLE001 - keep compensating
+            except Exception as error:
+                if _is_suspension(error):
+                    self._compensations.append((task, args, kwargs))
+                    raise  # this execution lost its invocation: the next one compensates
                 if first_error is None:
                     first_error = error
         if first_error is not None:
@@ -57,5 +62,14 @@ class Saga:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None and isinstance(exc, Exception):
+        if exc is not None and isinstance(exc, Exception) and not _is_suspension(exc):
             self.compensate()
+
+
+def _is_suspension(error: BaseException) -> bool:
+    """A halt (the workflow parks and resumes later) or a lost invocation (a stopping runner
+    handed it to another one) suspends the workflow; it did not fail: nothing to undo."""
+    from pynenc.exceptions import InvocationStatusError
+    from pynenc.workflow.workflow_exceptions import WorkflowPauseError
+
+    return isinstance(error, (WorkflowPauseError, InvocationStatusError))

@@ -1,0 +1,1 @@
+"""Subscription billing on the durable workflow engine (see tasks.py)."""

@@ -1,0 +1,592 @@
+# mypy: disallow-subclassing-any=False
+"""Fast simulated components: pynenc's memory components minus work nobody observes.
+
+Selected only inside the simulator (``MemoryBackend.config``); ``WorkflowEnv(backend=
+"memory-stock")`` selects pynenc's own memory classes with the same observation hooks, and
+``tests/test_equivalence.py`` checks that both store exactly the same state for the same
+workflows and seed. Each class below is a subclass of pynenc's own component (or of our observed
+one) and says what it skips and why the skipped work is unobservable:
+
+- :class:`SimMemTrigger`: pynenc's status, result and failure reports build a condition
+  context (loading the invocation and deserializing its arguments) and then look for
+  conditions sourced from the task: with no such condition registered there is nothing to find.
+- :class:`SimMemStateBackend`: a new invocation is upserted by its constructor and again,
+  identically, by ``register_new_invocations``: the second write is skipped. History records are
+  kept as tuples (rebuilt as pynenc's ``InvocationHistory`` on read) and the parent -> children
+  index gets a set beside its list (the list scan made a workflow's n children O(n^2)).
+- :class:`SimMemOrchestrator`: one lock for every status transition instead of a lock
+  object created and kept per invocation (the simulation is single-threaded; one lock still
+  serialises transitions).
+- :class:`SimMemBroker`: a queue-name tuple that passed validation once is not validated
+  again (the configuration cannot change while the component lives).
+- :class:`SimMemClientDataStore`: plain JSON values (``None``, bool, int, float, str and
+  lists / str-keyed dicts of them) are serialized and deserialized with the standard ``json``
+  module, byte for byte what ``JsonPickleSerializer`` (jsonpickle on the stdlib json backend)
+  produces; anything else, or any other configured serializer, goes through the serializer.
+  The serializer itself is never switched: call ids and replay keys depend on its output.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pynenc.broker.mem_broker import MemBroker
+from pynenc.client_data_store.mem_client_data_store import MemClientDataStore
+from pynenc.conf.config_broker import validate_priority
+from pynenc.orchestrator.mem_orchestrator import MemOrchestrator
+from pynenc.serializer.constants import ReservedKeys
+from pynenc.state_backend.base_state_backend import InvocationHistory
+from pynenc.trigger.mem_trigger import MemTrigger
+
+from ._components import SimOrchestratorMixin, SimStockMemStateBackend
+
+if TYPE_CHECKING:
+    from pynenc.identifiers.invocation_id import InvocationId
+    from pynenc.invocation.dist_invocation import DistributedInvocation
+    from pynenc.invocation.status import InvocationStatus, InvocationStatusRecord
+    from pynenc.models.call_dto import CallDTO
+    from pynenc.models.invocation_dto import InvocationDTO
+    from pynenc.runner.runner_context import RunnerContext
+
+__all__ = [
+    "FAST_MEMORY_CONFIG",
+    "STOCK_MEMORY_CONFIG",
+    "SimMemBroker",
+    "SimMemClientDataStore",
+    "SimMemOrchestrator",
+    "SimMemStateBackend",
+    "SimMemTrigger",
+    "dumps_plain",
+    "loads_plain",
+]
+
+#: Component classes of the default memory backend (fast, observed).
+FAST_MEMORY_CONFIG: dict[str, str] = {
+    "orchestrator_cls": "SimMemOrchestrator",
+    "state_backend_cls": "SimMemStateBackend",
+    "broker_cls": "SimMemBroker",
+    "trigger_cls": "SimMemTrigger",
+    "client_data_store_cls": "SimMemClientDataStore",
+}
+
+#: pynenc's own memory classes with the simulator's observation hooks ("memory-stock").
+STOCK_MEMORY_CONFIG: dict[str, str] = {
+    "orchestrator_cls": "SimStockMemOrchestrator",
+    "state_backend_cls": "SimStockMemStateBackend",
+    "broker_cls": "MemBroker",
+    "trigger_cls": "MemTrigger",
+    "client_data_store_cls": "MemClientDataStore",
+}
+
+
+# --------------------------------------------------------------------------- trigger
+
+
+class SimMemTrigger(MemTrigger):
+    """``MemTrigger`` that does not build condition contexts when no condition is sourced
+    from any task (the common case: no status/result/exception triggers defined).
+
+    pynenc builds a ``StatusContext`` per status change (loading the invocation from the
+    store and deserializing its arguments) and a ``ResultContext`` per result, then asks
+    ``get_conditions_sourced_from_task``, which can only answer from
+    ``_source_task_conditions``: when that index is empty the contexts are discarded unused.
+    Failures always take pynenc's path (rare, and it reads ``invocation.status``).
+    """
+
+    def _no_task_conditions(self) -> bool:
+        sources = self._source_task_conditions
+        return not sources or not any(sources.values())
+
+    def report_tasks_status(
+        self, invocation_ids: list[InvocationId], status: InvocationStatus | None = None
+    ) -> None:
+        if self._no_task_conditions():
+            return
+        super().report_tasks_status(invocation_ids, status)
+
+    def report_invocation_result(self, invocation: DistributedInvocation, result: Any) -> None:
+        if self._no_task_conditions():
+            return
+        super().report_invocation_result(invocation, result)
+
+
+# --------------------------------------------------------------------------- broker
+
+
+class SimMemBroker(MemBroker):
+    """``MemBroker`` that validates each queue-name tuple and each priority once.
+
+    ``_validate_queue_names`` checks names against the broker config (fixed for the
+    component's life) and either raises (then nothing is memoised), warns once per mismatch
+    (pynenc memoises that itself) or passes: a tuple that passed once passes again. The
+    same for ``validate_priority`` of a priority value (of the same type).
+    """
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self._validated: set[tuple[str, ...]] = set()
+        self._valid_priorities: set[tuple[type, Any]] = set()
+
+    def _check_route(self, queue_name: str, priority: Any) -> None:
+        self._validate_queue_names((queue_name,))
+        key = (type(priority), priority)
+        try:
+            known = key in self._valid_priorities
+        except TypeError:  # an unhashable priority: pynenc's check decides
+            validate_priority(priority, label="Broker priority")
+            return
+        if not known:
+            validate_priority(priority, label="Broker priority")
+            self._valid_priorities.add(key)
+
+    def route_invocation(
+        self, invocation_id: InvocationId, queue_name: str, priority: float
+    ) -> None:
+        self._check_route(queue_name, priority)
+        self._route_invocation(invocation_id, queue_name, priority)
+
+    def route_invocations(
+        self, invocation_ids: Sequence[InvocationId], queue_name: str, priority: float
+    ) -> None:
+        self._check_route(queue_name, priority)
+        self._route_invocations(invocation_ids, queue_name, priority)
+
+    def _validate_queue_names(self, queue_names: Sequence[str]) -> None:
+        key = tuple(queue_names)
+        if key in self._validated:
+            return
+        super()._validate_queue_names(queue_names)
+        self._validated.add(key)
+
+
+# --------------------------------------------------------------------------- orchestrator
+
+
+class _FastMemOrchestrator(MemOrchestrator):
+    """``MemOrchestrator`` with one lock and a leaner ``set_invocation_status``.
+
+    - pynenc creates (and keeps forever, in ``self.locks``) one ``threading.Lock`` per
+      invocation; a single lock gives the same mutual exclusion to a single-threaded
+      simulation at no cost per invocation.
+    - ``set_invocation_status`` does pynenc's steps in pynenc's order (atomic transition,
+      release waiters and auto-purge entry when final, history, trigger report, log line)
+      with the ``blocking_control`` flag read once and the log line formatted only when
+      the logger would emit it.
+    """
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self._one_lock = threading.Lock()
+        self._blocking: bool | None = None
+
+    def _get_invocation_lock(self, invocation_id: InvocationId) -> threading.Lock:
+        return self._one_lock
+
+    def _blocking_on(self) -> bool:
+        if self._blocking is None:
+            self._blocking = bool(self.app.orchestrator.conf.blocking_control)
+        return self._blocking
+
+    def get_invocations_to_run(
+        self,
+        max_num_invocations: int,
+        runner_ctx: RunnerContext,
+        queue_provider: Callable[[], Sequence[str]] | None = None,
+        on_queue_retrieved: Callable[[str], None] | None = None,
+    ) -> Iterator[DistributedInvocation]:
+        """pynenc's, minus the blocking-invocations pass when blocking control is off (that
+        pass then yields nothing: ``get_blocking_invocations`` checks the same flag)."""
+        if self._blocking_on():
+            yield from super().get_invocations_to_run(
+                max_num_invocations, runner_ctx, queue_provider, on_queue_retrieved
+            )
+            return
+        queue_provider = queue_provider or self.app.runner.queue_names_for_retrieval
+        on_queue_retrieved = on_queue_retrieved or self.app.runner.note_queue_retrieved
+        invocations_to_reroute: set[InvocationId] = set()
+        yield from self.get_additional_invocations_to_run(
+            max_num_invocations,
+            set(),
+            invocations_to_reroute,
+            runner_ctx,
+            queue_provider,
+            on_queue_retrieved,
+        )
+        self.reroute_invocations(invocations_to_reroute, runner_ctx)
+
+    def set_invocation_status(
+        self, invocation_id: InvocationId, status: InvocationStatus, runner_ctx: RunnerContext
+    ) -> None:
+        new_status_record = self._atomic_status_transition(
+            invocation_id, status, runner_ctx.runner_id
+        )
+        app = self.app
+        if status.is_final():
+            if self._blocking_on():
+                self.blocking_control.release_waiters(invocation_id)
+            self.set_up_invocation_auto_purge(invocation_id)
+        app.state_backend.add_history(invocation_id, new_status_record, runner_ctx)
+        app.trigger.report_tasks_status([invocation_id], status)
+        logger = app.logger
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(f"invocation:{invocation_id} status:{status.value}")
+
+
+class SimMemOrchestrator(SimOrchestratorMixin, _FastMemOrchestrator):
+    """The observed fast memory orchestrator (see :class:`_FastMemOrchestrator`)."""
+
+
+# --------------------------------------------------------------------------- state backend
+
+# A history record as stored: (invocation id, status record, runner id, registered by,
+# timestamp). Rebuilt as pynenc's InvocationHistory on read.
+_HistoryRow = tuple[str, "InvocationStatusRecord", str, "str | None", datetime]
+
+
+def _history_from_row(row: _HistoryRow) -> InvocationHistory:
+    history = InvocationHistory.__new__(InvocationHistory)
+    history.invocation_id = row[0]
+    history.status_record = row[1]
+    history.runner_context_id = row[2]
+    history.registered_by_inv_id = row[3]
+    history._timestamp = row[4]
+    return history
+
+
+class SimMemStateBackend(SimStockMemStateBackend):
+    """Observed ``MemStateBackend`` without the identical second write of each new
+    invocation, with compact history rows and a set index of each parent's children."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self._rows: dict[str, list[_HistoryRow]] = {}
+        self._children_seen: dict[str, set[str]] = {}
+        self._fresh: dict[str, DistributedInvocation] = {}
+
+    # invocations -----------------------------------------------------------------------
+
+    def upsert_invocations(self, invocations: list[DistributedInvocation]) -> None:
+        """Skip the write ``register_new_invocations`` repeats after the invocation's
+        constructor stored it (pynenc's only two callers): the same object gives the same
+        DTOs (its identity fields are set before the constructor's write and never change),
+        so the stored pair would be identical."""
+        fresh = self._fresh
+        todo = [inv for inv in invocations if fresh.pop(inv.invocation_id, None) is not inv]
+        if not todo:
+            return
+        super().upsert_invocations(todo)
+        if len(todo) == 1 and len(invocations) == 1:
+            # The constructor's write (one invocation): register_new_invocations follows.
+            fresh[todo[0].invocation_id] = todo[0]
+
+    def _upsert_invocations(self, entries: list[tuple[InvocationDTO, CallDTO]]) -> None:
+        for inv_dto, call_dto in entries:
+            self._cache[inv_dto.invocation_id] = (inv_dto, call_dto)
+            if inv_dto.parent_invocation_id is not None:
+                self._index_child(
+                    self._parent_to_children, self._children_seen,
+                    str(inv_dto.parent_invocation_id), str(inv_dto.invocation_id),
+                )
+            if inv_dto.parent_event_id is not None:
+                ev_key = str(inv_dto.parent_event_id)
+                child_key = str(inv_dto.invocation_id)
+                ev_children = self._event_to_children[ev_key]
+                if child_key not in ev_children:
+                    ev_children.append(child_key)
+
+    @staticmethod
+    def _index_child(
+        lists: dict[str, list[str]], seen: dict[str, set[str]], parent: str, child: str
+    ) -> None:
+        members = seen.get(parent)
+        if members is None:
+            members = seen[parent] = set(lists.get(parent, ()))
+        if child not in members:
+            members.add(child)
+            lists[parent].append(child)
+
+    # history -----------------------------------------------------------------------------
+
+    def add_histories(
+        self,
+        invocations: list[DistributedInvocation],
+        status_record: InvocationStatusRecord,
+        runner_context: RunnerContext,
+    ) -> None:
+        from pynenc.invocation.status import InvocationStatus
+
+        self.store_runner_context(runner_context)
+        registered = status_record.status == InvocationStatus.REGISTERED
+        runner_id = runner_context.runner_id
+        for invocation in invocations:
+            self._add_row(
+                invocation.invocation_id, status_record, runner_id,
+                invocation.parent_invocation_id if registered else None,
+            )
+
+    def add_history(
+        self,
+        invocation_id: InvocationId,
+        status_record: InvocationStatusRecord,
+        runner_context: RunnerContext,
+    ) -> None:
+        self.store_runner_context(runner_context)
+        self._add_row(invocation_id, status_record, runner_context.runner_id, None)
+
+    def _add_row(
+        self, invocation_id: str, record: InvocationStatusRecord, runner_id: str,
+        registered_by: str | None,
+    ) -> None:
+        # The timestamp pynenc's InvocationHistory takes from datetime.now(UTC) at creation
+        # (looked up on the module: freezegun replaces datetime.datetime while it runs).
+        row = (invocation_id, record, runner_id, registered_by, _dt.datetime.now(_dt.UTC))
+        rows = self._rows.get(invocation_id)
+        if rows is None:
+            self._rows[invocation_id] = [row]
+        else:
+            rows.append(row)
+
+    def _add_histories(
+        self, invocation_ids: list[InvocationId], invocation_history: InvocationHistory
+    ) -> None:
+        for invocation_id in invocation_ids:
+            self._add_row_of(invocation_id, invocation_history)
+
+    def _add_row_of(self, invocation_id: str, history: InvocationHistory) -> None:
+        row = (
+            invocation_id, history.status_record, history.runner_context_id,
+            history.registered_by_inv_id, history.timestamp,
+        )
+        self._rows.setdefault(invocation_id, []).append(row)
+
+    def _get_history(self, invocation_id: InvocationId) -> list[InvocationHistory]:
+        return sorted(
+            (_history_from_row(row) for row in self._rows.get(invocation_id, ())),
+            key=lambda record: record.timestamp,
+        )
+
+    def _all_histories(self) -> Iterator[tuple[str, list[InvocationHistory]]]:
+        for invocation_id, rows in self._rows.items():
+            yield invocation_id, [_history_from_row(row) for row in rows]
+
+    def iter_invocations_in_timerange(
+        self, start_time: datetime, end_time: datetime, batch_size: int = 100
+    ) -> Iterator[list[InvocationId]]:
+        matching: set[InvocationId] = set()
+        for invocation_id, rows in self._rows.items():
+            if any(start_time <= row[4] <= end_time for row in rows):
+                matching.add(invocation_id)  # type: ignore[arg-type]
+        ids = sorted(matching)
+        for i in range(0, len(ids), batch_size):
+            yield ids[i : i + batch_size]
+
+    def iter_history_in_timerange(
+        self, start_time: datetime, end_time: datetime, batch_size: int = 100
+    ) -> Iterator[list[InvocationHistory]]:
+        matching = [
+            (row[4], _history_from_row(row))
+            for rows in self._rows.values()
+            for row in rows
+            if start_time <= row[4] <= end_time
+        ]
+        matching.sort(key=lambda pair: pair[0])
+        for i in range(0, len(matching), batch_size):
+            yield [entry for _, entry in matching[i : i + batch_size]]
+
+    def purge(self) -> None:
+        super().purge()
+        self._rows.clear()
+        self._children_seen.clear()
+        self._fresh.clear()
+
+
+# --------------------------------------------------------------------------- client data
+
+
+_REFERENCE_PREFIX: str = ReservedKeys.CLIENT_DATA.value
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps(str) returns
+_MAX_DEPTH = 32
+
+
+def _plain_container(obj: Any, seen: set[int], depth: int) -> bool:
+    """True if ``obj`` (a list or dict) holds only plain JSON values, every container once
+    (jsonpickle writes ``py/id`` references for repeated ones), dict keys str and not
+    jsonpickle tags (``py/...`` keys are reserved: jsonpickle drops them)."""
+    if depth > _MAX_DEPTH or id(obj) in seen:
+        return False
+    seen.add(id(obj))
+    if type(obj) is dict:
+        for key, value in obj.items():
+            if type(key) is not str or key.startswith("py/"):
+                return False
+            if not _plain_value(value, seen, depth):
+                return False
+        return True
+    return all(_plain_value(value, seen, depth) for value in obj)
+
+
+def _plain_value(value: Any, seen: set[int], depth: int) -> bool:
+    t = type(value)
+    if t is str or t is int or t is float or t is bool or value is None:
+        return True
+    if t is list or t is dict:
+        return _plain_container(value, seen, depth + 1)
+    return False
+
+
+def dumps_plain(obj: Any) -> str | None:
+    """``jsonpickle.dumps(obj)`` for a plain JSON value (stdlib json backend, default
+    options), or ``None`` when ``obj`` is not plain. jsonpickle passes str/int/float/bool/None
+    through unchanged and rebuilds lists and str-keyed dicts in order, then calls
+    ``json.dumps(value, sort_keys=False)``: the same text as ``json.dumps(obj)``."""
+    t = type(obj)
+    if t is str:
+        return _encode_str(obj)  # type: ignore[no-any-return]
+    if t is int:
+        return int.__repr__(obj)
+    if obj is None:
+        return "null"
+    if t is bool:
+        return "true" if obj else "false"
+    if t is float or ((t is list or t is dict) and _plain_container(obj, set(), 0)):
+        return json.dumps(obj)
+    return None
+
+
+def _plain_keys(value: Any, depth: int) -> bool:
+    if depth > _MAX_DEPTH:
+        return False
+    if type(value) is dict:
+        for key, item in value.items():
+            if key.startswith("py/"):
+                return False
+            if type(item) in (dict, list) and not _plain_keys(item, depth + 1):
+                return False
+        return True
+    if type(value) is list:
+        return all(type(item) not in (dict, list) or _plain_keys(item, depth + 1) for item in value)
+    return True
+
+
+_NO_VALUE = object()
+
+
+def loads_plain(text: str) -> Any:
+    """``jsonpickle.loads(text)`` when ``text`` is plain JSON without jsonpickle tags (what
+    :func:`dumps_plain` writes), else ``_NO_VALUE``. jsonpickle restores such a document into
+    equal lists, dicts and scalars."""
+    first = text[:1]
+    if first == "{" or first == "[":
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return _NO_VALUE
+        return value if _plain_keys(value, 0) else _NO_VALUE
+    # The commonest documents without the JSON decoder: what json.loads returns for them.
+    if first == '"':
+        inner = text[1:-1]
+        if (
+            len(text) >= 2
+            and text[-1] == '"'
+            and "\\" not in inner
+            and '"' not in inner
+            and inner.isascii()
+            and inner.isprintable()
+        ):
+            return inner
+    elif _JSON_INT.fullmatch(text) is not None:
+        return int(text)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _NO_VALUE
+
+
+_JSON_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+
+
+def _jsonpickle_is_stock_json() -> bool:
+    """jsonpickle encodes with the stdlib json backend and its default options."""
+    import jsonpickle  # type: ignore[import-untyped]
+
+    backend: Any = jsonpickle.json  # type: ignore[attr-defined]
+    try:
+        names = list(backend._backend_names)
+        enc = backend._encoder_options.get("json")
+        dec = backend._decoder_options.get("json", ((), {}))
+    except AttributeError:  # pragma: no cover - another jsonpickle layout
+        return False
+    return (
+        bool(names)
+        and names[0] == "json"
+        and enc is not None
+        and tuple(enc[0]) == ()
+        and enc[1] == {"sort_keys": False}
+        and tuple(dec[0]) == ()
+        and dec[1] == {}
+    )
+
+
+class SimMemClientDataStore(MemClientDataStore):
+    """``MemClientDataStore`` with a plain-JSON fast path and its config read once.
+
+    The fast path is used only while the app's serializer is exactly pynenc's
+    ``JsonPickleSerializer`` on jsonpickle's stdlib json backend with default options; it
+    writes the same text the serializer would (see :func:`dumps_plain`). Size routing
+    (inline below ``min_size_to_cache``, external storage above) is pynenc's own.
+    """
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self._fast: bool | None = None
+        self._inline_below = 0
+        self._disabled = False
+
+    def _fast_enabled(self) -> bool:
+        if self._fast is None:
+            from pynenc.serializer.json_pickle_serializer import JsonPickleSerializer
+
+            self._fast = (
+                type(self.app.serializer) is JsonPickleSerializer and _jsonpickle_is_stock_json()
+            )
+            self._disabled = bool(self.conf.disable_client_data_store)
+            self._inline_below = int(self.conf.min_size_to_cache)
+        return self._fast
+
+    def serialize(self, obj: Any, disable_cache: bool = False) -> str:
+        if not self._fast_enabled():
+            serialized: str = super().serialize(obj, disable_cache)
+            return serialized
+        text = dumps_plain(obj)
+        if text is None:
+            serialized = super().serialize(obj, disable_cache)
+            return serialized
+        if self._disabled or disable_cache:
+            return text
+        if type(obj) is str and obj.startswith(_REFERENCE_PREFIX):
+            return obj
+        if len(text) < self._inline_below:
+            return text
+        key: str = self._maybe_store(text)
+        if self.is_reference(key):
+            self._cache_deserialized(key, obj)
+        return key
+
+    def resolve(self, data: str) -> Any:
+        if data.startswith(_REFERENCE_PREFIX):
+            return self._resolve_reference(data)
+        if self._fast_enabled():
+            value = loads_plain(data)
+            if value is not _NO_VALUE:
+                return value
+        return self.app.serializer.deserialize(data)
+
+    def is_reference(self, value: str) -> bool:
+        return value.startswith(_REFERENCE_PREFIX)

@@ -1,0 +1,279 @@
+"""The engine's features on pynenc's stock ThreadRunner and SQLite backend: the app.
+
+pynenc resolves tasks by ``module.function`` and apps are multitons by ``app_id``, so the
+functions are defined here, at module level, and ``build(db_path, app_id)`` binds them to a
+fresh app for each test: it replaces each module attribute with its task of that app (like
+``PynencBuilder().build()`` followed by ``@app.task``). ``serve()`` is what a worker process
+runs: the same build, then ``ThreadRunner(app).run()`` in its main thread.
+
+The fakes (``LOG``, ``FLAKY``) are in-process: tests that use them run their runner in a
+thread of the test process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from pynenc import Pynenc, PynencBuilder
+
+from pynenc_wf_testing.engine import RetryPolicy
+
+#: The app of the current test (``build()``); None before.
+app: Any = None
+
+#: What the activities did: (name, argument, wall time from time.time()).
+LOG: list[tuple[str, Any, float]] = []
+#: How many more times ``flaky`` fails, per key.
+FLAKY: dict[str, int] = defaultdict(int)
+#: Calls of the function recorded with side_effect.
+DRAWS: list[float] = []
+
+_DEFINITIONS: list[tuple[str, Callable[..., Any], dict[str, Any]]] = []
+
+
+def _task(func: Callable[..., Any]) -> Any:
+    _DEFINITIONS.append(("task", func, {}))
+    return func
+
+
+def _workflow(func: Callable[..., Any]) -> Any:
+    _DEFINITIONS.append(("workflow", func, {}))
+    return func
+
+
+def build(
+    db_path: str, app_id: str, *, retry_policy: RetryPolicy | None = None, threads: int = 8
+) -> Pynenc:
+    """A production app: SQLite at ``db_path``, a ThreadRunner, the durable engine on."""
+    global app
+    app = (
+        PynencBuilder()
+        .app_id(app_id)
+        .sqlite(db_path)
+        .thread_runner(min_threads=1, max_threads=threads)
+        .runner_tuning(
+            runner_loop_sleep_time_sec=0.01, invocation_wait_results_sleep_time_sec=0.01
+        )
+        .custom_config(
+            cached_status_time=0,
+            logging_level="warning",
+            log_use_colors=False,
+            # the engine's polls: from 0.05 s up to 0.25 s (default cap 1 s) for quick tests
+            engine_max_poll_interval_sec=0.25,
+        )
+        .enable_workflows(retry_policy=retry_policy)
+        .build()
+    )
+    namespace = globals()
+    for kind, func, options in _DEFINITIONS:
+        namespace[func.__name__] = (app.workflow if kind == "workflow" else app.task)(
+            func, **options
+        )
+    return app
+
+
+def reset() -> None:
+    VERSION["current"] = 1
+    LOG.clear()
+    FLAKY.clear()
+    DRAWS.clear()
+
+
+def serve(db_path: str, app_id: str) -> None:
+    """A worker process: build the app and run a ThreadRunner until SIGTERM."""
+    from pynenc.runner.thread_runner import ThreadRunner
+
+    build(db_path, app_id)
+    ThreadRunner(app).run()
+
+
+def _log(name: str, arg: Any) -> None:
+    LOG.append((name, arg, time.time()))
+
+
+class Transient(Exception):
+    pass
+
+
+class Fatal(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- activities
+
+
+@_task
+def note(what: str) -> str:
+    _log("note", what)
+    return what
+
+
+@_task
+def work(label: str, seconds: float) -> str:
+    time.sleep(seconds)
+    _log("work", label)
+    return label
+
+
+@_task
+def external_job(x: int) -> int:
+    _log("external_job", x)
+    return x * 2
+
+
+@_task
+def flaky(key: str) -> str:
+    _log("flaky", key)
+    if FLAKY[key] > 0:
+        FLAKY[key] -= 1
+        raise Transient(f"{key}: try again")
+    return f"{key}: ok"
+
+
+@_task
+def declined(key: str) -> str:
+    _log("declined", key)
+    raise Fatal(f"{key}: declined")
+
+
+@_task
+def book(what: str) -> str:
+    _log("book", what)
+    return what
+
+
+@_task
+def unbook(what: str) -> None:
+    _log("unbook", what)
+
+
+def _draw() -> float:
+    DRAWS.append(time.time())
+    return 1000.0 + len(DRAWS)
+
+
+# --------------------------------------------------------------------------- workflows
+
+
+@_workflow
+def timed_sleep(seconds: float) -> dict[str, float]:
+    """Sleeps; returns the wall times (time.time()) at which it started and woke."""
+    root = timed_sleep.wf.root
+    started = root.now()
+    root.sleep(seconds)
+    woke = root.now()
+    return {"started": started.timestamp(), "woke": woke.timestamp()}
+
+
+@_workflow
+def drawn_then_sleep(seconds: float) -> list[float]:
+    root = drawn_then_sleep.wf.root
+    value = root.side_effect(_draw)
+    at = root.now()
+    root.sleep(seconds)
+    return [value, at.timestamp()]
+
+
+@_workflow
+def until(instant: str) -> float:
+    root = until.wf.root
+    root.sleep_until(dt.datetime.fromisoformat(instant))
+    return root.now().timestamp()
+
+
+@_workflow
+def signals(timeout: float) -> list[Any]:
+    root = signals.wf.root
+    first = root.wait_for_signal("go", timeout=dt.timedelta(seconds=timeout))
+    second = root.wait_for_signal(
+        "go", timeout=dt.timedelta(seconds=timeout), default="no second signal"
+    )
+    return [first, second]
+
+
+@_workflow
+def progress(pause: float) -> str:
+    progress.wf.save_state({"phase": "started"})
+    progress.wf.root.sleep(pause)
+    progress.wf.save_state({"phase": "slept"})
+    progress.wf.root.wait_for_signal("finish")
+    progress.wf.save_state({"phase": "finished"})
+    return "done"
+
+
+@_workflow
+def waits(x: int) -> dict[str, Any]:
+    root = waits.wf.root
+    slow = root.execute_task(work, "slow", 0.5)
+    fast = root.execute_task(work, "fast", 0.05)
+    index, first = root.wait_any([slow, fast])
+    both = root.wait_all([slow, fast])
+    child = root.execute_task(work, "child", 0.05)
+    waited = root.wait_for_task(child)
+    return {"any": [index, first], "all": both, "task": waited}
+
+
+@_workflow
+def watcher(timeout: float) -> Any:
+    return watcher.wf.root.wait_for_task(external_job, timeout=dt.timedelta(seconds=timeout))
+
+
+@_workflow
+def retrying(key: str, delay: float, attempts: int) -> str:
+    policy = RetryPolicy.fixed(
+        dt.timedelta(seconds=delay), max_attempts=attempts, retry_on=(Transient,)
+    )
+    return retrying.wf.root.execute_task_with_retry(flaky, key, retry=policy)  # type: ignore[no-any-return]
+
+
+@_workflow
+def never_retried(key: str) -> str:
+    policy = RetryPolicy.fixed(dt.timedelta(seconds=0.1), max_attempts=5, retry_on=(Transient,))
+    return never_retried.wf.root.execute_task_with_retry(declined, key, retry=policy)  # type: ignore[no-any-return]
+
+
+@_workflow
+def by_default(key: str) -> str:
+    return by_default.wf.root.execute_task_with_retry(flaky, key)  # type: ignore[no-any-return]
+
+
+@_workflow
+def approval(x: int) -> int:
+    root = approval.wf.root
+    root.execute_task(note, f"before {x}").result
+    root.halt("needs approval")
+    root.execute_task(note, f"after {x}").result
+    return x + 1
+
+
+@_workflow
+def booking(name: str, wait: float) -> str:
+    root = booking.wf.root
+    with root.saga() as saga:
+        root.execute_task(book, f"flight {name}").result
+        saga.add_compensation(unbook, f"flight {name}")
+        root.execute_task(book, f"hotel {name}").result
+        saga.add_compensation(unbook, f"hotel {name}")
+        root.sleep(wait)
+        root.wait_for_signal("confirm")
+    return f"booked {name}"
+
+
+#: The code version of ``versioned`` (a deploy changes it while runs are in flight).
+VERSION = {"current": 1}
+
+
+@_workflow
+def versioned(x: int) -> Any:
+    """Version 2 added a branch at the start; runs begun under version 1 replay without."""
+    root = versioned.wf.root
+    took_new_branch = None
+    if VERSION["current"] >= 2:
+        took_new_branch = root.patched("v2")
+    root.now()
+    root.halt("deploy window")
+    return took_new_branch
