@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .errors import NondeterminismError as NondeterminismError
     from .errors import StepLimitExceeded as StepLimitExceeded
     from .errors import UnknownStepError as UnknownStepError
+    from .errors import WorkflowDataSerializationError as WorkflowDataSerializationError
     from .errors import WorkflowTestingError as WorkflowTestingError
     from .faults import FaultSchedule as FaultSchedule
     from .faults import ScheduledCrash as ScheduledCrash
@@ -53,6 +54,7 @@ _HOMES = {
     "Violation": "crash_check",
     "WorkflowEnv": "env",
     "WorkflowRun": "env",
+    "WorkflowDataSerializationError": "errors",
     "WorkflowTestingError": "errors",
     "is_non_idempotent": "idempotency",
     "non_idempotent": "idempotency",
@@ -83,6 +85,7 @@ __all__ = [
     "Violation",
     "WorkflowEnv",
     "WorkflowRun",
+    "WorkflowDataSerializationError",
     "WorkflowTestingError",
     "is_non_idempotent",
     "load_history",

@@ -41,7 +41,7 @@ _RESULT_STATUSES = frozenset({InvocationStatus.SUCCESS, InvocationStatus.FAILED}
 _VALUE_KEYS = {"random": "random", "uuid": "uuid", "time": "utc_now"}
 # Engine records that only support another step (counters, deadlines of waits, flags).
 _ENGINE_INTERNAL = frozenset(
-    {"signal_count", "signal_deadline", "state_latest", "halted"}
+    {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted"}
 )
 
 
@@ -120,8 +120,12 @@ class Simulation:
         clock: VirtualClock,
         max_steps: int,
         faults: FaultPlan | None = None,
+        worker_tag: str = "",
     ) -> None:
         self.seed = seed
+        #: Appended to worker ids: a backend that resumes another process's store tells its
+        #: own workers apart from the dead process's ones.
+        self.worker_tag = worker_tag
         self.clock = clock
         self.max_steps = max_steps
         self.faults = faults or FaultPlan()
@@ -226,7 +230,8 @@ class Simulation:
 
     def _new_runner(self, app: Pynenc) -> SimRunner:
         ctx = RunnerContext(
-            runner_cls="SimRunner", runner_id=f"sim-worker-{self._worker_generation}-{app.app_id}"
+            runner_cls="SimRunner",
+            runner_id=f"sim-worker-{self._worker_generation}-{app.app_id}{self.worker_tag}",
         )
         runner = SimRunner(app, runner_context=ctx)
         self.runners[app.app_id] = runner
@@ -500,9 +505,14 @@ class Simulation:
         if kind == "patch":
             return "value", f"patch:{':'.join(parts[1:])}"
         if kind == "cancel":
-            return "cancel", "cancel"
+            return "cancel", "cancel#1"
         if kind == "deadline":
-            return "timer", "run_timeout"
+            return "timer", "run_timeout#1"
+        if kind == "check":
+            return "value", f"check_cancelled#{last}"
+        if kind == "retry_route":
+            # the intent recorded before routing attempt N of a retried call (#call:attempt)
+            return "value", f"route_attempt#{parts[1]}:{last}" if len(parts) >= 3 else f"route_attempt#{last}"
         return "data", f"wfx:{key}"
 
     def before_data(self, app: Pynenc, identity: WorkflowIdentity, key: str, value: Any) -> None:

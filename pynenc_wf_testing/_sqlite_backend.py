@@ -44,7 +44,11 @@ from pynenc.state_backend.sqlite_state_backend import SQLiteStateBackend
 from pynenc.util.sqlite_utils import SQLiteConnection
 
 from ._components import SimOrchestratorMixin, SimStateBackendMixin, sim_of
-from .errors import AppConfigurationError, InvalidArgument, WorkflowTestingError
+from .errors import (
+    AppConfigurationError,
+    InvalidArgument,
+    WorkflowDataSerializationError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,22 +60,12 @@ __all__ = [
     "SQLiteBackend",
     "SimSQLiteOrchestrator",
     "SimSQLiteStateBackend",
-    "WorkflowDataSerializationError",
 ]
 
 _DB_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
 
 
 # --------------------------------------------------------------------------- serialization
-
-
-class WorkflowDataSerializationError(WorkflowTestingError):
-    """A value stored with ``set_data`` (workflow data) does not survive pynenc's serializer.
-
-    The memory backend keeps workflow data by reference, so the bug only shows on a
-    persistent backend; pynenc's jsonpickle serializer even stores some values (functions,
-    open files) silently as ``null``.
-    """
 
 
 def _first_mismatch(original: Any, restored: Any, where: str, depth: int = 0) -> str | None:

@@ -167,9 +167,13 @@ class CrashChecker:
         non_idempotent: set[str],
         before_each: Callable[[], Any] | None = None,
         after_start: Callable[[Any, Any], Any] | None = None,
+        starter: Callable[[Any], Any] | None = None,
+        on_blocked: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         self.before_each = before_each
         self.after_start = after_start
+        self.starter = starter
+        self.on_blocked = on_blocked
         self.env = env
         self.task = task
         self.args = args
@@ -192,12 +196,15 @@ class CrashChecker:
         violations: list[Violation] = []
         sim = env._require_sim()
         try:
-            run: Any = env.start(self.task, *self.args, **self.kwargs)
+            run: Any = (
+                self.starter(env)
+                if self.starter is not None
+                else env.start(self.task, *self.args, **self.kwargs)
+            )
             if self.after_start is not None:
                 self.after_start(env, run)
             try:
-                if not run.done:
-                    sim.drive(goal=lambda: run.done, goal_ids=[run.invocation_id])
+                self._drive(sim, run)
                 result.value = run._invocation.get_final_result()
             except (DeadlockError, StepLimitExceeded, NondeterminismError) as exc:
                 result.kind, result.error = "incomplete", exc
@@ -249,6 +256,20 @@ class CrashChecker:
             )
         return result, outcome
 
+    def _drive(self, sim: Any, run: Any) -> None:
+        for _ in range(100):
+            if run.done:
+                return
+            try:
+                sim.drive(goal=lambda: run.done, goal_ids=[run.invocation_id])
+                return
+            except DeadlockError:
+                if self.on_blocked is None or not self.on_blocked(self.env, run):
+                    raise
+        raise DeadlockError(  # pragma: no cover - a hook that unblocks nothing, forever
+            "on_blocked() returned true 100 times but the run still cannot progress."
+        )
+
     def _compare(self, golden: _RunResult, got: _RunResult) -> str | None:
         if golden.kind != got.kind:
             return f"expected the workflow to have {golden.text()}, but it {got.text()}"
@@ -299,6 +320,8 @@ def check_crash_safety(
     restart_after: float | None = None,
     before_each: Callable[[], Any] | None = None,
     after_start: Callable[[Any, Any], Any] | None = None,
+    starter: Callable[[Any], Any] | None = None,
+    on_blocked: Callable[[Any, Any], Any] | None = None,
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
@@ -309,7 +332,8 @@ def check_crash_safety(
     keys = marked_keys() | env._non_idempotent
     checker = CrashChecker(
         env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys,
-        before_each=before_each, after_start=after_start,
+        before_each=before_each, after_start=after_start, starter=starter,
+        on_blocked=on_blocked,
     )
     if before_each is not None and not callable(before_each):
         raise InvalidArgument(f"before_each must be a function, got {before_each!r}.")

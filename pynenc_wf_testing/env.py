@@ -263,7 +263,8 @@ class WorkflowEnv:
         self._patches.start()
         self._clock = VirtualClock(self._start, on_move=self._patches.move_to)
         self._sim = Simulation(
-            seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=self._faults
+            seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=self._faults,
+            worker_tag=str(getattr(self._backend, "worker_tag", "")),
         )
         self._sim.after_crash = self._backend.after_crash
         _active_env = self
@@ -445,6 +446,18 @@ class WorkflowEnv:
             "pass the WorkflowRun rather than a workflow id: several apps are in use."
         )
 
+    def run_of(self, invocation_id: str) -> WorkflowRun[Any]:
+        """A handle on an invocation already in the store (e.g. after resuming a store that
+        another process left behind)."""
+        sim = self._require_sim()
+        app = sim._app_of(invocation_id)
+        if not sim.is_stored(app, invocation_id):
+            raise InvalidArgument(
+                f"invocation {invocation_id} is not in this simulation's store. "
+                "Start runs with env.start(task, ...)."
+            )
+        return WorkflowRun(self, app.state_backend.get_invocation(invocation_id))
+
     def run_until_idle(self) -> None:
         """Run everything runnable at the current virtual time, without moving the clock."""
         self._require_sim().run_until_idle()
@@ -527,7 +540,8 @@ class WorkflowEnv:
         self._clock = VirtualClock(begin, on_move=self._patches.move_to)
         self._faults = faults
         self._sim = Simulation(
-            seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=faults
+            seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=faults,
+            worker_tag=str(getattr(self._backend, "worker_tag", "")),
         )
         self._sim.after_crash = self._backend.after_crash
         for app, saved in self._saved.values():
@@ -620,6 +634,8 @@ class WorkflowEnv:
         restart_after: dt.timedelta | None = None,
         before_each: Callable[[], Any] | None = None,
         after_start: Callable[[WorkflowEnv, WorkflowRun[Any]], Any] | None = None,
+        starter: Callable[[WorkflowEnv], WorkflowRun[Any]] | None = None,
+        on_blocked: Callable[[WorkflowEnv, WorkflowRun[Any]], Any] | None = None,
         **kwargs: Any,
     ) -> CrashReport:
         """Run ``workflow(*args, **kwargs)`` once without faults (golden), then once per
@@ -629,7 +645,11 @@ class WorkflowEnv:
         got)`` when given), run no non-idempotent step twice, and satisfy ``invariant(env)``.
         ``fine=True`` also crashes between ``execute_task`` routing a child and recording
         its id. ``before_each()`` runs before every run (reset your external fakes there);
-        ``after_start(env, run)`` right after each start (send signals there).
+        ``after_start(env, run)`` right after each start (send signals there);
+        ``starter(env)`` replaces ``env.start(workflow, ...)`` (e.g. ``env.start_workflow``
+        with an alias or a run timeout); ``on_blocked(env, run)`` is called when the run can
+        no longer progress (e.g. halted) and may unblock it (``env.resume(run)``): a truthy
+        return value drives on.
         ``restart_after`` keeps the worker down that long after each crash, so pynenc's own
         recovery tasks bring it back. Your own state in this environment is left as it was.
         """
@@ -650,6 +670,8 @@ class WorkflowEnv:
             restart_after=_restart_seconds(restart_after),
             before_each=before_each,
             after_start=after_start,
+            starter=starter,
+            on_blocked=on_blocked,
         )
 
     @property

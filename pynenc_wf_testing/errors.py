@@ -15,6 +15,7 @@ __all__ = [
     "NondeterminismError",
     "StepLimitExceeded",
     "UnknownStepError",
+    "WorkflowDataSerializationError",
     "WorkflowTestingError",
 ]
 
@@ -60,3 +61,12 @@ class CrashSafetyError(WorkflowTestingError, AssertionError):
 
 class HistoryFormatError(WorkflowTestingError, ValueError):
     """A history file is not a valid ``pynenc-wf-history`` document."""
+
+
+class WorkflowDataSerializationError(WorkflowTestingError):
+    """A value stored as workflow data does not survive pynenc's serializer.
+
+    The memory backend keeps workflow data by reference, so the bug only shows on a
+    persistent backend; pynenc's jsonpickle serializer even stores some values (functions,
+    open files) silently as ``null``. The message names the workflow, the key and the type.
+    """

@@ -64,7 +64,10 @@ OPT_RECORD = "--wf-record"
 OPT_REPLAY = "--wf-replay"
 OPT_REPORT = "--wf-report"
 
-MARKER_KWARGS = ("seed", "max_steps", "app", "start", "backend")
+OPT_KEEP_DB = "--wf-keep-db"
+REDIS_URL_ENV = "PYNENC_WF_REDIS_URL"
+
+MARKER_KWARGS = ("seed", "max_steps", "app", "start", "backend", "backend_options")
 
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
 REPORT_ATTR = "pynenc_wf"
@@ -90,6 +93,7 @@ class Settings:
     backend: Setting | None = None
     record_dir: str | None = None
     report_dir: str | None = None
+    keep_db_dir: str | None = None
 
 
 @dataclass
@@ -158,6 +162,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help=f"durable store of every wf_env simulation: memory (default), sqlite or redis "
         f"(overrides ini {INI_BACKEND}; @pytest.mark.wf(backend=...) still wins).",
+    )
+    group.addoption(
+        OPT_KEEP_DB,
+        default=None,
+        metavar="DIR",
+        help="with the sqlite backend, keep each test's database under DIR/<test id>/ (open "
+        "it with pynenc's monitor, see docs/backends.md).",
     )
     group.addoption(
         OPT_RECORD,
@@ -244,15 +255,17 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         backend=backend,
         record_dir=config.getoption(OPT_RECORD),
         report_dir=config.getoption(OPT_REPORT),
+        keep_db_dir=config.getoption(OPT_KEEP_DB),
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None): settings of "
-        "this test's wf_env simulation (seed: reproduce a run; app: 'module:app' to use "
-        "automatically; start: the virtual start instant; backend: memory, sqlite or redis).",
+        f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None, "
+        "backend_options=None): settings of this test's wf_env simulation (seed: reproduce a "
+        "run; app: 'module:app' to use automatically; start: the virtual start instant; "
+        "backend: memory, sqlite or redis, with backend_options such as {'path': ...}).",
     )
     settings = _resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
@@ -386,6 +399,20 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
         kwargs["backend"] = marker["backend"]
     elif settings.backend is not None:
         kwargs["backend"] = settings.backend.value
+    options = dict(marker.get("backend_options") or {})
+    if kwargs.get("backend") == "sqlite" and settings.keep_db_dir and "path" not in options:
+        import os
+
+        options["path"] = os.path.join(settings.keep_db_dir, artifact_name(item.nodeid, ""))
+        os.makedirs(options["path"], exist_ok=True)
+    if kwargs.get("backend") == "redis" and "url" not in options:
+        import os
+
+        if os.environ.get(REDIS_URL_ENV):
+            # A real server for the whole suite (CI starts one); fakeredis otherwise.
+            options["url"] = os.environ[REDIS_URL_ENV]
+    if options:
+        kwargs["backend_options"] = options
     app_setting = settings.app
     if marker.get("app") is not None:
         app_setting = Setting(marker["app"], f"@pytest.mark.{MARKER}(app=...)")

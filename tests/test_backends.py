@@ -159,7 +159,7 @@ def test_memory_accepts_a_callback_in_workflow_data() -> None:
 @pytest.mark.parametrize("backend", PERSISTENT)
 def test_a_callback_in_workflow_data_fails_loudly_on_serializing_backends(backend: str) -> None:
     """What memory accepts, a backend that serializes would store as None: a clear error."""
-    from pynenc_wf_testing._sqlite_backend import WorkflowDataSerializationError
+    from pynenc_wf_testing.errors import WorkflowDataSerializationError
 
     with make_env(backend) as env:
         run = env.start(apps.stores_callback)

@@ -149,10 +149,8 @@ def test_serialization_check_can_be_turned_off_to_see_the_silent_loss() -> None:
 def test_serialization_check_reports_nested_values() -> None:
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
-    from pynenc_wf_testing._sqlite_backend import (
-        WorkflowDataSerializationError,
-        check_workflow_data,
-    )
+    from pynenc_wf_testing._sqlite_backend import check_workflow_data
+    from pynenc_wf_testing.errors import WorkflowDataSerializationError
 
     identity = WorkflowIdentity(workflow_id="wf-1", workflow_type=apps.order.task_id)
     check_workflow_data(apps.app, identity, "ok", {"a": [1, 2.5, "x", None, {"b": (1, 2)}]}, "sqlite")
