@@ -7,23 +7,27 @@ Selected only inside the simulator (``MemoryBackend.config``); ``WorkflowEnv(bac
 workflows and seed. Each class below is a subclass of pynenc's own component (or of our observed
 one) and says what it skips and why the skipped work is unobservable:
 
-- :class:`SimMemTrigger`: pynenc's status, result and failure reports build a condition
-  context (loading the invocation and deserializing its arguments) and then look for
-  conditions sourced from the task: with no such condition registered there is nothing to find.
+- :class:`SimMemTrigger`: pynenc's status and result reports build a condition context
+  (loading the invocation and deserializing its arguments) and then look for conditions
+  sourced from the task: with no such condition registered there is nothing to find.
 - :class:`SimMemStateBackend`: a new invocation is upserted by its constructor and again,
   identically, by ``register_new_invocations``: the second write is skipped. History records are
-  kept as tuples (rebuilt as pynenc's ``InvocationHistory`` on read) and the parent -> children
-  index gets a set beside its list (the list scan made a workflow's n children O(n^2)).
-- :class:`SimMemOrchestrator`: one lock for every status transition instead of a lock
-  object created and kept per invocation (the simulation is single-threaded; one lock still
-  serialises transitions).
-- :class:`SimMemBroker`: a queue-name tuple that passed validation once is not validated
-  again (the configuration cannot change while the component lives).
+  kept as tuples (rebuilt as pynenc's ``InvocationHistory`` on read); the parent -> children
+  index gets a set beside its list once a parent has many children (the list scan made a
+  workflow's n children O(n^2)).
+- :class:`SimMemOrchestrator`: one lock for every status transition instead of a lock object
+  created and kept per invocation (the simulation is single-threaded; one lock still
+  serialises transitions), and pynenc's status and fetch paths with their config flags read
+  once and the work they do for a disabled feature (blocking control) left out.
+- :class:`SimMemBroker`: a queue-name tuple or a priority that passed validation once is not
+  validated again (the configuration cannot change while the component lives).
 - :class:`SimMemClientDataStore`: plain JSON values (``None``, bool, int, float, str and
   lists / str-keyed dicts of them) are serialized and deserialized with the standard ``json``
   module, byte for byte what ``JsonPickleSerializer`` (jsonpickle on the stdlib json backend)
   produces; anything else, or any other configured serializer, goes through the serializer.
   The serializer itself is never switched: call ids and replay keys depend on its output.
+
+docs/benchmarks.md has what each of them buys.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from pynenc.broker.mem_broker import MemBroker
 from pynenc.client_data_store.mem_client_data_store import MemClientDataStore
 from pynenc.conf.config_broker import validate_priority
+from pynenc.invocation.status import status_record_transition
 from pynenc.orchestrator.mem_orchestrator import MemOrchestrator
 from pynenc.serializer.constants import ReservedKeys
 from pynenc.state_backend.base_state_backend import InvocationHistory
@@ -107,12 +112,12 @@ class SimMemTrigger(MemTrigger):
     def report_tasks_status(
         self, invocation_ids: list[InvocationId], status: InvocationStatus | None = None
     ) -> None:
-        if self._no_task_conditions():
+        if not self._source_task_conditions or self._no_task_conditions():
             return
         super().report_tasks_status(invocation_ids, status)
 
     def report_invocation_result(self, invocation: DistributedInvocation, result: Any) -> None:
-        if self._no_task_conditions():
+        if not self._source_task_conditions or self._no_task_conditions():
             return
         super().report_invocation_result(invocation, result)
 
@@ -189,6 +194,20 @@ class _FastMemOrchestrator(MemOrchestrator):
     def _get_invocation_lock(self, invocation_id: InvocationId) -> threading.Lock:
         return self._one_lock
 
+    def _atomic_status_transition(
+        self, invocation_id: InvocationId, status: InvocationStatus, runner_id: str | None = None
+    ) -> InvocationStatusRecord:
+        # MemOrchestrator's, with its two helper calls inlined (the single lock, the index
+        # update of _interanl_atomic_status_transition).
+        with self._one_lock:
+            previous = self.invocation_status_record.get(invocation_id)
+            record = status_record_transition(previous, status, runner_id)
+            if previous:
+                self.status_index[previous.status].discard(invocation_id)
+            self.status_index[record.status].add(invocation_id)
+            self.invocation_status_record[invocation_id] = record
+            return record
+
     def _blocking_on(self) -> bool:
         if self._blocking is None:
             self._blocking = bool(self.app.orchestrator.conf.blocking_control)
@@ -250,6 +269,9 @@ class SimMemOrchestrator(SimOrchestratorMixin, _FastMemOrchestrator):
 _HistoryRow = tuple[str, "InvocationStatusRecord", str, "str | None", datetime]
 
 
+_SMALL_FANOUT = 16
+
+
 def _history_from_row(row: _HistoryRow) -> InvocationHistory:
     history = InvocationHistory.__new__(InvocationHistory)
     history.invocation_id = row[0]
@@ -307,7 +329,12 @@ class SimMemStateBackend(SimStockMemStateBackend):
     ) -> None:
         members = seen.get(parent)
         if members is None:
-            members = seen[parent] = set(lists.get(parent, ()))
+            children = lists[parent]
+            if len(children) < _SMALL_FANOUT:  # a short list scan costs less than a set
+                if child not in children:
+                    children.append(child)
+                return
+            members = seen[parent] = set(children)
         if child not in members:
             members.add(child)
             lists[parent].append(child)
@@ -337,8 +364,22 @@ class SimMemStateBackend(SimStockMemStateBackend):
         status_record: InvocationStatusRecord,
         runner_context: RunnerContext,
     ) -> None:
-        self.store_runner_context(runner_context)
-        self._add_row(invocation_id, status_record, runner_context.runner_id, None)
+        # pynenc's store_runner_context, skipped when it would change nothing (this very
+        # context object already cached under its id, no parent to store).
+        if (
+            self._runner_context_cache.get(runner_context.runner_id) is not runner_context
+            or runner_context.parent_ctx
+        ):
+            self.store_runner_context(runner_context)
+        # pynenc's InvocationHistory takes datetime.now(UTC) (looked up on the module:
+        # freezegun replaces datetime.datetime while it runs).
+        row = (invocation_id, status_record, runner_context.runner_id, None,
+               _dt.datetime.now(_dt.UTC))
+        rows = self._rows.get(invocation_id)
+        if rows is None:
+            self._rows[invocation_id] = [row]
+        else:
+            rows.append(row)
 
     def _add_row(
         self, invocation_id: str, record: InvocationStatusRecord, runner_id: str,
@@ -561,7 +602,7 @@ class SimMemClientDataStore(MemClientDataStore):
         return self._fast
 
     def serialize(self, obj: Any, disable_cache: bool = False) -> str:
-        if not self._fast_enabled():
+        if not (self._fast if self._fast is not None else self._fast_enabled()):
             serialized: str = super().serialize(obj, disable_cache)
             return serialized
         text = dumps_plain(obj)
@@ -582,7 +623,7 @@ class SimMemClientDataStore(MemClientDataStore):
     def resolve(self, data: str) -> Any:
         if data.startswith(_REFERENCE_PREFIX):
             return self._resolve_reference(data)
-        if self._fast_enabled():
+        if self._fast if self._fast is not None else self._fast_enabled():
             value = loads_plain(data)
             if value is not _NO_VALUE:
                 return value

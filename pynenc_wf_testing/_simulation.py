@@ -12,7 +12,6 @@ import contextlib
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any
 
 import greenlet
@@ -43,32 +42,6 @@ _VALUE_KEYS = {"random": "random", "uuid": "uuid", "time": "utc_now"}
 _ENGINE_INTERNAL = frozenset(
     {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted"}
 )
-
-
-_STEP_FIELDS = ("number", "kind", "name", "workflow_id", "invocation_id", "time", "task", "detail")
-
-
-def _new_step(
-    number: int | None, kind: str, name: str, workflow_id: str | None,
-    invocation_id: str | None, time: str, task: str | None, detail: dict[str, Any],
-) -> Step:
-    """``Step(...)``: the same object (same fields, in order, in its ``__dict__``) without
-    the frozen dataclass's ``object.__setattr__`` per field (a step is recorded several times
-    per child call)."""
-    step = object.__new__(Step)
-    step.__dict__.update(
-        number=number, kind=kind, name=name, workflow_id=workflow_id,
-        invocation_id=invocation_id, time=time, task=task, detail=detail,
-    )
-    return step
-
-
-if (
-    tuple(f.name for f in dataclass_fields(Step)) != _STEP_FIELDS
-    or hasattr(Step, "__slots__")
-    or hasattr(Step, "__post_init__")
-):  # pragma: no cover - Step changed shape: build it the ordinary way
-    _new_step = Step  # type: ignore[assignment]  # noqa: F811
 
 
 class _WorkerCrash(BaseException):
@@ -260,14 +233,20 @@ class Simulation:
         task: str | None,
         detail: dict[str, Any] | None = None,
     ) -> Step:
-        return _new_step(
-            self._step_count + 1, kind, name, workflow_id, invocation_id, self._now_iso(),
-            task, detail or {},
+        return Step(
+            number=self._step_count + 1,
+            kind=kind,
+            name=name,
+            workflow_id=workflow_id,
+            invocation_id=invocation_id,
+            time=self._now_iso(),
+            task=task,
+            detail=detail or {},
         )
 
     def _armed(self) -> bool:
         """Is any crash point still armed? (Without one, before-hooks build no step.)"""
-        for point in self.faults.crash_points:
+        for point in self.faults.crash_points:  # noqa: SIM110 - no generator per call
             if not point.fired:
                 return True
         return False
