@@ -11,16 +11,27 @@ from typing import Any
 __all__ = ["WorkflowEnginePlugin"]
 
 
-def _enable_workflows(builder: Any, *, retry_policy: Any = None) -> Any:
-    """``PynencBuilder().enable_workflows(retry_policy=...)``: switch on the durable-workflow
-    engine (timers, signals, queries, waits, retry policies, halt/resume, compensation)."""
+def _enable_workflows(builder: Any, *, retry_policy: Any = None, **options: Any) -> Any:
+    """``PynencBuilder().enable_workflows(retry_policy=..., workflow_max_retries=...)``: switch
+    on the durable-workflow engine (timers, signals, queries, waits, retry policies,
+    halt/resume, compensation); see ``pynenc_wf_testing.engine.enable_workflows``."""
     from ._patches import install_task_wf
     from .engine._ops import ENABLE_KEY
     from .engine._waits import _APP_POLICIES
+    from .engine.client import _UNSET, default_policy
 
+    unknown = sorted(set(options) - {"workflow_max_retries"})
+    if unknown:
+        from .errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"enable_workflows() got unknown options {unknown}; it takes retry_policy= and "
+            "workflow_max_retries=."
+        )
+    policy = default_policy(retry_policy, options.get("workflow_max_retries", _UNSET))
     builder._config[ENABLE_KEY] = True
-    if retry_policy is not None:
-        _APP_POLICIES[builder._config.get("app_id", "pynenc")] = retry_policy
+    if policy is not None:
+        _APP_POLICIES[builder._config.get("app_id", "pynenc")] = policy
     install_task_wf()
     return builder
 

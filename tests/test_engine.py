@@ -1009,3 +1009,27 @@ def test_deprecate_patch_keeps_the_marker_and_runs_the_new_code(wf_env) -> None:
     assert run.result == ["audit 3", "step 3"]
     assert "patch:add-audit" in [s.name for s in run.history]
     wf_env.check_crash_safety(ea.retired_patch_flow, 4, before_each=reset_world).assert_ok()
+
+
+def test_workflow_max_retries_sets_the_default_number_of_retries() -> None:
+    from pynenc_wf_testing.engine import RetryPolicy, enable_workflows
+    from pynenc_wf_testing.engine._waits import _APP_POLICIES
+    from pynenc_wf_testing.errors import InvalidArgument
+
+    app = ea.app
+    saved = _APP_POLICIES.get(app.app_id)
+    try:
+        enable_workflows(app, workflow_max_retries=None)
+        assert _APP_POLICIES[app.app_id].max_attempts is None  # forever
+        enable_workflows(
+            app, retry_policy=RetryPolicy.fixed(dt.timedelta(seconds=5)), workflow_max_retries=4
+        )
+        policy = _APP_POLICIES[app.app_id]
+        assert policy.max_attempts == 5 and policy.initial_delay == dt.timedelta(seconds=5)
+        with pytest.raises(InvalidArgument, match="workflow_max_retries must be an int >= 0"):
+            enable_workflows(app, workflow_max_retries=-1)
+    finally:
+        if saved is None:
+            _APP_POLICIES.pop(app.app_id, None)
+        else:
+            _APP_POLICIES[app.app_id] = saved

@@ -32,23 +32,58 @@ R = TypeVar("R")
 IdReuse = Literal["reuse", "reject", "allow_after_completion"]
 
 
-def enable_workflows(app: Pynenc, *, retry_policy: RetryPolicy | None = None) -> Pynenc:
+_UNSET: Any = object()
+
+
+def default_policy(
+    retry_policy: RetryPolicy | None, workflow_max_retries: int | None | Any
+) -> RetryPolicy | None:
+    """The app's default retry policy from ``enable_workflows``' two settings."""
+    if workflow_max_retries is _UNSET:
+        return retry_policy
+    if workflow_max_retries is not None and (
+        isinstance(workflow_max_retries, bool)
+        or not isinstance(workflow_max_retries, int)
+        or workflow_max_retries < 0
+    ):
+        raise InvalidArgument(
+            f"workflow_max_retries must be an int >= 0, or None to retry forever; got "
+            f"{workflow_max_retries!r}."
+        )
+    from dataclasses import replace
+
+    attempts = None if workflow_max_retries is None else workflow_max_retries + 1
+    return replace(retry_policy or RetryPolicy(), max_attempts=attempts)
+
+
+def enable_workflows(
+    app: Pynenc,
+    *,
+    retry_policy: RetryPolicy | None = None,
+    workflow_max_retries: int | None | Any = _UNSET,
+) -> Pynenc:
     """Switch on the durable-workflow engine for ``app`` (off by default; apps that do not
-    call this behave exactly as before). ``retry_policy`` is the default policy of
-    ``wf.root.execute_task_with_retry``. Call once, where the app is defined, or build the
-    app with ``PynencBuilder().enable_workflows(...)``."""
+    call this behave exactly as before). Call once, where the app is defined, or build the
+    app with ``PynencBuilder().enable_workflows(...)``.
+
+    Defaults of ``wf.root.execute_task_with_retry`` when neither the call nor the task
+    (``set_retry_policy``) names a policy: ``retry_policy``, and ``workflow_max_retries``,
+    how many times a failed call is retried (``None``: forever). A workflow's recorded
+    failures replay identically, so retries are made per call, each attempt a fresh child.
+    """
     from pynenc.app import Pynenc as _Pynenc
 
     if not isinstance(app, _Pynenc):
         raise InvalidArgument(
             f"enable_workflows() expects a pynenc app, got {type(app).__name__}: {app!r}."
         )
+    policy = default_policy(retry_policy, workflow_max_retries)
     values = dict(app.config_values or {})
     values[_ops.ENABLE_KEY] = True
     app.config_values = values
     app._conf = None
-    if retry_policy is not None:
-        _APP_POLICIES[app.app_id] = retry_policy
+    if policy is not None:
+        _APP_POLICIES[app.app_id] = policy
     from .._patches import install_task_wf
 
     install_task_wf()
