@@ -358,6 +358,12 @@ def _replay_in(env: WorkflowEnv, app: Pynenc, record: dict[str, Any], history: H
     try:
         env._drop_world()
         env._fresh_world(FaultPlan(), start=_start_of(history))
+        # The recorded ids came from some seed's id stream: draw the replay's own new ids
+        # (a divergent child) from a stream of their own so they can never collide.
+        assert env._patches is not None
+        from ._seeding import derive_seed
+
+        env._patches.reseed_ids(derive_seed(env.seed, "replay"))
         return _run_replay(env, app, record)
     finally:
         env._drop_world()

@@ -170,3 +170,11 @@ def test_live_nondeterminism_is_caught_during_a_run() -> None:
                 run.result
     finally:
         replay_apps.ON_CHARGE.clear()
+
+
+def test_replaying_with_the_recording_seed_names_the_new_call_right() -> None:
+    # The replay's own ids must not collide with the recorded ones (same seed, same stream).
+    history = record_v1(seed=3)
+    replay_apps.VERSION = 2
+    with pytest.raises(NondeterminismError, match=r"now calls charge\(amount=12"):
+        Replayer(replay_apps.app, seed=3).replay(history)
