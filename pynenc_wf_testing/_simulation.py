@@ -36,6 +36,14 @@ _TL = pynenc_context.thread_local
 
 _RESULT_STATUSES = frozenset({InvocationStatus.SUCCESS, InvocationStatus.FAILED})
 
+# Step details shared between steps (read-only): one dict per distinct constant detail
+# instead of one per step (~110,000 steps at 10,000 workflows).
+_NO_DETAIL: dict[str, Any] = {}
+_IN_EXECUTE_TASK: dict[str, Any] = {"in_execute_task": True}
+_STATUS_DETAIL: dict[InvocationStatus, dict[str, Any]] = {
+    status: {"status": status.value} for status in InvocationStatus
+}
+
 # Workflow-data keys that pynenc writes as bookkeeping of a step already recorded.
 _VALUE_KEYS = {"random": "random", "uuid": "uuid", "time": "utc_now"}
 # Engine records that only support another step (counters, deadlines of waits, flags).
@@ -48,7 +56,7 @@ class _WorkerCrash(BaseException):
     """Unwinds the scheduler when a crash is decided outside an invocation's greenlet."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Thread:
     """One simulated invocation execution (its greenlet and what it is blocked on)."""
 
@@ -68,7 +76,7 @@ class _Thread:
     routed: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class InvocationInfo:
     """What the recorder knows about an invocation (god's view: survives crashes)."""
 
@@ -241,7 +249,7 @@ class Simulation:
             invocation_id=invocation_id,
             time=self._now_iso(),
             task=task,
-            detail=detail or {},
+            detail=detail or _NO_DETAIL,
         )
 
     def _armed(self) -> bool:
@@ -274,7 +282,10 @@ class Simulation:
         invocation_id: str | None = None,
     ) -> None:
         self.history.append(
-            Step(None, kind, name, workflow_id, invocation_id, self._now_iso(), None, detail or {})
+            Step(
+                None, kind, name, workflow_id, invocation_id, self._now_iso(), None,
+                detail or _NO_DETAIL,
+            )
         )
 
     def _describe_new(self, inv: DistributedInvocation, *, commit: bool = True) -> InvocationInfo:
@@ -355,7 +366,7 @@ class Simulation:
                     info.invocation_id, info.task,
                     # execute_task records the child's id next: crashing right after this
                     # step duplicates the child on replay (pynenc's window, fine-grained).
-                    {"in_execute_task": True} if thread is not None and thread.in_execute_task
+                    _IN_EXECUTE_TASK if thread is not None and thread.in_execute_task
                     else None,
                 )
             )
@@ -370,7 +381,7 @@ class Simulation:
             self._before(
                 self._next_step(
                     "result", info.name, self._step_workflow(info), info.invocation_id,
-                    info.task, {"status": status.value},
+                    info.task, _STATUS_DETAIL[status],
                 )
             )
         elif status == InvocationStatus.RETRY:
@@ -407,7 +418,7 @@ class Simulation:
             self._commit(
                 self._next_step(
                     "result", info.name, self._step_workflow(info), inv_id, info.task,
-                    {"status": status.value},
+                    _STATUS_DETAIL[status],
                 )
             )
         elif status == InvocationStatus.RETRY:
@@ -612,7 +623,8 @@ class Simulation:
             return
         info.executions += 1
         try:
-            arguments = dict(thread.invocation.call.serialized_arguments)
+            # the call's own mapping (cached on it and held by the store): shared, read-only
+            arguments = thread.invocation.call.serialized_arguments
         except Exception:  # pragma: no cover - arguments that cannot serialize fail elsewhere
             arguments = {}
         execution = Execution(

@@ -31,12 +31,15 @@ HISTORY_FORMAT_VERSION = 1
 FINE_KINDS = frozenset({"record", "window"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One entry of a simulation's history.
 
     ``number`` is the step number (from 1, in commit order) or ``None`` for events that are not
     steps (``crash``, ``recover``). ``time`` is the virtual instant (ISO 8601, UTC).
+
+    Slotted (a 10,000-workflow simulation keeps ~110,000 of them); the simulator shares one
+    ``detail`` mapping between steps with the same detail: treat it as read-only.
     """
 
     number: int | None

@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["Execution"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Execution:
     """One execution of a task function inside the simulation.
 
@@ -17,7 +17,8 @@ class Execution:
     ``started``/``finished`` are virtual instants (ISO 8601). ``outcome`` is ``running``
     while it runs, then ``success``, ``failed``, ``retry``,
     ``crashed`` (the worker died while it ran) or ``stalled`` (it returned without a final status).
-    ``arguments`` are pynenc's serialized arguments (stable strings).
+    ``arguments`` are pynenc's serialized arguments (stable strings): the call's own mapping,
+    shared, not copied (read-only).
     """
 
     task: str
