@@ -153,7 +153,12 @@ class WorkflowRun(Generic[R]):
         if not self.done:
             sim.drive(goal=lambda: self.done, goal_ids=[self.invocation_id])
         self._env._check_unfired_at_end()
-        result: R = self._invocation.get_final_result()
+        try:
+            result: R = self._invocation.get_final_result()
+        except Exception as error:
+            # The task's own exception, as pynenc stored it: pynenc's frames only show the
+            # store being read, so they are dropped (the plugin adds the seed line).
+            raise error.with_traceback(None) from None
         return result
 
     @property

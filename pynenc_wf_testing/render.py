@@ -705,7 +705,7 @@ def _svg_timeline(report: _Report) -> str:
     total = weights[-1] or 1.0
     position = {
         instant: label_width + chart_width * weight / total
-        for instant, weight in zip(ordered, weights)
+        for instant, weight in zip(ordered, weights, strict=True)
     }
     height = top + row_height * max(1, len(report.nodes)) + 16
     width = label_width + chart_width + 60

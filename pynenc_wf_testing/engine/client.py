@@ -36,7 +36,7 @@ _UNSET: Any = object()
 
 
 def default_policy(
-    retry_policy: RetryPolicy | None, workflow_max_retries: int | None | Any
+    retry_policy: RetryPolicy | None, workflow_max_retries: int | Any | None
 ) -> RetryPolicy | None:
     """The app's default retry policy from ``enable_workflows``' two settings."""
     if workflow_max_retries is _UNSET:
@@ -60,7 +60,7 @@ def enable_workflows(
     app: Pynenc,
     *,
     retry_policy: RetryPolicy | None = None,
-    workflow_max_retries: int | None | Any = _UNSET,
+    workflow_max_retries: int | Any | None = _UNSET,
 ) -> Pynenc:
     """Switch on the durable-workflow engine for ``app`` (off by default; apps that do not
     call this behave exactly as before). Call once, where the app is defined, or build the
