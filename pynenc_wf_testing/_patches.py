@@ -6,6 +6,7 @@ reverse order, when it ends. Each patch says why a subclass or config key could 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import functools
 import hashlib
@@ -31,6 +32,7 @@ from pynenc.workflow.workflow_deterministic import DeterministicExecutor
 from ._seeding import derive_rng
 
 REAL_SLEEP: Callable[[float], None] = time.sleep
+REAL_ASYNC_SLEEP = asyncio.sleep
 _SleepFn = Callable[[float], None]
 REAL_UUID4: Callable[[], uuid.UUID] = uuid.uuid4
 
@@ -267,6 +269,15 @@ def _memo_fake_time(fz: Any) -> Callable[[], float]:
     return time_
 
 
+async def _patched_async_sleep(delay: float, result: Any = None) -> Any:
+    """``asyncio.sleep`` in an async task: parks the simulated invocation (its whole event
+    loop with it) until the virtual deadline, like ``time.sleep``."""
+    hook = _sleep_hook
+    if hook is not None and hook(delay):
+        return result
+    return await REAL_ASYNC_SLEEP(delay, result)
+
+
 def _patched_sleep(seconds: float) -> None:
     hook = _sleep_hook
     if hook is not None and hook(seconds):
@@ -393,9 +404,13 @@ class ProcessPatches:
         _sleep_hook = self._sleep_hook
         time.sleep = _patched_sleep  # type: ignore[assignment]
 
+        original_async_sleep = asyncio.sleep
+        asyncio.sleep = _patched_async_sleep  # type: ignore[assignment]
+
         def undo_sleep() -> None:
             global _sleep_hook
             time.sleep = original_sleep
+            asyncio.sleep = original_async_sleep
             _sleep_hook = previous_hook
 
         self._undo.append(undo_sleep)

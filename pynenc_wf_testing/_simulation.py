@@ -8,6 +8,7 @@ context juggling happens here. pynenc keeps its current invocation/runner/app in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import heapq
 from collections.abc import Callable
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
 _TL = pynenc_context.thread_local
+_get_running_loop = asyncio.events._get_running_loop
+_set_running_loop = asyncio.events._set_running_loop
 
 _RESULT_STATUSES = frozenset({InvocationStatus.SUCCESS, InvocationStatus.FAILED})
 
@@ -74,6 +77,8 @@ class _Thread:
     child_seq: int = 0
     in_execute_task: int = 0
     routed: int = 0
+    # The asyncio loop running in this greenlet (an async task parked in asyncio.sleep).
+    event_loop: Any = None
 
 
 @dataclass(slots=True)
@@ -853,6 +858,10 @@ class Simulation:
         main_state = dict(tl)
         tl.clear()
         tl.update(thread.tl)
+        # asyncio keeps "the running loop" per OS thread: an async task parked inside its
+        # event loop must not make the next greenlet's asyncio.run() think a loop is running.
+        main_loop = _get_running_loop()
+        _set_running_loop(thread.event_loop)
         self.current = thread
         try:
             assert thread.glet is not None
@@ -863,6 +872,8 @@ class Simulation:
             thread.tl = dict(tl)
             tl.clear()
             tl.update(main_state)
+            thread.event_loop = _get_running_loop()
+            _set_running_loop(main_loop)
         kind = message[0]
         if kind == "wait":
             ids: list[str] = message[1]
