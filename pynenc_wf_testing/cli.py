@@ -47,8 +47,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not isinstance(app, Pynenc):
         raise SystemExit(f"error: --app {args.app!r} is a {type(app).__name__}, not a pynenc app.")
     if args.sqlite:
+        import os
+
+        if not os.path.isfile(args.sqlite):
+            raise SystemExit(f"error: --sqlite {args.sqlite!r}: no such file.")
+        # Read that database with pynenc's own SQLite components, whatever the app names.
         values = dict(app.config_values or {})
-        values["sqlite_db_path"] = args.sqlite
+        values.update(
+            sqlite_db_path=args.sqlite,
+            orchestrator_cls="SQLiteOrchestrator",
+            broker_cls="SQLiteBroker",
+            state_backend_cls="SQLiteStateBackend",
+            client_data_store_cls="SQLiteClientDataStore",
+            trigger_cls="SQLiteTrigger",
+        )
         app.config_values = values
         app._reset_cached_components()
     doc = export_histories(app, workflow_id=args.workflow_id, workflow_type=args.workflow_type)

@@ -96,3 +96,31 @@ def test_simulate_usage_errors() -> None:
     assert bad.returncode != 0 and "unknown --faults ['flood']" in bad.stderr
     bad = _simulate("nope", "--runs", "1")
     assert bad.returncode != 0 and "expected 'package.module:name'" in bad.stderr
+
+
+def test_export_from_a_production_sqlite_file(tmp_path: Path) -> None:
+    """A run stored in a real SQLite file (pynenc's SQLite schema, written by the sqlite
+    backend) exported by the command line, from a fresh process, and replayed."""
+    replay_apps.VERSION = 1
+    db = tmp_path / "prod.db"
+    with WorkflowEnv(seed=4, backend="sqlite", backend_options={"path": str(db)}) as env:
+        run = env.start(replay_apps.checkout, "o-11")
+        run.result
+    assert db.is_file()
+    out = tmp_path / "exported.json"
+    env_vars = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pynenc_wf_testing.cli", "export", "--app",
+         "tests.replay_apps:app", "--sqlite", str(db), "--workflow-type",
+         "tests.replay_apps.checkout", "-o", str(out)],
+        capture_output=True, text=True, env=env_vars, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"wrote 1 workflow histories to {out}"
+    doc = json.loads(out.read_text())
+    record = doc["workflows"][0]
+    assert record["workflow_id"] == run.workflow_id and record["status"] == "success"
+    assert [c["task"].rsplit(".", 1)[-1] for c in record["children"]] == [
+        "reserve", "charge", "notify"
+    ]
+    assert main(["replay", str(out)]) == 0
