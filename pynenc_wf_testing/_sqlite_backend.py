@@ -307,6 +307,23 @@ class SimSQLiteStateBackend(SimStateBackendMixin, SQLiteStateBackend):  # type: 
         super().set_workflow_data(workflow_identity, key, value)
 
 
+def _resume_clock(app: Pynenc) -> None:
+    """The clock's position is durable: a new process does not rewind time. Move the
+    virtual clock to the last instant the store recorded, if that is later."""
+    import sqlite3
+
+    sim = sim_of(app)
+    backend = app.state_backend
+    if sim is None:
+        return
+    with sqlite3.connect(backend.sqlite_db_path) as conn:
+        row = conn.execute(f"SELECT MAX(history_timestamp) FROM {backend.tables.HISTORY}").fetchone()
+    if row and row[0] is not None:
+        latest = round(float(row[0]) * 1_000_000)
+        if latest > sim.clock.micros:
+            sim.clock.move_to_micros(latest)
+
+
 def _recover_dead_process(app: Pynenc, runner_id: str) -> None:
     """pynenc's recovery transitions for everything a dead process left in the store:
     RUNNING -> RUNNING_RECOVERY -> REROUTED and PENDING -> PENDING_RECOVERY -> REROUTED (the
@@ -315,6 +332,7 @@ def _recover_dead_process(app: Pynenc, runner_id: str) -> None:
     from pynenc.runner.runner_context import RunnerContext
 
     orchestrator = app.orchestrator
+    _resume_clock(app)
     ctx = RunnerContext(runner_cls="SimRunner", runner_id=runner_id)
     to_reroute: list[Any] = []
     moves = {

@@ -109,3 +109,17 @@ def kill_point(i: int) -> int:
 @app.workflow
 def killable(n: int) -> list[int]:
     return [killable.wf.root.execute_task(kill_point, i).result for i in range(n)]
+
+
+@app.task
+def slow_kill_point(i: int) -> int:
+    """An hour of (virtual) work, then the same kill switch as ``kill_point``."""
+    time.sleep(3600)
+    if os.environ.get("WF_KILL_AT") == str(i):
+        os._exit(17)
+    return i
+
+
+@app.workflow
+def slow_killable(n: int) -> list[int]:
+    return [slow_killable.wf.root.execute_task(slow_kill_point, i).result for i in range(n)]

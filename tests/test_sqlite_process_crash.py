@@ -105,3 +105,26 @@ def test_resume_needs_an_existing_file(tmp_path: Path) -> None:
         WorkflowEnv(
             backend="sqlite", backend_options={"path": str(tmp_path / "x.db"), "resume": True}
         )
+
+
+def test_a_resumed_store_keeps_the_virtual_time(tmp_path: Path) -> None:
+    """The clock's position is durable: the new process does not rewind time."""
+    db = tmp_path / "run.db"
+    env_vars = {**os.environ, "WF_KILL_AT": "2", "PYTHONPATH": str(ROOT),
+                "TMPDIR": str(db.parent)}
+    env_vars.pop("PYNENC_WF_REDIS_URL", None)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD.replace("apps.killable", "apps.slow_killable"), str(db)],
+        cwd=ROOT, env=env_vars, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert child.returncode == 17, child.stderr[-3000:]
+    workflow_id = child.stdout.split()[0]
+    with WorkflowEnv(
+        seed=6, backend="sqlite", backend_options={"path": str(db), "resume": True}
+    ) as env:
+        app = env.use(apps.app)
+        # Two hours of work were committed (children 0 and 1); the third hour died with it.
+        assert env.now.isoformat() == "2030-01-01T02:00:00+00:00"
+        assert env.run_of(workflow_id).result == [0, 1, 2, 3]
+        assert env.now.isoformat() == "2030-01-01T04:00:00+00:00"
+        assert app is apps.app
