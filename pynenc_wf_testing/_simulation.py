@@ -55,10 +55,6 @@ _ENGINE_INTERNAL = frozenset(
 )
 
 
-class _WorkerCrash(BaseException):
-    """Unwinds the scheduler when a crash is decided outside an invocation's greenlet."""
-
-
 @dataclass(eq=False, slots=True)
 class _Thread:
     """One simulated invocation execution (its greenlet and what it is blocked on)."""
@@ -312,12 +308,6 @@ class Simulation:
         base = task.task_id.func_name
         key = (owner, base)
         count = self._name_counters.get(key, 0) + 1
-        if not commit:
-            return InvocationInfo(
-                inv_id, task.task_id.key, f"{base}#{count}", owner,
-                str(wf.workflow_id) if wf is not None else None, None, is_wf,
-            )
-        self._name_counters[key] = count
         info = InvocationInfo(
             invocation_id=inv_id,
             task=task.task_id.key,
@@ -330,7 +320,9 @@ class Simulation:
             is_workflow=is_wf,
             first_seen=self._now_iso(),
         )
-        self.invocations[inv_id] = info
+        if commit:
+            self._name_counters[key] = count
+            self.invocations[inv_id] = info
         return info
 
     def _step_workflow(self, info: InvocationInfo) -> str | None:
@@ -434,11 +426,13 @@ class Simulation:
                     info.task,
                 )
             )
-            self._before(
-                self._next_step(
-                    "retry", f"retry:{info.name}", self._step_workflow(info), inv_id, info.task
+            if self._armed():
+                self._before(
+                    self._next_step(
+                        "retry", f"retry:{info.name}", self._step_workflow(info), inv_id,
+                        info.task,
+                    )
                 )
-            )
 
     def after_retry(self, app: Pynenc, invocation_id: Any) -> None:
         info = self.invocations.get(str(invocation_id))
@@ -893,7 +887,11 @@ class Simulation:
             thread.waiting_for = keys
             thread.waiting_what = what
             for key in keys:
-                self.cond_waiters.setdefault(key, []).append(thread)
+                waiting = self.cond_waiters.setdefault(key, [])
+                # Entries of threads woken by another key or by their deadline are stale:
+                # drop them here, or a workflow that waits often grows the list forever.
+                waiting[:] = [t for t in waiting if t.waiting_for is not None and t is not thread]
+                waiting.append(thread)
             if deadline is not None:
                 thread.sleeping_until = max(deadline, self.clock.micros)
                 self._sleep_seq += 1
@@ -919,7 +917,7 @@ class Simulation:
             )
             self.errors_to_raise.append(error)
 
-    def _thread_done(self, thread: _Thread, error: BaseException | None) -> None:
+    def _thread_done(self, thread: _Thread, error: AssertionError | None) -> None:
         self.threads.pop(thread.invocation_id, None)
         status = thread.app.orchestrator.get_invocation_status(thread.invocation_id)
         if status in (InvocationStatus.RUNNING, InvocationStatus.PAUSED):
@@ -933,12 +931,8 @@ class Simulation:
             )
             self.stalled[thread.invocation_id] = reason
             self._finish_execution(thread.invocation_id, "stalled")
-        if error is not None:
-            error.add_note(
-                f"raised by {self.label(thread.invocation_id)} inside the simulation; an "
-                "AssertionError in workflow code fails the test at once and is never retried"
-            )
-            self.errors_to_raise.append(error)
+        if isinstance(error, AssertionError):
+            self.assertion_failed(thread.invocation, error)
 
     def _halt_reason(self, thread: _Thread) -> str | None:
         workflow = thread.invocation.workflow
@@ -959,9 +953,6 @@ class Simulation:
             self.main_glet.switch(("crash", (reason, restart_after)))
             raise AssertionError("unreachable: a crashed invocation was resumed")  # pragma: no cover
         self._pending_crash = (reason, restart_after)
-
-    def request_crash(self, reason: str, restart_after: float | None = None) -> None:
-        self._crash(reason, restart_after)
 
     def _do_crash(self, reason: str, restart_after: float | None = None) -> None:
         self.crashes += 1

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from .backends import Backend, resolve_backend
 from .clock import VirtualClock, normalize_start
 from .errors import AppConfigurationError, InvalidArgument, UnknownStepError
-from .faults import FailFault, FaultPlan
+from .faults import FailFault, FaultPlan, StepRef
 from .history import Step, history_to_json
 from .ledger import Execution
 
@@ -338,18 +338,12 @@ class WorkflowEnv:
                     f"two different apps share app_id {app.app_id!r}; pynenc keys apps by id. "
                     "Give each app its own app_id."
                 )
-        from ._components import SIM_ATTR
-
         saved = _SavedApp(app)
         self._saved[id(app)] = (app, saved)
-        self._sim_config = {**self._backend.config(app), **SIM_CONFIG}
-        app.config_values = {**(app.config_values or {}), **self._sim_config}
+        sim_config = {**self._backend.config(app), **SIM_CONFIG}
+        app.config_values = {**(app.config_values or {}), **sim_config}
         app.config_values["logging_level"] = self._log_level
-        self._backend.new_store(app)
-        self._check_config(app)
-        setattr(app, SIM_ATTR, sim)
-        sim.attach(app)
-        app.register_deferred_triggers()
+        self._attach(app, saved, sim, check=sim_config)
         sim.refresh_triggers()
         assert self._patches is not None
         self._patches.patch_imported_sleep(
@@ -357,12 +351,30 @@ class WorkflowEnv:
         )
         return app
 
-    def _check_config(self, app: Pynenc) -> None:
+    def _attach(
+        self, app: Pynenc, saved: _SavedApp, sim: Simulation, check: dict[str, Any] | None = None
+    ) -> None:
+        """Give ``app`` a fresh store of the backend and attach it to ``sim``, with the
+        triggers its module declared (registering them empties pynenc's deferred list)."""
+        from ._components import SIM_ATTR
+
+        self._backend.new_store(app)
+        if check is not None:
+            self._check_config(app, check)
+        setattr(app, SIM_ATTR, sim)
+        sim.attach(app)
+        app._deferred_trigger_tasks.clear()
+        app._deferred_trigger_tasks.update(
+            {k: list(v) for k, v in saved.deferred_triggers.items()}
+        )
+        app.register_deferred_triggers()
+
+    def _check_config(self, app: Pynenc, sim_config: dict[str, Any]) -> None:
         conf = app.conf
         wrong = [
             f"{key}={getattr(conf, key)!r}"
             for key in ("orchestrator_cls", "state_backend_cls", "broker_cls", "runner_cls")
-            if getattr(conf, key) != self._sim_config[key]
+            if getattr(conf, key) != sim_config[key]
         ]
         if wrong:
             raise AppConfigurationError(
@@ -535,7 +547,6 @@ class WorkflowEnv:
 
     def _fresh_world(self, faults: FaultPlan, *, start: dt.datetime | None = None) -> None:
         """Replace the current world by a fresh one (the caller keeps the old one)."""
-        from ._components import SIM_ATTR
         from ._simulation import Simulation
 
         assert self._patches is not None
@@ -550,14 +561,7 @@ class WorkflowEnv:
         )
         self._sim.after_crash = self._backend.after_crash
         for app, saved in self._saved.values():
-            self._backend.new_store(app)
-            setattr(app, SIM_ATTR, self._sim)
-            self._sim.attach(app)
-            app._deferred_trigger_tasks.clear()
-            app._deferred_trigger_tasks.update(
-                {k: list(v) for k, v in saved.deferred_triggers.items()}
-            )
-            app.register_deferred_triggers()
+            self._attach(app, saved, self._sim)
         self._sim.refresh_triggers()
 
     def _drop_world(self) -> None:
@@ -571,7 +575,7 @@ class WorkflowEnv:
 
     # ------------------------------------------------------------------ faults
 
-    def crash_after(self, step: object, *, restart_after: dt.timedelta | None = None) -> None:
+    def crash_after(self, step: StepRef, *, restart_after: dt.timedelta | None = None) -> None:
         """Kill the worker right after ``step`` commits.
 
         ``step``: a name (``"charge_payment"`` = ``"charge_payment#1"``, ``"uuid#1"``,
@@ -582,7 +586,7 @@ class WorkflowEnv:
         """
         self._faults.add_crash("after", step, restart_after=_restart_seconds(restart_after))
 
-    def crash_before(self, step: object, *, restart_after: dt.timedelta | None = None) -> None:
+    def crash_before(self, step: StepRef, *, restart_after: dt.timedelta | None = None) -> None:
         """Kill the worker right before ``step`` commits (its side effect may have happened,
         its result is not recorded: at-least-once)."""
         self._faults.add_crash("before", step, restart_after=_restart_seconds(restart_after))

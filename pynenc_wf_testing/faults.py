@@ -43,18 +43,6 @@ def normalize_step_name(name: str) -> str:
     return name if "#" in name else f"{name}#1"
 
 
-def describe_step_ref(ref: object) -> str:
-    if isinstance(ref, bool):
-        return repr(ref)
-    if isinstance(ref, int):
-        return f"step {ref}"
-    if isinstance(ref, str):
-        return repr(normalize_step_name(ref))
-    if _is_task(ref):
-        return repr(f"{ref.task_id.func_name}#1")  # type: ignore[attr-defined]
-    return getattr(ref, "__name__", repr(ref))
-
-
 def make_matcher(ref: object) -> tuple[Callable[[Step], bool], str]:
     """Turn a step reference into a predicate over steps, with a readable description."""
     if isinstance(ref, bool) or ref is None:
@@ -160,16 +148,6 @@ class FaultPlan:
 
     def unfired(self) -> list[CrashPoint]:
         return [p for p in self.crash_points if not p.fired and not p.optional]
-
-    def copy_armed(self) -> FaultPlan:
-        """A fresh plan with the same faults, none fired (for a re-run)."""
-        return FaultPlan(
-            [
-                CrashPoint(p.phase, p.matcher, p.description, False, p.restart_after, p.optional)
-                for p in self.crash_points
-            ],
-            [FailFault(f.task_key, f.task_name, f.times, f.exc) for f in self.failures],
-        )
 
 
 @dataclass(frozen=True, order=True)

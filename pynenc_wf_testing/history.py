@@ -27,8 +27,6 @@ __all__ = ["HISTORY_FORMAT_VERSION", "Step", "history_to_json"]
 #: Version of the JSON produced by :func:`history_to_json`.
 HISTORY_FORMAT_VERSION = 1
 
-#: Kinds of steps that only a fine-grained crash check explores.
-FINE_KINDS = frozenset({"record", "window"})
 
 
 @dataclass(frozen=True, slots=True)
