@@ -222,16 +222,19 @@ def _cli_int(config: pytest.Config, opt: str, *, minimum: int) -> Setting | None
     return Setting(value, opt)
 
 
+def _cli_or_ini_text(config: pytest.Config, opt: str, ini: str) -> Setting | None:
+    if config.getoption(opt):
+        return Setting(config.getoption(opt), opt)
+    raw = str(config.getini(ini)).strip()
+    return Setting(raw, f"ini option {ini}") if raw else None
+
+
 def _resolve_settings(config: pytest.Config) -> Settings:
     seed = _cli_int(config, OPT_SEED, minimum=0) or _ini_int(config, INI_SEED, minimum=0)
     max_steps = _cli_int(config, OPT_MAX_STEPS, minimum=1) or _ini_int(
         config, INI_MAX_STEPS, minimum=1
     )
-    app: Setting | None = None
-    if config.getoption(OPT_APP):
-        app = Setting(config.getoption(OPT_APP), OPT_APP)
-    elif str(config.getini(INI_APP)).strip():
-        app = Setting(str(config.getini(INI_APP)).strip(), f"ini option {INI_APP}")
+    app = _cli_or_ini_text(config, OPT_APP, INI_APP)
     log_level = config.getoption(OPT_LOG_LEVEL)
     if log_level is None:
         raw = str(config.getini(INI_LOG_LEVEL)).strip().lower()
@@ -241,11 +244,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
             )
         log_level = raw or DEFAULT_LOG_LEVEL
     summary = bool(config.getoption(OPT_SUMMARY)) or bool(config.getini(INI_SUMMARY))
-    backend: Setting | None = None
-    if config.getoption(OPT_BACKEND):
-        backend = Setting(config.getoption(OPT_BACKEND), OPT_BACKEND)
-    elif str(config.getini(INI_BACKEND)).strip():
-        backend = Setting(str(config.getini(INI_BACKEND)).strip(), f"ini option {INI_BACKEND}")
+    backend = _cli_or_ini_text(config, OPT_BACKEND, INI_BACKEND)
     return Settings(
         seed=seed,
         app=app,
