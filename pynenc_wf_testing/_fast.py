@@ -12,19 +12,25 @@ one) and says what it skips and why the skipped work is unobservable:
   sourced from the task: with no such condition registered there is nothing to find.
 - :class:`SimMemStateBackend`: a new invocation is upserted by its constructor and again,
   identically, by ``register_new_invocations``: the second write is skipped. History records are
-  kept as tuples (rebuilt as pynenc's ``InvocationHistory`` on read); the parent -> children
+  kept as compact rows (rebuilt as pynenc's ``InvocationHistory`` on read): the status record
+  alone when the row's runner id, registered-by and timestamp are the record's own (the
+  invocation id is the row's key), else a short tuple of what differs; the parent -> children
   index gets a set beside its list once a parent has many children (the list scan made a
   workflow's n children O(n^2)).
 - :class:`SimMemOrchestrator`: one lock for every status transition instead of a lock object
   created and kept per invocation (the simulation is single-threaded; one lock still
   serialises transitions), and pynenc's status and fetch paths with their config flags read
-  once and the work they do for a disabled feature (blocking control) left out.
+  once and the work they do for a disabled feature (blocking control) left out. Equal status
+  records (frozen, compared by value) made at one virtual instant are one shared object, and
+  ``call_id_to_inv_id`` holds a call's only invocation id itself instead of a one-element set
+  (its readers, ``get_call_invocation_ids`` and ``clean_up_invocation``, read both shapes).
 - :class:`SimMemBroker`: a queue-name tuple or a priority that passed validation once is not
   validated again (the configuration cannot change while the component lives).
 - :class:`SimMemClientDataStore`: plain JSON values (``None``, bool, int, float, str and
   lists / str-keyed dicts of them) are serialized and deserialized with the standard ``json``
   module, byte for byte what ``JsonPickleSerializer`` (jsonpickle on the stdlib json backend)
-  produces; anything else, or any other configured serializer, goes through the serializer.
+  produces (the text of a small int is one shared str); anything else, or any other
+  configured serializer, goes through the serializer.
   The serializer itself is never switched: call ids and replay keys depend on its output.
 
 docs/benchmarks.md has what each of them buys.
@@ -39,13 +45,17 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pynenc.broker.mem_broker import MemBroker
 from pynenc.client_data_store.mem_client_data_store import MemClientDataStore
 from pynenc.conf.config_broker import validate_priority
-from pynenc.invocation.status import status_record_transition
-from pynenc.orchestrator.mem_orchestrator import MemOrchestrator
+from pynenc.invocation.status import (
+    InvocationStatus,
+    InvocationStatusRecord,
+    status_record_transition,
+)
+from pynenc.orchestrator.mem_orchestrator import ArgPair, MemOrchestrator
 from pynenc.serializer.constants import ReservedKeys
 from pynenc.state_backend.base_state_backend import InvocationHistory
 from pynenc.trigger.mem_trigger import MemTrigger
@@ -53,9 +63,9 @@ from pynenc.trigger.mem_trigger import MemTrigger
 from ._components import SimOrchestratorMixin, SimStockMemStateBackend
 
 if TYPE_CHECKING:
+    from pynenc.identifiers.call_id import CallId
     from pynenc.identifiers.invocation_id import InvocationId
     from pynenc.invocation.dist_invocation import DistributedInvocation
-    from pynenc.invocation.status import InvocationStatus, InvocationStatusRecord
     from pynenc.models.call_dto import CallDTO
     from pynenc.models.invocation_dto import InvocationDTO
     from pynenc.runner.runner_context import RunnerContext
@@ -175,7 +185,8 @@ class SimMemBroker(MemBroker):
 
 
 class _FastMemOrchestrator(MemOrchestrator):
-    """``MemOrchestrator`` with one lock and a leaner ``set_invocation_status``.
+    """``MemOrchestrator`` with one lock, a leaner ``set_invocation_status`` and a smaller
+    footprint per invocation.
 
     - pynenc creates (and keeps forever, in ``self.locks``) one ``threading.Lock`` per
       invocation; a single lock gives the same mutual exclusion to a single-threaded
@@ -184,24 +195,116 @@ class _FastMemOrchestrator(MemOrchestrator):
       release waiters and auto-purge entry when final, history, trigger report, log line)
       with the ``blocking_control`` flag read once and the log line formatted only when
       the logger would emit it.
+    - Status records are shared (:meth:`_shared_record`) and a call's single invocation id is
+      stored as itself in ``call_id_to_inv_id`` (a set only from a second one on, or once
+      emptied by clean-up, as pynenc's): one set saved per call.
     """
 
     def __init__(self, app: Any) -> None:
         super().__init__(app)
         self._one_lock = threading.Lock()
         self._blocking: bool | None = None
+        # Status records made at the current virtual instant, by (status, runner id).
+        self._records_at: datetime | None = None
+        self._records: dict[tuple[InvocationStatus, str | None], InvocationStatusRecord] = {}
 
     def _get_invocation_lock(self, invocation_id: InvocationId) -> threading.Lock:
         return self._one_lock
+
+    def _shared_record(self, record: InvocationStatusRecord) -> InvocationStatusRecord:
+        """An equal record made earlier at the same instant, else ``record``.
+
+        ``InvocationStatusRecord`` is a frozen dataclass compared by value: handing out one
+        instance for equal (status, runner id, timestamp) is unobservable. Equal timestamps
+        must be the very same object (the simulator's clock gives one datetime per virtual
+        instant), so the shared record holds exactly the timestamp object a new one would.
+        The memo never outlives the instant.
+        """
+        if record.timestamp is not self._records_at:
+            self._records_at = record.timestamp
+            self._records.clear()
+        return self._records.setdefault((record.status, record.runner_id), record)
+
+    def _register_new_invocations(
+        self, invocations: list[DistributedInvocation], runner_id: str | None = None
+    ) -> InvocationStatusRecord:
+        """MemOrchestrator's, in its order, with the status record shared (see
+        :meth:`_shared_record`) and ``call_id_to_inv_id`` holding a call's only invocation
+        id itself instead of a one-element set (see :meth:`get_call_invocation_ids`)."""
+        status_record = self._shared_record(
+            InvocationStatusRecord(InvocationStatus.REGISTERED, runner_id)
+        )
+        calls: dict[Any, Any] = self.call_id_to_inv_id
+        for invocation in invocations:
+            self._interanl_atomic_status_transition(
+                invocation.invocation_id, None, status_record
+            )
+            self.task_id_to_inv_id[invocation.call.task.task_id].add(invocation.invocation_id)
+            call_id = invocation.call.call_id
+            known = calls.get(call_id)
+            if known is None:
+                calls[call_id] = invocation.invocation_id
+            elif type(known) is set:
+                known.add(invocation.invocation_id)
+            elif known != invocation.invocation_id:
+                # The set pynenc would hold, built by the same adds in the same order.
+                both = set()
+                both.add(known)
+                both.add(invocation.invocation_id)
+                calls[call_id] = both
+            self.inv_id_to_call_id[invocation.invocation_id] = invocation.call.call_id
+            self.invocation_retries[invocation.invocation_id] = 0
+        return status_record
+
+    def get_call_invocation_ids(self, call_id: CallId) -> Iterator[InvocationId]:
+        """pynenc's, reading either shape of a ``call_id_to_inv_id`` entry: a call's only
+        invocation id (a str) or pynenc's set (2+ invocations, or emptied by clean-up)."""
+        known: Any = self.call_id_to_inv_id.get(call_id)
+        if known is None:
+            return
+        if type(known) is set:
+            yield from known
+        else:
+            yield known
+
+    def clean_up_invocation(self, invocation_id: InvocationId) -> None:
+        """pynenc's, step for step; its discard from the call's ``call_id_to_inv_id`` entry
+        leaves what pynenc leaves: the set without the id, an empty set where the entry
+        held just this id."""
+        self.release_waiters(invocation_id)
+
+        invocation = self.app.state_backend.get_invocation(invocation_id)
+        for key, value in invocation.call.serialized_arguments.items():
+            self.args_index[ArgPair(key, value)].discard(invocation_id)
+        self.status_index[self.invocation_status_record[invocation_id].status].discard(
+            invocation_id
+        )
+        self.task_id_to_inv_id.get(invocation.task.task_id, set()).discard(invocation_id)
+        calls: dict[Any, Any] = self.call_id_to_inv_id
+        known = calls.get(invocation.call.call_id)
+        if type(known) is set:
+            known.discard(invocation_id)
+        elif known is not None and known == invocation_id:
+            calls[invocation.call.call_id] = set()
+        self.inv_id_to_call_id.pop(invocation_id, None)
+        if args := self.invocation_args.pop(invocation_id, None):
+            for arg in args:
+                self.args_index[arg].discard(invocation_id)
+        self.status_index[self.invocation_status_record[invocation_id].status].discard(
+            invocation_id
+        )
+        self.invocation_status_record.pop(invocation_id, None)
+        self.invocation_retries.pop(invocation_id, None)
 
     def _atomic_status_transition(
         self, invocation_id: InvocationId, status: InvocationStatus, runner_id: str | None = None
     ) -> InvocationStatusRecord:
         # MemOrchestrator's, with its two helper calls inlined (the single lock, the index
-        # update of _interanl_atomic_status_transition).
+        # update of _interanl_atomic_status_transition), and the new record shared with an
+        # equal one of the same instant (see _shared_record).
         with self._one_lock:
             previous = self.invocation_status_record.get(invocation_id)
-            record = status_record_transition(previous, status, runner_id)
+            record = self._shared_record(status_record_transition(previous, status, runner_id))
             if previous:
                 self.status_index[previous.status].discard(invocation_id)
             self.status_index[record.status].add(invocation_id)
@@ -264,27 +367,78 @@ class SimMemOrchestrator(SimOrchestratorMixin, _FastMemOrchestrator):
 
 # --------------------------------------------------------------------------- state backend
 
-# A history record as stored: (invocation id, status record, runner id, registered by,
-# timestamp). Rebuilt as pynenc's InvocationHistory on read.
-_HistoryRow = tuple[str, "InvocationStatusRecord", str, "str | None", datetime]
+# A history record as stored under its invocation id, in the smallest of four shapes that
+# gives back pynenc's InvocationHistory (invocation id, status record, runner context id,
+# registered by, timestamp) on read:
+# - the status record itself: the key's id, the record's runner id, registered by None and
+#   the record's own timestamp object (the common case: a record and its history row are
+#   made at the same virtual instant, and the clock gives one datetime per instant);
+# - (record, runner id): the same with another runner id (a status that releases ownership);
+# - (record, runner id, registered by): the same, registered by a parent;
+# - (invocation id, record, runner id, registered by, timestamp): anything else.
+_HistoryRow: TypeAlias = (
+    InvocationStatusRecord
+    | tuple[InvocationStatusRecord, str]
+    | tuple[InvocationStatusRecord, str, str | None]
+    | tuple[str, InvocationStatusRecord, str, str | None, datetime]
+)
 
 
 _SMALL_FANOUT = 16
 
 
-def _history_from_row(row: _HistoryRow) -> InvocationHistory:
+def _make_row(
+    invocation_id: str, expected_id: str, record: InvocationStatusRecord, runner_id: str,
+    registered_by: str | None, timestamp: datetime,
+) -> _HistoryRow:
+    """The row for a history of ``invocation_id`` stored under ``expected_id``."""
+    if timestamp is record.timestamp and invocation_id == expected_id:
+        if registered_by is not None:
+            return (record, runner_id, registered_by)
+        if runner_id == record.runner_id:
+            return record
+        return (record, runner_id)
+    return (invocation_id, record, runner_id, registered_by, timestamp)
+
+
+def _row_time(row: _HistoryRow) -> datetime:
+    fields: Any = row
+    if type(fields) is not tuple:
+        return fields.timestamp  # type: ignore[no-any-return]
+    return fields[4] if len(fields) == 5 else fields[0].timestamp  # type: ignore[no-any-return]
+
+
+def _history_from_row(invocation_id: str, row: _HistoryRow) -> InvocationHistory:
+    """pynenc's InvocationHistory of a row stored under ``invocation_id``."""
     history = InvocationHistory.__new__(InvocationHistory)
-    history.invocation_id = row[0]
-    history.status_record = row[1]
-    history.runner_context_id = row[2]
-    history.registered_by_inv_id = row[3]
-    history._timestamp = row[4]
+    if type(row) is not tuple:
+        record: Any = row
+        history.invocation_id = invocation_id
+        history.status_record = record
+        history.runner_context_id = record.runner_id
+        history.registered_by_inv_id = None
+        history._timestamp = record.timestamp
+        return history
+    fields: tuple[Any, ...] = row
+    if len(fields) == 5:
+        history.invocation_id = fields[0]
+        history.status_record = fields[1]
+        history.runner_context_id = fields[2]
+        history.registered_by_inv_id = fields[3]
+        history._timestamp = fields[4]
+        return history
+    history.invocation_id = invocation_id
+    history.status_record = fields[0]
+    history.runner_context_id = fields[1]
+    history.registered_by_inv_id = fields[2] if len(fields) == 3 else None
+    history._timestamp = fields[0].timestamp
     return history
 
 
 class SimMemStateBackend(SimStockMemStateBackend):
     """Observed ``MemStateBackend`` without the identical second write of each new
-    invocation, with compact history rows and a set index of each parent's children."""
+    invocation, with compact history rows (see ``_HistoryRow``) and a set index of each
+    parent's children."""
 
     def __init__(self, app: Any) -> None:
         super().__init__(app)
@@ -347,8 +501,6 @@ class SimMemStateBackend(SimStockMemStateBackend):
         status_record: InvocationStatusRecord,
         runner_context: RunnerContext,
     ) -> None:
-        from pynenc.invocation.status import InvocationStatus
-
         self.store_runner_context(runner_context)
         registered = status_record.status == InvocationStatus.REGISTERED
         runner_id = runner_context.runner_id
@@ -373,8 +525,10 @@ class SimMemStateBackend(SimStockMemStateBackend):
             self.store_runner_context(runner_context)
         # pynenc's InvocationHistory takes datetime.now(UTC) (looked up on the module:
         # freezegun replaces datetime.datetime while it runs).
-        row = (invocation_id, status_record, runner_context.runner_id, None,
-               _dt.datetime.now(_dt.UTC))
+        row = _make_row(
+            invocation_id, invocation_id, status_record, runner_context.runner_id, None,
+            _dt.datetime.now(_dt.UTC),
+        )
         rows = self._rows.get(invocation_id)
         if rows is None:
             self._rows[invocation_id] = [row]
@@ -387,7 +541,10 @@ class SimMemStateBackend(SimStockMemStateBackend):
     ) -> None:
         # The timestamp pynenc's InvocationHistory takes from datetime.now(UTC) at creation
         # (looked up on the module: freezegun replaces datetime.datetime while it runs).
-        row = (invocation_id, record, runner_id, registered_by, _dt.datetime.now(_dt.UTC))
+        row = _make_row(
+            invocation_id, invocation_id, record, runner_id, registered_by,
+            _dt.datetime.now(_dt.UTC),
+        )
         rows = self._rows.get(invocation_id)
         if rows is None:
             self._rows[invocation_id] = [row]
@@ -401,28 +558,28 @@ class SimMemStateBackend(SimStockMemStateBackend):
             self._add_row_of(invocation_id, invocation_history)
 
     def _add_row_of(self, invocation_id: str, history: InvocationHistory) -> None:
-        row = (
-            invocation_id, history.status_record, history.runner_context_id,
-            history.registered_by_inv_id, history.timestamp,
+        row = _make_row(
+            history.invocation_id, invocation_id, history.status_record,
+            history.runner_context_id, history.registered_by_inv_id, history.timestamp,
         )
         self._rows.setdefault(invocation_id, []).append(row)
 
     def _get_history(self, invocation_id: InvocationId) -> list[InvocationHistory]:
         return sorted(
-            (_history_from_row(row) for row in self._rows.get(invocation_id, ())),
+            (_history_from_row(invocation_id, row) for row in self._rows.get(invocation_id, ())),
             key=lambda record: record.timestamp,
         )
 
     def _all_histories(self) -> Iterator[tuple[str, list[InvocationHistory]]]:
         for invocation_id, rows in self._rows.items():
-            yield invocation_id, [_history_from_row(row) for row in rows]
+            yield invocation_id, [_history_from_row(invocation_id, row) for row in rows]
 
     def iter_invocations_in_timerange(
         self, start_time: datetime, end_time: datetime, batch_size: int = 100
     ) -> Iterator[list[InvocationId]]:
         matching: set[InvocationId] = set()
         for invocation_id, rows in self._rows.items():
-            if any(start_time <= row[4] <= end_time for row in rows):
+            if any(start_time <= _row_time(row) <= end_time for row in rows):
                 matching.add(invocation_id)  # type: ignore[arg-type]
         ids = sorted(matching)
         for i in range(0, len(ids), batch_size):
@@ -432,10 +589,10 @@ class SimMemStateBackend(SimStockMemStateBackend):
         self, start_time: datetime, end_time: datetime, batch_size: int = 100
     ) -> Iterator[list[InvocationHistory]]:
         matching = [
-            (row[4], _history_from_row(row))
-            for rows in self._rows.values()
+            (row_time, _history_from_row(invocation_id, row))
+            for invocation_id, rows in self._rows.items()
             for row in rows
-            if start_time <= row[4] <= end_time
+            if start_time <= (row_time := _row_time(row)) <= end_time
         ]
         matching.sort(key=lambda pair: pair[0])
         for i in range(0, len(matching), batch_size):
@@ -482,6 +639,12 @@ def _plain_value(value: Any, seen: set[int], depth: int) -> bool:
     return False
 
 
+# The text of CPython's cached small ints, made once: the serialized arguments and results of
+# every call share one str per small int instead of holding a copy each (equal strs: a str's
+# identity is not observable state).
+_SMALL_INT_TEXT: tuple[str, ...] = tuple(int.__repr__(i) for i in range(-5, 257))
+
+
 def dumps_plain(obj: Any) -> str | None:
     """``jsonpickle.dumps(obj)`` for a plain JSON value (stdlib json backend, default
     options), or ``None`` when ``obj`` is not plain. jsonpickle passes str/int/float/bool/None
@@ -491,6 +654,9 @@ def dumps_plain(obj: Any) -> str | None:
     if t is str:
         return _encode_str(obj)  # type: ignore[no-any-return]
     if t is int:
+        if -5 <= obj <= 256:
+            small: str = _SMALL_INT_TEXT[obj + 5]
+            return small
         return int.__repr__(obj)
     if obj is None:
         return "null"

@@ -206,6 +206,24 @@ def _module_names_hash(module: Any) -> str:
     return _FZ_MODULE_HASH(module)  # type: ignore[no-any-return]
 
 
+def _sim_status(self: Any) -> Any:
+    """``DistributedInvocation.status`` as pynenc computes it when ``cached_status_time`` is
+    0, which every simulated app is configured with (``SIM_CONFIG``: a frozen clock would
+    never expire the cache): a final status is remembered, anything else is read from the
+    orchestrator. The config read and the TTL clock check per call are left out; an app
+    outside the simulation (it keeps its own cache time) only reads its status fresh."""
+    cached = self._cached_status
+    if cached is not None and cached.is_final():
+        return cached
+    status = self.app.orchestrator.get_invocation_status(self.invocation_id)
+    self._cached_status = status
+    self._cached_status_time = time.time()
+    return status
+
+
+_SIM_STATUS = property(_sim_status, doc=_dist_inv.DistributedInvocation.status.__doc__)
+
+
 def _memo_fake_now(fz: Any) -> Callable[..., Any]:
     """freezegun's ``FakeDatetime.now`` remembered per frozen instant (and tz, class, offset).
 
@@ -466,6 +484,7 @@ class ProcessPatches:
         - ``pynenc.util.import_app.extract_module_info`` (a scan of every loaded module, run
           for each new state backend: every fault run of a crash check) is remembered per
           app (``_cached_module_info``).
+        - ``DistributedInvocation.status`` without its non-final cache (``_sim_status``).
         - freezegun's ``FakeDatetime.now`` and ``fake_time`` answer from a memo while the
           frozen instant is unchanged (freezegun recomputes both on every call; pynenc calls
           them several times per status change).
@@ -504,6 +523,14 @@ class ProcessPatches:
             _execute_task_impl = previous_impl
 
         self._undo.append(undo_impl)
+
+        original_status = _dist_inv.DistributedInvocation.__dict__["status"]
+        _dist_inv.DistributedInvocation.status = _SIM_STATUS  # type: ignore[method-assign,assignment]
+
+        def undo_status() -> None:
+            _dist_inv.DistributedInvocation.status = original_status  # type: ignore[method-assign]
+
+        self._undo.append(undo_status)
 
         original_now = _fz.FakeDatetime.__dict__["now"]
         _fz.FakeDatetime.now = classmethod(_memo_fake_now(_fz))  # type: ignore[method-assign,assignment]

@@ -48,6 +48,9 @@ class SimRunner(BaseRunner):
         return super().queue_names_for_retrieval()  # type: ignore[no-any-return]
 
     def note_queue_retrieved(self, queue_name: str) -> None:
+        # Round robin over a single queue keeps its index at 0: nothing to advance.
+        if self._queue_names is not None and len(self._queue_names) <= 1:
+            return
         if self._round_robin is None:
             from pynenc.conf.config_runner import QueueSelectionStrategy
 

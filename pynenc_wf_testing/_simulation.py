@@ -90,6 +90,9 @@ class InvocationInfo:
     is_workflow: bool
     executions: int = 0
     first_seen: str = ""
+    #: (workflow id, task name, k-th call of that task in one execution of the workflow body)
+    #: where a workflow first obtained this invocation as a child.
+    logical: tuple[str, str, int] | None = None
 
 
 class Simulation:
@@ -148,12 +151,14 @@ class Simulation:
         # Logical calls: (workflow id, task name, k-th call of that task in one execution of
         # the workflow body) -> the invocation first obtained there; and what each position of
         # a workflow body asked for, to catch a replay that asks for something else.
-        self.logical_of: dict[str, tuple[str, str, int]] = {}
-        self._positions: dict[tuple[str, int], tuple[str, str, str]] = {}
+        # (The logical call lives on each child's InvocationInfo.) Positions: workflow id ->
+        # the child invocation ids its body obtained, in call order.
+        self._positions: dict[str, list[str]] = {}
         # Replays of recorded histories: workflow id -> (recorded child calls, finished?),
         # and how many child calls the replayed code made so far.
         self.replay_limits: dict[str, tuple[int, bool]] = {}
         self.replay_obtained: dict[str, int] = {}
+        self.replay_calls: dict[str, list[str]] = {}
         #: Called with each app when its worker dies (the backend drops in-process state).
         self.after_crash: Callable[[Any], None] | None = None
         self._trigger_apps: list[Any] = []
@@ -549,14 +554,16 @@ class Simulation:
         base = child.call.task.task_id.func_name
         count = thread.child_counts.get(base, 0) + 1
         thread.child_counts[base] = count
-        self.logical_of.setdefault(child_id, (wf_id, base, count))
-        thread.child_seq += 1
-        position = (wf_id, thread.child_seq)
-        call_id = str(child.call.call_id)
-        recorded = self._positions.get(position)
+        if info.logical is None:
+            info.logical = (wf_id, base, count)
+        seq = thread.child_seq = thread.child_seq + 1
+        obtained = self._positions.get(wf_id)
+        if obtained is None:
+            obtained = self._positions[wf_id] = []
+        recorded = obtained[seq - 1] if seq <= len(obtained) else None
         limit = self.replay_limits.get(wf_id)
         if limit is not None:
-            self.replay_obtained[wf_id] = max(self.replay_obtained.get(wf_id, 0), thread.child_seq)
+            self.replay_obtained[wf_id] = max(self.replay_obtained.get(wf_id, 0), seq)
             if recorded is None:
                 if limit[1]:
                     self._abort(
@@ -572,27 +579,49 @@ class Simulation:
 
                 self._abort(_Frontier())
         if recorded is None:
-            self._positions[position] = (child.call.task.task_id.key, call_id, child_id)
+            obtained.append(child_id)
             return
-        if recorded[1] == call_id:
+        if limit is not None:
+            # A replayed history: its recorded call ids are the reference (a history whose
+            # children's arguments were edited still maps the data key to the same child).
+            if self.replay_calls[wf_id][seq - 1] == str(child.call.call_id):
+                return
+        elif recorded == child_id or self._call_of(thread.app, recorded) == str(
+            child.call.call_id
+        ):
+            # The same child, or another invocation of the same call (pynenc's
+            # route-before-record window: a duplicate the ledger reports): no divergence.
             return
-        self._abort(self._divergence(thread, thread.child_seq, recorded, child, info))
+        try:
+            recorded_child = thread.app.state_backend.get_invocation(recorded)
+        except Exception:  # pragma: no cover - recorded children are stored before recording
+            recorded_child = None
+        self._abort(self._divergence(thread, seq, recorded_child, child, info))
 
     def _divergence(
-        self, thread: _Thread, seq: int, recorded: tuple[str, str, str], child: Any,
-        info: InvocationInfo,
+        self, thread: _Thread, seq: int, recorded_child: Any, child: Any, info: InvocationInfo,
     ) -> NondeterminismError:
-        old_args = self._args_text(thread.app, recorded[2])
+        old_args = self._args_of(recorded_child) if recorded_child is not None else "?"
+        old_task = (
+            recorded_child.call.task.task_id.func_name if recorded_child is not None else "?"
+        )
         new_args = self._args_of(child)
         return NondeterminismError(
             f"workflow {self.label(thread.invocation_id)} diverged from its recorded history "
             f"at child call #{seq}: the history recorded "
-            f"{recorded[0].rsplit('.', 1)[-1]}({old_args}) but the replayed code now calls "
+            f"{old_task}({old_args}) but the replayed code now calls "
             f"{info.name.split('#')[0]}({new_args}). Workflow code must make the same calls when it "
             "replays: take ids, random numbers and times from wf.root.uuid()/random()/"
             "utc_now() (or record them in a child task), never from uuid4(), random or "
             f"datetime.now() in the workflow body. Seed: {self.seed}."
         )
+
+    @staticmethod
+    def _call_of(app: Any, invocation_id: str) -> str | None:
+        try:
+            return str(app.state_backend.get_invocation(invocation_id).call.call_id)
+        except Exception:  # pragma: no cover - recorded children are stored before recording
+            return None
 
     def _args_of(self, invocation: Any) -> str:
         try:
@@ -600,12 +629,6 @@ class Simulation:
         except Exception:  # pragma: no cover - arguments already validated by pynenc
             return "?"
         return ", ".join(f"{k}={v}" for k, v in items)
-
-    def _args_text(self, app: Any, inv_id: str) -> str:
-        try:
-            return self._args_of(app.state_backend.get_invocation(inv_id))
-        except Exception:  # pragma: no cover
-            return "?"
 
     def _abort(self, error: BaseException) -> None:
         """Stop the current invocation for good and fail the driving call with ``error``."""
@@ -634,7 +657,7 @@ class Simulation:
             attempt=info.executions,
             arguments=arguments,
             started=self._now_iso(),
-            logical_call=self.logical_of.get(inv_id) or (info.owner_workflow_id or "", info.name, 0),
+            logical_call=info.logical or (info.owner_workflow_id or "", info.name, 0),
         )
         self.ledger.append(execution)
         self._running_execution[inv_id] = execution

@@ -772,9 +772,7 @@ class WorkflowEnv:
         from .replay import export_workflow
 
         sim = self._require_sim()
-        order: dict[str, list[str]] = {}
-        for (wf_id, _seq), (_task, _call, child_id) in sorted(sim._positions.items()):
-            order.setdefault(wf_id, []).append(child_id)
+        order = sim._positions
         records = []
         for info in sim.invocations.values():
             if not info.is_workflow:

@@ -458,8 +458,8 @@ def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> Replay
         setattr(app, SIM_ATTR, sim)
 
     # The recorded order of child calls: a replay must ask for the same ones.
-    for position, child in enumerate(record["children"], start=1):
-        sim._positions[(workflow_id, position)] = (child["task"], child["call_id"], child["invocation_id"])
+    sim._positions[workflow_id] = [child["invocation_id"] for child in record["children"]]
+    sim.replay_calls[workflow_id] = [child["call_id"] for child in record["children"]]
     recorded_calls = len(record["children"])
     finished = record["status"] in ("success", "failed")
     sim.replay_limits[workflow_id] = (recorded_calls, finished)
@@ -482,7 +482,7 @@ def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> Replay
     except _Frontier:
         pass
     result.steps = list(sim.history)
-    result.replayed_calls = len([k for k in sim._positions if k[0] == workflow_id])
+    result.replayed_calls = len(sim._positions.get(workflow_id, ()))
     status = root.status
     if result.error is None and status.is_final():
         result.completed = True

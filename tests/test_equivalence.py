@@ -14,12 +14,15 @@ Documented exceptions (not state, or the same state in another shape):
 
 - ``MemOrchestrator.locks``: pynenc keeps one ``threading.Lock`` per invocation; the fast
   orchestrator uses one lock for all. Lock objects hold no data.
-- ``MemStateBackend._history``: the fast backend keeps history rows as tuples; compared
-  through ``get_history`` (pynenc's reader), field by field, in stored order.
+- ``MemStateBackend._history``: the fast backend keeps compact history rows (the status
+  record itself, or a tuple); compared through ``get_history`` (pynenc's reader) and the
+  time-range iterators, field by field, in stored order.
+- ``MemOrchestrator.call_id_to_inv_id``: the fast orchestrator stores a call's only invocation
+  id itself where pynenc holds a one-element set; both are compared as sorted lists.
 - The component class names in the app's config (also stored in its ``AppInfo``): they are
   how the two runs choose their components.
-- Object identity: the fast run may hand out the same (immutable) datetime object for the
-  same virtual instant; values are compared, never identities.
+- Object identity: the fast run may hand out the same (immutable) datetime object, status
+  record or str for equal values; values are compared, never identities.
 
 The fast serializer path, the signature binding cache and the call-id hashing are also checked
 directly against pynenc's and jsonpickle's own functions (Hypothesis).
@@ -161,6 +164,12 @@ def _sorted_sets(mapping: dict[Any, set[Any]]) -> dict[str, list[str]]:
     return {str(k): sorted(map(str, v)) for k, v in mapping.items() if v}
 
 
+def _sorted_call_index(mapping: dict[Any, Any]) -> dict[str, list[str]]:
+    """``call_id_to_inv_id``: pynenc's sets, or the fast orchestrator's single id (a str)
+    where pynenc holds a one-element set; compared as the same sorted lists."""
+    return _sorted_sets({k: {v} if isinstance(v, str) else v for k, v in mapping.items()})
+
+
 _EARLY = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _LATE = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 _COMPONENT_KEYS = (
@@ -186,7 +195,7 @@ def snapshot(env: WorkflowEnv) -> dict[str, Any]:
         "retries": dict(sorted(orch.invocation_retries.items())),
         "status_index": {s.value: sorted(v) for s, v in orch.status_index.items() if v},
         "task_index": _sorted_sets(orch.task_id_to_inv_id),
-        "call_index": _sorted_sets(orch.call_id_to_inv_id),
+        "call_index": _sorted_call_index(orch.call_id_to_inv_id),
         "inv_to_call": {str(k): str(v) for k, v in sorted(orch.inv_id_to_call_id.items())},
         "args_index": sorted(
             (str(pair), sorted(v)) for pair, v in orch.args_index.items() if v
