@@ -398,6 +398,13 @@ class ProcessPatches:
         # give asyncio loops the real monotonic clock; _restore_real_monotonic below puts the
         # real time.monotonic back for everyone, asyncio included.
         self._freezer = freeze_time(self._start, tick=False, real_asyncio=False)
+        # freezegun's default ignore list (prefixes such as "queue", "gi", "threading",
+        # "selenium") would leave the real clock to any module whose name starts with one,
+        # a user's queue_worker.py included: its start skips such modules when it swaps
+        # imported datetime/time names, and its fakes answer them with real time. In a
+        # simulation nothing may escape the virtual clock (the stdlib modules it meant to
+        # spare only hold monotonic clocks, which stay real: _restore_real_monotonic).
+        self._freezer.ignore = ()
         # freezegun's start hashes dir() of every loaded module to validate its per-module
         # cache; the same hash from the module's __dict__ skips dir()'s list and sort.
         original_hash = _fz._get_module_attributes_hash
@@ -407,10 +414,7 @@ class ProcessPatches:
         finally:
             _fz._get_module_attributes_hash = original_hash
         self._undo.append(self._freezer.stop)
-        # freezegun's default ignore list gives the *real* time to any caller whose module name
-        # starts with e.g. "queue" or "gi" (a user's queue_worker.py included): in a simulation
-        # nothing may escape the virtual clock. An empty list also skips its stack walk.
-        _fz.ignore_lists[-1] = ()
+        # (The empty ignore list also spares freezegun's stack walk on every fake call.)
         self._restore_real_monotonic()
         if self._speedups:
             self._install_speedups()

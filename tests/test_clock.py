@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -406,3 +408,29 @@ def test_result_skips_only_as_far_as_its_own_run_needs() -> None:
         assert near.result[2] == at(seconds=30)
         assert env.now == START + dt.timedelta(seconds=30)
         assert not far.done
+
+
+@pytest.mark.parametrize("module_name", ["queue_worker", "gi_sync", "threading_jobs"])
+def test_modules_named_like_freezegun_ignores_get_the_virtual_clock(
+    module_name: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # freezegun's default ignore list matches module-name prefixes ("queue", "gi",
+    # "threading"...): a user's module imported before the env must not keep the real clock.
+    import importlib
+
+    (tmp_path / f"{module_name}.py").write_text(
+        "from datetime import datetime\n"
+        "from time import time as wall\n"
+        "def stamp():\n"
+        "    return datetime.now(), wall()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module(module_name)
+    try:
+        with WorkflowEnv(start=START):
+            now, wall = module.stamp()
+            assert now == START.replace(tzinfo=None)
+            assert wall == START.timestamp()
+        assert module.stamp()[0].year < 2030  # restored once the env closes
+    finally:
+        sys.modules.pop(module_name, None)
