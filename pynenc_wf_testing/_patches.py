@@ -196,13 +196,17 @@ def _pynenc_version() -> str:
 
 
 def _module_names_hash(module: Any) -> str:
-    """freezegun's ``_get_module_attributes_hash`` (``id`` + hash of ``frozenset(dir(m))``)
-    computed from the module's ``__dict__``: for a plain module without a ``__dir__`` hook,
-    ``dir(m)`` is its ``__dict__``'s keys, sorted; the frozenset and its hash are the same."""
+    """A stand-in for freezegun's ``_get_module_attributes_hash`` (``id`` + hash of
+    ``frozenset(dir(m))``), the key under which freezegun reuses the datetime/time names it
+    found in a module. For a plain module without a ``__dir__`` hook, ``dir(m)`` is its
+    ``__dict__``'s keys: the hash of the keys as a tuple (in insertion order) changes whenever
+    the names change (and sometimes when only their order does: then freezegun rescans, as it
+    does for any new key), at half the cost of building a frozenset. A key made by freezegun's
+    own function never matches one of these (the "t" prefix): a rescan, never a stale reuse."""
     if getattr(type(module), "__dir__", None) is _MODULE_DIR:
         namespace = getattr(module, "__dict__", None)
         if type(namespace) is dict and "__dir__" not in namespace:
-            return f"{id(module)}-{hash(frozenset(namespace))}"
+            return f"t{id(module)}-{hash(tuple(namespace))}"
     return _FZ_MODULE_HASH(module)  # type: ignore[no-any-return]
 
 

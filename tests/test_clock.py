@@ -434,3 +434,25 @@ def test_modules_named_like_freezegun_ignores_get_the_virtual_clock(
         assert module.stamp()[0].year < 2030  # restored once the env closes
     finally:
         sys.modules.pop(module_name, None)
+
+
+def test_a_name_added_to_a_module_between_environments_is_frozen_too(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # freezegun remembers which names of a module hold datetime/time objects and rescans a
+    # module only when its names change: the harness's cheaper change key must notice.
+    import importlib
+
+    (tmp_path / "late_names.py").write_text("from datetime import datetime\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("late_names")
+    try:
+        with WorkflowEnv(start=START):
+            assert module.datetime.now() == START.replace(tzinfo=None)
+        module.later_clock = time.time  # a new name, bound between two environments
+        del module.datetime
+        with WorkflowEnv(start=START):
+            assert module.later_clock() == START.timestamp()
+        assert module.later_clock() != START.timestamp()
+    finally:
+        sys.modules.pop("late_names", None)
