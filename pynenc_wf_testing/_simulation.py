@@ -130,6 +130,8 @@ class Simulation:
         self.current: _Thread | None = None
         self.graveyard: list[greenlet.greenlet] = []
         self.broker_dirty = False
+        #: Final statuses written so far: a goal that waits for one is re-checked only then.
+        self.finals = 0
         self.slices = 0
         self.crashes = 0
         self._pending_crash: tuple[str, float | None] | None = None
@@ -260,6 +262,8 @@ class Simulation:
 
     def _armed(self) -> bool:
         """Is any crash point still armed? (Without one, before-hooks build no step.)"""
+        if not self.faults.crash_points:
+            return False
         for point in self.faults.crash_points:  # noqa: SIM110 - no generator per call
             if not point.fired:
                 return True
@@ -274,6 +278,8 @@ class Simulation:
     def _commit(self, step: Step) -> None:
         self._step_count += 1
         self.history.append(step)
+        if not self.faults.crash_points:
+            return
         point = self.faults.crash_for(step, "after")
         if point is not None:
             self._crash_at = (step, "after")
@@ -401,6 +407,7 @@ class Simulation:
             self._start_execution(inv_id, info)
             return
         if status.is_final():
+            self.finals += 1
             if self._trigger_apps:
                 self._trigger_pending = True
             if self.cond_waiters:
@@ -684,7 +691,7 @@ class Simulation:
             self.main_glet.switch(("wait", [str(i) for i in invocation_ids]))
             return
         ids = [str(i) for i in invocation_ids]
-        self.drive(goal=lambda: self._any_final(ids), goal_ids=ids)
+        self.drive(goal=lambda: self._any_final(ids), goal_ids=ids, on_final=True)
 
     def sleep_hook(self, seconds: float) -> bool:
         """``time.sleep`` inside a simulated invocation parks it until the virtual deadline."""
@@ -760,11 +767,15 @@ class Simulation:
         goal: Callable[[], bool] | None,
         horizon: int | None = None,
         goal_ids: list[str] | None = None,
+        *,
+        on_final: bool = False,
     ) -> None:
         """Run the world until ``goal()`` holds, or, without a goal, until idle at ``horizon``.
 
         With a goal the clock skips to the next deadline whenever everything is blocked on
-        time; without one it stops at ``horizon`` (virtual microseconds).
+        time; without one it stops at ``horizon`` (virtual microseconds). ``on_final``: the
+        goal can only turn true when a status becomes final, so it is re-checked after each
+        final status (and before the world idles or moves its clock), not after every slice.
         """
         if greenlet.getcurrent() is not self.main_glet:
             raise InvalidArgument(
@@ -772,15 +783,19 @@ class Simulation:
                 "WorkflowEnv), not from inside a simulated task: a task that needs another's "
                 "result should call .result on its invocation."
             )
+        checked = -1
         while True:
             if self._pending_crash is not None:
                 pending, self._pending_crash = self._pending_crash, None
                 self._do_crash(*pending)
             if self._recovery_at is not None and self.clock.micros >= self._recovery_at:
                 self._route_recovery_tasks()
-            self._raise_deferred()
-            if goal is not None and goal():
-                return
+            if self.errors_to_raise:
+                self._raise_deferred()
+            if goal is not None and (checked != self.finals or not on_final):
+                checked = self.finals
+                if goal():
+                    return
             if self.broker_dirty:
                 self._fetch()
             if not self.ready and self._trigger_pending:
@@ -794,6 +809,8 @@ class Simulation:
                 self.ready.pop()
                 self._run_slice(thread)
                 continue
+            if goal is not None and on_final and goal():
+                return  # (a final status written without our hooks would still be seen here)
             self._prune_sleepers()
             next_deadline = self.sleepers[0][0] if self.sleepers else None
             next_cron = self._next_cron()

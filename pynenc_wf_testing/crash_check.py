@@ -261,7 +261,7 @@ class CrashChecker:
             if run.done:
                 return
             try:
-                sim.drive(goal=lambda: run.done, goal_ids=[run.invocation_id])
+                sim.drive(goal=lambda: run.done, goal_ids=[run.invocation_id], on_final=True)
                 return
             except DeadlockError:
                 if self.on_blocked is None or not self.on_blocked(self.env, run):

@@ -151,7 +151,7 @@ class WorkflowRun(Generic[R]):
         __tracebackhide__ = True
         sim = self._env._require_sim()
         if not self.done:
-            sim.drive(goal=lambda: self.done, goal_ids=[self.invocation_id])
+            sim.drive(goal=lambda: self.done, goal_ids=[self.invocation_id], on_final=True)
         self._env._check_unfired_at_end()
         try:
             result: R = self._invocation.get_final_result()
