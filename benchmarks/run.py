@@ -19,8 +19,10 @@ round (the order rotates every round), median over rounds:
   thread    pynenc's in-memory recipe: a ``ThreadRunner`` running in a background thread over
             the memory components, ``runner_loop_sleep_time_sec`` and
             ``invocation_wait_results_sleep_time_sec`` tuned to 1 ms, workflows started and
-            awaited from the main thread. It is slow, so it runs a smaller workload
-            (``--thread-workflows`` x ``--thread-steps``, default 2 x 10); compare steps/s.
+            awaited from the main thread. It runs the same W x N workload, in one round only
+            (``--thread-rounds``) and without warm-up: it is bound by its sleeps and polls, not
+            by the CPU, and takes about a minute at 20 x 10. ``--quick`` runs it at 2 x 10
+            (``--thread-workflows`` / ``--thread-steps`` choose any size); compare steps/s.
   plain     the same arithmetic as plain Python function calls (the ceiling).
 
 Every timed run covers a whole lifecycle: fresh components (fresh config, empty memory stores),
@@ -354,25 +356,32 @@ def run_benchmarks(
     rounds: int = 5,
     workflows: int = 20,
     steps: int = 10,
-    thread_workflows: int = 2,
-    thread_steps: int = 10,
+    thread_workflows: int | None = None,
+    thread_steps: int | None = None,
+    thread_rounds: int = 1,
     warmup: bool = True,
     contenders: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run every contender once per round (rotating order) and return the figures."""
+    """Run every contender once per round (rotating order) and return the figures.
+
+    (c) runs the same workload as the others unless ``thread_workflows`` / ``thread_steps``
+    say otherwise, in the first ``thread_rounds`` rounds only and never as a warm-up (it is
+    sleep-bound: a minute per run at 20 x 10, and a median of several adds little).
+    """
     names = list(contenders or CONTENDERS)
-    sizes = {
-        name: (thread_workflows, thread_steps) if name == "thread" else (workflows, steps)
-        for name in names
-    }
+    thread_size = (thread_workflows or workflows, thread_steps or steps)
+    sizes = {name: thread_size if name == "thread" else (workflows, steps) for name in names}
     totals: dict[str, list[float]] = {name: [] for name in names}
     runs_only: dict[str, list[float]] = {name: [] for name in names}
     if warmup:
         for name in names:
-            CONTENDERS[name][1](*sizes[name])
+            if name != "thread":
+                CONTENDERS[name][1](*sizes[name])
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
+            if name == "thread" and r >= thread_rounds:
+                continue
             gc.collect()
             total, run_only = CONTENDERS[name][1](*sizes[name])
             totals[name].append(total)
@@ -453,9 +462,10 @@ def format_table(report: dict[str, Any]) -> str:
     if "thread" in contenders:
         t = contenders["thread"]
         lines.append(
-            f"  (c) ran {t['workflows']} x {t['steps_per_workflow']} steps (it is slow); ratios "
-            "compare steps/s. Its steps/s falls as workflows grow (its waiting threads "
-            "busy-poll), so the small size flatters it."
+            f"  (c) ran {t['workflows']} x {t['steps_per_workflow']} steps in "
+            f"{len(t['seconds'])} round(s) (sleep-bound); ratios compare steps/s. Its steps/s "
+            "fall as workflows are added (waiting threads poll, 2 run slots), so a smaller "
+            "size flatters it."
         )
     lines.append(
         f"  {report['rounds']} round(s), contenders alternate, median shown; "
@@ -537,8 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5, quick 1)")
     parser.add_argument("--workflows", type=int, default=20)
     parser.add_argument("--steps", type=int, default=10, help="child steps per workflow")
-    parser.add_argument("--thread-workflows", type=int, default=2)
-    parser.add_argument("--thread-steps", type=int, default=10)
+    parser.add_argument(
+        "--thread-workflows", type=int, default=None,
+        help="(c)'s workflows (default: --workflows; --quick: 2)",
+    )
+    parser.add_argument("--thread-steps", type=int, default=None, help="(c)'s steps per workflow")
+    parser.add_argument("--thread-rounds", type=int, default=1, help="rounds that run (c)")
     parser.add_argument(
         "--only", action="append", choices=list(CONTENDERS), help="run only these contenders"
     )
@@ -554,8 +568,9 @@ def main(argv: list[str] | None = None) -> int:
         rounds=rounds,
         workflows=args.workflows,
         steps=args.steps,
-        thread_workflows=args.thread_workflows,
+        thread_workflows=args.thread_workflows or (2 if args.quick else None),
         thread_steps=args.thread_steps,
+        thread_rounds=args.thread_rounds,
         warmup=not args.quick,
         contenders=args.only,
     )
