@@ -340,3 +340,13 @@ def test_start_passes_keyword_arguments() -> None:
         run = env.start(flows.add, y=2, x=40)
         assert run.result == 42
         assert env.ledger[0].arguments == {"x": "40", "y": "2"}
+
+
+def test_each_invocation_starts_with_a_fresh_contextvars_context() -> None:
+    # Invocations share a few worker greenlets (reused once finished): what one invocation
+    # puts in a ContextVar must not show up in the next, as with a new thread per invocation.
+    with WorkflowEnv(seed=3) as env:
+        env.use(flows.app)
+        assert env.start(flows.mark_contexts, 6).result == [""] * 6
+        assert [env.start(flows.mark_context, f"top-{i}").result for i in range(4)] == [""] * 4
+        assert flows.TASK_CONTEXT.get() == ""  # the test's own context is untouched

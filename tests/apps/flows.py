@@ -6,6 +6,7 @@ Step names in the tests are these function names (``child#2`` is the second ``ch
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import random
 import time
@@ -34,6 +35,23 @@ def child(i: int) -> int:
 @app.task
 def add(x: int, y: int) -> int:
     return x + y
+
+
+TASK_CONTEXT: contextvars.ContextVar[str] = contextvars.ContextVar("task_context", default="")
+
+
+@app.task
+def mark_context(tag: str) -> str:
+    """Sets a context variable and returns what it held before (each run starts afresh)."""
+    seen = TASK_CONTEXT.get()
+    TASK_CONTEXT.set(tag)
+    return seen
+
+
+@app.workflow
+def mark_contexts(n: int) -> list[str]:
+    root = mark_contexts.wf.root
+    return [root.execute_task(mark_context, f"run-{i}").result for i in range(n)]
 
 
 @app.task
