@@ -184,6 +184,9 @@ class SimMemBroker(MemBroker):
 # --------------------------------------------------------------------------- orchestrator
 
 
+_UNKNOWN: Any = object()  # "no memo entry" (None is a valid owner)
+
+
 class _FastMemOrchestrator(MemOrchestrator):
     """``MemOrchestrator`` with one lock, a leaner ``set_invocation_status`` and a smaller
     footprint per invocation.
@@ -207,6 +210,8 @@ class _FastMemOrchestrator(MemOrchestrator):
         # Status records made at the current virtual instant, by (status, runner id).
         self._records_at: datetime | None = None
         self._records: dict[tuple[InvocationStatus, str | None], InvocationStatusRecord] = {}
+        # Accepted transitions: (from status, its owner, to status, runner id) -> new owner.
+        self._owners: dict[tuple[Any, ...], str | None] = {}
 
     def _get_invocation_lock(self, invocation_id: InvocationId) -> threading.Lock:
         return self._one_lock
@@ -224,6 +229,19 @@ class _FastMemOrchestrator(MemOrchestrator):
             self._records_at = record.timestamp
             self._records.clear()
         return self._records.setdefault((record.status, record.runner_id), record)
+
+    def _record_now(self, status: InvocationStatus, owner: str | None) -> InvocationStatusRecord:
+        """The record ``status_record_transition`` would make now for an accepted transition
+        to ``status`` with ``owner`` (its timestamp is ``datetime.now(UTC)``, as the
+        dataclass's default), shared like :meth:`_shared_record`'s."""
+        now = _dt.datetime.now(_dt.UTC)
+        if now is not self._records_at:
+            self._records_at = now
+            self._records.clear()
+        record = self._records.get((status, owner))
+        if record is None:
+            record = self._records[(status, owner)] = InvocationStatusRecord(status, owner, now)
+        return record
 
     def _register_new_invocations(
         self, invocations: list[DistributedInvocation], runner_id: str | None = None
@@ -304,7 +322,21 @@ class _FastMemOrchestrator(MemOrchestrator):
         # equal one of the same instant (see _shared_record).
         with self._one_lock:
             previous = self.invocation_status_record.get(invocation_id)
-            record = self._shared_record(status_record_transition(previous, status, runner_id))
+            key = (
+                (previous.status, previous.runner_id, status, runner_id)
+                if previous is not None
+                else (None, None, status, runner_id)
+            )
+            owner = self._owners.get(key, _UNKNOWN)
+            if owner is _UNKNOWN:
+                # pynenc's validation (it raises for a transition or owner it refuses) and
+                # new owner: pure functions of the key, so an accepted key is remembered.
+                record = self._shared_record(
+                    status_record_transition(previous, status, runner_id)
+                )
+                self._owners[key] = record.runner_id
+            else:
+                record = self._record_now(status, owner)
             if previous:
                 self.status_index[previous.status].discard(invocation_id)
             self.status_index[record.status].add(invocation_id)
