@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 STEPS = 3
 TARGET_10K_SECONDS = 5.0
 TARGET_KB_PER_WORKFLOW = 15.0
+ISSUE_INLINE_STEPS_PER_SECOND = 3_000.0  # (b) on the issue's machine (benchmarks/run.py)
 
 
 def _rss_kb() -> int:
@@ -110,7 +111,20 @@ def measure_in_subprocess(n: int, *, trace: bool) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
+def calibrate(rounds: int = 7) -> float:
+    """(b) of ``benchmarks/run.py`` (the simplest nested runner on pynenc's stock memory
+    components, 20 x 10) on this machine, in steps/s (median): the yardstick that scales this
+    machine's figures to the issue's, where (b) made ~3,000 steps/s."""
+    import statistics
+
+    from benchmarks.run import run_inline
+
+    run_inline(20, 10)  # warm-up
+    times = [run_inline(20, 10)[0] for _ in range(rounds)]
+    return 200 / statistics.median(times)
+
+
+def format_table(rows: list[dict[str, Any]], inline_sps: float | None = None) -> str:
     lines = []
     header = (
         f"{'workflows':>10} {'invocations':>12} {'start s':>8} {'run s':>8} {'total s':>8} "
@@ -142,8 +156,33 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if ten_k is not None:
         verdict = "OK" if ten_k["total_seconds"] <= TARGET_10K_SECONDS else "MISSED"
         lines.append(
-            f"  10,000 workflows: {ten_k['total_seconds']:.2f} s total (target <= "
+            f"  10,000 workflows: {ten_k['total_seconds']:.2f} s total here (target <= "
             f"{TARGET_10K_SECONDS:g} s) {verdict}"
+        )
+        if inline_sps:
+            scaled = ten_k["total_seconds"] * inline_sps / ISSUE_INLINE_STEPS_PER_SECOND
+            verdict = "OK" if scaled <= TARGET_10K_SECONDS else "MISSED"
+            lines.append(
+                f"  scaled by (b) (the nested runner of benchmarks/run.py makes "
+                f"{inline_sps:,.0f} steps/s here, {ISSUE_INLINE_STEPS_PER_SECOND:,.0f} on the "
+                f"issue's machine): {scaled:.2f} s {verdict}"
+            )
+    traced = sorted(
+        (r for r in rows if "heap_kb_per_workflow" in r), key=lambda r: r["workflows"]
+    )
+    if len(traced) >= 2:
+        # What one more workflow costs: the growth of the held heap between the two largest
+        # sizes (a small size also carries the environment's fixed cost, amortised later).
+        small, big = traced[-2], traced[-1]
+        marginal = (
+            big["heap_kb_per_workflow"] * big["workflows"]
+            - small["heap_kb_per_workflow"] * small["workflows"]
+        ) / (big["workflows"] - small["workflows"])
+        verdict = "OK" if marginal <= TARGET_KB_PER_WORKFLOW else "MISSED"
+        lines.append(
+            f"  Python heap held per additional workflow ({small['workflows']:,} -> "
+            f"{big['workflows']:,}): {marginal:.1f} KB (target <= "
+            f"{TARGET_KB_PER_WORKFLOW:g} KB) {verdict}"
         )
     return "\n".join(lines)
 
@@ -157,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process mode
     parser.add_argument(
+        "--no-calibrate", action="store_true",
+        help="skip timing (b), the yardstick that scales the 10k figure to the issue's machine",
+    )
+    parser.add_argument(
         "--in-process", action="store_true", help="measure in this process (no subprocesses)"
     )
     args = parser.parse_args(argv)
@@ -169,16 +212,19 @@ def main(argv: list[str] | None = None) -> int:
         else measure_in_subprocess(n, trace=args.tracemalloc)
         for n in args.sizes
     ]
+    inline_sps = None if args.no_calibrate else calibrate()
     if args.json:
         report = {
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpu_count": os.cpu_count(),
             "sizes": rows,
+            "inline_steps_per_second": inline_sps,
+            "issue_inline_steps_per_second": ISSUE_INLINE_STEPS_PER_SECOND,
         }
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
-        print(format_table(rows))
+        print(format_table(rows, inline_sps))
     return 0 if all(r["results_ok"] for r in rows) else 1
 
 

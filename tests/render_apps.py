@@ -60,8 +60,8 @@ def ship(item: str) -> str:
 @app.workflow
 def order(item: str, amount: int) -> str:
     root = order.wf.root
-    root.execute_task(reserve, item).result  # noqa: B018 - waits for the child
-    root.execute_task(charge, amount).result  # noqa: B018
+    root.execute_task(reserve, item).result
+    root.execute_task(charge, amount).result
     return root.execute_task(ship, item).result
 
 

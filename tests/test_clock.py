@@ -98,7 +98,7 @@ def test_sleep_zero_and_negative() -> None:
     with WorkflowEnv() as env:
         assert env.start(flows.nap, "zero", 0).result == ("zero", at(), at())
         run = env.start(flows.nap, "negative", -1)
-        with pytest.raises(ValueError, match="^sleep length must be non-negative$"):
+        with pytest.raises(ValueError, match=r"^sleep length must be non-negative$"):
             run.result
         assert env.now == START
 

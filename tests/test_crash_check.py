@@ -177,9 +177,11 @@ def test_bad_arguments() -> None:
 
 
 def test_golden_run_that_cannot_finish_is_reported_plainly() -> None:
-    with WorkflowEnv(seed=1, max_steps=5) as env:
-        with pytest.raises(CrashSafetyError, match="the golden run of sequential, 4 \\(no faults\\)"):
-            env.check_crash_safety(apps.sequential, 4)
+    with (
+        WorkflowEnv(seed=1, max_steps=5) as env,
+        pytest.raises(CrashSafetyError, match="the golden run of sequential, 4 \\(no faults\\)"),
+    ):
+        env.check_crash_safety(apps.sequential, 4)
 
 
 @settings(max_examples=15, deadline=None)

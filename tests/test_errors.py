@@ -423,7 +423,7 @@ def assertion_note(run: object, name: str) -> str:
 def test_assertion_error_in_a_task_fails_the_test_with_a_note() -> None:
     with WorkflowEnv() as env:
         run = env.start(flows.asserts, -1)
-        with pytest.raises(AssertionError, match="^value must be positive, got -1\n") as info:
+        with pytest.raises(AssertionError, match=r"^value must be positive, got -1\n") as info:
             env.run_until_idle()
         assert info.value.__notes__ == [assertion_note(run, "asserts#1")]
         assert env.executions(flows.asserts) == 1
@@ -432,7 +432,7 @@ def test_assertion_error_in_a_task_fails_the_test_with_a_note() -> None:
 def test_assertion_error_in_a_workflow_fails_the_test() -> None:
     with WorkflowEnv() as env:
         run = env.start(flows.workflow_asserting, -1)
-        with pytest.raises(AssertionError, match="^child returned -10\n") as info:
+        with pytest.raises(AssertionError, match=r"^child returned -10\n") as info:
             run.result
         assert info.value.__notes__ == [assertion_note(run, "workflow_asserting#1")]
 
@@ -441,7 +441,7 @@ def test_assertion_error_surfaces_while_driving_another_run() -> None:
     with WorkflowEnv() as env:
         env.start(flows.asserts, -1)
         slow = env.start(flows.nap, "later", 60)
-        with pytest.raises(AssertionError, match="^value must be positive, got -1\n"):
+        with pytest.raises(AssertionError, match=r"^value must be positive, got -1\n"):
             slow.result
 
 

@@ -272,7 +272,7 @@ def _png_rows(data: bytes, max_rows: int) -> tuple[int, int, int, list[bytes]]:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 0xFF
         elif filt == 2:
-            line = bytearray((a + b) & 0xFF for a, b in zip(line, previous))
+            line = bytearray((a + b) & 0xFF for a, b in zip(line, previous, strict=True))
         elif filt == 3:
             for i in range(stride):
                 left = line[i - bpp] if i >= bpp else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -131,7 +132,9 @@ def test_malformed_histories_are_rejected_clearly(mutate: object, message: str) 
 def test_not_json_at_all() -> None:
     with pytest.raises(HistoryFormatError, match=r"<json>: not valid JSON"):
         load_history("{not json")
-    with pytest.raises(HistoryFormatError, match="cannot read history file /nonexistent.json"):
+    with pytest.raises(
+        HistoryFormatError, match=re.escape("cannot read history file /nonexistent.json")
+    ):
         load_history("/nonexistent.json")
 
 

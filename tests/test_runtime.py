@@ -33,7 +33,7 @@ def test_sequential_direct_children_complete_with_the_right_result(n: int) -> No
         expected = ["route:running_sum#1"]
         for i in range(1, n + 1):
             expected += [f"route:add#{i}", f"add#{i}"]
-        assert env.steps == expected + ["running_sum#1"]
+        assert env.steps == [*expected, "running_sum#1"]
 
 
 def test_sequential_durable_children_record_every_step() -> None:
@@ -180,7 +180,7 @@ def test_retries_until_success_are_recorded_in_the_ledger() -> None:
 def test_retries_exhausted_raise_the_last_error() -> None:
     with WorkflowEnv() as env:
         run = env.start(flows.flaky, 10)
-        with pytest.raises(ValueError, match="^flaky attempt 4$"):
+        with pytest.raises(ValueError, match=r"^flaky attempt 4$"):
             run.result
         assert run.status == InvocationStatus.FAILED
         assert outcomes(env, "flaky") == [
@@ -194,7 +194,7 @@ def test_retries_exhausted_raise_the_last_error() -> None:
 def test_error_outside_retry_for_is_not_retried() -> None:
     with WorkflowEnv() as env:
         run = env.start(flows.flaky_wrong_error)
-        with pytest.raises(OrderError, match="^not retriable$"):
+        with pytest.raises(OrderError, match=r"^not retriable$"):
             run.result
         assert outcomes(env, "flaky_wrong_error") == [("flaky_wrong_error#1", 1, "failed")]
 
@@ -205,7 +205,7 @@ def test_error_outside_retry_for_is_not_retried() -> None:
 def test_failing_task_result_raises_the_tasks_own_exception() -> None:
     with WorkflowEnv() as env:
         run = env.start(flows.explode, "out of stock")
-        with pytest.raises(OrderError, match="^out of stock$"):
+        with pytest.raises(OrderError, match=r"^out of stock$"):
             run.result
         assert run.done
         assert run.status == InvocationStatus.FAILED
@@ -218,7 +218,7 @@ def test_failing_task_result_raises_the_tasks_own_exception() -> None:
 def test_child_failure_propagates_through_the_workflow() -> None:
     with WorkflowEnv() as env:
         run = env.start(flows.fails_through_child, "card declined")
-        with pytest.raises(OrderError, match="^card declined$"):
+        with pytest.raises(OrderError, match=r"^card declined$"):
             run.result
         assert outcomes(env, "") == [
             ("fails_through_child#1", 1, "failed"),

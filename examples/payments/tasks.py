@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 
 from pynenc import Pynenc
-
 from pynenc_wf_testing import non_idempotent
 
 app = Pynenc(config_values={"app_id": "payments"})

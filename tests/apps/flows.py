@@ -131,7 +131,7 @@ def clock_reads() -> dict[str, Any]:
     return {
         "now_naive": dt.datetime.now().isoformat(),
         "now_utc": dt.datetime.now(dt.UTC).isoformat(),
-        "utcnow": dt.datetime.utcnow().isoformat(),  # noqa: DTZ003 - users do call it
+        "utcnow": dt.datetime.utcnow().isoformat(),
         "today": dt.date.today().isoformat(),
         "time": time.time(),
         "time_ns": time.time_ns(),
