@@ -43,7 +43,7 @@ class SimOrchestratorMixin:
         self, invocation_id: InvocationId, status: InvocationStatus, runner_ctx: RunnerContext
     ) -> None:
         sim: Simulation | None = getattr(self.app, SIM_ATTR, None)
-        if sim is not None:
+        if sim is not None and sim.faults.crash_points:  # before-hooks only serve crash points
             sim.before_status(self.app, invocation_id, status)
         super().set_invocation_status(invocation_id, status, runner_ctx)  # type: ignore[misc]
         if sim is not None:
@@ -51,7 +51,7 @@ class SimOrchestratorMixin:
 
     def register_new_invocations(self, invocations: list[DistributedInvocation]) -> None:
         sim = sim_of(self.app)
-        if sim is not None:
+        if sim is not None and sim.faults.crash_points:
             sim.before_register(self.app, invocations)
         super().register_new_invocations(invocations)  # type: ignore[misc]
         if sim is not None:
@@ -106,7 +106,7 @@ class SimStateBackendMixin:
 
     def set_workflow_data(self, workflow_identity: WorkflowIdentity, key: str, value: Any) -> None:
         sim = sim_of(self.app)
-        if sim is not None:
+        if sim is not None and sim.faults.crash_points:
             sim.before_data(self.app, workflow_identity, key, value)
         super().set_workflow_data(workflow_identity, key, value)  # type: ignore[misc]
         if sim is not None:

@@ -255,14 +255,8 @@ class Simulation:
         detail: dict[str, Any] | None = None,
     ) -> Step:
         return Step(
-            number=self._step_count + 1,
-            kind=kind,
-            name=name,
-            workflow_id=workflow_id,
-            invocation_id=invocation_id,
-            time=self._now_iso(),
-            task=task,
-            detail=detail or _NO_DETAIL,
+            self._step_count + 1, kind, name, workflow_id, invocation_id, self._now_iso(), task,
+            detail or _NO_DETAIL,
         )
 
     def _armed(self) -> bool:

@@ -19,25 +19,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["HISTORY_FORMAT_VERSION", "Step", "history_to_json"]
 
 #: Version of the JSON produced by :func:`history_to_json`.
 HISTORY_FORMAT_VERSION = 1
 
+_NO_DETAIL: dict[str, Any] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One entry of a simulation's history.
+class Step(NamedTuple):
+    """One entry of a simulation's history (an immutable record).
 
     ``number`` is the step number (from 1, in commit order) or ``None`` for events that are not
     steps (``crash``, ``recover``). ``time`` is the virtual instant (ISO 8601, UTC).
 
-    Slotted (a 10,000-workflow simulation keeps ~110,000 of them); the simulator shares one
-    ``detail`` mapping between steps with the same detail: treat it as read-only.
+    A named tuple: a 10,000-workflow simulation makes ~110,000 of them, and a tuple is built
+    several times faster than a frozen dataclass. The simulator shares one ``detail`` mapping
+    between steps with the same detail: treat it as read-only.
     """
 
     number: int | None
@@ -47,14 +47,16 @@ class Step:
     invocation_id: str | None
     time: str
     task: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = _NO_DETAIL
 
     @property
     def is_step(self) -> bool:
         return self.number is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = self._asdict()
+        data["detail"] = dict(self.detail)
+        return data
 
     def __str__(self) -> str:
         label = f"#{self.number}" if self.number is not None else "--"

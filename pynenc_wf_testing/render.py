@@ -365,10 +365,10 @@ def _crash_container(
         if n.is_workflow and any(a.crash == hit for a in n.attempts)
     }
     waiting = {_parent_of(infos[wf], nodes) for wf in killed_wfs}
-    innermost = killed_wfs - waiting
-    for entry in reversed(history[: crash.index]):
-        if entry.workflow_id in innermost or entry.invocation_id in innermost:
-            return entry.workflow_id if entry.workflow_id in innermost else entry.invocation_id
+    innermost: set[str] = {wf for wf in killed_wfs if wf not in waiting}
+    for earlier in history[: crash.index][::-1]:
+        if earlier.workflow_id in innermost or earlier.invocation_id in innermost:
+            return earlier.workflow_id if earlier.workflow_id in innermost else earlier.invocation_id
     return max(innermost, key=lambda wf: nodes[wf].index) if innermost else None
 
 
