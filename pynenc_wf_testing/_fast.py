@@ -24,6 +24,10 @@ one) and says what it skips and why the skipped work is unobservable:
   records (frozen, compared by value) made at one virtual instant are one shared object, and
   ``call_id_to_inv_id`` holds a call's only invocation id itself instead of a one-element set
   (its readers, ``get_call_invocation_ids`` and ``clean_up_invocation``, read both shapes).
+  Accepted status transitions are remembered (pynenc's validation is a pure function of the
+  old status and owner, the new status and the runner), and the routing path formats its log
+  lines only when the logger would emit them (pynenc builds each f-string, ``str(call)``
+  included, before the logger drops it).
 - :class:`SimMemBroker`: a queue-name tuple or a priority that passed validation once is not
   validated again (the configuration cannot change while the component lives).
 - :class:`SimMemClientDataStore`: plain JSON values (``None``, bool, int, float, str and
@@ -47,9 +51,12 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from pynenc import context as pynenc_context
 from pynenc.broker.mem_broker import MemBroker
 from pynenc.client_data_store.mem_client_data_store import MemClientDataStore
 from pynenc.conf.config_broker import validate_priority
+from pynenc.conf.config_task import ConcurrencyControlType
+from pynenc.invocation.dist_invocation import DistributedInvocation
 from pynenc.invocation.status import (
     InvocationStatus,
     InvocationStatusRecord,
@@ -63,9 +70,9 @@ from pynenc.trigger.mem_trigger import MemTrigger
 from ._components import SimOrchestratorMixin, SimStockMemStateBackend
 
 if TYPE_CHECKING:
+    from pynenc.call import Call
     from pynenc.identifiers.call_id import CallId
     from pynenc.identifiers.invocation_id import InvocationId
-    from pynenc.invocation.dist_invocation import DistributedInvocation
     from pynenc.models.call_dto import CallDTO
     from pynenc.models.invocation_dto import InvocationDTO
     from pynenc.runner.runner_context import RunnerContext
@@ -374,6 +381,56 @@ class _FastMemOrchestrator(MemOrchestrator):
             on_queue_retrieved,
         )
         self.reroute_invocations(invocations_to_reroute, runner_ctx)
+
+    # Routing: pynenc's steps in pynenc's order; its log lines are formatted only when the
+    # logger would emit them (pynenc builds each f-string first: ``str(call)`` included).
+
+    def route_call(self, call: Call[Any, Any]) -> DistributedInvocation[Any, Any]:
+        if call.task.conf.registration_concurrency != ConcurrencyControlType.DISABLED:
+            return super().route_call(call)  # type: ignore[no-any-return]
+        logger = call.task.logger
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(f"New invocation for call {call}")
+        return self._route_new_call_invocation(call)
+
+    def _route_new_call_invocation(
+        self, call: Call[Any, Any], runner_id: str | None = None
+    ) -> DistributedInvocation[Any, Any]:
+        app = self.app
+        new_invocation = DistributedInvocation.from_parent(
+            call,
+            parent_invocation=pynenc_context.get_dist_invocation_context(app.app_id),
+            parent_event_id=pynenc_context.get_trigger_event_context(app.app_id),
+        )
+        self.register_new_invocations([new_invocation])
+        task_conf = call.task.conf
+        if (
+            task_conf.registration_concurrency != ConcurrencyControlType.DISABLED
+            or task_conf.running_concurrency != ConcurrencyControlType.DISABLED
+        ):
+            self.index_arguments_for_concurrency_control(new_invocation)
+        logger = app.logger
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(f"invocation:{new_invocation.invocation_id} ROUTED")
+        return new_invocation
+
+    def register_new_invocations(self, invocations: list[DistributedInvocation[Any, Any]]) -> None:
+        app = self.app
+        runner_ctx = pynenc_context.get_or_create_runner_context(app.app_id)
+        runner_id = runner_ctx.runner_id
+        app.state_backend.upsert_invocations(invocations)
+        status_record = self._register_new_invocations(invocations, runner_id)
+        inv_ids = [invocation.invocation_id for invocation in invocations]
+        app.state_backend.add_histories(invocations, status_record, runner_ctx)
+        app.trigger.report_tasks_status(inv_ids, status_record.status)
+        self.route_invocations(invocations)
+        logger = app.logger
+        if logger.isEnabledFor(logging.INFO):
+            for invocation in invocations:
+                logger.info(
+                    f"NEW task:{invocation.call.task.task_id.key} "
+                    f"invocation:{invocation.invocation_id} REGISTERED and ROUTED"
+                )
 
     def set_invocation_status(
         self, invocation_id: InvocationId, status: InvocationStatus, runner_ctx: RunnerContext

@@ -294,6 +294,23 @@ def test_crash_check_reports_are_identical() -> None:
     assert report("memory") == stock
 
 
+def test_fast_components_log_what_pynenc_logs(capfd: pytest.CaptureFixture[str]) -> None:
+    # The fast routing path formats pynenc's log lines only when they are emitted: at debug
+    # level both runs must print the same lines (ids are seeded, the time is virtual).
+    def lines(backend: str) -> list[str]:
+        with WorkflowEnv(seed=5, backend=backend, log_level="debug") as env:
+            env.use(app)
+            env.start(main_flow, "logged").result  # drive it to the end
+            env.run_until_idle()
+        out, err = capfd.readouterr()
+        return [line for line in (out + err).splitlines() if "pynenc." in line]
+
+    stock = lines("memory-stock")
+    assert any("REGISTERED and ROUTED" in line for line in stock)
+    assert any("New invocation for call Call(" in line for line in stock)
+    assert lines("memory") == stock
+
+
 def test_memory_stock_selects_pynenc_classes() -> None:
     with WorkflowEnv(backend="memory-stock") as env:
         env.use(app)
