@@ -155,11 +155,9 @@ class Simulation:
         self._running_execution: dict[str, Execution] = {}
         self.stalled: dict[str, str] = {}
         self.errors_to_raise: list[BaseException] = []
-        # Logical calls: (workflow id, task name, k-th call of that task in one execution of
-        # the workflow body) -> the invocation first obtained there; and what each position of
-        # a workflow body asked for, to catch a replay that asks for something else.
-        # (The logical call lives on each child's InvocationInfo.) Positions: workflow id ->
-        # the child invocation ids its body obtained, in call order.
+        # What each workflow body obtained, in call order (workflow id -> child invocation
+        # ids), to catch a re-execution that asks for something else. (A child's logical call,
+        # the k-th call of its task in one execution of the body, is on its InvocationInfo.)
         self._positions: dict[str, list[str]] = {}
         # Replays of recorded histories: workflow id -> (recorded child calls, finished?),
         # and how many child calls the replayed code made so far.
@@ -261,8 +259,6 @@ class Simulation:
 
     def _armed(self) -> bool:
         """Is any crash point still armed? (Without one, before-hooks build no step.)"""
-        if not self.faults.crash_points:
-            return False
         for point in self.faults.crash_points:  # noqa: SIM110 - no generator per call
             if not point.fired:
                 return True
