@@ -27,7 +27,8 @@ one) and says what it skips and why the skipped work is unobservable:
   Accepted status transitions are remembered (pynenc's validation is a pure function of the
   old status and owner, the new status and the runner), and the routing path formats its log
   lines only when the logger would emit them (pynenc builds each f-string, ``str(call)``
-  included, before the logger drops it).
+  included, before the logger drops it); a task's broker queue and priority (its options and
+  the broker config, fixed while the component lives) are read and validated once per task.
 - :class:`SimMemBroker`: a queue-name tuple or a priority that passed validation once is not
   validated again (the configuration cannot change while the component lives).
 - :class:`SimMemClientDataStore`: plain JSON values (``None``, bool, int, float, str and
@@ -219,6 +220,8 @@ class _FastMemOrchestrator(MemOrchestrator):
         self._records: dict[tuple[InvocationStatus, str | None], InvocationStatusRecord] = {}
         # Accepted transitions: (from status, its owner, to status, runner id) -> new owner.
         self._owners: dict[tuple[Any, ...], str | None] = {}
+        # id(task) -> (task, broker queue, broker priority)
+        self._routes: dict[int, tuple[Any, str, float]] = {}
 
     def _get_invocation_lock(self, invocation_id: InvocationId) -> threading.Lock:
         return self._one_lock
@@ -413,6 +416,29 @@ class _FastMemOrchestrator(MemOrchestrator):
         if logger.isEnabledFor(logging.INFO):
             logger.info(f"invocation:{new_invocation.invocation_id} ROUTED")
         return new_invocation
+
+    def _route_of(self, task: Any) -> tuple[str, float]:
+        # A task's broker queue and priority come from its options and the broker config,
+        # both fixed while this component lives: read (and validated) once per task.
+        known = self._routes.get(id(task))
+        if known is None or known[0] is not task:
+            known = self._routes[id(task)] = (task, task.broker_queue, task.broker_priority)
+        return known[1], known[2]
+
+    def route_invocation(self, invocation: DistributedInvocation[Any, Any]) -> None:
+        queue, priority = self._route_of(invocation.task)
+        self.app.broker.route_invocation(invocation.invocation_id, queue, priority)
+
+    def route_invocations(self, invocations: Sequence[DistributedInvocation[Any, Any]]) -> None:
+        # pynenc's grouping by (queue, priority), in first-seen order.
+        routes: dict[tuple[str, float], list[InvocationId]] = {}
+        for invocation in invocations:
+            routes.setdefault(self._route_of(invocation.task), []).append(
+                invocation.invocation_id
+            )
+        broker = self.app.broker
+        for (queue_name, priority), invocation_ids in routes.items():
+            broker.route_invocations(invocation_ids, queue_name, priority)
 
     def register_new_invocations(self, invocations: list[DistributedInvocation[Any, Any]]) -> None:
         app = self.app
