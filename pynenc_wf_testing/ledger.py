@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Execution"]
@@ -32,7 +32,6 @@ class Execution:
     logical_call: tuple[str, str, int] | None = None
     injected: bool = False
     finished: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of this execution."""
