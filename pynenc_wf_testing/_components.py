@@ -42,7 +42,7 @@ class SimOrchestratorMixin:
     def set_invocation_status(
         self, invocation_id: InvocationId, status: InvocationStatus, runner_ctx: RunnerContext
     ) -> None:
-        sim: Simulation | None = getattr(self.app, SIM_ATTR, None)
+        sim = sim_of(self.app)
         if sim is not None and sim.faults.crash_points:  # before-hooks only serve crash points
             sim.before_status(self.app, invocation_id, status)
         super().set_invocation_status(invocation_id, status, runner_ctx)  # type: ignore[misc]

@@ -235,22 +235,27 @@ class _FastMemOrchestrator(MemOrchestrator):
         instant), so the shared record holds exactly the timestamp object a new one would.
         The memo never outlives the instant.
         """
-        if record.timestamp is not self._records_at:
-            self._records_at = record.timestamp
+        return self._records_at_instant(record.timestamp).setdefault(
+            (record.status, record.runner_id), record
+        )
+
+    def _records_at_instant(
+        self, timestamp: datetime
+    ) -> dict[tuple[InvocationStatus, str | None], InvocationStatusRecord]:
+        if timestamp is not self._records_at:
+            self._records_at = timestamp
             self._records.clear()
-        return self._records.setdefault((record.status, record.runner_id), record)
+        return self._records
 
     def _record_now(self, status: InvocationStatus, owner: str | None) -> InvocationStatusRecord:
         """The record ``status_record_transition`` would make now for an accepted transition
         to ``status`` with ``owner`` (its timestamp is ``datetime.now(UTC)``, as the
         dataclass's default), shared like :meth:`_shared_record`'s."""
         now = _dt.datetime.now(_dt.UTC)
-        if now is not self._records_at:
-            self._records_at = now
-            self._records.clear()
-        record = self._records.get((status, owner))
+        records = self._records_at_instant(now)
+        record = records.get((status, owner))
         if record is None:
-            record = self._records[(status, owner)] = InvocationStatusRecord(status, owner, now)
+            record = records[(status, owner)] = InvocationStatusRecord(status, owner, now)
         return record
 
     def _register_new_invocations(
@@ -276,10 +281,7 @@ class _FastMemOrchestrator(MemOrchestrator):
                 known.add(invocation.invocation_id)
             elif known != invocation.invocation_id:
                 # The set pynenc would hold, built by the same adds in the same order.
-                both = set()
-                both.add(known)
-                both.add(invocation.invocation_id)
-                calls[call_id] = both
+                calls[call_id] = {known, invocation.invocation_id}
             self.inv_id_to_call_id[invocation.invocation_id] = invocation.call.call_id
             self.invocation_retries[invocation.invocation_id] = 0
         return status_record
@@ -516,37 +518,28 @@ def _make_row(
     return (invocation_id, record, runner_id, registered_by, timestamp)
 
 
-def _row_time(row: _HistoryRow) -> datetime:
+def _expand_row(
+    invocation_id: str, row: _HistoryRow
+) -> tuple[str, InvocationStatusRecord, str, str | None, datetime]:
+    """A row stored under ``invocation_id`` as (invocation id, status record, runner context
+    id, registered by, timestamp)."""
     fields: Any = row
     if type(fields) is not tuple:
-        return fields.timestamp  # type: ignore[no-any-return]
-    return fields[4] if len(fields) == 5 else fields[0].timestamp  # type: ignore[no-any-return]
+        return (invocation_id, fields, fields.runner_id, None, fields.timestamp)
+    if len(fields) == 5:
+        return fields  # type: ignore[no-any-return]
+    record = fields[0]
+    return (invocation_id, record, fields[1], fields[2] if len(fields) == 3 else None,
+            record.timestamp)
 
 
 def _history_from_row(invocation_id: str, row: _HistoryRow) -> InvocationHistory:
     """pynenc's InvocationHistory of a row stored under ``invocation_id``."""
     history = InvocationHistory.__new__(InvocationHistory)
-    if type(row) is not tuple:
-        record: Any = row
-        history.invocation_id = invocation_id
-        history.status_record = record
-        history.runner_context_id = record.runner_id
-        history.registered_by_inv_id = None
-        history._timestamp = record.timestamp
-        return history
-    fields: tuple[Any, ...] = row
-    if len(fields) == 5:
-        history.invocation_id = fields[0]
-        history.status_record = fields[1]
-        history.runner_context_id = fields[2]
-        history.registered_by_inv_id = fields[3]
-        history._timestamp = fields[4]
-        return history
-    history.invocation_id = invocation_id
-    history.status_record = fields[0]
-    history.runner_context_id = fields[1]
-    history.registered_by_inv_id = fields[2] if len(fields) == 3 else None
-    history._timestamp = fields[0].timestamp
+    (
+        history.invocation_id, history.status_record, history.runner_context_id,
+        history.registered_by_inv_id, history._timestamp,
+    ) = _expand_row(invocation_id, row)
     return history
 
 
@@ -638,17 +631,7 @@ class SimMemStateBackend(SimStockMemStateBackend):
             or runner_context.parent_ctx
         ):
             self.store_runner_context(runner_context)
-        # pynenc's InvocationHistory takes datetime.now(UTC) (looked up on the module:
-        # freezegun replaces datetime.datetime while it runs).
-        row = _make_row(
-            invocation_id, invocation_id, status_record, runner_context.runner_id, None,
-            _dt.datetime.now(_dt.UTC),
-        )
-        rows = self._rows.get(invocation_id)
-        if rows is None:
-            self._rows[invocation_id] = [row]
-        else:
-            rows.append(row)
+        self._add_row(invocation_id, status_record, runner_context.runner_id, None)
 
     def _add_row(
         self, invocation_id: str, record: InvocationStatusRecord, runner_id: str,
@@ -694,7 +677,7 @@ class SimMemStateBackend(SimStockMemStateBackend):
     ) -> Iterator[list[InvocationId]]:
         matching: set[InvocationId] = set()
         for invocation_id, rows in self._rows.items():
-            if any(start_time <= _row_time(row) <= end_time for row in rows):
+            if any(start_time <= _expand_row(invocation_id, row)[4] <= end_time for row in rows):
                 matching.add(invocation_id)  # type: ignore[arg-type]
         ids = sorted(matching)
         for i in range(0, len(ids), batch_size):
@@ -707,7 +690,7 @@ class SimMemStateBackend(SimStockMemStateBackend):
             (row_time, _history_from_row(invocation_id, row))
             for invocation_id, rows in self._rows.items()
             for row in rows
-            if start_time <= (row_time := _row_time(row)) <= end_time
+            if start_time <= (row_time := _expand_row(invocation_id, row)[4]) <= end_time
         ]
         matching.sort(key=lambda pair: pair[0])
         for i in range(0, len(matching), batch_size):

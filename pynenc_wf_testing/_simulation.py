@@ -867,7 +867,7 @@ class Simulation:
                 self.threads[inv_id] = thread
                 self.ready.append(thread)
 
-    def _worker_main(self, thread: _Thread | None) -> tuple[str, Any]:
+    def _worker_main(self, thread: _Thread) -> tuple[str, Any]:
         """A worker greenlet: runs invocations one after the other.
 
         A greenlet that ends frees its Python frame stack (an ``munmap``) and a new one maps
@@ -875,13 +875,12 @@ class Simulation:
         saves both system calls per invocation. An idle worker holds no frame of pynenc or of
         the task, only this loop.
         """
-        while thread is not None:
+        while True:
             outcome = self._run_invocation(thread)
-            thread = None  # nothing of the finished invocation stays referenced while idle
+            del thread  # nothing of the finished invocation stays referenced while idle
             if len(self._idle_glets) >= _IDLE_WORKERS:
                 return outcome
             thread = self.main_glet.switch(outcome)
-        return ("done", None)  # pragma: no cover - only started with a thread
 
     def _run_invocation(self, thread: _Thread) -> tuple[str, Any]:
         runner = self.runners[thread.app.app_id]
