@@ -10,58 +10,60 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .clock import VirtualClock as VirtualClock
-    from .crash_check import CrashReport as CrashReport
-    from .crash_check import ScheduleOutcome as ScheduleOutcome
-    from .crash_check import Violation as Violation
-    from .env import WorkflowEnv as WorkflowEnv
-    from .env import WorkflowRun as WorkflowRun
-    from .errors import AppConfigurationError as AppConfigurationError
-    from .errors import CrashSafetyError as CrashSafetyError
-    from .errors import DeadlockError as DeadlockError
-    from .errors import HistoryFormatError as HistoryFormatError
-    from .errors import InvalidArgument as InvalidArgument
-    from .errors import NondeterminismError as NondeterminismError
-    from .errors import StepLimitExceeded as StepLimitExceeded
-    from .errors import UnknownStepError as UnknownStepError
-    from .errors import WorkflowDataSerializationError as WorkflowDataSerializationError
-    from .errors import WorkflowTestingError as WorkflowTestingError
-    from .faults import FaultSchedule as FaultSchedule
-    from .faults import ScheduledCrash as ScheduledCrash
-    from .history import Step as Step
-    from .idempotency import is_non_idempotent as is_non_idempotent
-    from .idempotency import non_idempotent as non_idempotent
-    from .ledger import Execution as Execution
-    from .replay import Replayer as Replayer
-    from .replay import ReplayResult as ReplayResult
-    from .replay import load_history as load_history
+    from pynenc_wf_testing.checks.crash_check import CrashReport as CrashReport
+    from pynenc_wf_testing.checks.crash_check import ScheduleOutcome as ScheduleOutcome
+    from pynenc_wf_testing.checks.crash_check import Violation as Violation
+    from pynenc_wf_testing.checks.faults import FaultSchedule as FaultSchedule
+    from pynenc_wf_testing.checks.faults import ScheduledCrash as ScheduledCrash
+    from pynenc_wf_testing.checks.idempotency import is_non_idempotent as is_non_idempotent
+    from pynenc_wf_testing.checks.idempotency import non_idempotent as non_idempotent
+    from pynenc_wf_testing.checks.replay import Replayer as Replayer
+    from pynenc_wf_testing.checks.replay import ReplayResult as ReplayResult
+    from pynenc_wf_testing.checks.replay import load_history as load_history
+    from pynenc_wf_testing.env.environment import WorkflowEnv as WorkflowEnv
+    from pynenc_wf_testing.env.environment import WorkflowRun as WorkflowRun
+    from pynenc_wf_testing.errors import AppConfigurationError as AppConfigurationError
+    from pynenc_wf_testing.errors import CrashSafetyError as CrashSafetyError
+    from pynenc_wf_testing.errors import DeadlockError as DeadlockError
+    from pynenc_wf_testing.errors import HistoryFormatError as HistoryFormatError
+    from pynenc_wf_testing.errors import InvalidArgument as InvalidArgument
+    from pynenc_wf_testing.errors import NondeterminismError as NondeterminismError
+    from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
+    from pynenc_wf_testing.errors import UnknownStepError as UnknownStepError
+    from pynenc_wf_testing.errors import (
+        WorkflowDataSerializationError as WorkflowDataSerializationError,
+    )
+    from pynenc_wf_testing.errors import WorkflowTestingError as WorkflowTestingError
+    from pynenc_wf_testing.runtime.clock import VirtualClock as VirtualClock
+    from pynenc_wf_testing.runtime.history import Step as Step
+    from pynenc_wf_testing.runtime.ledger import Execution as Execution
 
 _HOMES = {
     "AppConfigurationError": "errors",
-    "CrashReport": "crash_check",
+    "CrashReport": "checks.crash_check",
     "CrashSafetyError": "errors",
     "DeadlockError": "errors",
-    "Execution": "ledger",
-    "FaultSchedule": "faults",
+    "Execution": "runtime.ledger",
+    "FaultSchedule": "checks.faults",
     "InvalidArgument": "errors",
     "NondeterminismError": "errors",
-    "ScheduleOutcome": "crash_check",
-    "ScheduledCrash": "faults",
-    "Step": "history",
+    "ScheduleOutcome": "checks.crash_check",
+    "ScheduledCrash": "checks.faults",
+    "Step": "runtime.history",
     "StepLimitExceeded": "errors",
     "UnknownStepError": "errors",
-    "VirtualClock": "clock",
-    "Violation": "crash_check",
-    "WorkflowEnv": "env",
-    "WorkflowRun": "env",
+    "VirtualClock": "runtime.clock",
+    "Violation": "checks.crash_check",
+    "WorkflowEnv": "env.environment",
+    "WorkflowRun": "env.environment",
     "WorkflowDataSerializationError": "errors",
     "WorkflowTestingError": "errors",
-    "is_non_idempotent": "idempotency",
-    "non_idempotent": "idempotency",
+    "is_non_idempotent": "checks.idempotency",
+    "non_idempotent": "checks.idempotency",
     "HistoryFormatError": "errors",
-    "ReplayResult": "replay",
-    "Replayer": "replay",
-    "load_history": "replay",
+    "ReplayResult": "checks.replay",
+    "Replayer": "checks.replay",
+    "load_history": "checks.replay",
 }
 
 __all__ = [

@@ -36,7 +36,7 @@ from ._report import (
 if TYPE_CHECKING:
     from pynenc import Pynenc
 
-    from pynenc_wf_testing.env import WorkflowEnv
+    from pynenc_wf_testing.env.environment import WorkflowEnv
 
 __all__ = ["wf_env"]
 
@@ -312,7 +312,7 @@ def _resolve_seed(item: pytest.Item, marker: dict[str, Any], settings: Settings)
         return Setting(marker["seed"], f"@pytest.mark.{MARKER}(seed=...)")
     if settings.seed is not None:
         return settings.seed
-    from pynenc_wf_testing._seeding import seed_from_text
+    from pynenc_wf_testing.runtime.seeding import seed_from_text
 
     return Setting(seed_from_text(item.nodeid), "derived from the test id")
 
@@ -383,7 +383,7 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
     data = WfTestData(seed=seed.value)
     item.stash[DATA_KEY] = data
 
-    from pynenc_wf_testing.env import WorkflowEnv
+    from pynenc_wf_testing.env.environment import WorkflowEnv
 
     from ._isolation import RegistrySnapshot
 
@@ -464,7 +464,7 @@ def _write_artifacts(env: WorkflowEnv, nodeid: str, settings: Settings) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(env.history_json())
     if settings.report_dir:
-        from pynenc_wf_testing.render import render_html
+        from pynenc_wf_testing.tools.render import render_html
 
         os.makedirs(settings.report_dir, exist_ok=True)
         path = os.path.join(settings.report_dir, artifact_name(nodeid, ".html"))

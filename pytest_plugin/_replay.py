@@ -42,7 +42,7 @@ class ReplayItem(pytest.Item):
         self.task_key = task_key
 
     def runtest(self) -> None:
-        from pynenc_wf_testing.replay import Replayer, load_history
+        from pynenc_wf_testing.checks.replay import Replayer, load_history
 
         from ._isolation import RegistrySnapshot
 

@@ -189,7 +189,7 @@ def test_importing_the_package_imports_no_persistent_backend() -> None:
         "import sys, pynenc_wf_testing\n"
         "from pynenc_wf_testing import WorkflowEnv\n"
         "WorkflowEnv(backend='memory')\n"
-        "bad = [m for m in ('pynenc_wf_testing._sqlite_backend', 'pynenc_wf_testing._redis_backend',"
+        "bad = [m for m in ('pynenc_wf_testing.runtime.sqlite_backend', 'pynenc_wf_testing.runtime.redis_backend',"
         " 'fakeredis', 'pynenc_redis') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

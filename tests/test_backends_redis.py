@@ -86,7 +86,7 @@ def test_compat_broker_keeps_queue_priority_and_fifo_order() -> None:
     import fakeredis
     from pynenc.identifiers.invocation_id import InvocationId
 
-    from pynenc_wf_testing._redis_compat import CompatRedisBroker
+    from pynenc_wf_testing.runtime.redis_compat import CompatRedisBroker
 
     broker = CompatRedisBroker(apps.app)
     broker._client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), host="compat-test")

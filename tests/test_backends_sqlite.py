@@ -88,7 +88,7 @@ def test_one_connection_per_store_and_commits_reach_the_file(
     import pynenc.state_backend.sqlite_state_backend as sb_mod
     from pynenc.util import sqlite_utils
 
-    from pynenc_wf_testing import _sqlite_backend as backend_mod
+    from pynenc_wf_testing.runtime import sqlite_backend as backend_mod
 
     opened: list[str] = []
     original = backend_mod._ORIGINAL_CONNECT
@@ -121,7 +121,7 @@ def test_one_connection_per_store_and_commits_reach_the_file(
 
 
 def test_a_crash_drops_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pynenc_wf_testing import _sqlite_backend as backend_mod
+    from pynenc_wf_testing.runtime import sqlite_backend as backend_mod
 
     with WorkflowEnv(backend="sqlite") as env:
         env.use(apps.app)
@@ -149,8 +149,8 @@ def test_serialization_check_can_be_turned_off_to_see_the_silent_loss() -> None:
 def test_serialization_check_reports_nested_values() -> None:
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
-    from pynenc_wf_testing._sqlite_backend import check_workflow_data
     from pynenc_wf_testing.errors import WorkflowDataSerializationError
+    from pynenc_wf_testing.runtime.sqlite_backend import check_workflow_data
 
     identity = WorkflowIdentity(workflow_id="wf-1", workflow_type=apps.order.task_id)
     check_workflow_data(apps.app, identity, "ok", {"a": [1, 2.5, "x", None, {"b": (1, 2)}]}, "sqlite")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from pynenc_wf_testing import WorkflowEnv
-from pynenc_wf_testing.cli import main
-from pynenc_wf_testing.replay import export_histories
+from pynenc_wf_testing.checks.replay import export_histories
+from pynenc_wf_testing.tools.cli import main
 from tests import replay_apps
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ def test_replay_rejects_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture
 def _simulate(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": EXAMPLES + os.pathsep + str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "pynenc_wf_testing.cli", "simulate", *args],
+        [sys.executable, "-m", "pynenc_wf_testing.tools.cli", "simulate", *args],
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )
 
@@ -110,7 +110,7 @@ def test_export_from_a_production_sqlite_file(tmp_path: Path) -> None:
     out = tmp_path / "exported.json"
     env_vars = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "pynenc_wf_testing.cli", "export", "--app",
+        [sys.executable, "-m", "pynenc_wf_testing.tools.cli", "export", "--app",
          "tests.replay_apps:app", "--sqlite", str(db), "--workflow-type",
          "tests.replay_apps.checkout", "-o", str(out)],
         capture_output=True, text=True, env=env_vars, timeout=120, check=False,

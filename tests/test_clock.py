@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pynenc_wf_testing import InvalidArgument, VirtualClock, WorkflowEnv
-from pynenc_wf_testing.clock import DEFAULT_START
+from pynenc_wf_testing.runtime.clock import DEFAULT_START
 from tests.apps import flows
 
 UTC = dt.UTC

@@ -12,7 +12,7 @@ from pynenc_wf_testing import (
     ScheduledCrash,
     WorkflowEnv,
 )
-from pynenc_wf_testing.strategies import crash_points, fault_schedules
+from pynenc_wf_testing.checks.strategies import crash_points, fault_schedules
 from tests import fault_apps as apps
 
 

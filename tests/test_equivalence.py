@@ -47,8 +47,8 @@ from pynenc.arguments import Arguments
 from pynenc.call import compute_args_id
 
 from pynenc_wf_testing import WorkflowEnv
-from pynenc_wf_testing._fast import dumps_plain, loads_plain
-from pynenc_wf_testing._patches import _Binder, _compute_args_id
+from pynenc_wf_testing.runtime.memory_components import dumps_plain, loads_plain
+from pynenc_wf_testing.runtime.patches import _Binder, _compute_args_id
 
 app = Pynenc(config_values={"app_id": "equivalence-apps"})
 
@@ -322,7 +322,7 @@ def test_memory_stock_selects_pynenc_classes() -> None:
     with WorkflowEnv() as env:
         env.use(app)
         assert type(app.trigger).__name__ == "SimMemTrigger"
-        assert Arguments.__dict__["from_call"].__func__.__module__ == "pynenc_wf_testing._patches"
+        assert Arguments.__dict__["from_call"].__func__.__module__ == "pynenc_wf_testing.runtime.patches"
     assert Arguments.__dict__["from_call"].__func__.__module__ == "pynenc.arguments"
 
 
@@ -428,7 +428,7 @@ def test_seeded_invocation_ids_are_uuid4_text() -> None:
     import random as _random
     import uuid
 
-    from pynenc_wf_testing._patches import _uuid4_text
+    from pynenc_wf_testing.runtime.patches import _uuid4_text
 
     rng = _random.Random(7)
     for bits in [0, 2**128 - 1, *(rng.getrandbits(128) for _ in range(2000))]:

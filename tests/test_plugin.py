@@ -16,8 +16,8 @@ from pathlib import Path
 import hypothesis  # noqa: F401 - see below
 import pytest
 
-import pynenc_wf_testing._simulation  # noqa: F401 - see below
-from pynenc_wf_testing._seeding import seed_from_text
+import pynenc_wf_testing.runtime.simulation  # noqa: F401 - see below
+from pynenc_wf_testing.runtime.seeding import seed_from_text
 
 # pytester restores sys.modules after each in-process run, keeping only what was imported
 # before it. Import the heavy modules once here (Hypothesis' plugin imports hypothesis at the

@@ -16,7 +16,7 @@ from pytest_pynenc_wf._report import (
     summary_table,
 )
 
-from pynenc_wf_testing.history import Step
+from pynenc_wf_testing.runtime.history import Step
 
 
 @given(st.text(alphabet=st.characters(blacklist_characters="\x00")))

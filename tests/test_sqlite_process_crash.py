@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pynenc_wf_testing import WorkflowEnv
-from pynenc_wf_testing.env import WorkflowRun
+from pynenc_wf_testing.env.environment import WorkflowRun
 from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument
 from tests import backend_apps as apps
 

@@ -6,7 +6,7 @@ compensation and workflow id aliases to ``task.wf`` / ``task.wf.root``. Every fe
 pynenc's stock runners and backends as well as in the simulator.
 """
 
-from .client import (
+from pynenc_wf_testing.engine.client import (
     WorkflowQuery,
     cancel_workflow,
     enable_workflows,
@@ -16,7 +16,7 @@ from .client import (
     signal_workflow,
     start_workflow,
 )
-from .exceptions import (
+from pynenc_wf_testing.engine.exceptions import (
     SignalTimeout,
     WaitTimeout,
     WorkflowAlreadyStarted,
@@ -26,8 +26,8 @@ from .exceptions import (
     WorkflowsNotEnabled,
     WorkflowTimeout,
 )
-from .retry import RetryPolicy
-from .saga import Saga
+from pynenc_wf_testing.engine.retry import RetryPolicy
+from pynenc_wf_testing.engine.saga import Saga
 
 __all__ = [
     "RetryPolicy",

@@ -17,14 +17,14 @@ from pynenc.workflow.workflow_context import (
     WorkflowRootOps,
 )
 
-from . import _ops
-from .retry import RetryPolicy
+from pynenc_wf_testing.engine import _ops
+from pynenc_wf_testing.engine.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from pynenc.invocation.dist_invocation import DistributedInvocation
     from pynenc.task import Task
 
-    from .saga import Saga
+    from pynenc_wf_testing.engine.saga import Saga
 
 T = TypeVar("T")
 
@@ -88,13 +88,13 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     ) -> Any:
         """Resume when ``target`` completes: an invocation (its result, or its exception), or
         a task (the first invocation of it, routed after this wait began, that completes)."""
-        from ._waits import wait_for_task
+        from pynenc_wf_testing.engine._waits import wait_for_task
 
         return wait_for_task(self._execution("wait_for_task"), target, timeout)
 
     def wait_all(self, invocations: Sequence[DistributedInvocation[Any, T]]) -> list[T]:
         """Results of all ``invocations``, in the order given (raises the first failure)."""
-        from ._waits import wait_all
+        from pynenc_wf_testing.engine._waits import wait_all
 
         return wait_all(self._execution("wait_all"), invocations)
 
@@ -103,7 +103,7 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     ) -> tuple[int, T]:
         """The index and result of the first of ``invocations`` to finish (recorded: a
         replay picks the same one)."""
-        from ._waits import wait_any
+        from pynenc_wf_testing.engine._waits import wait_any
 
         return wait_any(self._execution("wait_any"), invocations)
 
@@ -114,14 +114,14 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     ) -> Any:
         """Call ``task`` as a child and retry it by ``retry`` (or the task's / app's default
         policy), waiting durable timers between attempts. Returns the result."""
-        from ._waits import execute_with_retry
+        from pynenc_wf_testing.engine._waits import execute_with_retry
 
         return execute_with_retry(self._execution("execute_task_with_retry"), task, args, kwargs, retry)
 
     def saga(self) -> Saga:
         """A compensation log: register a compensation after each step; on failure or
         cancellation, run them in reverse (``with wf.root.saga() as saga: ...``)."""
-        from .saga import Saga
+        from pynenc_wf_testing.engine.saga import Saga
 
         return Saga(self.task, self._execution("saga"))
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pynenc import context
 from pynenc.exceptions import InvocationStatusOwnershipError
 
-from .exceptions import (
+from pynenc_wf_testing.engine.exceptions import (
     SignalTimeout,
     WorkflowCancelled,
     WorkflowsNotEnabled,
@@ -102,7 +102,7 @@ def set_data(app: Pynenc, identity: WorkflowIdentity, key: str, value: Any) -> N
 def identity_of(app: Pynenc, workflow_id: str) -> WorkflowIdentity:
     invocation = app.state_backend.get_invocation(workflow_id)
     if invocation.workflow is None:
-        from ..errors import InvalidArgument
+        from pynenc_wf_testing.errors import InvalidArgument
 
         raise InvalidArgument(f"invocation {workflow_id} is not part of a workflow.")
     workflow: WorkflowIdentity = invocation.workflow
@@ -111,7 +111,7 @@ def identity_of(app: Pynenc, workflow_id: str) -> WorkflowIdentity:
 
 def notify(app: Pynenc, workflow_id: str) -> None:
     """Wake a simulated workflow parked on its events (signals, cancel, resume)."""
-    from .._components import sim_of
+    from pynenc_wf_testing.runtime.components import sim_of
 
     sim = sim_of(app)
     if sim is not None:
@@ -121,7 +121,7 @@ def notify(app: Pynenc, workflow_id: str) -> None:
 def note_child(app: Pynenc, invocation: Any) -> None:
     """Tell the simulator a workflow obtained a child without routing it (replayed from the
     engine's own records), so its child-call positions stay aligned with the first run."""
-    from .._components import sim_of
+    from pynenc_wf_testing.runtime.components import sim_of
 
     sim = sim_of(app)
     if sim is not None and sim.in_simulated_invocation():
@@ -251,7 +251,7 @@ class Execution:
         timeout interrupt the wait with their exceptions (unless ``interruptible`` is False:
         compensations wait for their children even in a cancelled workflow).
         """
-        from .._components import sim_of
+        from pynenc_wf_testing.runtime.components import sim_of
 
         sim = sim_of(self.app)
         simulated = sim is not None and sim.in_simulated_invocation()
@@ -271,7 +271,7 @@ class Execution:
                 limit = run_deadline
             if simulated:
                 assert sim is not None
-                from ..clock import to_micros
+                from pynenc_wf_testing.runtime.clock import to_micros
 
                 sim.wait_condition(wake_keys, None if limit is None else to_micros(limit), what)
             else:
@@ -333,7 +333,7 @@ def _timer_instant(execution: Execution, n: int, compute: Callable[[], dt.dateti
         execution.check_interrupts()
         instant = compute()
         if instant.tzinfo is None:
-            from ..errors import InvalidArgument
+            from pynenc_wf_testing.errors import InvalidArgument
 
             raise InvalidArgument(
                 f"sleep_until: {instant.isoformat()} is a naive datetime; pass an aware one "
@@ -362,7 +362,7 @@ def sleep_for(execution: Execution, duration: dt.timedelta | float) -> None:
     if isinstance(duration, (int, float)) and not isinstance(duration, bool):
         duration = dt.timedelta(seconds=duration)
     if not isinstance(duration, dt.timedelta) or duration < dt.timedelta(0):
-        from ..errors import InvalidArgument
+        from pynenc_wf_testing.errors import InvalidArgument
 
         raise InvalidArgument(
             f"sleep() expects a non-negative timedelta or number of seconds, got {duration!r}."
@@ -497,7 +497,7 @@ def save_state(app: Pynenc, identity: WorkflowIdentity, payload: Any, position: 
 
 
 def halt(execution: Execution, reason: str) -> None:
-    from .exceptions import WorkflowHaltException
+    from pynenc_wf_testing.engine.exceptions import WorkflowHaltException
 
     n = execution.next("halt")
     key = f"wfx:halt:{n}"
@@ -548,7 +548,7 @@ def recorded_beyond(execution: Execution) -> bool:
     for operation in ("random", "time", "uuid"):
         if execution.get(f"{operation}:{pynenc_counters.get(operation, 0) + 1}") is not None:
             return True
-    from .._components import sim_of
+    from pynenc_wf_testing.runtime.components import sim_of
 
     sim = sim_of(execution.app)
     thread = sim.current if sim is not None and sim.in_simulated_invocation() else None

@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _ops
-from .exceptions import WaitTimeout
-from .retry import RetryPolicy
+from pynenc_wf_testing.engine import _ops
+from pynenc_wf_testing.engine.exceptions import WaitTimeout
+from pynenc_wf_testing.engine.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from pynenc.invocation.dist_invocation import DistributedInvocation
@@ -111,7 +111,7 @@ def wait_any(
     execution: _ops.Execution, invocations: Sequence[DistributedInvocation[Any, T]]
 ) -> tuple[int, T]:
     if not invocations:
-        from ..errors import InvalidArgument
+        from pynenc_wf_testing.errors import InvalidArgument
 
         raise InvalidArgument("wait_any() needs at least one invocation.")
     app = execution.app

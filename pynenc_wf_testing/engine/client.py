@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from ..errors import InvalidArgument
-from . import _ops
-from ._waits import _APP_POLICIES, _TASK_POLICIES
-from .exceptions import WorkflowAlreadyStarted
-from .retry import RetryPolicy
+from pynenc_wf_testing.engine import _ops
+from pynenc_wf_testing.engine._waits import _APP_POLICIES, _TASK_POLICIES
+from pynenc_wf_testing.engine.exceptions import WorkflowAlreadyStarted
+from pynenc_wf_testing.engine.retry import RetryPolicy
+from pynenc_wf_testing.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
@@ -84,7 +84,7 @@ def enable_workflows(
     app._conf = None
     if policy is not None:
         _APP_POLICIES[app.app_id] = policy
-    from .._patches import install_task_wf
+    from pynenc_wf_testing.runtime.patches import install_task_wf
 
     install_task_wf()
     for task in app.tasks.values():
@@ -199,7 +199,7 @@ def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
 
 
 def _forget_stall(app: Pynenc, workflow_id: str) -> None:
-    from .._components import sim_of
+    from pynenc_wf_testing.runtime.components import sim_of
 
     sim = sim_of(app)
     if sim is not None:

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ..errors import InvalidArgument
+from pynenc_wf_testing.errors import InvalidArgument
 
 __all__ = ["RetryPolicy"]
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pynenc.task import Task
 
-    from ._ops import Execution
+    from pynenc_wf_testing.engine._ops import Execution
 
 __all__ = ["Saga"]
 

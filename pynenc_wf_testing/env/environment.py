@@ -7,12 +7,12 @@ import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from .backends import Backend, resolve_backend
-from .clock import VirtualClock, normalize_start
-from .errors import AppConfigurationError, InvalidArgument, UnknownStepError
-from .faults import FailFault, FaultPlan, StepRef
-from .history import Step, history_to_json
-from .ledger import Execution
+from pynenc_wf_testing.checks.faults import FailFault, FaultPlan, StepRef
+from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument, UnknownStepError
+from pynenc_wf_testing.runtime.backends import Backend, resolve_backend
+from pynenc_wf_testing.runtime.clock import VirtualClock, normalize_start
+from pynenc_wf_testing.runtime.history import Step, history_to_json
+from pynenc_wf_testing.runtime.ledger import Execution
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from pynenc.invocation.status import InvocationStatus
     from pynenc.task import Task
 
-    from ._patches import ProcessPatches
-    from ._simulation import Simulation
-    from .crash_check import CrashReport
+    from pynenc_wf_testing.checks.crash_check import CrashReport
+    from pynenc_wf_testing.runtime.patches import ProcessPatches
+    from pynenc_wf_testing.runtime.simulation import Simulation
 
 __all__ = ["WorkflowEnv", "WorkflowRun"]
 
@@ -256,9 +256,9 @@ class WorkflowEnv:
                 "another WorkflowEnv is already open in this process; close it first "
                 "(one simulation owns the virtual clock at a time)."
             )
-        from . import _components  # noqa: F401 - makes the simulated components selectable
-        from ._patches import ProcessPatches
-        from ._simulation import Simulation
+        from pynenc_wf_testing.runtime import components  # noqa: F401 - makes the simulated components selectable
+        from pynenc_wf_testing.runtime.patches import ProcessPatches
+        from pynenc_wf_testing.runtime.simulation import Simulation
 
         self._patches = ProcessPatches(
             self._seed, self._start, self._sleep_hook, self._execute_task_hook,
@@ -281,7 +281,7 @@ class WorkflowEnv:
         if self._closed:
             return
         self._closed = True
-        from ._components import SIM_ATTR
+        from pynenc_wf_testing.runtime.components import SIM_ATTR
 
         try:
             for app, _saved in self._saved.values():
@@ -356,7 +356,7 @@ class WorkflowEnv:
     ) -> None:
         """Give ``app`` a fresh store of the backend and attach it to ``sim``, with the
         triggers its module declared (registering them empties pynenc's deferred list)."""
-        from ._components import SIM_ATTR
+        from pynenc_wf_testing.runtime.components import SIM_ATTR
 
         self._backend.new_store(app)
         if check is not None:
@@ -417,7 +417,7 @@ class WorkflowEnv:
         """:func:`pynenc_wf_testing.engine.start_workflow` in the simulation: start under a
         ``workflow_id`` alias (reuse / reject / allow_after_completion) or with a
         ``run_timeout``."""
-        from .engine import start_workflow
+        from pynenc_wf_testing.engine import start_workflow
 
         checked = _check_task(task, "start_workflow()")
         self._require_sim()
@@ -430,25 +430,25 @@ class WorkflowEnv:
 
     def signal(self, run: WorkflowRun[Any] | str, name: str, payload: Any = None) -> int:
         """Send signal ``name`` with ``payload`` to a workflow (a run or a workflow id)."""
-        from .engine import signal_workflow
+        from pynenc_wf_testing.engine import signal_workflow
 
         return signal_workflow(self._app_for(run), run, name, payload)
 
     def query(self, run: WorkflowRun[Any] | str) -> Any:
         """The workflow's published state and status (``WorkflowQuery``); runs nothing."""
-        from .engine import query_workflow
+        from pynenc_wf_testing.engine import query_workflow
 
         return query_workflow(self._app_for(run), run)
 
     def resume(self, run: WorkflowRun[Any] | str) -> None:
         """Resume a halted workflow."""
-        from .engine import resume_workflow
+        from pynenc_wf_testing.engine import resume_workflow
 
         resume_workflow(self._app_for(run), run)
 
     def cancel(self, run: WorkflowRun[Any] | str, reason: str = "cancelled") -> None:
         """Cancel a workflow: its next durable operation raises ``WorkflowCancelled``."""
-        from .engine import cancel_workflow
+        from pynenc_wf_testing.engine import cancel_workflow
 
         cancel_workflow(self._app_for(run), run, reason)
 
@@ -533,7 +533,7 @@ class WorkflowEnv:
         return _World(sim, self._clock, self._faults, components, self._patches.save_streams())
 
     def _install_world(self, world: _World) -> None:
-        from ._components import SIM_ATTR
+        from pynenc_wf_testing.runtime.components import SIM_ATTR
 
         assert self._patches is not None
         self._sim, self._clock, self._faults = world.sim, world.clock, world.faults
@@ -547,7 +547,7 @@ class WorkflowEnv:
 
     def _fresh_world(self, faults: FaultPlan, *, start: dt.datetime | None = None) -> None:
         """Replace the current world by a fresh one (the caller keeps the old one)."""
-        from ._simulation import Simulation
+        from pynenc_wf_testing.runtime.simulation import Simulation
 
         assert self._patches is not None
         begin = normalize_start(start) if start is not None else self._start
@@ -566,7 +566,7 @@ class WorkflowEnv:
 
     def _drop_world(self) -> None:
         """Detach and end the current world's greenlets (before installing another)."""
-        from ._components import SIM_ATTR
+        from pynenc_wf_testing.runtime.components import SIM_ATTR
 
         for app, _ in self._saved.values():
             setattr(app, SIM_ATTR, None)
@@ -627,7 +627,7 @@ class WorkflowEnv:
 
     def duplicate_side_effects(self) -> list[list[Execution]]:
         """Executions of non-idempotent tasks that ran more than once for one logical call."""
-        from .idempotency import marked_keys
+        from pynenc_wf_testing.checks.idempotency import marked_keys
 
         return self._require_sim().duplicate_side_effects(marked_keys() | self._non_idempotent)
 
@@ -662,7 +662,7 @@ class WorkflowEnv:
         ``restart_after`` keeps the worker down that long after each crash, so pynenc's own
         recovery tasks bring it back. Your own state in this environment is left as it was.
         """
-        from .crash_check import check_crash_safety
+        from pynenc_wf_testing.checks.crash_check import check_crash_safety
 
         checked = _check_task(workflow, "check_crash_safety()")
         self.use(checked.app)
@@ -769,7 +769,7 @@ class WorkflowEnv:
         )
 
     def _workflow_records(self) -> list[dict[str, Any]]:
-        from .replay import export_workflow
+        from pynenc_wf_testing.checks.replay import export_workflow
 
         sim = self._require_sim()
         order = sim._positions
@@ -787,7 +787,7 @@ class WorkflowEnv:
     def render(self) -> str:
         """The workflow tree of this simulation as text (workflow -> sub-workflows ->
         children, with status, attempts, virtual times and crash points)."""
-        from .render import render_text
+        from pynenc_wf_testing.tools.render import render_text
 
         return render_text(self)
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pynenc.orchestrator.mem_orchestrator import MemOrchestrator
 from pynenc.state_backend.mem_state_backend import MemStateBackend
 
+__all__ = ["SIM_ATTR", "SimOrchestratorMixin", "SimStateBackendMixin", "SimStockMemOrchestrator", "SimStockMemStateBackend", "sim_of"]
+
 if TYPE_CHECKING:
     from pynenc.identifiers.invocation_id import InvocationId
     from pynenc.invocation.dist_invocation import DistributedInvocation
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from pynenc.runner.runner_context import RunnerContext
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
-    from ._simulation import Simulation
+    from pynenc_wf_testing.runtime.simulation import Simulation
 
 SIM_ATTR = "_pynenc_wf_sim"
 

@@ -1,7 +1,7 @@
 """The ``redis`` backend: pynenc-redis components on fakeredis (default) or a real server.
 
 ``WorkflowEnv(backend="redis")`` runs the simulation on pynenc-redis 0.3.0's components (made
-compatible with pynenc 0.4 by :mod:`pynenc_wf_testing._redis_compat`), the orchestrator and
+compatible with pynenc 0.4 by :mod:`pynenc_wf_testing.runtime.redis_compat`), the orchestrator and
 state backend observed by the same mixins as the memory ones.
 
 Options (``backend_options``):
@@ -40,15 +40,15 @@ from pynenc_redis.util.redis_keys import (  # type: ignore[import-untyped]
     Key,
 )
 
-from ._components import SimOrchestratorMixin, SimStateBackendMixin
-from ._redis_compat import CompatRedisBroker, CompatRedisOrchestrator
-from ._sqlite_backend import (
+from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument
+from pynenc_wf_testing.runtime.components import SimOrchestratorMixin, SimStateBackendMixin
+from pynenc_wf_testing.runtime.redis_compat import CompatRedisBroker, CompatRedisOrchestrator
+from pynenc_wf_testing.runtime.sqlite_backend import (
     check_options,
     check_workflow_data,
     drop_process_state,
     open_components,
 )
-from .errors import AppConfigurationError, InvalidArgument
 
 if TYPE_CHECKING:
     import redis

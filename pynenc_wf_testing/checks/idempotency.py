@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .errors import InvalidArgument
+from pynenc_wf_testing.errors import InvalidArgument
 
 __all__ = ["is_non_idempotent", "non_idempotent"]
 

@@ -15,14 +15,14 @@ def _enable_workflows(builder: Any, *, retry_policy: Any = None, **options: Any)
     """``PynencBuilder().enable_workflows(retry_policy=..., workflow_max_retries=...)``: switch
     on the durable-workflow engine (timers, signals, queries, waits, retry policies,
     halt/resume, compensation); see ``pynenc_wf_testing.engine.enable_workflows``."""
-    from ._patches import install_task_wf
-    from .engine._ops import ENABLE_KEY
-    from .engine._waits import _APP_POLICIES
-    from .engine.client import _UNSET, default_policy
+    from pynenc_wf_testing.engine._ops import ENABLE_KEY
+    from pynenc_wf_testing.engine._waits import _APP_POLICIES
+    from pynenc_wf_testing.engine.client import _UNSET, default_policy
+    from pynenc_wf_testing.runtime.patches import install_task_wf
 
     unknown = sorted(set(options) - {"workflow_max_retries"})
     if unknown:
-        from .errors import InvalidArgument
+        from pynenc_wf_testing.errors import InvalidArgument
 
         raise InvalidArgument(
             f"enable_workflows() got unknown options {unknown}; it takes retry_policy= and "

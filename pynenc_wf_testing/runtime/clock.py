@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from .errors import InvalidArgument
+from pynenc_wf_testing.errors import InvalidArgument
 
 __all__ = ["DEFAULT_START", "VirtualClock"]
 

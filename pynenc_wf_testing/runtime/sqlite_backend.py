@@ -43,12 +43,12 @@ from pynenc.orchestrator.sqlite_orchestrator import SQLiteOrchestrator
 from pynenc.state_backend.sqlite_state_backend import SQLiteStateBackend
 from pynenc.util.sqlite_utils import SQLiteConnection
 
-from ._components import SimOrchestratorMixin, SimStateBackendMixin, sim_of
-from .errors import (
+from pynenc_wf_testing.errors import (
     AppConfigurationError,
     InvalidArgument,
     WorkflowDataSerializationError,
 )
+from pynenc_wf_testing.runtime.components import SimOrchestratorMixin, SimStateBackendMixin, sim_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable

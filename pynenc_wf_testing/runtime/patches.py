@@ -29,7 +29,9 @@ from pynenc.call import Call
 from pynenc.identifiers.invocation_id import InvocationId
 from pynenc.workflow.workflow_deterministic import DeterministicExecutor
 
-from ._seeding import derive_rng
+from pynenc_wf_testing.runtime.seeding import derive_rng
+
+__all__ = ["REAL_SLEEP", "ProcessPatches", "install_task_wf", "uninstall_task_wf"]
 
 REAL_SLEEP: Callable[[float], None] = time.sleep
 REAL_ASYNC_SLEEP = asyncio.sleep
@@ -635,7 +637,7 @@ def install_task_wf() -> None:
         _ORIGINAL_TASK_WF[cls] = original
 
         def wf(self: Any) -> Any:
-            from .engine._context import make_wf
+            from pynenc_wf_testing.engine._context import make_wf
 
             return make_wf(self)
 

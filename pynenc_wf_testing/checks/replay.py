@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import HistoryFormatError, InvalidArgument, NondeterminismError
-from .history import HISTORY_FORMAT_VERSION, Step
+from pynenc_wf_testing.errors import HistoryFormatError, InvalidArgument, NondeterminismError
+from pynenc_wf_testing.runtime.history import HISTORY_FORMAT_VERSION, Step
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
-    from .env import WorkflowEnv
+    from pynenc_wf_testing.env.environment import WorkflowEnv
 
 __all__ = [
     "History",
@@ -337,7 +337,7 @@ class Replayer:
         """Replay one workflow of ``history`` (the first, or ``workflow_id``)."""
         loaded = history if isinstance(history, History) else load_history(history)
         record = loaded.workflow(workflow_id)
-        from . import env as env_module
+        from pynenc_wf_testing.env import environment as env_module
 
         active = env_module._active_env
         if active is not None:
@@ -351,7 +351,7 @@ class Replayer:
 
 
 def _replay_in(env: WorkflowEnv, app: Pynenc, record: dict[str, Any], history: History) -> ReplayResult:
-    from .faults import FaultPlan
+    from pynenc_wf_testing.checks.faults import FaultPlan
 
     env.use(app)
     outer = env._capture_world()
@@ -361,7 +361,7 @@ def _replay_in(env: WorkflowEnv, app: Pynenc, record: dict[str, Any], history: H
         # The recorded ids came from some seed's id stream: draw the replay's own new ids
         # (a divergent child) from a stream of their own so they can never collide.
         assert env._patches is not None
-        from ._seeding import derive_seed
+        from pynenc_wf_testing.runtime.seeding import derive_seed
 
         env._patches.reseed_ids(derive_seed(env.seed, "replay"))
         return _run_replay(env, app, record)
@@ -388,7 +388,7 @@ def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> Replay
     from pynenc.runner.runner_context import RunnerContext
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
-    from ._components import SIM_ATTR
+    from pynenc_wf_testing.runtime.components import SIM_ATTR
 
     sim = env._require_sim()
     workflow_id = record["workflow_id"]

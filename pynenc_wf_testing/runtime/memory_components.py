@@ -68,7 +68,7 @@ from pynenc.serializer.constants import ReservedKeys
 from pynenc.state_backend.base_state_backend import InvocationHistory
 from pynenc.trigger.mem_trigger import MemTrigger
 
-from ._components import SimOrchestratorMixin, SimStockMemStateBackend
+from pynenc_wf_testing.runtime.components import SimOrchestratorMixin, SimStockMemStateBackend
 
 if TYPE_CHECKING:
     from pynenc.call import Call

@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from pynenc.runner.base_runner import BaseRunner
 
-from ._components import sim_of
-from .errors import AppConfigurationError
+from pynenc_wf_testing.errors import AppConfigurationError
+from pynenc_wf_testing.runtime.components import sim_of
+
+__all__ = ["SimRunner"]
 
 if TYPE_CHECKING:
     from pynenc.identifiers.invocation_id import InvocationId
 
-    from ._simulation import Simulation
+    from pynenc_wf_testing.runtime.simulation import Simulation
 
 
 class SimRunner(BaseRunner):

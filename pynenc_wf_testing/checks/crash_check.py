@@ -12,21 +12,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from pynenc_wf_testing.checks.faults import FaultPlan, FaultSchedule, ScheduledCrash
+from pynenc_wf_testing.checks.idempotency import marked_keys
+from pynenc_wf_testing.errors import (
     CrashSafetyError,
     DeadlockError,
     InvalidArgument,
     NondeterminismError,
     StepLimitExceeded,
 )
-from .faults import FaultPlan, FaultSchedule, ScheduledCrash
-from .history import Step, in_pynenc_window
-from .idempotency import marked_keys
+from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 
 if TYPE_CHECKING:
     from pynenc.task import Task
 
-    from .env import WorkflowEnv
+    from pynenc_wf_testing.env.environment import WorkflowEnv
 
 __all__ = ["CrashReport", "ScheduleOutcome", "Violation"]
 
@@ -392,7 +392,7 @@ def _explore_multi(
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis.errors import HypothesisException
 
-    from .strategies import fault_schedules
+    from pynenc_wf_testing.checks.strategies import fault_schedules
 
     golden_count = len([s for s in report.golden_steps if s.is_step])
     # Recovery commits more steps than the golden run: leave room for later crashes.

@@ -41,7 +41,7 @@ def _load(spec: str, what: str) -> Any:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pynenc.app import Pynenc
 
-    from .replay import export_histories
+    from pynenc_wf_testing.checks.replay import export_histories
 
     app = _load(args.app, "--app")
     if not isinstance(app, Pynenc):
@@ -75,8 +75,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from .errors import HistoryFormatError, NondeterminismError
-    from .replay import Replayer, load_history
+    from pynenc_wf_testing.checks.replay import Replayer, load_history
+    from pynenc_wf_testing.errors import HistoryFormatError, NondeterminismError
 
     failures = 0
     for path in args.files:
@@ -124,7 +124,7 @@ def _plan_for(seed: int, golden_steps: int, faults: set[str], max_crashes: int,
 
 
 def _arm(env: Any, plan: dict[str, Any], fine: bool) -> None:
-    from .history import in_pynenc_window
+    from pynenc_wf_testing.runtime.history import in_pynenc_window
 
     for phase, number in plan["crashes"]:
         def matcher(step: Any, phase: str = phase, number: int = number) -> bool:
@@ -150,9 +150,9 @@ def _run_one(
     workflow: Any, call_args: list[Any], seed: int, concurrency: int, plan: dict[str, Any] | None,
     retried: list[tuple[str, int, type[BaseException]]], max_steps: int, fine: bool = False,
 ) -> dict[str, Any]:
-    from .env import WorkflowEnv
-    from .errors import WorkflowTestingError
-    from .faults import FailFault
+    from pynenc_wf_testing.checks.faults import FailFault
+    from pynenc_wf_testing.env.environment import WorkflowEnv
+    from pynenc_wf_testing.errors import WorkflowTestingError
 
     outcome: dict[str, Any] = {"seed": seed, "results": [], "error": None}
     with WorkflowEnv(seed=seed, max_steps=max_steps) as env:
@@ -182,7 +182,7 @@ def _run_one(
         outcome["crash_points"] = sorted(
             {p.description for p in env._faults.crash_points if p.fired}
         )
-        from .idempotency import marked_keys
+        from pynenc_wf_testing.checks.idempotency import marked_keys
 
         outcome["duplicates"] = [
             f"{runs_[0].name} ran {len(runs_)} times"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .errors import InvalidArgument
+from pynenc_wf_testing.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
@@ -58,7 +58,10 @@ class MemoryBackend:
             self.name = "memory-stock"
 
     def config(self, app: Pynenc) -> dict[str, Any]:
-        from ._fast import FAST_MEMORY_CONFIG, STOCK_MEMORY_CONFIG
+        from pynenc_wf_testing.runtime.memory_components import (
+            FAST_MEMORY_CONFIG,
+            STOCK_MEMORY_CONFIG,
+        )
 
         return dict(STOCK_MEMORY_CONFIG if self.stock else FAST_MEMORY_CONFIG)
 
@@ -77,13 +80,13 @@ class MemoryBackend:
 
 
 def _sqlite_backend(**options: Any) -> Backend:
-    from ._sqlite_backend import SQLiteBackend
+    from pynenc_wf_testing.runtime.sqlite_backend import SQLiteBackend
 
     return SQLiteBackend.from_options(**options)
 
 
 def _redis_backend(**options: Any) -> Backend:
-    from ._redis_backend import RedisBackend
+    from pynenc_wf_testing.runtime.redis_backend import RedisBackend
 
     return RedisBackend.from_options(**options)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 
+__all__ = ["derive_rng", "derive_seed", "seed_from_text"]
 
 def derive_seed(seed: int, label: str) -> int:
     """A 64-bit seed for one purpose (``label``) of a simulation seeded with ``seed``."""

@@ -29,13 +29,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .clock import to_micros
-from .history import Step
+from pynenc_wf_testing.runtime.clock import to_micros
+from pynenc_wf_testing.runtime.history import Step
 
 if TYPE_CHECKING:
-    from ._simulation import InvocationInfo, Simulation
-    from .env import WorkflowEnv
-    from .ledger import Execution
+    from pynenc_wf_testing.env.environment import WorkflowEnv
+    from pynenc_wf_testing.runtime.ledger import Execution
+    from pynenc_wf_testing.runtime.simulation import InvocationInfo, Simulation
 
 __all__ = ["render_html", "render_text"]
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from .errors import InvalidArgument
-from .history import Step
+from pynenc_wf_testing.errors import InvalidArgument
+from pynenc_wf_testing.runtime.history import Step
 
 if TYPE_CHECKING:
     from pynenc.task import Task
@@ -180,7 +180,7 @@ class ScheduledCrash:
 @dataclass(frozen=True)
 class FaultSchedule:
     """A set of crashes to inject into one run; built by hand or by
-    :func:`pynenc_wf_testing.strategies.fault_schedules` (Hypothesis shrinks it)."""
+    :func:`pynenc_wf_testing.checks.strategies.fault_schedules` (Hypothesis shrinks it)."""
 
     crashes: tuple[ScheduledCrash, ...] = ()
 
@@ -188,8 +188,8 @@ class FaultSchedule:
         """Arm every crash on ``env``. With ``optional=True`` a crash whose step the run
         never reaches is not an error (generated schedules may point past the end). With
         ``fine=False`` a crash does not fire inside pynenc's own non-atomic sequences (see
-        :func:`pynenc_wf_testing.history.in_pynenc_window`)."""
-        from .history import in_pynenc_window
+        :func:`pynenc_wf_testing.runtime.history.in_pynenc_window`)."""
+        from pynenc_wf_testing.runtime.history import in_pynenc_window
 
         for crash in self.crashes:
             if fine:

@@ -5,7 +5,7 @@ for free::
 
     from hypothesis import given
     from pynenc_wf_testing import WorkflowEnv
-    from pynenc_wf_testing.strategies import fault_schedules
+    from pynenc_wf_testing.checks.strategies import fault_schedules
 
     @given(fault_schedules(max_step=40, max_crashes=2))
     def test_order_survives_crashes(schedule):
@@ -24,9 +24,9 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from .errors import InvalidArgument
-from .faults import FaultSchedule, ScheduledCrash
-from .history import Step, in_pynenc_window
+from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash
+from pynenc_wf_testing.errors import InvalidArgument
+from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 
 __all__ = ["crash_points", "fault_schedules"]
 

@@ -20,13 +20,20 @@ from pynenc import context as pynenc_context
 from pynenc.invocation.status import InvocationStatus
 from pynenc.runner.runner_context import RunnerContext
 
-from ._runner import SimRunner
-from ._seeding import derive_rng
-from .clock import VirtualClock, from_micros, to_micros
-from .errors import DeadlockError, InvalidArgument, NondeterminismError, StepLimitExceeded
-from .faults import FaultPlan
-from .history import Step
-from .ledger import Execution
+from pynenc_wf_testing.checks.faults import FaultPlan
+from pynenc_wf_testing.errors import (
+    DeadlockError,
+    InvalidArgument,
+    NondeterminismError,
+    StepLimitExceeded,
+)
+from pynenc_wf_testing.runtime.clock import VirtualClock, from_micros, to_micros
+from pynenc_wf_testing.runtime.history import Step
+from pynenc_wf_testing.runtime.ledger import Execution
+from pynenc_wf_testing.runtime.runner import SimRunner
+from pynenc_wf_testing.runtime.seeding import derive_rng
+
+__all__ = ["InvocationInfo", "Simulation", "step_time"]
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
@@ -577,7 +584,7 @@ class Simulation:
                             f"Seed: {self.seed}."
                         )
                     )
-                from .replay import _Frontier
+                from pynenc_wf_testing.checks.replay import _Frontier
 
                 self._abort(_Frontier())
         if recorded is None:
