@@ -14,8 +14,9 @@ import pytest
 from pynenc.invocation.status import InvocationStatus
 from pynenc.workflow.workflow_context import WorkflowContext, WorkflowRootContext
 
-from pynenc_wf_testing import DeadlockError, InvalidArgument, WorkflowEnv
+from pynenc_wf_testing import DeadlockError, WorkflowEnv
 from pynenc_wf_testing.engine import (
+    InvalidWorkflowArgument,
     RetryPolicy,
     SignalTimeout,
     WaitTimeout,
@@ -143,10 +144,10 @@ def test_sleep_until_an_instant_in_the_past_returns_at_once(wf_env) -> None:
 
 def test_sleep_rejects_bad_arguments(wf_env) -> None:
     run = wf_env.start(ea.napper, -1)
-    with pytest.raises(InvalidArgument, match="non-negative"):
+    with pytest.raises(InvalidWorkflowArgument, match="non-negative"):
         run.result
     run = wf_env.start(ea.alarm_clock, "2030-01-02T00:00:00")  # naive
-    with pytest.raises(InvalidArgument, match="naive"):
+    with pytest.raises(InvalidWorkflowArgument, match="naive"):
         run.result
 
 
@@ -275,7 +276,7 @@ def test_signal_workflow_api_works_with_a_workflow_id(wf_env) -> None:
     assert signal_workflow(ea.app, run.workflow_id, "approve", "a") == 1
     assert signal_workflow(ea.app, run, "approve", "b") == 2
     assert run.result == ["a", "b"]
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidWorkflowArgument):
         signal_workflow(ea.app, run, "", "x")
 
 
@@ -619,11 +620,11 @@ def test_jitter_depends_on_the_workflow() -> None:
 
 
 def test_retry_policy_rejects_bad_settings() -> None:
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidWorkflowArgument):
         RetryPolicy(max_attempts=0)
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidWorkflowArgument):
         RetryPolicy(jitter=2)
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidWorkflowArgument):
         RetryPolicy(multiplier=0.5)
 
 
@@ -976,7 +977,7 @@ def test_aliases_are_per_workflow_type(wf_env) -> None:
 
 
 def test_bad_id_reuse_is_rejected(wf_env) -> None:
-    with pytest.raises(InvalidArgument, match="id_reuse"):
+    with pytest.raises(InvalidWorkflowArgument, match="id_reuse"):
         wf_env.start_workflow(ea.napper, 60, workflow_id="x", id_reuse="sometimes")
 
 
@@ -1014,8 +1015,6 @@ def test_deprecate_patch_keeps_the_marker_and_runs_the_new_code(wf_env) -> None:
 def test_workflow_max_retries_sets_the_default_number_of_retries() -> None:
     from pynenc_wf_testing.engine import RetryPolicy, enable_workflows
     from pynenc_wf_testing.engine._waits import _APP_POLICIES
-    from pynenc_wf_testing.errors import InvalidArgument
-
     app = ea.app
     saved = _APP_POLICIES.get(app.app_id)
     try:
@@ -1026,7 +1025,7 @@ def test_workflow_max_retries_sets_the_default_number_of_retries() -> None:
         )
         policy = _APP_POLICIES[app.app_id]
         assert policy.max_attempts == 5 and policy.initial_delay == dt.timedelta(seconds=5)
-        with pytest.raises(InvalidArgument, match="workflow_max_retries must be an int >= 0"):
+        with pytest.raises(InvalidWorkflowArgument, match="workflow_max_retries must be an int >= 0"):
             enable_workflows(app, workflow_max_retries=-1)
     finally:
         if saved is None:
