@@ -85,6 +85,22 @@ def test_enabled_apps_get_the_engine_context() -> None:
     assert ea.app.config_values["enable_workflows"] is True
 
 
+def test_the_simulator_plugs_into_the_engine_only_while_an_env_is_open() -> None:
+    from pynenc_wf_testing.engine.hooks import active_hooks
+    from pynenc_wf_testing.runtime.engine_hooks import SIMULATOR_HOOKS
+
+    assert active_hooks() is None  # production: the engine never calls out
+    with WorkflowEnv() as env:
+        env.use(ea.app)
+        assert active_hooks() is SIMULATOR_HOOKS
+        run = env.start(ea.napper, 60)
+        assert run.result == 60.0  # the timer parked in virtual time, through the hooks
+        # outside an invocation the simulator answers as production would
+        assert not SIMULATOR_HOOKS.in_simulated_invocation(ea.app)
+        assert SIMULATOR_HOOKS.child_positions(ea.app, run.workflow_id) is None
+    assert active_hooks() is None
+
+
 def test_builder_enable_workflows_with_a_default_retry_policy(wf_env) -> None:
     assert ea.builder_app.config_values["enable_workflows"] is True
     assert isinstance(ea.builder_flow.wf, DurableWorkflowRootContext)
