@@ -22,6 +22,7 @@ from typing import Any, NotRequired, TypedDict
 
 __all__ = [
     "CANCEL",
+    "CHILD_STEP_PREFIXES",
     "DEADLINE",
     "HALTED",
     "POSITIONED",
@@ -242,6 +243,10 @@ POSITIONED: tuple[tuple[str, Callable[[int], str]], ...] = (
 
 # ---------------------------------------------------------------------- reading keys back
 
+#: Prefixes of the step names :func:`classify` gives records that name a child invocation
+#: (an attempt of a retried call: ``attempt:charge_payment#2``); reports follow them to it.
+CHILD_STEP_PREFIXES = ("attempt:",)
+
 #: Step kinds of the engine's records, as :func:`classify` names them.
 STEP_KINDS = frozenset(
     {"timer", "value", "signal", "state", "halt", "retry", "cancel", "data"}
@@ -294,7 +299,7 @@ def classify(
         return "halt", f"halt#{last}"
     if kind == "retry":
         child = child_name(str(value))
-        return "retry", f"attempt:{last if child is None else child}"
+        return "retry", f"{CHILD_STEP_PREFIXES[0]}{last if child is None else child}"
     if kind == "patch":
         return "value", f"patch:{':'.join(parts[1:])}"
     if kind == "cancel":

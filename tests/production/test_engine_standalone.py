@@ -213,6 +213,7 @@ def test_the_schema_names_the_steps_of_every_record() -> None:
         assert schema.classify(key, value, names.get) == step, key
         assert step[0] in schema.STEP_KINDS
     assert schema.classify(schema.retry(1, 1), "unknown", names.get) == ("retry", "attempt:1")
+    assert "attempt:charge#1".startswith(schema.CHILD_STEP_PREFIXES)
     for supporting in (
         schema.signal_count("go"), schema.signal_deadline("go", 1), schema.STATE_LATEST,
         schema.state_pos(1), schema.HALTED,
