@@ -14,8 +14,9 @@ import pytest
 from pynenc.invocation.status import InvocationStatus
 from pynenc.workflow.workflow_context import WorkflowContext, WorkflowRootContext
 
-from pynenc_wf_testing import DeadlockError, InvalidArgument, WorkflowEnv
+from pynenc_wf_testing import DeadlockError, WorkflowEnv
 from pynenc_wf_testing.engine import (
+    InvalidWorkflowArgument,
     RetryPolicy,
     SignalTimeout,
     WaitTimeout,
@@ -84,6 +85,22 @@ def test_enabled_apps_get_the_engine_context() -> None:
     assert ea.app.config_values["enable_workflows"] is True
 
 
+def test_the_simulator_plugs_into_the_engine_only_while_an_env_is_open() -> None:
+    from pynenc_wf_testing.engine.hooks import active_hooks
+    from pynenc_wf_testing.runtime.engine_hooks import SIMULATOR_HOOKS
+
+    assert active_hooks() is None  # production: the engine never calls out
+    with WorkflowEnv() as env:
+        env.use(ea.app)
+        assert active_hooks() is SIMULATOR_HOOKS
+        run = env.start(ea.napper, 60)
+        assert run.result == 60.0  # the timer parked in virtual time, through the hooks
+        # outside an invocation the simulator answers as production would
+        assert not SIMULATOR_HOOKS.in_simulated_invocation(ea.app)
+        assert SIMULATOR_HOOKS.child_positions(ea.app, run.workflow_id) is None
+    assert active_hooks() is None
+
+
 def test_builder_enable_workflows_with_a_default_retry_policy(wf_env) -> None:
     assert ea.builder_app.config_values["enable_workflows"] is True
     assert isinstance(ea.builder_flow.wf, DurableWorkflowRootContext)
@@ -143,10 +160,10 @@ def test_sleep_until_an_instant_in_the_past_returns_at_once(wf_env) -> None:
 
 def test_sleep_rejects_bad_arguments(wf_env) -> None:
     run = wf_env.start(ea.napper, -1)
-    with pytest.raises(InvalidArgument, match="non-negative"):
+    with pytest.raises(InvalidWorkflowArgument, match="non-negative"):
         run.result
     run = wf_env.start(ea.alarm_clock, "2030-01-02T00:00:00")  # naive
-    with pytest.raises(InvalidArgument, match="naive"):
+    with pytest.raises(InvalidWorkflowArgument, match="naive"):
         run.result
 
 
@@ -275,7 +292,7 @@ def test_signal_workflow_api_works_with_a_workflow_id(wf_env) -> None:
     assert signal_workflow(ea.app, run.workflow_id, "approve", "a") == 1
     assert signal_workflow(ea.app, run, "approve", "b") == 2
     assert run.result == ["a", "b"]
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidWorkflowArgument):
         signal_workflow(ea.app, run, "", "x")
 
 
@@ -619,11 +636,11 @@ def test_jitter_depends_on_the_workflow() -> None:
 
 
 def test_retry_policy_rejects_bad_settings() -> None:
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidWorkflowArgument):
         RetryPolicy(max_attempts=0)
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidWorkflowArgument):
         RetryPolicy(jitter=2)
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidWorkflowArgument):
         RetryPolicy(multiplier=0.5)
 
 
@@ -976,7 +993,7 @@ def test_aliases_are_per_workflow_type(wf_env) -> None:
 
 
 def test_bad_id_reuse_is_rejected(wf_env) -> None:
-    with pytest.raises(InvalidArgument, match="id_reuse"):
+    with pytest.raises(InvalidWorkflowArgument, match="id_reuse"):
         wf_env.start_workflow(ea.napper, 60, workflow_id="x", id_reuse="sometimes")
 
 
@@ -1014,8 +1031,6 @@ def test_deprecate_patch_keeps_the_marker_and_runs_the_new_code(wf_env) -> None:
 def test_workflow_max_retries_sets_the_default_number_of_retries() -> None:
     from pynenc_wf_testing.engine import RetryPolicy, enable_workflows
     from pynenc_wf_testing.engine._waits import _APP_POLICIES
-    from pynenc_wf_testing.errors import InvalidArgument
-
     app = ea.app
     saved = _APP_POLICIES.get(app.app_id)
     try:
@@ -1026,7 +1041,7 @@ def test_workflow_max_retries_sets_the_default_number_of_retries() -> None:
         )
         policy = _APP_POLICIES[app.app_id]
         assert policy.max_attempts == 5 and policy.initial_delay == dt.timedelta(seconds=5)
-        with pytest.raises(InvalidArgument, match="workflow_max_retries must be an int >= 0"):
+        with pytest.raises(InvalidWorkflowArgument, match="workflow_max_retries must be an int >= 0"):
             enable_workflows(app, workflow_max_retries=-1)
     finally:
         if saved is None:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pynenc_wf_testing.engine import schema as engine_schema
 from pynenc_wf_testing.errors import HistoryFormatError, InvalidArgument, NondeterminismError
 from pynenc_wf_testing.runtime.history import HISTORY_FORMAT_VERSION, Step
 
@@ -113,7 +114,7 @@ def _child_order_from_store(app: Pynenc, workflow_id: str, data: dict[str, Any])
     order: list[str] = []
     for key, value in data.items():
         if (
-            key.startswith(("task_invocation:", "wfx:retry:"))
+            (key.startswith("task_invocation:") or engine_schema.records_child(key))
             and str(value) in known
             and str(value) not in order
         ):

@@ -3,13 +3,17 @@
 Off by default: ``enable_workflows(app)`` (or ``PynencBuilder().enable_workflows()``) adds
 durable timers, signals, queries, waits, retry policies, halt/resume/cancel, run timeouts,
 compensation and workflow id aliases to ``task.wf`` / ``task.wf.root``. Every feature runs on
-pynenc's stock runners and backends as well as in the simulator.
+pynenc's stock runners and backends as well as under a simulator.
+
+The engine imports pynenc and itself only. A simulator plugs in through ``hooks``; every key
+the engine stores is defined in ``schema``; ``task_wf`` swaps pynenc's ``task.wf``.
 """
 
 from pynenc_wf_testing.engine.client import (
     WorkflowQuery,
     cancel_workflow,
     enable_workflows,
+    enable_workflows_in_config,
     query_workflow,
     resume_workflow,
     set_retry_policy,
@@ -17,7 +21,9 @@ from pynenc_wf_testing.engine.client import (
     start_workflow,
 )
 from pynenc_wf_testing.engine.exceptions import (
+    InvalidWorkflowArgument,
     SignalTimeout,
+    UnsupportedPynencVersion,
     WaitTimeout,
     WorkflowAlreadyStarted,
     WorkflowCancelled,
@@ -30,9 +36,11 @@ from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.saga import Saga
 
 __all__ = [
+    "InvalidWorkflowArgument",
     "RetryPolicy",
     "Saga",
     "SignalTimeout",
+    "UnsupportedPynencVersion",
     "WaitTimeout",
     "WorkflowAlreadyStarted",
     "WorkflowCancelled",
@@ -43,6 +51,7 @@ __all__ = [
     "WorkflowsNotEnabled",
     "cancel_workflow",
     "enable_workflows",
+    "enable_workflows_in_config",
     "query_workflow",
     "resume_workflow",
     "set_retry_policy",

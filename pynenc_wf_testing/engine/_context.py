@@ -2,7 +2,7 @@
 
 pynenc builds ``task.wf`` as a ``WorkflowContext`` (``WorkflowRootContext`` for workflows);
 for apps that enabled the engine, ``task.wf`` is one of the subclasses below instead (see
-``_patches.install_task_wf``). Apps that did not enable it get pynenc's own objects.
+``task_wf.install_task_wf``). Apps that did not enable it get pynenc's own objects.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pynenc.workflow.workflow_context import (
     WorkflowRootOps,
 )
 
-from pynenc_wf_testing.engine import _ops
+from pynenc_wf_testing.engine import _ops, schema
 from pynenc_wf_testing.engine.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -39,14 +39,14 @@ class DurableWorkflowContext(WorkflowContext):  # type: ignore[misc]
         invocation = self.task.invocation
         position: int | None = None
         if invocation.task.is_workflow_root_task and invocation.task.task_id == self.task.task_id:
-            position = _ops.Execution(self.app, invocation).next("state")
+            position = _ops.WorkflowExecution(self.app, invocation).next("state")
         _ops.save_state(self.app, self.identity, payload, position)
 
 
 class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     """``task.wf.root``: pynenc's deterministic operations plus the engine's."""
 
-    def _execution(self, operation: str) -> _ops.Execution:
+    def _execution(self, operation: str) -> _ops.WorkflowExecution:
         return _ops.current_execution(self.task, operation)
 
     # -- time
@@ -148,8 +148,8 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         """Mark a retired patch: the new code runs unconditionally; histories recorded
         with the patch still replay (the marker is kept)."""
         execution = self._execution("deprecate_patch")
-        if execution.get(f"wfx:patch:{change_id}") is None:
-            execution.set(f"wfx:patch:{change_id}", True)
+        if execution.get(schema.patch(change_id)) is None:
+            execution.set(schema.patch(change_id), True)
 
 
 class DurableWorkflowRootContext(DurableWorkflowContext, WorkflowRootContext):  # type: ignore[misc]

@@ -1,13 +1,14 @@
 """The engine's durable operations, on top of pynenc's workflow data and replay.
 
-Every operation records what it decided in the workflow's durable data under a ``wfx:`` key
-the first time it runs, and returns the recorded value when the workflow replays (pynenc
+Every operation records what it decided in the workflow's durable data (under a key of
+``schema``) the first time it runs, and returns the recorded value when the workflow replays (pynenc
 re-runs a workflow's function from the top after a crash, retry or resume). Positions are
 counted per execution of the workflow body, like pynenc's own ``random:N`` keys.
 
-Waiting is the one place that differs between the simulator and production: in a simulated
-invocation a wait parks its greenlet until notified or until a virtual deadline; on a stock
-pynenc runner it polls the store and sleeps (holding the worker slot, see docs/engine.md).
+Waiting is the one place that differs between a simulator and production: in a simulated
+invocation a wait hands control to the simulator (``hooks.SimulatorHooks.wait``) until
+notified or until a deadline on its clock; on a stock pynenc runner it polls the store and
+sleeps (holding the worker slot, see docs/engine.md).
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pynenc import context
 from pynenc.exceptions import InvocationStatusOwnershipError
 
+from pynenc_wf_testing.engine import schema
 from pynenc_wf_testing.engine.exceptions import (
+    InvalidWorkflowArgument,
     SignalTimeout,
     WorkflowCancelled,
     WorkflowsNotEnabled,
     WorkflowTimeout,
 )
+from pynenc_wf_testing.engine.hooks import active_hooks
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
@@ -102,31 +106,24 @@ def set_data(app: Pynenc, identity: WorkflowIdentity, key: str, value: Any) -> N
 def identity_of(app: Pynenc, workflow_id: str) -> WorkflowIdentity:
     invocation = app.state_backend.get_invocation(workflow_id)
     if invocation.workflow is None:
-        from pynenc_wf_testing.errors import InvalidArgument
-
-        raise InvalidArgument(f"invocation {workflow_id} is not part of a workflow.")
+        raise InvalidWorkflowArgument(f"invocation {workflow_id} is not part of a workflow.")
     workflow: WorkflowIdentity = invocation.workflow
     return workflow
 
 
 def notify(app: Pynenc, workflow_id: str) -> None:
     """Wake a simulated workflow parked on its events (signals, cancel, resume)."""
-    from pynenc_wf_testing.runtime.components import sim_of
-
-    sim = sim_of(app)
-    if sim is not None:
-        sim.notify(f"wfx:{workflow_id}")
+    hooks = active_hooks()
+    if hooks is not None:
+        hooks.notify(app, schema.wake(workflow_id))
 
 
 def note_child(app: Pynenc, invocation: Any) -> None:
     """Tell the simulator a workflow obtained a child without routing it (replayed from the
     engine's own records), so its child-call positions stay aligned with the first run."""
-    from pynenc_wf_testing.runtime.components import sim_of
-
-    sim = sim_of(app)
-    if sim is not None and sim.in_simulated_invocation():
-        assert sim.current is not None
-        sim._child_obtained(sim.current, invocation)
+    hooks = active_hooks()
+    if hooks is not None and hooks.in_simulated_invocation(app):
+        hooks.child_obtained(app, invocation)
 
 
 def record_halt(app: Pynenc, invocation: Any, reason: str) -> None:
@@ -135,7 +132,7 @@ def record_halt(app: Pynenc, invocation: Any, reason: str) -> None:
     crash recovery would re-run it)."""
     from pynenc.invocation.status import InvocationStatus
 
-    set_data(app, invocation.workflow, "wfx:halted", reason or "halted")
+    set_data(app, invocation.workflow, schema.HALTED, reason or "halted")
     runner_ctx = context.get_runner_context(app.app_id)
     if runner_ctx is None or not invocation.task.is_workflow_root_task:
         return
@@ -169,7 +166,7 @@ def _ownership_lost(invocation_id: str, record: Any, runner_id: str | None) -> O
 # ---------------------------------------------------------------------- per-execution state
 
 
-class Execution:
+class WorkflowExecution:
     """The engine's view of the running workflow-defining invocation."""
 
     def __init__(self, app: Pynenc, invocation: DistributedInvocation[Any, Any]) -> None:
@@ -203,10 +200,10 @@ class Execution:
 
     def check_interrupts(self) -> dt.datetime | None:
         """Raise ``WorkflowCancelled`` / ``WorkflowTimeout`` if due; return the run deadline."""
-        cancel = self.get("wfx:cancel")
+        cancel = self.get(schema.CANCEL)
         if cancel is not None:
             raise WorkflowCancelled(f"workflow {self.workflow_id} was cancelled: {cancel}")
-        recorded = self.get("wfx:deadline")
+        recorded = self.get(schema.DEADLINE)
         deadline = None if recorded is None else _parse(recorded)
         if deadline is not None and utc_now() >= deadline:
             raise WorkflowTimeout(
@@ -251,11 +248,9 @@ class Execution:
         timeout interrupt the wait with their exceptions (unless ``interruptible`` is False:
         compensations wait for their children even in a cancelled workflow).
         """
-        from pynenc_wf_testing.runtime.components import sim_of
-
-        sim = sim_of(self.app)
-        simulated = sim is not None and sim.in_simulated_invocation()
-        wake_keys = (f"wfx:{self.workflow_id}", *keys)
+        hooks = active_hooks()
+        simulated = hooks is not None and hooks.in_simulated_invocation(self.app)
+        wake_keys = (schema.wake(self.workflow_id), *keys)
         pause, longest = poll_intervals(self.app) if not simulated else (0.0, 0.0)
         marked = simulated
         while True:
@@ -270,10 +265,8 @@ class Execution:
             if run_deadline is not None and (limit is None or run_deadline < limit):
                 limit = run_deadline
             if simulated:
-                assert sim is not None
-                from pynenc_wf_testing.runtime.clock import to_micros
-
-                sim.wait_condition(wake_keys, None if limit is None else to_micros(limit), what)
+                assert hooks is not None
+                hooks.wait(self.app, wake_keys, limit, what)
             else:
                 self.check_owned()
                 if not marked:
@@ -316,26 +309,24 @@ class Execution:
         )
 
 
-def current_execution(task: Any, operation: str) -> Execution:
+def current_execution(task: Any, operation: str) -> WorkflowExecution:
     """The engine state of the workflow-defining invocation running ``task``'s code."""
     require_enabled(task.app, f"wf.root.{operation}()")
     invocation = task.wf.root._ensure_root_workflow_operation_allowed(operation)
-    return Execution(task.app, invocation)
+    return WorkflowExecution(task.app, invocation)
 
 
 # ---------------------------------------------------------------------- timers and time
 
 
-def _timer_instant(execution: Execution, n: int, compute: Callable[[], dt.datetime]) -> str:
-    key = f"wfx:timer:{n}"
+def _timer_instant(execution: WorkflowExecution, n: int, compute: Callable[[], dt.datetime]) -> str:
+    key = schema.timer(n)
     recorded: str | None = execution.get(key)
     if recorded is None:
         execution.check_interrupts()
         instant = compute()
         if instant.tzinfo is None:
-            from pynenc_wf_testing.errors import InvalidArgument
-
-            raise InvalidArgument(
+            raise InvalidWorkflowArgument(
                 f"sleep_until: {instant.isoformat()} is a naive datetime; pass an aware one "
                 "(e.g. datetime(..., tzinfo=UTC))."
             )
@@ -344,8 +335,8 @@ def _timer_instant(execution: Execution, n: int, compute: Callable[[], dt.dateti
     return recorded
 
 
-def _run_timer(execution: Execution, n: int, recorded: str) -> None:
-    fired_key = f"wfx:timer_fired:{n}"
+def _run_timer(execution: WorkflowExecution, n: int, recorded: str) -> None:
+    fired_key = schema.timer_fired(n)
     if execution.get(fired_key) is not None:
         return  # completed in an earlier execution: a replay goes straight past it
     deadline = _parse(recorded)
@@ -353,18 +344,16 @@ def _run_timer(execution: Execution, n: int, recorded: str) -> None:
     execution.set(fired_key, True)
 
 
-def sleep_until(execution: Execution, instant: dt.datetime, *, operation: str = "sleep") -> None:
+def sleep_until(execution: WorkflowExecution, instant: dt.datetime, *, operation: str = "sleep") -> None:
     n = execution.next("timer")
     _run_timer(execution, n, _timer_instant(execution, n, lambda: instant))
 
 
-def sleep_for(execution: Execution, duration: dt.timedelta | float) -> None:
+def sleep_for(execution: WorkflowExecution, duration: dt.timedelta | float) -> None:
     if isinstance(duration, (int, float)) and not isinstance(duration, bool):
         duration = dt.timedelta(seconds=duration)
     if not isinstance(duration, dt.timedelta) or duration < dt.timedelta(0):
-        from pynenc_wf_testing.errors import InvalidArgument
-
-        raise InvalidArgument(
+        raise InvalidWorkflowArgument(
             f"sleep() expects a non-negative timedelta or number of seconds, got {duration!r}."
         )
     # The deadline is computed only on first execution and recorded: a replay after a crash
@@ -374,9 +363,9 @@ def sleep_for(execution: Execution, duration: dt.timedelta | float) -> None:
     _run_timer(execution, n, _timer_instant(execution, n, lambda: utc_now() + delta))
 
 
-def durable_now(execution: Execution) -> dt.datetime:
+def durable_now(execution: WorkflowExecution) -> dt.datetime:
     n = execution.next("now")
-    key = f"wfx:now:{n}"
+    key = schema.now(n)
     recorded = execution.get(key)
     if recorded is None:
         execution.check_interrupts()
@@ -385,22 +374,22 @@ def durable_now(execution: Execution) -> dt.datetime:
     return _parse(recorded)
 
 
-def side_effect(execution: Execution, fn: Callable[[], T]) -> T:
+def side_effect(execution: WorkflowExecution, fn: Callable[[], T]) -> T:
     n = execution.next("side_effect")
-    key = f"wfx:side_effect:{n}"
+    key = schema.side_effect(n)
     recorded = execution.get(key, _MISSING)
     if recorded is not _MISSING:
         value: T = recorded["value"]
         return value
     execution.check_interrupts()
     value = fn()
-    execution.set(key, {"value": value})
+    execution.set(key, schema.SideEffectRecord(value=value))
     return value
 
 
-def check_cancelled(execution: Execution) -> None:
+def check_cancelled(execution: WorkflowExecution) -> None:
     n = execution.next("check")
-    key = f"wfx:check:{n}"
+    key = schema.check(n)
     if execution.get(key) is not None:
         return  # passed by an earlier execution
     execution.check_interrupts()
@@ -414,15 +403,15 @@ def send_signal(app: Pynenc, workflow_id: str, name: str, payload: Any = None) -
     """Store a signal durably on arrival; returns its slot number (1, 2, ... per name)."""
     require_enabled(app, "signals")
     identity = identity_of(app, workflow_id)
-    hint_key = f"wfx:signal_count:{name}"
+    hint_key = schema.signal_count(name)
     with STORE_LOCK:
         slot = int(get_data(app, identity, hint_key) or 0) + 1
         # Another sender may have taken the next slot since the hint was written: probe on.
-        while get_data(app, identity, f"wfx:signal:{name}:{slot}") is not None:
+        while get_data(app, identity, schema.signal(name, slot)) is not None:
             slot += 1
         set_data(
-            app, identity, f"wfx:signal:{name}:{slot}",
-            {"payload": payload, "at": _iso(utc_now())},
+            app, identity, schema.signal(name, slot),
+            schema.SignalRecord(payload=payload, at=_iso(utc_now())),
         )
         set_data(app, identity, hint_key, slot)
     notify(app, workflow_id)
@@ -430,16 +419,16 @@ def send_signal(app: Pynenc, workflow_id: str, name: str, payload: Any = None) -
 
 
 def wait_for_signal(
-    execution: Execution, name: str, timeout: dt.timedelta | None, default: Any
+    execution: WorkflowExecution, name: str, timeout: dt.timedelta | None, default: Any
 ) -> Any:
     j = execution.next(f"signal:{name}")
     consumed = execution.counters.get(f"consumed:{name}", 0)
-    wait_key = f"wfx:signal_wait:{name}:{j}"
+    wait_key = schema.signal_wait(name, j)
     outcome = execution.get(wait_key)
     if outcome is None:
         deadline: dt.datetime | None = None
         if timeout is not None:
-            deadline_key = f"wfx:signal_deadline:{name}:{j}"
+            deadline_key = schema.signal_deadline(name, j)
             recorded = execution.get(deadline_key)
             if recorded is None:
                 execution.check_interrupts()
@@ -448,15 +437,19 @@ def wait_for_signal(
             deadline = _parse(recorded)
         slot = consumed + 1
         arrived = execution.wait(
-            lambda: execution.get(f"wfx:signal:{name}:{slot}"),
+            lambda: execution.get(schema.signal(name, slot)),
             until=deadline,
             what=f"signal {name!r}",
         )
-        outcome = {"slot": slot} if arrived is not None else {"timeout": True}
+        outcome = (
+            schema.SignalWaitRecord(slot=slot)
+            if arrived is not None
+            else schema.SignalWaitRecord(timeout=True)
+        )
         execution.set(wait_key, outcome)
     if "slot" in outcome:
         execution.counters[f"consumed:{name}"] = consumed + 1
-        return execution.get(f"wfx:signal:{name}:{outcome['slot']}")["payload"]
+        return execution.get(schema.signal(name, outcome["slot"]))["payload"]
     if default is not _MISSING:
         return default
     raise SignalTimeout(
@@ -473,61 +466,50 @@ def save_state(app: Pynenc, identity: WorkflowIdentity, payload: Any, position: 
     member tasks are appended each time they run."""
     with STORE_LOCK:
         slot: int | None = None
-        marker = f"wfx:state_pos:{position}" if position is not None else None
+        marker = schema.state_pos(position) if position is not None else None
         if marker is not None:
             slot = get_data(app, identity, marker)
-            if slot is not None and get_data(app, identity, f"wfx:state:{slot}") is not None:
+            if slot is not None and get_data(app, identity, schema.state(slot)) is not None:
                 # Published by an earlier execution of the workflow body (which may have
                 # crashed before moving the latest-snapshot pointer).
-                if int(get_data(app, identity, "wfx:state_latest") or 0) < slot:
-                    set_data(app, identity, "wfx:state_latest", slot)
+                if int(get_data(app, identity, schema.STATE_LATEST) or 0) < slot:
+                    set_data(app, identity, schema.STATE_LATEST, slot)
                 return
         if slot is None:
-            slot = int(get_data(app, identity, "wfx:state_latest") or 0) + 1
-            while get_data(app, identity, f"wfx:state:{slot}") is not None:
+            slot = int(get_data(app, identity, schema.STATE_LATEST) or 0) + 1
+            while get_data(app, identity, schema.state(slot)) is not None:
                 slot += 1
             if marker is not None:
                 set_data(app, identity, marker, slot)  # reserve it before writing
-        set_data(app, identity, f"wfx:state:{slot}", {"state": payload, "at": _iso(utc_now())})
-        if int(get_data(app, identity, "wfx:state_latest") or 0) < slot:
-            set_data(app, identity, "wfx:state_latest", slot)
+        set_data(
+            app, identity, schema.state(slot),
+            schema.StateRecord(state=payload, at=_iso(utc_now())),
+        )
+        if int(get_data(app, identity, schema.STATE_LATEST) or 0) < slot:
+            set_data(app, identity, schema.STATE_LATEST, slot)
 
 
 # ---------------------------------------------------------------------- halt
 
 
-def halt(execution: Execution, reason: str) -> None:
+def halt(execution: WorkflowExecution, reason: str) -> None:
     from pynenc_wf_testing.engine.exceptions import WorkflowHaltException
 
     n = execution.next("halt")
-    key = f"wfx:halt:{n}"
+    key = schema.halt(n)
     recorded = execution.get(key)
     if recorded is not None and recorded.get("resumed"):
         return  # resumed: a replay goes past this halt
     execution.check_interrupts()  # a cancelled halted workflow ends here, not further on
     if recorded is None:
-        execution.set(key, {"reason": reason, "resumed": False})
+        execution.set(key, schema.HaltRecord(reason=reason, resumed=False))
     raise WorkflowHaltException(reason)
 
 
 # ---------------------------------------------------------------------- versioning
 
 
-#: Engine records keyed by a position counter: (counter name, key of the next position).
-_POSITIONED = (
-    ("timer", "wfx:timer:{}"),
-    ("now", "wfx:now:{}"),
-    ("side_effect", "wfx:side_effect:{}"),
-    ("state", "wfx:state_pos:{}"),
-    ("halt", "wfx:halt:{}"),
-    ("task_wait", "wfx:task_wait:{}"),
-    ("any", "wfx:any:{}"),
-    ("retry_call", "wfx:retry_route:{}:1"),
-    ("check", "wfx:check:{}"),
-)
-
-
-def recorded_beyond(execution: Execution) -> bool:
+def recorded_beyond(execution: WorkflowExecution) -> bool:
     """Whether the store holds a positioned record past what this execution has reached:
     the run already went further, so this execution is replaying its history.
 
@@ -535,33 +517,32 @@ def recorded_beyond(execution: Execution) -> bool:
     simulator, child calls. Outside the simulator, child calls made with pynenc's
     ``execute_task`` are keyed by call, not position, and cannot be seen this way."""
     counters = execution.counters
-    for name, pattern in _POSITIONED:
-        if execution.get(pattern.format(counters.get(name, 0) + 1)) is not None:
+    for name, key_at in schema.POSITIONED:
+        if execution.get(key_at(counters.get(name, 0) + 1)) is not None:
             return True
     for name, value in counters.items():
         if name.startswith("signal:"):
             signal = name.removeprefix("signal:")
-            if execution.get(f"wfx:signal_wait:{signal}:{value + 1}") is not None:
+            if execution.get(schema.signal_wait(signal, value + 1)) is not None:
                 return True
     executor = execution.invocation._get_deterministic_runtime()
     pynenc_counters: dict[str, int] = getattr(executor, "_operation_counters", {})
     for operation in ("random", "time", "uuid"):
         if execution.get(f"{operation}:{pynenc_counters.get(operation, 0) + 1}") is not None:
             return True
-    from pynenc_wf_testing.runtime.components import sim_of
-
-    sim = sim_of(execution.app)
-    thread = sim.current if sim is not None and sim.in_simulated_invocation() else None
-    if thread is not None:
-        obtained = sim._positions.get(execution.workflow_id, ())  # type: ignore[union-attr]
-        return len(obtained) > thread.child_seq
+    hooks = active_hooks()
+    if hooks is not None and hooks.in_simulated_invocation(execution.app):
+        positions = hooks.child_positions(execution.app, execution.workflow_id)
+        if positions is not None:
+            reached, recorded = positions
+            return recorded > reached
     return False
 
 
-def patched(execution: Execution, change_id: str) -> bool:
+def patched(execution: WorkflowExecution, change_id: str) -> bool:
     """True for runs that reach this point with the new code; False when replaying a
     history recorded before the patch existed (it had already gone past this point)."""
-    key = f"wfx:patch:{change_id}"
+    key = schema.patch(change_id)
     recorded = execution.get(key)
     if recorded is not None:
         return bool(recorded)

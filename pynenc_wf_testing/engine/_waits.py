@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pynenc_wf_testing.engine import _ops
-from pynenc_wf_testing.engine.exceptions import WaitTimeout
+from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument, WaitTimeout
 from pynenc_wf_testing.engine.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def _is_invocation(target: object) -> bool:
     return isinstance(target, DistributedInvocation)
 
 
-def wait_for_task(execution: _ops.Execution, target: Any, timeout: dt.timedelta | None) -> Any:
+def wait_for_task(execution: _ops.WorkflowExecution, target: Any, timeout: dt.timedelta | None) -> Any:
     """Resume when ``target`` (an invocation, or any new run of a task) completes.
 
     The outcome (which invocation, or the timeout) is recorded: a replay returns the same
@@ -40,11 +40,11 @@ def wait_for_task(execution: _ops.Execution, target: Any, timeout: dt.timedelta 
     """
     app = execution.app
     n = execution.next("task_wait")
-    key = f"wfx:task_wait:{n}"
-    record = execution.get(key)
+    key = schema.task_wait(n)
+    record: schema.TaskWaitRecord | None = execution.get(key)
     if record is None:
         execution.check_interrupts()
-        record = {}
+        record = schema.TaskWaitRecord()
         if timeout is not None:
             record["deadline"] = _ops._iso(_ops.utc_now() + timeout)
         if not _is_invocation(target):
@@ -78,7 +78,10 @@ def wait_for_task(execution: _ops.Execution, target: Any, timeout: dt.timedelta 
 
             keys = (f"task:{task_id.key}",)
         found = execution.wait(ready, until=deadline, what=what, keys=keys)
-        record = {**record, **({"done": found} if found is not None else {"timeout": True})}
+        if found is not None:
+            record = schema.TaskWaitRecord(**record, done=found)
+        else:
+            record = schema.TaskWaitRecord(**record, timeout=True)
         execution.set(key, record)
     if "timeout" in record:
         raise WaitTimeout(
@@ -90,7 +93,7 @@ def wait_for_task(execution: _ops.Execution, target: Any, timeout: dt.timedelta 
 
 
 def wait_all(
-    execution: _ops.Execution, invocations: Sequence[DistributedInvocation[Any, T]]
+    execution: _ops.WorkflowExecution, invocations: Sequence[DistributedInvocation[Any, T]]
 ) -> list[T]:
     """Wait until every invocation is final, then return their results in the order given
     (raising the failure of the first failed one in that order: deterministic on replay,
@@ -108,15 +111,13 @@ def wait_all(
 
 
 def wait_any(
-    execution: _ops.Execution, invocations: Sequence[DistributedInvocation[Any, T]]
+    execution: _ops.WorkflowExecution, invocations: Sequence[DistributedInvocation[Any, T]]
 ) -> tuple[int, T]:
     if not invocations:
-        from pynenc_wf_testing.errors import InvalidArgument
-
-        raise InvalidArgument("wait_any() needs at least one invocation.")
+        raise InvalidWorkflowArgument("wait_any() needs at least one invocation.")
     app = execution.app
     n = execution.next("any")
-    key = f"wfx:any:{n}"
+    key = schema.wait_any(n)
     index = execution.get(key)
     if index is None:
         ids = [str(i.invocation_id) for i in invocations]
@@ -145,7 +146,7 @@ def policy_for(app: Any, task: Task[Any, Any], explicit: RetryPolicy | None) -> 
 
 
 def execute_with_retry(
-    execution: _ops.Execution,
+    execution: _ops.WorkflowExecution,
     task: Task[Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -157,13 +158,13 @@ def execute_with_retry(
     attempt = 1
     known: set[str] = set()
     while True:
-        key = f"wfx:retry:{n}:{attempt}"
+        key = schema.retry(n, attempt)
         recorded = execution.get(key)
         if recorded is None:
             # Routing the attempt and recording its id are two writes: mark the intent first,
             # so a replay after a crash in between adopts the routed child instead of
             # routing a duplicate (pynenc's own execute_task has this window open).
-            intent = f"wfx:retry_route:{n}:{attempt}"
+            intent = schema.retry_route(n, attempt)
             orphan = None
             if execution.get(intent) is None:
                 execution.check_interrupts()
@@ -192,7 +193,7 @@ def execute_with_retry(
 
 
 def _orphan_attempt(
-    execution: _ops.Execution,
+    execution: _ops.WorkflowExecution,
     task: Task[Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],

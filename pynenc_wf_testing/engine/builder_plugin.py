@@ -15,24 +15,15 @@ def _enable_workflows(builder: Any, *, retry_policy: Any = None, **options: Any)
     """``PynencBuilder().enable_workflows(retry_policy=..., workflow_max_retries=...)``: switch
     on the durable-workflow engine (timers, signals, queries, waits, retry policies,
     halt/resume, compensation); see ``pynenc_wf_testing.engine.enable_workflows``."""
-    from pynenc_wf_testing.engine._ops import ENABLE_KEY
-    from pynenc_wf_testing.engine._waits import _APP_POLICIES
-    from pynenc_wf_testing.engine.client import _UNSET, default_policy
-    from pynenc_wf_testing.runtime.patches import install_task_wf
+    from pynenc_wf_testing.engine import InvalidWorkflowArgument, enable_workflows_in_config
 
     unknown = sorted(set(options) - {"workflow_max_retries"})
     if unknown:
-        from pynenc_wf_testing.errors import InvalidArgument
-
-        raise InvalidArgument(
+        raise InvalidWorkflowArgument(
             f"enable_workflows() got unknown options {unknown}; it takes retry_policy= and "
             "workflow_max_retries=."
         )
-    policy = default_policy(retry_policy, options.get("workflow_max_retries", _UNSET))
-    builder._config[ENABLE_KEY] = True
-    if policy is not None:
-        _APP_POLICIES[builder._config.get("app_id", "pynenc")] = policy
-    install_task_wf()
+    enable_workflows_in_config(builder._config, retry_policy=retry_policy, **options)
     return builder
 
 

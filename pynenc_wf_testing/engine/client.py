@@ -6,11 +6,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pynenc_wf_testing.engine import _ops
+from pynenc_wf_testing.engine import _ops, schema
 from pynenc_wf_testing.engine._waits import _APP_POLICIES, _TASK_POLICIES
-from pynenc_wf_testing.engine.exceptions import WorkflowAlreadyStarted
+from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument, WorkflowAlreadyStarted
+from pynenc_wf_testing.engine.hooks import active_hooks
 from pynenc_wf_testing.engine.retry import RetryPolicy
-from pynenc_wf_testing.errors import InvalidArgument
+from pynenc_wf_testing.engine.task_wf import install_task_wf
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
@@ -21,6 +22,7 @@ __all__ = [
     "WorkflowQuery",
     "cancel_workflow",
     "enable_workflows",
+    "enable_workflows_in_config",
     "query_workflow",
     "resume_workflow",
     "set_retry_policy",
@@ -35,7 +37,7 @@ IdReuse = Literal["reuse", "reject", "allow_after_completion"]
 _UNSET: Any = object()
 
 
-def default_policy(
+def _default_policy(
     retry_policy: RetryPolicy | None, workflow_max_retries: int | Any | None
 ) -> RetryPolicy | None:
     """The app's default retry policy from ``enable_workflows``' two settings."""
@@ -46,7 +48,7 @@ def default_policy(
         or not isinstance(workflow_max_retries, int)
         or workflow_max_retries < 0
     ):
-        raise InvalidArgument(
+        raise InvalidWorkflowArgument(
             f"workflow_max_retries must be an int >= 0, or None to retry forever; got "
             f"{workflow_max_retries!r}."
         )
@@ -74,29 +76,44 @@ def enable_workflows(
     from pynenc.app import Pynenc as _Pynenc
 
     if not isinstance(app, _Pynenc):
-        raise InvalidArgument(
+        raise InvalidWorkflowArgument(
             f"enable_workflows() expects a pynenc app, got {type(app).__name__}: {app!r}."
         )
-    policy = default_policy(retry_policy, workflow_max_retries)
+    policy = _default_policy(retry_policy, workflow_max_retries)
     values = dict(app.config_values or {})
     values[_ops.ENABLE_KEY] = True
     app.config_values = values
     app._conf = None
     if policy is not None:
         _APP_POLICIES[app.app_id] = policy
-    from pynenc_wf_testing.runtime.patches import install_task_wf
-
     install_task_wf()
     for task in app.tasks.values():
         task.__dict__.pop("wf", None)  # rebuilt by the engine on next access
     return app
 
 
+def enable_workflows_in_config(
+    config: dict[str, Any],
+    *,
+    retry_policy: RetryPolicy | None = None,
+    workflow_max_retries: int | Any | None = _UNSET,
+) -> None:
+    """``enable_workflows`` for an app not built yet: switch the engine on in the config
+    mapping the app will be created with (what ``PynencBuilder().enable_workflows()`` does
+    with its own). The app id is read from ``config["app_id"]`` (pynenc's default:
+    ``"pynenc"``)."""
+    policy = _default_policy(retry_policy, workflow_max_retries)
+    config[_ops.ENABLE_KEY] = True
+    if policy is not None:
+        _APP_POLICIES[config.get("app_id", "pynenc")] = policy
+    install_task_wf()
+
+
 def set_retry_policy(task: Task[Any, Any], policy: RetryPolicy) -> None:
     """The retry policy of ``task`` when a workflow calls it with
     ``wf.root.execute_task_with_retry`` without an explicit one."""
     if not isinstance(policy, RetryPolicy):
-        raise InvalidArgument(f"expected a RetryPolicy, got {policy!r}.")
+        raise InvalidWorkflowArgument(f"expected a RetryPolicy, got {policy!r}.")
     _TASK_POLICIES[task.task_id.key] = policy
 
 
@@ -109,7 +126,7 @@ def _workflow_id(target: Any) -> str:
         return str(workflow.workflow_id)
     if isinstance(target, str):
         return target
-    raise InvalidArgument(
+    raise InvalidWorkflowArgument(
         f"expected a workflow id, a WorkflowRun or a workflow invocation, got {target!r}."
     )
 
@@ -119,7 +136,7 @@ def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) 
     durably on arrival: a signal sent before the workflow waits for it is not lost.
     Returns the signal's sequence number for that name (1, 2, ...)."""
     if not isinstance(name, str) or not name:
-        raise InvalidArgument(f"a signal name must be a non-empty string, got {name!r}.")
+        raise InvalidWorkflowArgument(f"a signal name must be a non-empty string, got {name!r}.")
     return _ops.send_signal(app, _workflow_id(workflow), name, payload)
 
 
@@ -142,14 +159,14 @@ def query_workflow(app: Pynenc, workflow: Any) -> WorkflowQuery:
     workflow_id = _workflow_id(workflow)
     identity = _ops.identity_of(app, workflow_id)
     status = app.orchestrator.get_invocation_status(workflow_id)
-    latest = int(_ops.get_data(app, identity, "wfx:state_latest") or 0)
+    latest = int(_ops.get_data(app, identity, schema.STATE_LATEST) or 0)
     snapshots: list[tuple[dt.datetime, Any]] = []
     n = 0
     # Up to the latest-snapshot pointer, and on past it while snapshots exist (a writer
     # that crashed between a snapshot and the pointer).
     while True:
         n += 1
-        snapshot = _ops.get_data(app, identity, f"wfx:state:{n}")
+        snapshot = _ops.get_data(app, identity, schema.state(n))
         if snapshot is None and n > latest:
             break
         if snapshot is not None:
@@ -160,8 +177,8 @@ def query_workflow(app: Pynenc, workflow: Any) -> WorkflowQuery:
         state=snapshots[-1][1] if snapshots else None,
         state_at=snapshots[-1][0] if snapshots else None,
         snapshots=snapshots,
-        halted=_ops.get_data(app, identity, "wfx:halted"),
-        cancelled=_ops.get_data(app, identity, "wfx:cancel"),
+        halted=_ops.get_data(app, identity, schema.HALTED),
+        cancelled=_ops.get_data(app, identity, schema.CANCEL),
     )
 
 
@@ -171,9 +188,9 @@ def resume_workflow(app: Pynenc, workflow: Any) -> None:
     workflow_id = _workflow_id(workflow)
     identity = _ops.identity_of(app, workflow_id)
     n = 1
-    while (record := _ops.get_data(app, identity, f"wfx:halt:{n}")) is not None:
+    while (record := _ops.get_data(app, identity, schema.halt(n))) is not None:
         if not record.get("resumed"):
-            _ops.set_data(app, identity, f"wfx:halt:{n}", {**record, "resumed": True})
+            _ops.set_data(app, identity, schema.halt(n), {**record, "resumed": True})
         n += 1
     _unpark(app, workflow_id, identity)
 
@@ -183,9 +200,9 @@ def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
     from pynenc.invocation.status import InvocationStatus
     from pynenc.runner.runner_context import RunnerContext
 
-    if _ops.get_data(app, identity, "wfx:halted") is None:
+    if _ops.get_data(app, identity, schema.HALTED) is None:
         return
-    _ops.set_data(app, identity, "wfx:halted", None)
+    _ops.set_data(app, identity, schema.HALTED, None)
     record = app.orchestrator.get_invocation_status_record(workflow_id)
     if record.status not in (InvocationStatus.PAUSED, InvocationStatus.RUNNING):
         return
@@ -194,16 +211,10 @@ def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
     owner = RunnerContext(runner_cls="Owner", runner_id=record.runner_id or "unknown")
     app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
     app.orchestrator.reroute_invocations([workflow_id], owner)
-    _forget_stall(app, workflow_id)
+    hooks = active_hooks()
+    if hooks is not None:
+        hooks.workflow_restarted(app, workflow_id)
     _ops.notify(app, workflow_id)
-
-
-def _forget_stall(app: Pynenc, workflow_id: str) -> None:
-    from pynenc_wf_testing.runtime.components import sim_of
-
-    sim = sim_of(app)
-    if sim is not None:
-        sim.stalled.pop(workflow_id, None)
 
 
 def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> None:
@@ -213,8 +224,8 @@ def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> No
     _ops.require_enabled(app, "cancel_workflow()")
     workflow_id = _workflow_id(workflow)
     identity = _ops.identity_of(app, workflow_id)
-    if _ops.get_data(app, identity, "wfx:cancel") is None:
-        _ops.set_data(app, identity, "wfx:cancel", reason)
+    if _ops.get_data(app, identity, schema.CANCEL) is None:
+        _ops.set_data(app, identity, schema.CANCEL, reason)
     _unpark(app, workflow_id, identity)
     _ops.notify(app, workflow_id)
 
@@ -224,7 +235,7 @@ def _alias_identity(task: Task[Any, Any]) -> Any:
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
     return WorkflowIdentity(
-        workflow_id=InvocationId(f"pynenc-wf-aliases:{task.task_id.key}"),
+        workflow_id=InvocationId(schema.alias_registry(task.task_id.key)),
         workflow_type=task.task_id,
     )
 
@@ -248,14 +259,14 @@ def start_workflow(
     app = task.app
     _ops.require_enabled(app, "start_workflow()")
     if id_reuse not in ("reuse", "reject", "allow_after_completion"):
-        raise InvalidArgument(
+        raise InvalidWorkflowArgument(
             f"id_reuse must be 'reuse', 'reject' or 'allow_after_completion', got {id_reuse!r}."
         )
     with _ops.STORE_LOCK:  # one start per alias at a time in this process
         alias_key = None
         if workflow_id is not None:
             registry = _alias_identity(task)
-            alias_key = f"alias:{workflow_id}"
+            alias_key = schema.alias(workflow_id)
             existing = app.state_backend.get_workflow_data(registry, alias_key)
             if existing is not None:
                 final = app.orchestrator.get_invocation_status(existing).is_final()
@@ -277,6 +288,6 @@ def start_workflow(
     if run_timeout is not None:
         assert invocation.workflow is not None
         _ops.set_data(
-            app, invocation.workflow, "wfx:deadline", _ops._iso(_ops.utc_now() + run_timeout)
+            app, invocation.workflow, schema.DEADLINE, _ops._iso(_ops.utc_now() + run_timeout)
         )
     return invocation

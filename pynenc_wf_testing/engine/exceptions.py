@@ -5,7 +5,9 @@ from __future__ import annotations
 from pynenc.workflow.workflow_exceptions import WorkflowPauseError
 
 __all__ = [
+    "InvalidWorkflowArgument",
     "SignalTimeout",
+    "UnsupportedPynencVersion",
     "WaitTimeout",
     "WorkflowAlreadyStarted",
     "WorkflowCancelled",
@@ -18,6 +20,15 @@ __all__ = [
 
 class WorkflowEngineError(Exception):
     """Base class of the engine's own errors."""
+
+
+class InvalidWorkflowArgument(WorkflowEngineError, TypeError):
+    """An engine function or ``wf.root`` operation was called with an argument it cannot
+    accept (the engine's counterpart of the harness's ``InvalidArgument``)."""
+
+
+class UnsupportedPynencVersion(WorkflowEngineError):
+    """The installed pynenc lacks something the engine builds on."""
 
 
 class WorkflowsNotEnabled(WorkflowEngineError):

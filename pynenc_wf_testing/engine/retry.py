@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from pynenc_wf_testing.errors import InvalidArgument
+from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument
 
 __all__ = ["RetryPolicy"]
 
@@ -40,16 +40,16 @@ class RetryPolicy:
             or not isinstance(self.max_attempts, int)
             or self.max_attempts < 1
         ):
-            raise InvalidArgument(
+            raise InvalidWorkflowArgument(
                 f"max_attempts must be an int >= 1 or None (retry forever), got "
                 f"{self.max_attempts!r}."
             )
         if self.multiplier < 1:
-            raise InvalidArgument(f"multiplier must be >= 1, got {self.multiplier!r}.")
+            raise InvalidWorkflowArgument(f"multiplier must be >= 1, got {self.multiplier!r}.")
         if not 0 <= self.jitter <= 1:
-            raise InvalidArgument(f"jitter must be between 0 and 1, got {self.jitter!r}.")
+            raise InvalidWorkflowArgument(f"jitter must be between 0 and 1, got {self.jitter!r}.")
         if self.initial_delay < timedelta(0) or self.max_delay < timedelta(0):
-            raise InvalidArgument("delays must not be negative.")
+            raise InvalidWorkflowArgument("delays must not be negative.")
 
     @classmethod
     def fixed(cls, delay: timedelta, *, max_attempts: int | None = 3, **kw: object) -> RetryPolicy:

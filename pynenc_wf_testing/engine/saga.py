@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pynenc.task import Task
 
-    from pynenc_wf_testing.engine._ops import Execution
+    from pynenc_wf_testing.engine._ops import WorkflowExecution
 
 __all__ = ["Saga"]
 
@@ -22,7 +22,7 @@ class Saga:
     and timeouts included) and re-raises. A halt is not a failure: it compensates nothing.
     """
 
-    def __init__(self, workflow_task: Task[Any, Any], execution: Execution) -> None:
+    def __init__(self, workflow_task: Task[Any, Any], execution: WorkflowExecution) -> None:
         self._workflow_task = workflow_task
         self._execution = execution
         self._compensations: list[tuple[Task[Any, Any], tuple[Any, ...], dict[str, Any]]] = []

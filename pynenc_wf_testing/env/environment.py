@@ -257,6 +257,7 @@ class WorkflowEnv:
                 "(one simulation owns the virtual clock at a time)."
             )
         from pynenc_wf_testing.runtime import components  # noqa: F401 - makes the simulated components selectable
+        from pynenc_wf_testing.runtime.engine_hooks import plug_in
         from pynenc_wf_testing.runtime.patches import ProcessPatches
         from pynenc_wf_testing.runtime.simulation import Simulation
 
@@ -266,6 +267,7 @@ class WorkflowEnv:
             speedups=not getattr(self._backend, "stock", False),
         )
         self._patches.start()
+        plug_in()
         self._clock = VirtualClock(self._start, on_move=self._patches.move_to)
         self._sim = Simulation(
             seed=self._seed, clock=self._clock, max_steps=self._max_steps, faults=self._faults,
@@ -282,6 +284,7 @@ class WorkflowEnv:
             return
         self._closed = True
         from pynenc_wf_testing.runtime.components import SIM_ATTR
+        from pynenc_wf_testing.runtime.engine_hooks import unplug
 
         try:
             for app, _saved in self._saved.values():
@@ -298,6 +301,7 @@ class WorkflowEnv:
             self._backend.close()
             if self._patches is not None:
                 self._patches.stop()
+                unplug()
             if _active_env is self:
                 _active_env = None
 

@@ -21,6 +21,7 @@ from pynenc.invocation.status import InvocationStatus
 from pynenc.runner.runner_context import RunnerContext
 
 from pynenc_wf_testing.checks.faults import FaultPlan
+from pynenc_wf_testing.engine import schema as engine_schema
 from pynenc_wf_testing.errors import (
     DeadlockError,
     InvalidArgument,
@@ -59,10 +60,6 @@ _STATUS_DETAIL: dict[InvocationStatus, dict[str, Any]] = {
 
 # Workflow-data keys that pynenc writes as bookkeeping of a step already recorded.
 _VALUE_KEYS = {"random": "random", "uuid": "uuid", "time": "utc_now"}
-# Engine records that only support another step (counters, deadlines of waits, flags).
-_ENGINE_INTERNAL = frozenset(
-    {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted"}
-)
 
 
 @dataclass(eq=False, slots=True)
@@ -461,9 +458,9 @@ class Simulation:
     def _classify_data(
         self, identity: WorkflowIdentity, key: str, value: Any, *, count: bool
     ) -> tuple[str, str] | None:
+        if engine_schema.is_engine_key(key):
+            return self._classify_engine(key, value)
         head, sep, tail = key.partition(":")
-        if head == "wfx":
-            return self._classify_engine(tail, value)
         if sep and head in _VALUE_KEYS and tail.isdigit():
             return "value", f"{_VALUE_KEYS[head]}#{tail}"
         if head == "counter" or key == "workflow:base_time":
@@ -478,45 +475,12 @@ class Simulation:
         return "data", f"data:{key}#{n}"
 
     def _classify_engine(self, key: str, value: Any) -> tuple[str, str] | None:
-        """Step names of the durable engine's records (see engine/_ops.py)."""
-        parts = key.split(":")
-        kind = parts[0]
-        last = parts[-1]
-        if kind in _ENGINE_INTERNAL or value is None:
-            return None
-        if kind == "timer":
-            return "timer", f"sleep#{last}"
-        if kind == "timer_fired":
-            return "timer", f"timer#{last}"
-        if kind in ("now", "side_effect"):
-            return "value", f"{kind}#{last}"
-        if kind == "any":
-            return "value", f"wait_any#{last}"
-        if kind == "task_wait":
-            return "value", f"wait_for_task#{last}"
-        if kind == "signal" and len(parts) >= 3:
-            return "signal", f"signal:{':'.join(parts[1:-1])}#{last}"
-        if kind == "signal_wait" and len(parts) >= 3:
-            return "signal", f"wait_signal:{':'.join(parts[1:-1])}#{last}"
-        if kind == "state":
-            return "state", f"save_state#{last}"
-        if kind == "halt":
-            return "halt", f"halt#{last}"
-        if kind == "retry":
-            child = self.invocations.get(str(value))
-            return "retry", f"attempt:{child.name if child else last}"
-        if kind == "patch":
-            return "value", f"patch:{':'.join(parts[1:])}"
-        if kind == "cancel":
-            return "cancel", "cancel#1"
-        if kind == "deadline":
-            return "timer", "run_timeout#1"
-        if kind == "check":
-            return "value", f"check_cancelled#{last}"
-        if kind == "retry_route":
-            # the intent recorded before routing attempt N of a retried call (#call:attempt)
-            return "value", f"route_attempt#{parts[1]}:{last}" if len(parts) >= 3 else f"route_attempt#{last}"
-        return "data", f"wfx:{key}"
+        """Step names of the durable engine's records (see engine/schema.py)."""
+        return engine_schema.classify(key, value, self._child_name)
+
+    def _child_name(self, invocation_id: str) -> str | None:
+        child = self.invocations.get(invocation_id)
+        return child.name if child else None
 
     def before_data(self, app: Pynenc, identity: WorkflowIdentity, key: str, value: Any) -> None:
         if not self._armed():
@@ -1012,7 +976,7 @@ class Simulation:
         if workflow is None:
             return None
         try:
-            halted = thread.app.state_backend.get_workflow_data(workflow, "wfx:halted")
+            halted = thread.app.state_backend.get_workflow_data(workflow, engine_schema.HALTED)
         except Exception:  # pragma: no cover - a store that cannot answer
             return None
         return None if halted is None else str(halted)

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pynenc_wf_testing.engine import schema as engine_schema
 from pynenc_wf_testing.runtime.clock import to_micros
 from pynenc_wf_testing.runtime.history import Step
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["render_html", "render_text"]
 
 #: Prefixes of step names that point at an invocation's own step (``route:charge_payment#1``).
-_NAME_PREFIXES = ("route:", "retry_status:", "retry:", "record:", "attempt:")
+_NAME_PREFIXES = ("route:", "retry_status:", "retry:", "record:", *engine_schema.CHILD_STEP_PREFIXES)
 
 #: Widest name column of the text tree before the columns stop being aligned.
 _MAX_LABEL = 60

@@ -1,0 +1,87 @@
+"""What the engine asks of a simulator, and where a simulator plugs in.
+
+The engine runs on any pynenc runner. On a stock runner a durable wait polls the store and
+sleeps; under a simulator (pynenc-wf-testing's runtime, or any other) the invocation must
+instead hand control back to the simulator's scheduler, and the simulator wants to hear of a
+few engine events to name steps and check determinism. :class:`SimulatorHooks` is that
+interface. A simulator registers an implementation with :func:`register_hooks` while it runs
+and removes it with :func:`unregister_hooks`; with none registered (production) the engine
+never calls out.
+
+Every method takes the app whose invocation is concerned: a simulator that drives only some
+apps answers as production would for the others (``in_simulated_invocation`` False, the rest
+no-ops).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pynenc.app import Pynenc
+
+__all__ = ["SimulatorHooks", "active_hooks", "register_hooks", "unregister_hooks"]
+
+
+class SimulatorHooks(Protocol):
+    """The simulator's side of the engine. Wake-up keys the engine waits on:
+    ``schema.wake(workflow_id)`` (the engine notifies it on signals, cancellation and resume),
+    ``"inv:<invocation id>"`` (the simulator notifies it when that invocation reaches a final
+    status) and ``"task:<task key>"`` (when any run of that task does)."""
+
+    def in_simulated_invocation(self, app: Pynenc) -> bool:
+        """Whether the code running now is an invocation of ``app`` driven by the simulator
+        (then the engine waits through :meth:`wait` and reports children)."""
+        ...
+
+    def wait(
+        self, app: Pynenc, keys: tuple[str, ...], deadline: dt.datetime | None, what: str
+    ) -> None:
+        """Park the current simulated invocation until one of ``keys`` is notified or the
+        (simulated) clock reaches ``deadline``. ``what`` describes the wait for diagnostics
+        (a deadlock report). The engine re-checks its condition when this returns."""
+        ...
+
+    def notify(self, app: Pynenc, key: str) -> None:
+        """Wake whatever waits on ``key`` (called from inside or outside invocations)."""
+        ...
+
+    def child_obtained(self, app: Pynenc, invocation: Any) -> None:
+        """The current simulated workflow invocation obtained child ``invocation`` without
+        routing it (the engine adopted it from its own records): count it as the next child
+        call, as if it had been routed here."""
+        ...
+
+    def child_positions(self, app: Pynenc, workflow_id: str) -> tuple[int, int] | None:
+        """(children the current simulated execution of workflow ``workflow_id`` obtained so
+        far, children any execution of it obtained), or None outside a simulated
+        invocation. More of the latter means an earlier execution went further."""
+        ...
+
+    def workflow_restarted(self, app: Pynenc, workflow_id: str) -> None:
+        """A halted workflow was routed again: forget that it stopped without finishing."""
+        ...
+
+
+# A list, not one slot: an implementation registered twice (nested set-ups) stays until each
+# registration is removed. The last registered answers.
+_registered: list[SimulatorHooks] = []
+
+
+def register_hooks(hooks: SimulatorHooks) -> None:
+    """Plug a simulator in (until :func:`unregister_hooks` with the same object)."""
+    _registered.append(hooks)
+
+
+def unregister_hooks(hooks: SimulatorHooks) -> None:
+    """Remove one registration of ``hooks``; a no-op if it is not registered."""
+    for index in range(len(_registered) - 1, -1, -1):
+        if _registered[index] is hooks:
+            del _registered[index]
+            return
+
+
+def active_hooks() -> SimulatorHooks | None:
+    """The simulator plugged in now, or None (production)."""
+    return _registered[-1] if _registered else None

@@ -1,0 +1,72 @@
+"""The simulator's side of the engine's hook protocol (``engine.hooks.SimulatorHooks``).
+
+One stateless object serves every simulation: each call finds the simulation attached to the
+app (``components.sim_of``), so apps a simulation does not drive, or a world being swapped by
+a crash check, get production behaviour. ``WorkflowEnv`` registers it while it is open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from pynenc_wf_testing.engine.hooks import register_hooks, unregister_hooks
+from pynenc_wf_testing.runtime.clock import to_micros
+from pynenc_wf_testing.runtime.components import sim_of
+
+if TYPE_CHECKING:
+    from pynenc.app import Pynenc
+
+__all__ = ["SIMULATOR_HOOKS", "SimulationHooks", "plug_in", "unplug"]
+
+
+class SimulationHooks:
+    """``engine.hooks.SimulatorHooks`` over the ``Simulation`` attached to each app."""
+
+    def in_simulated_invocation(self, app: Pynenc) -> bool:
+        sim = sim_of(app)
+        return sim is not None and sim.in_simulated_invocation()
+
+    def wait(
+        self, app: Pynenc, keys: tuple[str, ...], deadline: dt.datetime | None, what: str
+    ) -> None:
+        sim = sim_of(app)
+        assert sim is not None, "wait() outside a simulated invocation"
+        sim.wait_condition(keys, None if deadline is None else to_micros(deadline), what)
+
+    def notify(self, app: Pynenc, key: str) -> None:
+        sim = sim_of(app)
+        if sim is not None:
+            sim.notify(key)
+
+    def child_obtained(self, app: Pynenc, invocation: Any) -> None:
+        sim = sim_of(app)
+        if sim is not None and sim.in_simulated_invocation():
+            assert sim.current is not None
+            sim._child_obtained(sim.current, invocation)
+
+    def child_positions(self, app: Pynenc, workflow_id: str) -> tuple[int, int] | None:
+        sim = sim_of(app)
+        if sim is None or not sim.in_simulated_invocation():
+            return None
+        assert sim.current is not None
+        return sim.current.child_seq, len(sim._positions.get(workflow_id, ()))
+
+    def workflow_restarted(self, app: Pynenc, workflow_id: str) -> None:
+        sim = sim_of(app)
+        if sim is not None:
+            sim.stalled.pop(workflow_id, None)
+
+
+#: The instance ``WorkflowEnv`` registers (one is enough: it holds no state).
+SIMULATOR_HOOKS = SimulationHooks()
+
+
+def plug_in() -> None:
+    """Let the engine reach the simulations (``WorkflowEnv.open``)."""
+    register_hooks(SIMULATOR_HOOKS)
+
+
+def unplug() -> None:
+    """Undo one :func:`plug_in` (``WorkflowEnv.close``)."""
+    unregister_hooks(SIMULATOR_HOOKS)
