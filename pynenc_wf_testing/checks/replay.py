@@ -306,10 +306,6 @@ class ReplayResult:
     steps: list[Step] = field(default_factory=list)
 
 
-class _Frontier(BaseException):
-    """The replayed code went past the end of an unfinished history: replay ends there."""
-
-
 class Replayer:
     """Replays recorded workflow histories against the current code, in the simulator.
 
@@ -390,6 +386,7 @@ def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> Replay
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
     from pynenc_wf_testing.runtime.components import SIM_ATTR
+    from pynenc_wf_testing.runtime.determinism import ReplayFrontier
 
     sim = env._require_sim()
     workflow_id = record["workflow_id"]
@@ -480,7 +477,7 @@ def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> Replay
                   goal_ids=[workflow_id])
     except NondeterminismError as error:
         result.ok, result.error = False, error
-    except _Frontier:
+    except ReplayFrontier:
         pass
     result.steps = list(sim.history)
     result.replayed_calls = len(sim._positions.get(workflow_id, ()))

@@ -117,9 +117,9 @@ class SimStateBackendMixin:
 
 class SimStockMemOrchestrator(SimOrchestratorMixin, MemOrchestrator):
     """pynenc's ``MemOrchestrator`` observed by the simulation (backend ``"memory-stock"``;
-    the default memory backend uses ``_fast.SimMemOrchestrator``)."""
+    the default memory backend uses ``memory_components.SimMemOrchestrator``)."""
 
 
 class SimStockMemStateBackend(SimStateBackendMixin, MemStateBackend):
     """pynenc's ``MemStateBackend`` observed by the simulation (backend ``"memory-stock"``;
-    the default memory backend uses ``_fast.SimMemStateBackend``)."""
+    the default memory backend uses ``memory_components.SimMemStateBackend``)."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Execution"]
+__all__ = ["Execution", "ExecutionLedger"]
 
 
 @dataclass(slots=True)
@@ -47,3 +48,48 @@ class Execution:
             "injected": self.injected,
             "finished": self.finished,
         }
+
+
+class ExecutionLedger:
+    """Every execution of one simulation, in start order, and the ones still running.
+
+    ``now`` gives the virtual instant (ISO 8601) an execution ends at.
+    """
+
+    __slots__ = ("_now", "_running", "entries")
+
+    def __init__(self, now: Callable[[], str]) -> None:
+        self._now = now
+        self.entries: list[Execution] = []
+        self._running: dict[str, Execution] = {}
+
+    def open(self, execution: Execution) -> None:
+        self.entries.append(execution)
+        self._running[execution.invocation_id] = execution
+
+    def finish(self, invocation_id: str, outcome: str) -> None:
+        execution = self._running.pop(invocation_id, None)
+        if execution is not None:
+            execution.outcome = outcome
+            execution.finished = self._now()
+
+    def crash_running(self) -> None:
+        """The worker died: everything running ends ``crashed`` now."""
+        for execution in list(self._running.values()):
+            execution.outcome = "crashed"
+            execution.finished = self._now()
+        self._running.clear()
+
+    def duplicate_side_effects(self, keys: set[str]) -> list[list[Execution]]:
+        """Executions of non-idempotent tasks (``keys``) that ran more than once for the same
+        logical call. Executions that raised (failed, retry) or were injected failures are
+        not side effects; crashed ones may be (at-least-once)."""
+        by_call: dict[tuple[str, str, int], list[Execution]] = {}
+        for execution in self.entries:
+            if execution.task not in keys or execution.injected:
+                continue
+            if execution.outcome in ("failed", "retry", "aborted"):
+                continue
+            assert execution.logical_call is not None
+            by_call.setdefault(execution.logical_call, []).append(execution)
+        return [runs for runs in by_call.values() if len(runs) > 1]

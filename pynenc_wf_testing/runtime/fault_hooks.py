@@ -1,0 +1,69 @@
+"""Fault hooks: what the simulator asks of a fault plan, defined where the simulator lives.
+
+The simulator consults its faults at two kinds of point: around each step commit (crash
+``before`` or ``after`` it) and at the start of each task execution (an injected failure). The
+fault vocabulary itself (crash points, failures, schedules) belongs to the checks layer, above the
+runtime; ``checks.faults.FaultPlan`` satisfies :class:`FaultHooks` structurally and is passed in,
+so the runtime never imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+from pynenc_wf_testing.runtime.history import Step
+
+__all__ = ["NO_FAULTS", "ArmedCrash", "CommitPhase", "FaultHooks", "NoFaults"]
+
+#: Where a crash point sits relative to a step's commit.
+CommitPhase = Literal["before", "after"]
+
+
+class ArmedCrash(Protocol):
+    """One crash point as the simulator sees it: whether it fired, how long the worker stays
+    down, and how to print it in messages."""
+
+    @property
+    def fired(self) -> bool: ...
+
+    @property
+    def restart_after(self) -> float | None: ...
+
+    def snippet(self) -> str: ...
+
+
+class FaultHooks(Protocol):
+    """The faults armed on one simulation, consulted by the simulator.
+
+    ``crash_points`` is read on every store write (an empty sequence means the before-commit
+    hooks build no step at all), so it must be a plain sequence, not computed.
+    """
+
+    @property
+    def crash_points(self) -> Sequence[ArmedCrash]: ...
+
+    def crash_for(self, step: Step, phase: CommitPhase) -> ArmedCrash | None:
+        """The first unfired crash point matching ``step`` in ``phase``, marked fired."""
+        ...
+
+    def failure_for(self, task_key: str) -> BaseException | None:
+        """The exception an execution of ``task_key`` raises instead of running, if any."""
+        ...
+
+
+class NoFaults:
+    """No fault armed: what a simulation built without a fault plan consults."""
+
+    __slots__ = ()
+
+    crash_points: tuple[ArmedCrash, ...] = ()
+
+    def crash_for(self, step: Step, phase: CommitPhase) -> ArmedCrash | None:
+        return None
+
+    def failure_for(self, task_key: str) -> BaseException | None:
+        return None
+
+
+NO_FAULTS: FaultHooks = NoFaults()

@@ -1,0 +1,370 @@
+"""The scheduler: one greenlet per invocation, run one slice at a time, and what they wait on.
+
+Only the driving greenlet switches into an invocation, and an invocation only switches back to
+it (a star), so all context juggling happens here. pynenc keeps its current
+invocation/runner/app in a ``threading.local`` that greenlets share: each switch swaps that
+object's attributes. A parked invocation waits on results (``waiters``), on a virtual deadline
+(``sleepers``, a heap) or on condition keys (``cond_waiters``, engine waits); the scheduler
+wakes it into ``ready``. Which ready invocation runs next is chosen by the coordinator's drive
+loop with the scheduler's seeded ``rng``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import greenlet
+from pynenc import context as pynenc_context
+
+from pynenc_wf_testing.errors import InvalidArgument
+from pynenc_wf_testing.runtime.clock import VirtualClock
+from pynenc_wf_testing.runtime.seeding import derive_rng
+
+__all__ = ["Scheduler", "SchedulerEvents", "SimThread"]
+
+if TYPE_CHECKING:
+    from pynenc_wf_testing.runtime.runner import SimRunner
+
+_TL = pynenc_context.thread_local
+_get_running_loop = asyncio.events._get_running_loop
+_set_running_loop = asyncio.events._set_running_loop
+
+# Finished worker greenlets kept for the next invocations (see Scheduler._worker_main).
+_IDLE_WORKERS = 64
+
+
+@dataclass(eq=False, slots=True)
+class SimThread:
+    """One simulated invocation execution (its greenlet and what it is blocked on)."""
+
+    app: Any
+    invocation: Any
+    invocation_id: str
+    label: str
+    glet: greenlet.greenlet | None = None
+    tl: dict[str, Any] = field(default_factory=dict)
+    waiting_on: list[str] | None = None
+    sleeping_until: int | None = None
+    waiting_for: tuple[str, ...] | None = None  # condition keys (engine waits)
+    waiting_what: str = ""
+    child_counts: dict[str, int] = field(default_factory=dict)
+    child_seq: int = 0
+    in_execute_task: int = 0
+    routed: int = 0
+    started: bool = False
+    # The asyncio loop running in this greenlet (an async task parked in asyncio.sleep).
+    event_loop: Any = None
+
+
+class SchedulerEvents(Protocol):
+    """What the scheduler reports back when a slice ends in something it does not handle."""
+
+    def thread_done(self, thread: SimThread, error: AssertionError | None) -> None:
+        """The invocation's code returned (``error``: an assertion it raised)."""
+        ...
+
+    def worker_crashed(self, reason: str, restart_after: float | None) -> None:
+        """A crash point fired inside the slice: the worker process dies now."""
+        ...
+
+    def invocation_aborted(self, invocation_id: str) -> None:
+        """The invocation was stopped for good (the driving call then raises)."""
+        ...
+
+    def step_limit_error(self) -> BaseException:
+        """The error raised when the slice budget (``max_steps``) is used up."""
+        ...
+
+
+class Scheduler:
+    """Greenlet workers, the ready queue and every kind of parking of one simulation."""
+
+    __slots__ = (
+        "_idle_glets",
+        "_sleep_seq",
+        "clock",
+        "cond_waiters",
+        "current",
+        "events",
+        "graveyard",
+        "main_glet",
+        "max_steps",
+        "ready",
+        "rng",
+        "runners",
+        "sleepers",
+        "slices",
+        "threads",
+        "waiters",
+    )
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        clock: VirtualClock,
+        max_steps: int,
+        runners: dict[str, SimRunner],
+        events: SchedulerEvents,
+    ) -> None:
+        self.clock = clock
+        self.max_steps = max_steps
+        self.runners = runners
+        self.events = events
+        self.rng = derive_rng(seed, "scheduler")
+        self.main_glet: greenlet.greenlet = greenlet.getcurrent()
+        self.ready: list[SimThread] = []
+        self.waiters: dict[str, list[SimThread]] = {}
+        self.cond_waiters: dict[str, list[SimThread]] = {}
+        self.sleepers: list[tuple[int, int, SimThread]] = []
+        self._sleep_seq = 0
+        self.threads: dict[str, SimThread] = {}
+        self.current: SimThread | None = None
+        self.graveyard: list[greenlet.greenlet] = []
+        self._idle_glets: list[greenlet.greenlet] = []
+        self.slices = 0
+
+    # ------------------------------------------------------------------ inside an invocation
+
+    def in_simulated_invocation(self) -> bool:
+        thread = self.current
+        return thread is not None and greenlet.getcurrent() is thread.glet
+
+    def park_for_results(self, invocation_ids: list[str]) -> None:
+        """Park the current invocation until one of ``invocation_ids`` is final."""
+        self.main_glet.switch(("wait", invocation_ids))
+
+    def sleep(self, seconds: float) -> bool:
+        """``time.sleep`` inside a simulated invocation parks it until the virtual deadline."""
+        if not self.in_simulated_invocation():
+            return False
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        deadline = self.clock.micros + round(seconds * 1_000_000)
+        self.main_glet.switch(("sleep", deadline))
+        return True
+
+    def wait_condition(self, keys: tuple[str, ...], deadline: int | None, what: str) -> None:
+        """Park the current invocation until :meth:`notify` of one of ``keys`` or the virtual
+        ``deadline`` (micros), whichever comes first. The caller re-checks its condition."""
+        if not self.in_simulated_invocation():
+            raise InvalidArgument("wait_condition() is only for simulated invocations")
+        self.main_glet.switch(("cond", keys, deadline, what))
+
+    def crash_out(self, reason: str, restart_after: float | None) -> None:
+        """The worker dies while this invocation runs. Never returns: this greenlet's frames
+        are abandoned, no finally block runs."""
+        self.main_glet.switch(("crash", (reason, restart_after)))
+        raise AssertionError("unreachable: a crashed invocation was resumed")  # pragma: no cover
+
+    def abort(self, error: BaseException) -> None:
+        """Stop the current invocation for good and fail the driving call with ``error``."""
+        if self.in_simulated_invocation():
+            self.main_glet.switch(("abort", error))
+            raise AssertionError("unreachable: an aborted invocation was resumed")  # pragma: no cover
+        raise error
+
+    # ------------------------------------------------------------------ waking
+
+    def notify(self, key: str) -> None:
+        """Wake every invocation parked on ``key``."""
+        for thread in self.cond_waiters.pop(key, ()):
+            if thread.waiting_for is not None and key in thread.waiting_for:
+                thread.waiting_for = None
+                if thread.sleeping_until is not None:
+                    thread.sleeping_until = None  # its heap entry is skipped when popped
+                self.ready.append(thread)
+
+    def result_ready(self, invocation_id: str) -> None:
+        """Wake every invocation parked on the result of ``invocation_id`` (now final)."""
+        for thread in self.waiters.pop(invocation_id, ()):
+            if thread.waiting_on is not None:
+                thread.waiting_on = None
+                self.ready.append(thread)
+
+    def next_deadline(self) -> int | None:
+        """The earliest virtual deadline a parked invocation waits for."""
+        sleepers = self.sleepers
+        while sleepers and sleepers[0][2].sleeping_until != sleepers[0][0]:
+            heapq.heappop(sleepers)
+        return sleepers[0][0] if sleepers else None
+
+    def wake_sleepers(self) -> None:
+        now = self.clock.micros
+        while self.sleepers and self.sleepers[0][0] <= now:
+            deadline, _, thread = heapq.heappop(self.sleepers)
+            if thread.sleeping_until != deadline:
+                continue  # woken earlier by notify(): a stale heap entry
+            thread.sleeping_until = None
+            thread.waiting_for = None
+            self.ready.append(thread)
+
+    # ------------------------------------------------------------------ running
+
+    def add(self, app: Any, invocation: Any, invocation_id: str, label: str) -> None:
+        """A fetched invocation, ready to run."""
+        thread = SimThread(app=app, invocation=invocation, invocation_id=invocation_id, label=label)
+        self.threads[invocation_id] = thread
+        self.ready.append(thread)
+
+    def take_ready(self) -> SimThread:
+        """Remove and return the seeded choice among the ready invocations (some are ready)."""
+        ready = self.ready
+        index = self.rng.randrange(len(ready)) if len(ready) > 1 else 0
+        thread = ready[index]
+        ready[index] = ready[-1]
+        ready.pop()
+        return thread
+
+    def _worker_main(self, thread: SimThread) -> tuple[str, Any]:
+        """A worker greenlet: runs invocations one after the other.
+
+        A greenlet that ends frees its Python frame stack (an ``munmap``) and a new one maps
+        another on its first call: reusing a few finished workers (up to ``_IDLE_WORKERS``)
+        saves both system calls per invocation. An idle worker holds no frame of pynenc or of
+        the task, only this loop.
+        """
+        while True:
+            outcome = self._run_invocation(thread)
+            del thread  # nothing of the finished invocation stays referenced while idle
+            if len(self._idle_glets) >= _IDLE_WORKERS:
+                return outcome
+            thread = self.main_glet.switch(outcome)
+
+    def _run_invocation(self, thread: SimThread) -> tuple[str, Any]:
+        runner = self.runners[thread.app.app_id]
+        try:
+            thread.invocation.run(runner.runner_context)
+        except AssertionError as exc:
+            return ("done", exc)
+        except Exception:
+            pass  # pynenc already recorded the failure in the store
+        return ("done", None)
+
+    def run_slice(self, thread: SimThread) -> None:
+        """Run ``thread`` until it parks, finishes, crashes the worker or aborts."""
+        self.slices += 1
+        if self.slices > self.max_steps:
+            self.ready.append(thread)
+            raise self.events.step_limit_error()
+        tl = _TL.__dict__
+        main_state = dict(tl)
+        tl.clear()
+        tl.update(thread.tl)
+        # asyncio keeps "the running loop" per OS thread: an async task parked inside its
+        # event loop must not make the next greenlet's asyncio.run() think a loop is running.
+        main_loop = _get_running_loop()
+        _set_running_loop(thread.event_loop)
+        self.current = thread
+        try:
+            if thread.started:
+                message = thread.glet.switch()  # type: ignore[union-attr]
+            else:
+                # A worker is taken when the invocation first runs (not when it is fetched:
+                # then the ones freed by the invocations before it are reused). A new worker
+                # gets its thread as the entry argument, an idle one as the value of the
+                # switch it is parked in.
+                thread.started = True
+                idle = self._idle_glets
+                if idle:
+                    glet = idle.pop()
+                    glet.gr_context = None  # a fresh contextvars context, as a new greenlet's
+                else:
+                    glet = greenlet.greenlet(self._worker_main, parent=self.main_glet)
+                thread.glet = glet
+                message = glet.switch(thread)
+        finally:
+            self.current = None
+            thread.tl = dict(tl)
+            tl.clear()
+            tl.update(main_state)
+            thread.event_loop = _get_running_loop()
+            _set_running_loop(main_loop)
+        kind = message[0]
+        if kind == "wait":
+            ids: list[str] = message[1]
+            thread.waiting_on = ids
+            for inv_id in ids:
+                self.waiters.setdefault(inv_id, []).append(thread)
+        elif kind == "sleep":
+            deadline: int = message[1]
+            if deadline <= self.clock.micros:
+                self.ready.append(thread)
+            else:
+                thread.sleeping_until = deadline
+                self._sleep_seq += 1
+                heapq.heappush(self.sleepers, (deadline, self._sleep_seq, thread))
+        elif kind == "cond":
+            _, keys, deadline, what = message
+            thread.waiting_for = keys
+            thread.waiting_what = what
+            for key in keys:
+                waiting = self.cond_waiters.setdefault(key, [])
+                # Entries of threads woken by another key or by their deadline are stale:
+                # drop them here, or a workflow that waits often grows the list forever.
+                waiting[:] = [t for t in waiting if t.waiting_for is not None and t is not thread]
+                waiting.append(thread)
+            if deadline is not None:
+                thread.sleeping_until = max(deadline, self.clock.micros)
+                self._sleep_seq += 1
+                heapq.heappush(self.sleepers, (thread.sleeping_until, self._sleep_seq, thread))
+        elif kind == "done":
+            glet = thread.glet
+            thread.glet = None
+            if glet is not None and not glet.dead:
+                self._idle_glets.append(glet)  # parked in _worker_main, ready for another
+            self.events.thread_done(thread, message[1])
+        elif kind == "crash":
+            self.graveyard.append(thread.glet)  # type: ignore[arg-type]
+            self.events.worker_crashed(*message[1])
+        elif kind == "abort":
+            self.graveyard.append(thread.glet)  # type: ignore[arg-type]
+            self.threads.pop(thread.invocation_id, None)
+            self.events.invocation_aborted(thread.invocation_id)
+            raise message[1]
+        else:  # pragma: no cover - protocol error
+            raise RuntimeError(f"unknown scheduler message {message!r}")
+
+    # ------------------------------------------------------------------ ending
+
+    def abandon_all(self) -> None:
+        """The worker died: every invocation's frames are gone. Their greenlets are kept
+        referenced until :meth:`close` (a collected greenlet runs pynenc's finally blocks)."""
+        for thread in list(self.threads.values()):
+            if thread.glet is not None:
+                self.graveyard.append(thread.glet)
+        self.threads.clear()
+        self.ready.clear()
+        self.waiters.clear()
+        self.cond_waiters.clear()
+        self.sleepers.clear()
+
+    def close(self) -> None:
+        """End every greenlet deliberately (call after detaching the apps).
+
+        A garbage-collected greenlet gets ``GreenletExit``, which runs pynenc's ``finally``
+        blocks in whatever context is current: so abandoned (crashed) and still-parked
+        greenlets are kept referenced until now and then ended here, on a scratch context.
+        """
+        glets = list(self.graveyard)
+        glets.extend(t.glet for t in self.threads.values() if t.glet is not None)
+        glets.extend(self._idle_glets)
+        self._idle_glets.clear()
+        self.ready.clear()
+        self.waiters.clear()
+        self.sleepers.clear()
+        self.threads.clear()
+        self.graveyard.clear()
+        tl = _TL.__dict__
+        main_state = dict(tl)
+        for glet in glets:
+            if glet and not glet.dead:
+                tl.clear()
+                with contextlib.suppress(BaseException):  # a dying greenlet may raise anything
+                    glet.throw(greenlet.GreenletExit)
+        tl.clear()
+        tl.update(main_state)

@@ -1,0 +1,73 @@
+"""pynenc's trigger loop (cron and event conditions) run by the simulation, on virtual time.
+
+In production the trigger loop runs inside a runner's atomic-service slot. Here it runs when
+something may have changed (a final status, a clock move), and only for apps that have trigger
+conditions. pynenc's cron matches only within a window after the scheduled time and has no
+catch-up, so the drive loop asks :meth:`Triggers.next_cron` where the clock must land.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pynenc_wf_testing.runtime.clock import VirtualClock, to_micros
+
+__all__ = ["Triggers"]
+
+if TYPE_CHECKING:
+    from pynenc_wf_testing.runtime.runner import SimRunner
+
+
+class Triggers:
+    """The apps with trigger conditions, and whether their loop has work to look at."""
+
+    __slots__ = ("_runners", "_runs", "apps", "clock", "pending")
+
+    def __init__(self, *, clock: VirtualClock, runners: dict[str, SimRunner]) -> None:
+        self.clock = clock
+        self._runners = runners
+        #: Apps that have trigger conditions (updated in place: holders keep this list).
+        self.apps: list[Any] = []
+        #: Something happened that a condition may match: run the loop before idling.
+        self.pending = False
+        self._runs = 0
+
+    def refresh(self, apps: list[Any]) -> None:
+        """Note which apps have trigger conditions (cron, events): only those pay for the
+        trigger loop."""
+        self.apps[:] = [app for app in apps if app.trigger._get_all_conditions()]
+        self.pending = bool(self.apps)
+
+    def next_cron(self) -> int | None:
+        """The next instant (virtual micros) at which any cron condition is due."""
+        if not self.apps:
+            return None
+        from croniter import croniter
+        from pynenc.trigger.conditions.cron import CronCondition
+
+        now = self.clock.now
+        best: int | None = None
+        for app in self.apps:
+            for condition in app.trigger._get_all_conditions():
+                if isinstance(condition, CronCondition):
+                    nxt = croniter(condition.cron_expression, now).get_next(type(now))
+                    micros = to_micros(nxt)
+                    if best is None or micros < best:
+                        best = micros
+        return best
+
+    def run(self) -> None:
+        """One pynenc trigger-loop iteration per app with triggers, as a runner's atomic
+        service slot would run it."""
+        from pynenc.orchestrator.atomic_service import AtomicServiceRun
+
+        self.pending = False
+        for app in self.apps:
+            self._runs += 1
+            runner = self._runners[app.app_id]
+            run = AtomicServiceRun(
+                runner_id=runner.runner_id,
+                atomic_service_run_id=f"sim-trigger-{self._runs}",
+                started_at=self.clock.now,
+            )
+            app.trigger.trigger_loop_iteration(run)
