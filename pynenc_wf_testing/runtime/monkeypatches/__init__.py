@@ -24,6 +24,7 @@ Installed by :class:`ProcessPatches` when an environment opens, in this order:
   the modules of the simulated tasks.
 - :mod:`.deterministic_executor`: ``DeterministicExecutor.execute_task`` (the simulator's
   hook; with speed-ups, one ``Call`` per child).
+- :mod:`.pynenc_logging`: ``pynenc.app.create_logger`` keeps one context filter per logger.
 
 Installed by the sqlite backend while a store is open: :mod:`.sqlite` (pynenc's
 ``sqlite_conn`` names).

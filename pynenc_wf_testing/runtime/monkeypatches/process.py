@@ -13,6 +13,7 @@ from pynenc_wf_testing.runtime.monkeypatches.deterministic_executor import (
 )
 from pynenc_wf_testing.runtime.monkeypatches.gc_thresholds import tune_gc
 from pynenc_wf_testing.runtime.monkeypatches.ids import SeededIds
+from pynenc_wf_testing.runtime.monkeypatches.pynenc_logging import install_logger_dedup
 from pynenc_wf_testing.runtime.monkeypatches.pynenc_speedups import install_pynenc_speedups
 from pynenc_wf_testing.runtime.monkeypatches.registry import PatchSet
 
@@ -21,7 +22,7 @@ __all__ = ["ProcessPatches"]
 
 class ProcessPatches:
     """Process-wide patches of one simulation: virtual wall clock, seeded ids, virtual sleep,
-    the simulator's ``execute_task`` hook and (``speedups``) caches of
+    the simulator's ``execute_task`` hook, pynenc's logger filters and (``speedups``) caches of
     repeated pynenc/freezegun work. Each module of this package says what it patches and why;
     all of them go into one :class:`PatchSet`, undone in reverse order by :meth:`stop`."""
 
@@ -55,6 +56,7 @@ class ProcessPatches:
             install_execute_task_hook(
                 self._patches, self._execute_task_hook, one_call=self._speedups
             )
+            install_logger_dedup(self._patches)
         except BaseException:
             self._patches.undo()
             raise

@@ -1,0 +1,197 @@
+"""runtime/monkeypatches: every patch undone through one PatchSet, nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import logging
+import random
+import time
+import uuid
+from typing import Any
+
+import pytest
+from pynenc.arguments import Arguments
+
+from pynenc_wf_testing import WorkflowEnv
+from pynenc_wf_testing.runtime.monkeypatches import PatchSet, ProcessPatches
+from tests.apps import flows
+
+# --------------------------------------------------------------------------- PatchSet
+
+
+class _Base:
+    inherited = "base"
+
+
+class _Target(_Base):
+    @classmethod
+    def make(cls) -> str:
+        return "original"
+
+
+def test_patch_set_restores_raw_entries_and_removes_inherited_names() -> None:
+    patches = PatchSet()
+    raw = _Target.__dict__["make"]
+    patches.set_attr(_Target, "make", classmethod(lambda cls: "patched"))
+    patches.set_attr(_Target, "inherited", "patched")
+    patches.set_attr(_Target, "inherited", "patched again")  # a reseed keeps the first original
+    assert _Target.make() == "patched" and _Target.inherited == "patched again"
+    patches.undo()
+    assert _Target.__dict__["make"] is raw
+    assert "inherited" not in _Target.__dict__ and _Target.inherited == "base"
+    assert len(patches) == 0
+
+
+def test_patch_set_undoes_everything_even_when_one_undo_fails() -> None:
+    patches = PatchSet()
+    done: list[str] = []
+    patches.on_undo(lambda: done.append("first"))
+
+    def broken() -> None:
+        raise RuntimeError("undo failed")
+
+    patches.on_undo(broken)
+    patches.set_attr(_Target, "inherited", "patched")
+    with pytest.raises(RuntimeError, match="undo failed"):
+        patches.undo()
+    assert done == ["first"]
+    assert "inherited" not in _Target.__dict__
+
+
+# --------------------------------------------------------------------------- ProcessPatches
+
+
+def _process_names() -> dict[str, Any]:
+    """The process-wide names the environment patches, as they are outside one."""
+    import pynenc.app
+    import pynenc.call
+    import pynenc.invocation.base_invocation as base_inv
+    import pynenc.invocation.dist_invocation as dist_inv
+    import pynenc.util.import_app
+    from freezegun.api import FakeDatetime
+    from pynenc.workflow.workflow_deterministic import DeterministicExecutor
+
+    return {
+        "time.sleep": time.sleep,
+        "time.time": time.time,
+        "time.monotonic": time.monotonic,
+        "time.perf_counter": time.perf_counter,
+        "asyncio.sleep": asyncio.sleep,
+        "uuid.uuid4": uuid.uuid4,
+        "datetime": dt.datetime,
+        "dist_inv.generate_invocation_id": dist_inv.generate_invocation_id,
+        "base_inv.generate_invocation_id": base_inv.generate_invocation_id,
+        "Arguments.from_call": Arguments.__dict__["from_call"],
+        "compute_args_id": pynenc.call.compute_args_id,
+        "extract_module_info": pynenc.util.import_app.extract_module_info,
+        "DistributedInvocation.status": dist_inv.DistributedInvocation.__dict__["status"],
+        "FakeDatetime.now": FakeDatetime.__dict__["now"],
+        "execute_task": DeterministicExecutor.__dict__["execute_task"],
+        "create_logger": pynenc.app.create_logger,
+        "imported_sleep": flows.imported_sleep,
+        "gc": gc.get_threshold(),
+    }
+
+
+def test_closing_an_environment_puts_every_name_back() -> None:
+    before = _process_names()
+    random_state = random.getstate()
+    with WorkflowEnv(seed=3) as env:
+        env.use(flows.app)
+        during = _process_names()
+        assert env.start(flows.nap_with_imported_sleep, 5.0).result
+    changed = {name for name in before if during[name] != before[name]}
+    assert changed >= {"time.sleep", "uuid.uuid4", "datetime", "execute_task", "create_logger"}
+    assert _process_names() == before
+    assert random.getstate() == random_state
+
+
+def test_a_failure_while_patching_undoes_what_was_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pynenc_wf_testing.runtime.monkeypatches import process
+
+    before = _process_names()
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("patching failed")
+
+    monkeypatch.setattr(process, "install_execute_task_hook", fail)
+    patches = ProcessPatches(1, dt.datetime(2030, 1, 1), lambda seconds: False)
+    with pytest.raises(RuntimeError, match="patching failed"):
+        patches.start()
+    assert _process_names() == before
+    monkeypatch.undo()
+    with WorkflowEnv() as env:  # nothing was left installed: a new environment opens
+        env.use(flows.app)
+        assert env.start(flows.sequential, 2).result == [0, 10]
+
+
+# --------------------------------------------------------------------------- nothing grows
+
+
+def _registries() -> dict[str, int]:
+    """Sizes of the process-wide registries an environment could add to."""
+    from pynenc import Pynenc
+    from pynenc.state_backend.mem_state_backend import MemStateBackend
+
+    from pynenc_wf_testing.runtime.monkeypatches import pynenc_speedups, sqlite
+
+    pynenc_loggers = [
+        logger
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if name.startswith("pynenc") and isinstance(logger, logging.Logger)
+    ]
+    return {
+        "pynenc logger filters": sum(len(logger.filters) for logger in pynenc_loggers),
+        "pynenc logger handlers": sum(len(logger.handlers) for logger in pynenc_loggers),
+        "root handlers": len(logging.getLogger().handlers),
+        "loggers": len(logging.Logger.manager.loggerDict),
+        "logging handler list": len(logging._handlerList),  # type: ignore[attr-defined]
+        "pynenc apps": len(Pynenc._instances),
+        "app infos": len(MemStateBackend._app_info_registry),
+        "module info cache": len(pynenc_speedups._MODULE_INFO),
+        "signature cache": len(pynenc_speedups._BINDERS),
+        "sqlite pools": len(sqlite.POOLS),
+    }
+
+
+def _filters_of(app: Any) -> int:
+    return len(logging.getLogger(f"pynenc.{app.app_id}").filters)
+
+
+def test_fifty_environments_leave_no_logging_filter_or_registry_behind() -> None:
+    def one(i: int) -> None:
+        with WorkflowEnv(seed=i) as env:
+            env.use(flows.app)
+            if i % 10 == 0:
+                # every fault run of a crash check builds the app's logger again
+                env.check_crash_safety(flows.sequential, 3).assert_ok()
+                assert _filters_of(flows.app) == 1
+            else:
+                assert env.start(flows.sequential, 2).result == [0, 10]
+            assert _filters_of(flows.app) == 1
+
+    one(1)  # first use: imports and one-time caches
+    gc.collect()
+    before = _registries()
+    for i in range(50):
+        one(i)
+    gc.collect()
+    assert _registries() == before
+
+
+def test_the_logger_an_app_had_before_the_environment_comes_back() -> None:
+    logger = flows.app.logger  # pynenc configures it: one filter, one handler
+    state = (list(logger.filters), list(logger.handlers), logger.level, logger.propagate)
+    try:
+        with WorkflowEnv() as env:
+            env.use(flows.app)
+            env.check_crash_safety(flows.sequential, 2).assert_ok()
+            assert len(logger.filters) == 1 and logger.filters != state[0]
+        assert (logger.filters, logger.handlers, logger.level, logger.propagate) == state
+    finally:
+        flows.app._logger = None
+        logger.filters, logger.handlers = [], []
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
