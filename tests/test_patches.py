@@ -195,3 +195,90 @@ def test_the_logger_an_app_had_before_the_environment_comes_back() -> None:
         logger.filters, logger.handlers = [], []
         logger.setLevel(logging.NOTSET)
         logger.propagate = True
+
+
+# --------------------------------------------------------------------------- versions
+
+
+@pytest.fixture
+def fresh_compat(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from pynenc_wf_testing.runtime.monkeypatches import compat
+
+    monkeypatch.setattr(compat, "_PASSED", set())
+    return compat
+
+
+def test_the_installed_versions_are_supported(fresh_compat: Any) -> None:
+    fresh_compat.check_versions("pynenc", "freezegun", "pynenc-redis", "fakeredis")
+    assert {"pynenc", "freezegun", "pynenc-redis", "fakeredis"} == fresh_compat._PASSED
+
+
+def test_pyproject_bounds_are_the_checked_ranges() -> None:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from pynenc_wf_testing.runtime.monkeypatches.compat import SUPPORTED
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"], *project["optional-dependencies"]["redis"]]
+    found = {}
+    for requirement in requirements:
+        name, spec = re.fullmatch(r"([A-Za-z0-9_.-]+)(.*)", requirement).groups()  # type: ignore[union-attr]
+        found[name] = spec
+    for name, supported in SUPPORTED.items():
+        assert found[name] == supported.spec, name
+        assert "<" in supported.spec or "==" in supported.spec, f"{name} needs an upper bound"
+
+
+def test_an_unsupported_freezegun_refuses_to_open_an_environment(
+    fresh_compat: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pynenc_wf_testing.errors import AppConfigurationError, IncompatibleVersionError
+
+    real = fresh_compat.installed_version
+    monkeypatch.setattr(
+        fresh_compat, "installed_version",
+        lambda name: "1.6.0" if name == "freezegun" else real(name),
+    )
+    before = _process_names()
+    with pytest.raises(IncompatibleVersionError) as info:
+        WorkflowEnv().open()
+    assert isinstance(info.value, AppConfigurationError)
+    message = str(info.value)
+    assert "freezegun 1.6.0 is installed" in message
+    assert "supports freezegun>=1.5,<1.6 only" in message
+    assert "pip install 'freezegun>=1.5,<1.6'" in message
+    assert _process_names() == before  # nothing was patched
+    monkeypatch.setattr(fresh_compat, "installed_version", real)
+    with WorkflowEnv() as env:  # the slot is free
+        env.use(flows.app)
+        assert env.start(flows.sequential, 1).result == [0]
+
+
+@pytest.mark.parametrize(
+    ("name", "fake"), [("pynenc", "0.5.0"), ("pynenc", "0.3.9"), ("pynenc-redis", "0.3.1")]
+)
+def test_an_unsupported_version_is_named(
+    fresh_compat: Any, monkeypatch: pytest.MonkeyPatch, name: str, fake: str
+) -> None:
+    from pynenc_wf_testing.errors import IncompatibleVersionError
+
+    monkeypatch.setattr(fresh_compat, "installed_version", lambda n: fake if n == name else "0")
+    with pytest.raises(IncompatibleVersionError, match=rf"^{name} {fake} is installed, but"):
+        fresh_compat.check_versions(name)
+
+
+def test_the_redis_backend_checks_pynenc_redis_and_fakeredis(
+    fresh_compat: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pynenc_wf_testing.errors import IncompatibleVersionError
+
+    real = fresh_compat.installed_version
+    monkeypatch.setattr(
+        fresh_compat, "installed_version", lambda n: None if n == "fakeredis" else real(n)
+    )
+    with pytest.raises(IncompatibleVersionError, match="fakeredis is not installed"):
+        WorkflowEnv(backend="redis")
+    # A real server's URL does not need fakeredis.
+    WorkflowEnv(backend="redis", backend_options={"url": "redis://127.0.0.1:1/0"}).close()

@@ -27,7 +27,8 @@ Installed by :class:`ProcessPatches` when an environment opens, in this order:
 - :mod:`.pynenc_logging`: ``pynenc.app.create_logger`` keeps one context filter per logger.
 
 Installed by the sqlite backend while a store is open: :mod:`.sqlite` (pynenc's
-``sqlite_conn`` names).
+``sqlite_conn`` names). :mod:`.compat` checks the versions of pynenc and freezegun before any of
+the above, and of pynenc-redis and fakeredis when a redis backend is built.
 """
 
 from __future__ import annotations

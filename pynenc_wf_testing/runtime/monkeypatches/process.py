@@ -8,6 +8,7 @@ from typing import Any
 
 from pynenc_wf_testing.runtime.monkeypatches import sleep as _sleep
 from pynenc_wf_testing.runtime.monkeypatches.clock import start_frozen_clock
+from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions
 from pynenc_wf_testing.runtime.monkeypatches.deterministic_executor import (
     install_execute_task_hook,
 )
@@ -45,7 +46,9 @@ class ProcessPatches:
         self.factory: Any = None
 
     def start(self) -> None:
-        """Patch; a failure part-way undoes what was already applied before it propagates."""
+        """Check the versions of what is patched, then patch; a failure part-way undoes what
+        was already applied before it propagates."""
+        check_versions("pynenc", "freezegun")
         try:
             self._ids.install(self._seed)
             self.factory = start_frozen_clock(self._patches, self._start, speedups=self._speedups)
