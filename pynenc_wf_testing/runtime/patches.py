@@ -1,18 +1,14 @@
-"""The engine's ``task.wf`` swap, and the import path of :class:`ProcessPatches`.
+"""The engine's ``task.wf`` swap (moving into the engine).
 
 Every other monkeypatch lives in :mod:`pynenc_wf_testing.runtime.monkeypatches`, one module per
 thing patched, each undone through one :class:`~pynenc_wf_testing.runtime.monkeypatches.PatchSet`.
-``install_task_wf``/``uninstall_task_wf`` stay here until they move into the engine.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pynenc_wf_testing.runtime.monkeypatches import ProcessPatches
-from pynenc_wf_testing.runtime.monkeypatches.sleep import REAL_SLEEP
-
-__all__ = ["REAL_SLEEP", "ProcessPatches", "install_task_wf", "uninstall_task_wf"]
+__all__ = ["install_task_wf", "uninstall_task_wf"]
 
 
 # ---------------------------------------------------------------------- the engine's task.wf
