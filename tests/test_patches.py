@@ -135,6 +135,7 @@ def _registries() -> dict[str, int]:
     from pynenc import Pynenc
     from pynenc.state_backend.mem_state_backend import MemStateBackend
 
+    from pynenc_wf_testing.runtime import redis_backend, sqlite_backend
     from pynenc_wf_testing.runtime.monkeypatches import pynenc_speedups, sqlite
 
     pynenc_loggers = [
@@ -153,6 +154,8 @@ def _registries() -> dict[str, int]:
         "module info cache": len(pynenc_speedups._MODULE_INFO),
         "signature cache": len(pynenc_speedups._BINDERS),
         "sqlite pools": len(sqlite.POOLS),
+        "sqlite app settings": len(sqlite_backend._SETTINGS),
+        "redis stores": len(redis_backend._CURRENT) + len(redis_backend._CHECK),
     }
 
 
@@ -161,8 +164,10 @@ def _filters_of(app: Any) -> int:
 
 
 def test_fifty_environments_leave_no_logging_filter_or_registry_behind() -> None:
+    backends = ("memory", "sqlite", "memory", "redis", "memory-stock")
+
     def one(i: int) -> None:
-        with WorkflowEnv(seed=i) as env:
+        with WorkflowEnv(seed=i, backend=backends[i % 5]) as env:
             env.use(flows.app)
             if i % 10 == 0:
                 # every fault run of a crash check builds the app's logger again
@@ -172,7 +177,8 @@ def test_fifty_environments_leave_no_logging_filter_or_registry_behind() -> None
                 assert env.start(flows.sequential, 2).result == [0, 10]
             assert _filters_of(flows.app) == 1
 
-    one(1)  # first use: imports and one-time caches
+    for i in range(5):
+        one(i)  # first use of each backend: imports and one-time caches
     gc.collect()
     before = _registries()
     for i in range(50):
