@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from collections.abc import Callable
 from typing import Any
@@ -61,7 +62,9 @@ class ProcessPatches:
             )
             install_logger_dedup(self._patches)
         except BaseException:
-            self._patches.undo()
+            # The error that stopped the patching is the one to report, not an undo's.
+            with contextlib.suppress(Exception):
+                self._patches.undo()
             raise
 
     def save_streams(self) -> tuple[Any, Any, Any]:
