@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.errors import CrashSafetyError as CrashSafetyError
     from pynenc_wf_testing.errors import DeadlockError as DeadlockError
     from pynenc_wf_testing.errors import HistoryFormatError as HistoryFormatError
+    from pynenc_wf_testing.errors import IncompatibleVersionError as IncompatibleVersionError
     from pynenc_wf_testing.errors import InvalidArgument as InvalidArgument
     from pynenc_wf_testing.errors import NondeterminismError as NondeterminismError
     from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
@@ -61,6 +62,7 @@ _HOMES = {
     "is_non_idempotent": "checks.idempotency",
     "non_idempotent": "checks.idempotency",
     "HistoryFormatError": "errors",
+    "IncompatibleVersionError": "errors",
     "ReplayResult": "checks.replay",
     "Replayer": "checks.replay",
     "load_history": "checks.replay",
@@ -74,6 +76,7 @@ __all__ = [
     "Execution",
     "FaultSchedule",
     "HistoryFormatError",
+    "IncompatibleVersionError",
     "InvalidArgument",
     "NondeterminismError",
     "ReplayResult",

@@ -11,6 +11,7 @@ __all__ = [
     "CrashSafetyError",
     "DeadlockError",
     "HistoryFormatError",
+    "IncompatibleVersionError",
     "InvalidArgument",
     "NondeterminismError",
     "StepLimitExceeded",
@@ -30,6 +31,11 @@ class InvalidArgument(WorkflowTestingError, TypeError):
 
 class AppConfigurationError(WorkflowTestingError):
     """The pynenc app handed to the harness cannot be simulated as configured."""
+
+
+class IncompatibleVersionError(AppConfigurationError):
+    """An installed library whose internals the harness patches is outside the releases it
+    supports (``pynenc_wf_testing.runtime.monkeypatches.compat.SUPPORTED``)."""
 
 
 class DeadlockError(WorkflowTestingError):

@@ -88,7 +88,7 @@ def test_one_connection_per_store_and_commits_reach_the_file(
     import pynenc.state_backend.sqlite_state_backend as sb_mod
     from pynenc.util import sqlite_utils
 
-    from pynenc_wf_testing.runtime import sqlite_backend as backend_mod
+    from pynenc_wf_testing.runtime.monkeypatches import sqlite as backend_mod
 
     opened: list[str] = []
     original = backend_mod._ORIGINAL_CONNECT
@@ -104,7 +104,7 @@ def test_one_connection_per_store_and_commits_reach_the_file(
         assert env.start(apps.chain, 5).result == 20
         # pynenc opens a connection per operation (hundreds here): the simulation reuses one.
         assert len(opened) <= 2, opened
-        pool = backend_mod._POOLS[env.backend.path]  # type: ignore[attr-defined]
+        pool = backend_mod.POOLS[env.backend.path]  # type: ignore[attr-defined]
         assert pool.conn is not None and not pool.conn.in_transaction
         # Every step was committed: an independent connection sees all of it.
         with sqlite3.connect(env.backend.path) as other:  # type: ignore[attr-defined]
@@ -121,11 +121,11 @@ def test_one_connection_per_store_and_commits_reach_the_file(
 
 
 def test_a_crash_drops_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pynenc_wf_testing.runtime import sqlite_backend as backend_mod
+    from pynenc_wf_testing.runtime.monkeypatches import sqlite as backend_mod
 
     with WorkflowEnv(backend="sqlite") as env:
         env.use(apps.app)
-        pool = backend_mod._POOLS[env.backend.path]  # type: ignore[attr-defined]
+        pool = backend_mod.POOLS[env.backend.path]  # type: ignore[attr-defined]
         env.crash_after("slow_double#1")
         first = pool.conn
         assert env.start(apps.chain, 2).result == 2

@@ -3,8 +3,8 @@
 ``WorkflowEnv(backend="memory-stock")`` runs pynenc 0.4 as shipped (its ``MemOrchestrator``,
 ``MemStateBackend``, ``MemBroker``, ``MemTrigger``, ``MemClientDataStore``, no speed-up
 patches) with the simulator's observation hooks; the default ``"memory"`` backend runs the
-fast subclasses of ``pynenc_wf_testing/_fast.py`` plus the speed-up patches of
-``_patches.py``. The same workflows with the same seed and fault plan must leave the same
+fast subclasses of ``pynenc_wf_testing/runtime/memory_components.py`` plus the speed-up
+patches of ``pynenc_wf_testing/runtime/monkeypatches/``. The same workflows with the same seed and fault plan must leave the same
 complete stored state: every invocation's status record and status history (order, owners,
 timestamps), retries, indexes, serialized arguments, results and exceptions, workflow data,
 workflow run registries, the client data store, the broker's queues, runner heartbeats and
@@ -48,7 +48,10 @@ from pynenc.call import compute_args_id
 
 from pynenc_wf_testing import WorkflowEnv
 from pynenc_wf_testing.runtime.memory_components import dumps_plain, loads_plain
-from pynenc_wf_testing.runtime.patches import _Binder, _compute_args_id
+from pynenc_wf_testing.runtime.monkeypatches.pynenc_speedups import Binder as _Binder
+from pynenc_wf_testing.runtime.monkeypatches.pynenc_speedups import (
+    compute_args_id as _compute_args_id,
+)
 
 app = Pynenc(config_values={"app_id": "equivalence-apps"})
 
@@ -322,7 +325,9 @@ def test_memory_stock_selects_pynenc_classes() -> None:
     with WorkflowEnv() as env:
         env.use(app)
         assert type(app.trigger).__name__ == "SimMemTrigger"
-        assert Arguments.__dict__["from_call"].__func__.__module__ == "pynenc_wf_testing.runtime.patches"
+        assert Arguments.__dict__["from_call"].__func__.__module__ == (
+            "pynenc_wf_testing.runtime.monkeypatches.pynenc_speedups"
+        )
     assert Arguments.__dict__["from_call"].__func__.__module__ == "pynenc.arguments"
 
 
@@ -428,7 +433,7 @@ def test_seeded_invocation_ids_are_uuid4_text() -> None:
     import random as _random
     import uuid
 
-    from pynenc_wf_testing.runtime.patches import _uuid4_text
+    from pynenc_wf_testing.runtime.monkeypatches.ids import uuid4_text as _uuid4_text
 
     rng = _random.Random(7)
     for bits in [0, 2**128 - 1, *(rng.getrandbits(128) for _ in range(2000))]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pynenc.task import Task
 
     from pynenc_wf_testing.checks.crash_check import CrashReport
-    from pynenc_wf_testing.runtime.patches import ProcessPatches
+    from pynenc_wf_testing.runtime.monkeypatches import ProcessPatches
     from pynenc_wf_testing.runtime.simulation import Simulation
 
 __all__ = ["WorkflowEnv", "WorkflowRun"]
@@ -258,7 +258,7 @@ class WorkflowEnv:
             )
         from pynenc_wf_testing.runtime import components  # noqa: F401 - makes the simulated components selectable
         from pynenc_wf_testing.runtime.engine_hooks import plug_in
-        from pynenc_wf_testing.runtime.patches import ProcessPatches
+        from pynenc_wf_testing.runtime.monkeypatches import ProcessPatches
         from pynenc_wf_testing.runtime.simulation import Simulation
 
         self._patches = ProcessPatches(

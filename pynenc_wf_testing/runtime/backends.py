@@ -45,9 +45,10 @@ class MemoryBackend:
     """pynenc's in-memory components. The component objects *are* the store, so a crash
     keeps them (they play the role of the database server) and drops only the worker.
 
-    By default the simulator's fast subclasses of pynenc's memory components (``_fast.py``:
-    the same stored state, minus work nobody observes); ``stock=True`` (backend name
-    ``"memory-stock"``) selects pynenc's own memory classes, with the same observation hooks.
+    By default the simulator's fast subclasses of pynenc's memory components
+    (``memory_components.py``: the same stored state, minus work nobody observes);
+    ``stock=True`` (backend name ``"memory-stock"``) selects pynenc's own memory classes, with
+    the same observation hooks.
     """
 
     name = "memory"
@@ -86,9 +87,18 @@ def _sqlite_backend(**options: Any) -> Backend:
 
 
 def _redis_backend(**options: Any) -> Backend:
+    from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions
+
+    # Before the import: the module subclasses pynenc-redis classes at import time.
+    check_versions(*redis_distributions(options.get("url")))
     from pynenc_wf_testing.runtime.redis_backend import RedisBackend
 
     return RedisBackend.from_options(**options)
+
+
+def redis_distributions(url: object) -> tuple[str, ...]:
+    """What the redis backend needs installed: fakeredis only without a real server's URL."""
+    return ("pynenc-redis",) if url is not None else ("pynenc-redis", "fakeredis")
 
 
 def _memory_stock_backend(**options: Any) -> Backend:

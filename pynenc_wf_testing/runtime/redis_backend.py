@@ -41,7 +41,9 @@ from pynenc_redis.util.redis_keys import (  # type: ignore[import-untyped]
 )
 
 from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument
+from pynenc_wf_testing.runtime.backends import redis_distributions
 from pynenc_wf_testing.runtime.components import SimOrchestratorMixin, SimStateBackendMixin
+from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions
 from pynenc_wf_testing.runtime.redis_compat import CompatRedisBroker, CompatRedisOrchestrator
 from pynenc_wf_testing.runtime.sqlite_backend import (
     check_options,
@@ -363,6 +365,7 @@ class RedisBackend:
                 f"backend_options['url'] must be a Redis URL such as "
                 f"'redis://127.0.0.1:6379/0', got {url!r}."
             )
+        check_versions(*redis_distributions(url))
         self.url = url
         # Unique per environment, so that parallel test processes sharing one server never
         # see each other's keys (it never appears in a history).

@@ -28,20 +28,13 @@ import contextlib
 import shutil
 import sqlite3
 import tempfile
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
-import pynenc.broker.sqlite_broker as _broker_mod
-import pynenc.orchestrator.sqlite_orchestrator as _orch_mod
-import pynenc.state_backend.sqlite_state_backend as _sb_mod
-import pynenc.trigger.sqlite_trigger as _trigger_mod
-import pynenc.util.sqlite_utils as _sqlite_utils
 from pynenc.invocation.status import InvocationStatus
 from pynenc.orchestrator.sqlite_orchestrator import SQLiteOrchestrator
 from pynenc.state_backend.sqlite_state_backend import SQLiteStateBackend
-from pynenc.util.sqlite_utils import SQLiteConnection
 
 from pynenc_wf_testing.errors import (
     AppConfigurationError,
@@ -49,9 +42,9 @@ from pynenc_wf_testing.errors import (
     WorkflowDataSerializationError,
 )
 from pynenc_wf_testing.runtime.components import SimOrchestratorMixin, SimStateBackendMixin, sim_of
+from pynenc_wf_testing.runtime.monkeypatches.sqlite import POOLS, register_pool, unregister_pool
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from pynenc.app import Pynenc
     from pynenc.workflow.workflow_identity import WorkflowIdentity
@@ -122,122 +115,6 @@ def check_workflow_data(
         "dicts, dataclasses of those) and rebuild objects such as locks, clients, files or "
         "functions in the task that needs them."
     )
-
-
-# --------------------------------------------------------------------------- connections
-#
-# pynenc's SQLite components open a new connection (five PRAGMAs each) for every operation:
-# ``with sqlite_conn(self.sqlite_db_path) as conn:`` where ``sqlite_conn`` is a module-level
-# name imported into each component module. A subclass cannot reach that name without copying
-# every method (about 90), so while a simulated store is open this one reversible patch
-# replaces the name in those modules with :func:`_connect`: for a database file of a simulated
-# store it hands out one cached connection when that connection is idle (not inside a
-# ``with`` block and not in a transaction) and a new one otherwise, exactly what pynenc does.
-# Every ``with`` block still commits (or rolls back) at its end: data becomes durable at the
-# same points as with pynenc's own connections. Other paths get pynenc's own connections.
-# (``SQLiteClientDataStore`` calls ``sqlite3.connect`` itself, only for values above its
-# size threshold: left as it is.)
-
-_ORIGINAL_CONNECT: Callable[[Any], SQLiteConnection] = _sqlite_utils.create_sqlite_connection
-_PATCHED_MODULES: tuple[tuple[Any, str], ...] = (
-    (_orch_mod, "sqlite_conn"),
-    (_sb_mod, "sqlite_conn"),
-    (_broker_mod, "sqlite_conn"),
-    (_trigger_mod, "sqlite_conn"),
-    (_sqlite_utils, "create_sqlite_connection"),
-)
-_POOLS: dict[str, _Pool] = {}
-_saved_names: list[tuple[Any, str, Any]] = []
-
-
-class _PooledConnection(SQLiteConnection):  # type: ignore[misc]
-    """pynenc's connection wrapper that knows whether a ``with`` block is using it."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        super().__init__(conn)
-        self.depth = 0
-
-    def __enter__(self) -> Self:
-        self._conn.__enter__()
-        self.depth += 1
-        return self
-
-    def __exit__(self, exc_type: object, exc_val: object, exc_tb: object) -> None:
-        self.depth -= 1
-        self._conn.__exit__(exc_type, exc_val, exc_tb)
-
-
-class _Pool:
-    """The cached connection of one database file, plus the extra ones handed out while it
-    was busy (kept weakly, so a crash can close what a dead invocation left open)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.conn: _PooledConnection | None = None
-        self.extra: weakref.WeakSet[SQLiteConnection] = weakref.WeakSet()
-
-    def get(self) -> SQLiteConnection:
-        conn = self.conn
-        if conn is None:
-            conn = self.conn = _PooledConnection(_ORIGINAL_CONNECT(self.path)._conn)
-            # pynenc sets synchronous=NORMAL: in WAL mode that fsyncs only at checkpoints.
-            # A commit still writes its WAL frames to the file before it returns, so a killed
-            # process loses nothing it committed; only an operating-system crash could, and
-            # no simulation models one. Skipping the checkpoint fsyncs is worth ~20%.
-            conn._conn.execute("PRAGMA synchronous=OFF")
-        if conn.depth == 0:
-            if conn.in_transaction:
-                # Left open outside a ``with`` block: pynenc's own connection would have been
-                # garbage-collected, which rolls back.
-                conn.rollback()
-            return conn
-        extra = _ORIGINAL_CONNECT(self.path)
-        self.extra.add(extra)
-        return extra
-
-    def close(self) -> None:
-        """Close every connection of this file, rolling back what is uncommitted (what the
-        operating system does to the connections of a process that dies)."""
-        conns: list[Any] = list(self.extra)
-        if self.conn is not None:
-            conns.append(self.conn)
-        self.conn = None
-        self.extra = weakref.WeakSet()
-        for conn in conns:
-            try:
-                if conn.in_transaction:
-                    conn.rollback()
-                conn.close()
-            except sqlite3.Error:  # pragma: no cover - already closed
-                pass
-
-
-def _connect(sqlite_db_path: Any) -> SQLiteConnection:
-    pool = _POOLS.get(str(sqlite_db_path))
-    if pool is None:
-        return _ORIGINAL_CONNECT(sqlite_db_path)
-    return pool.get()
-
-
-def _register_pool(path: str) -> _Pool:
-    if not _POOLS:
-        for module, name in _PATCHED_MODULES:
-            _saved_names.append((module, name, getattr(module, name)))
-            setattr(module, name, _connect)
-    pool = _POOLS.get(path)
-    if pool is None:
-        pool = _POOLS[path] = _Pool(path)
-    return pool
-
-
-def _unregister_pool(path: str) -> None:
-    pool = _POOLS.pop(path, None)
-    if pool is not None:
-        pool.close()
-    if not _POOLS:
-        while _saved_names:
-            module, name, original = _saved_names.pop()
-            setattr(module, name, original)
 
 
 # --------------------------------------------------------------------------- components
@@ -518,10 +395,10 @@ class SQLiteBackend:
                 shutil.copyfile(template, path)
         # A store at most keeps its connection while it is the one in use.
         for other in self._paths:
-            pool = _POOLS.get(other)
+            pool = POOLS.get(other)
             if pool is not None:
                 pool.close()
-        _register_pool(path)
+        register_pool(path)
         if path not in self._paths:
             self._paths.append(path)
         _SETTINGS[id(app)] = _AppSettings(
@@ -544,7 +421,7 @@ class SQLiteBackend:
         # may have put an earlier world back since the last new_store).
         component = app._state_backend or app._orchestrator
         path = getattr(component, "sqlite_db_path", None) or self._store_of_app.get(id(app))
-        pool = _POOLS.get(str(path)) if path else None
+        pool = POOLS.get(str(path)) if path else None
         if pool is not None:
             pool.close()
         if path:
@@ -559,6 +436,6 @@ class SQLiteBackend:
         for app_key in self._apps:
             _SETTINGS.pop(app_key, None)
         for path in self._paths:
-            _unregister_pool(path)
+            unregister_pool(path)
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)

@@ -1,0 +1,39 @@
+"""Every monkeypatch of the harness: one module per thing patched, one undo mechanism.
+
+A monkeypatch here is any name of a module or class that is not ours replaced while a
+simulation runs (pynenc, freezegun, the stdlib), or process-wide state changed (the ``random``
+module's state, gc thresholds). Each goes through a :class:`~.registry.PatchSet`, which records
+what was there and puts it back, newest first, even when an earlier undo fails. Subclasses of
+pynenc, pynenc-redis and fakeredis classes (the simulated components, the redis compatibility
+layer, the direct fakeredis client) are extension points, not patches: they live with their
+backends. The engine's own ``task.wf`` swap is in ``engine/task_wf.py``, reversible with
+``uninstall_task_wf``: the engine is production code and imports nothing of the simulator.
+
+Installed by :class:`ProcessPatches` when an environment opens, in this order:
+
+- :mod:`.ids`: pynenc's ``generate_invocation_id`` (two modules), ``uuid.uuid4``, the
+  ``random`` module's seed.
+- :mod:`.clock`: freezegun started at the environment's start time, its ignore list emptied,
+  the real monotonic clocks put back, and (speed-ups) memos of ``FakeDatetime.now`` and
+  ``fake_time``.
+- :mod:`.pynenc_speedups` (speed-ups): ``Arguments.from_call``,
+  ``pynenc.call.compute_args_id``, ``pynenc.util.import_app.extract_module_info``,
+  ``DistributedInvocation.status``.
+- :mod:`.gc_thresholds`: rarer full garbage collections.
+- :mod:`.sleep`: ``time.sleep``, ``asyncio.sleep``, and ``from time import sleep`` names in
+  the modules of the simulated tasks.
+- :mod:`.deterministic_executor`: ``DeterministicExecutor.execute_task`` (the simulator's
+  hook; with speed-ups, one ``Call`` per child).
+- :mod:`.pynenc_logging`: ``pynenc.app.create_logger`` keeps one context filter per logger.
+
+Installed by the sqlite backend while a store is open: :mod:`.sqlite` (pynenc's
+``sqlite_conn`` names). :mod:`.compat` checks the versions of pynenc and freezegun before any of
+the above, and of pynenc-redis and fakeredis when a redis backend is built.
+"""
+
+from __future__ import annotations
+
+from pynenc_wf_testing.runtime.monkeypatches.process import ProcessPatches
+from pynenc_wf_testing.runtime.monkeypatches.registry import PatchSet
+
+__all__ = ["PatchSet", "ProcessPatches"]

@@ -1,0 +1,87 @@
+"""The patches one environment installs on open and undoes on close."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+from collections.abc import Callable
+from typing import Any
+
+from pynenc_wf_testing.runtime.monkeypatches import sleep as _sleep
+from pynenc_wf_testing.runtime.monkeypatches.clock import start_frozen_clock
+from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions
+from pynenc_wf_testing.runtime.monkeypatches.deterministic_executor import (
+    install_execute_task_hook,
+)
+from pynenc_wf_testing.runtime.monkeypatches.gc_thresholds import tune_gc
+from pynenc_wf_testing.runtime.monkeypatches.ids import SeededIds
+from pynenc_wf_testing.runtime.monkeypatches.pynenc_logging import install_logger_dedup
+from pynenc_wf_testing.runtime.monkeypatches.pynenc_speedups import install_pynenc_speedups
+from pynenc_wf_testing.runtime.monkeypatches.registry import PatchSet
+
+__all__ = ["ProcessPatches"]
+
+
+class ProcessPatches:
+    """Process-wide patches of one simulation: virtual wall clock, seeded ids, virtual sleep,
+    the simulator's ``execute_task`` hook, pynenc's logger filters and (``speedups``) caches of
+    repeated pynenc/freezegun work. Each module of this package says what it patches and why;
+    all of them go into one :class:`PatchSet`, undone in reverse order by :meth:`stop`."""
+
+    def __init__(
+        self,
+        seed: int,
+        start: _dt.datetime,
+        sleep_hook: Callable[[float], bool],
+        execute_task_hook: Callable[..., Any] | None = None,
+        *,
+        speedups: bool = True,
+    ) -> None:
+        self._speedups = speedups
+        self._seed = seed
+        self._start = start
+        self._sleep_hook = sleep_hook
+        self._execute_task_hook = execute_task_hook
+        self._patches = PatchSet()
+        self._ids = SeededIds(self._patches)
+        self.factory: Any = None
+
+    def start(self) -> None:
+        """Check the versions of what is patched, then patch; a failure part-way undoes what
+        was already applied before it propagates."""
+        check_versions("pynenc", "freezegun")
+        try:
+            self._ids.install(self._seed)
+            self.factory = start_frozen_clock(self._patches, self._start, speedups=self._speedups)
+            if self._speedups:
+                install_pynenc_speedups(self._patches)
+            tune_gc(self._patches)
+            _sleep.install_sleep(self._patches, self._sleep_hook)
+            install_execute_task_hook(
+                self._patches, self._execute_task_hook, one_call=self._speedups
+            )
+            install_logger_dedup(self._patches)
+        except BaseException:
+            # The error that stopped the patching is the one to report, not an undo's.
+            with contextlib.suppress(Exception):
+                self._patches.undo()
+            raise
+
+    def save_streams(self) -> tuple[Any, Any, Any]:
+        return self._ids.save()
+
+    def restore_streams(self, state: tuple[Any, Any, Any]) -> None:
+        self._ids.restore(state)
+
+    def reseed_ids(self, seed: int) -> None:
+        """Restart the id streams (each fault run of a crash check starts from the same seed)."""
+        self._ids.reseed(seed)
+
+    def patch_imported_sleep(self, module_names: list[str]) -> None:
+        _sleep.patch_imported_sleep(self._patches, module_names)
+
+    def move_to(self, when: _dt.datetime) -> None:
+        self.factory.move_to(when)
+
+    def stop(self) -> None:
+        self._patches.undo()
