@@ -20,7 +20,6 @@ from pynenc import context as pynenc_context
 from pynenc.invocation.status import InvocationStatus
 from pynenc.runner.runner_context import RunnerContext
 
-from pynenc_wf_testing.checks.faults import FaultPlan
 from pynenc_wf_testing.errors import (
     DeadlockError,
     InvalidArgument,
@@ -28,6 +27,7 @@ from pynenc_wf_testing.errors import (
     StepLimitExceeded,
 )
 from pynenc_wf_testing.runtime.clock import VirtualClock, from_micros, to_micros
+from pynenc_wf_testing.runtime.faults import ArmedFaults
 from pynenc_wf_testing.runtime.history import Step
 from pynenc_wf_testing.runtime.ledger import Execution
 from pynenc_wf_testing.runtime.runner import SimRunner
@@ -115,7 +115,7 @@ class Simulation:
         seed: int,
         clock: VirtualClock,
         max_steps: int,
-        faults: FaultPlan | None = None,
+        faults: ArmedFaults | None = None,
         worker_tag: str = "",
     ) -> None:
         self.seed = seed
@@ -124,7 +124,7 @@ class Simulation:
         self.worker_tag = worker_tag
         self.clock = clock
         self.max_steps = max_steps
-        self.faults = faults or FaultPlan()
+        self.faults = faults or ArmedFaults()
         self._rng = derive_rng(seed, "scheduler")
         self.main_glet: greenlet.greenlet = greenlet.getcurrent()
         self.apps: list[Any] = []
