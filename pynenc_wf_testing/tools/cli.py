@@ -134,7 +134,14 @@ def _snapshot_of(path: str, app_id: str, workdir: str) -> str:
         raise CommandError(f"--sqlite {path!r} is a directory; give the database file.")
     if not os.access(path, os.R_OK):
         raise CommandError(f"--sqlite {path!r}: permission denied.")
-    uri = "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+    # Without a -wal file everything is in the main file: immutable=1 reads it without
+    # locks, so not even SQLite's -wal/-shm side files appear. A -wal file means a live
+    # database: mode=ro reads its committed transactions through the existing side files.
+    live = os.path.exists(path + "-wal")
+    uri = (
+        "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23")
+        + ("?mode=ro" if live else "?immutable=1")
+    )
     try:
         source = sqlite3.connect(uri, uri=True)
         try:
@@ -301,14 +308,15 @@ def _retried_failures(app: Any) -> list[Any]:
 
 def _simulate_seed(job: tuple[Any, ...]) -> dict[str, Any]:
     """One seed: its golden run, then schedules drawn and shrunk by the crash checks."""
-    spec, call_args, seed, concurrency, faults, max_crashes, max_steps, fine, examples = job
+    (spec, call_args, seed, concurrency, faults, max_crashes, max_steps, fine, examples,
+     log_level) = job
     result: dict[str, Any] = {
         "seed": seed, "problems": [], "error": None, "steps": 0, "crashes": 0,
         "virtual_seconds": 0.0, "crash_points": [], "plan": None, "shrunk": None,
     }
     try:
         _simulate_into(result, spec, call_args, seed, concurrency, faults, max_crashes,
-                       max_steps, fine, examples)
+                       max_steps, fine, examples, log_level)
     except CommandError as error:
         result["error"] = str(error)
     except Exception as error:  # the workflow or the harness failed: an error, not a pass
@@ -319,6 +327,7 @@ def _simulate_seed(job: tuple[Any, ...]) -> dict[str, Any]:
 def _simulate_into(
     result: dict[str, Any], spec: str, call_args: list[Any], seed: int, concurrency: int,
     faults: Sequence[str], max_crashes: int, max_steps: int, fine: bool, examples: int,
+    log_level: str,
 ) -> None:
     from pynenc_wf_testing.checks.crash_check import check_fault_schedules
     from pynenc_wf_testing.checks.strategies import fault_schedules
@@ -337,12 +346,7 @@ def _simulate_into(
             failures=failures, max_failures=1,
         )
 
-    if not crashes and not failures:
-        raise CommandError(
-            "--faults fail: no task of this app retries (retry_for= and max_retries=), so "
-            "there is no failure to inject; add crash to --faults."
-        )
-    with WorkflowEnv(seed=seed, max_steps=max_steps) as env:
+    with WorkflowEnv(seed=seed, max_steps=max_steps, log_level=log_level) as env:
         env.use(workflow.app)
         report = check_fault_schedules(
             env, workflow, tuple(call_args), {}, schedules=schedules,
@@ -397,10 +401,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             f"unknown --faults {sorted(unknown) or [args.faults]}; choose from crash,fail.",
             usage=True,
         )
-    _load_task(args.workflow, "workflow")
+    workflow = _load_task(args.workflow, "workflow")
+    if faults == ["fail"] and not _retried_failures(workflow.app):
+        raise CommandError(
+            "--faults fail: no task of this app retries (retry_for= and max_retries=), so "
+            "there is no failure to inject; add crash to --faults."
+        )
     jobs = [
         (args.workflow, call_args, seed, args.concurrency, faults, args.max_crashes,
-         args.max_steps, args.fine, args.examples)
+         args.max_steps, args.fine, args.examples, args.log_level)
         for seed in range(args.seed, args.seed + args.runs)
     ]
     started = time.perf_counter()
@@ -524,6 +533,10 @@ def _parser() -> _Parser:
     simulate.add_argument("--max-steps", type=_positive("--max-steps"), default=100_000)
     simulate.add_argument("--fine", action="store_true",
                           help="also crash inside pynenc's own windows (see docs/faults.md)")
+    simulate.add_argument("--log-level", default="critical",
+                          choices=["debug", "info", "warning", "error", "critical"],
+                          help="pynenc's log level inside the runs (default critical: the "
+                          "report already names every failure)")
     simulate.add_argument("--json", action="store_true", help="machine-readable output")
     simulate.set_defaults(func=_cmd_simulate)
     return parser
