@@ -450,6 +450,7 @@ def check_fault_schedules(
         raise InvalidArgument(f"max_examples must be an int >= 1, got {max_examples!r}.")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidArgument(f"concurrency must be an int >= 1, got {concurrency!r}.")
+    env.use(task.app)  # its components must be in the world captured below
     starter: Callable[[Any], Any] | None = None
     if concurrency > 1:
         def starter(env: Any) -> list[Any]:

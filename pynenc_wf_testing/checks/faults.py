@@ -96,6 +96,22 @@ class ScheduledFailure:
         }
 
 
+def _exception_class(name: Any) -> type[BaseException]:
+    import builtins
+    import importlib
+
+    module_name, _, qualname = str(name).rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module_name) if module_name else builtins
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError):
+        raise InvalidArgument(f"unknown exception class {name!r} in a fault schedule.") from None
+    if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+        raise InvalidArgument(f"{name!r} in a fault schedule is not an exception class.")
+    return obj
+
+
 @dataclass(frozen=True)
 class FaultSchedule:
     """The faults of one run; built by hand, by
@@ -140,6 +156,28 @@ class FaultSchedule:
             "crashes": [c.to_json() for c in self.crashes],
             "failures": [f.to_json() for f in self.failures],
         }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> FaultSchedule:
+        """The schedule :meth:`to_json` wrote (e.g. a shrunk schedule of ``pynenc-wf
+        simulate --json``); exception classes are imported by their dotted names."""
+        if not isinstance(doc, dict) or not set(doc) <= {"crashes", "failures"}:
+            raise InvalidArgument(
+                f"a fault schedule is a dict with 'crashes' and 'failures' lists, got {doc!r}."
+            )
+        try:
+            crashes = tuple(
+                ScheduledCrash(c["step"], c.get("phase", "after"), c.get("name"),
+                               c.get("restart_after"))
+                for c in doc.get("crashes", [])
+            )
+            failures = tuple(
+                ScheduledFailure(f["task"], f.get("times", 1), _exception_class(f["exc"]))
+                for f in doc.get("failures", [])
+            )
+        except (KeyError, TypeError) as error:
+            raise InvalidArgument(f"malformed fault schedule {doc!r}: {error!r}.") from None
+        return cls(crashes, failures)
 
     def __len__(self) -> int:
         return len(self.crashes) + len(self.failures)

@@ -178,8 +178,13 @@ class ArmedFaults:
         return [p for p in self.crash_points if not p.fired and not p.optional]
 
     def fired(self) -> list[str]:
-        """What fired so far, as snippets: crash points, then injected failures."""
-        done = [p.snippet() for p in self.crash_points if p.fired]
+        """What fired so far: the crash points (by the name of the step each hit), then the
+        injected failures."""
+        done = [
+            f"crash_{p.phase}({p.fired_at.name!r})" if p.fired_at is not None else p.snippet()
+            for p in self.crash_points
+            if p.fired
+        ]
         done += [
             f"fail({f.task_name}, times={f.used})" for f in self.failures if f.used
         ]

@@ -347,7 +347,6 @@ def _simulate_into(
         )
 
     with WorkflowEnv(seed=seed, max_steps=max_steps, log_level=log_level) as env:
-        env.use(workflow.app)
         report = check_fault_schedules(
             env, workflow, tuple(call_args), {}, schedules=schedules,
             max_examples=examples + _EMPTY_FIRST, search_seed=seed, fine=fine,
