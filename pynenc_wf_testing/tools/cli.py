@@ -286,9 +286,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- simulate
 
-#: Hypothesis tries the simplest schedule first: no faults, the golden run, which is not run
-#: again. So each seed runs its golden run and ``--examples`` drawn schedules.
-_EMPTY_FIRST = 1
+#: Hypothesis tries the simplest schedule first (one crash right after step 1; with
+#: ``--faults fail`` no fault at all, which is the golden run and is not run again), then
+#: random ones: each seed runs its golden run, that one and ``--examples`` drawn schedules.
+_SIMPLEST_FIRST = 1
 
 
 def _retried_failures(app: Any) -> list[Any]:
@@ -311,7 +312,7 @@ def _simulate_seed(job: tuple[Any, ...]) -> dict[str, Any]:
     (spec, call_args, seed, concurrency, faults, max_crashes, max_steps, fine, examples,
      log_level) = job
     result: dict[str, Any] = {
-        "seed": seed, "problems": [], "error": None, "steps": 0, "crashes": 0,
+        "seed": seed, "problems": [], "error": None, "fault_runs": 0, "steps": 0, "crashes": 0,
         "virtual_seconds": 0.0, "crash_points": [], "plan": None, "shrunk": None,
     }
     try:
@@ -338,18 +339,19 @@ def _simulate_into(
     crashes = max_crashes if "crash" in faults else 0
 
     def schedules(golden_steps: list[Any]) -> Any:
-        count = len([s for s in golden_steps if s.is_step])
-        # Recovery commits more steps than the golden run: leave room for later crashes.
-        max_step = max(1, count * max(1, crashes))
+        # Crash steps within the golden run's length, at least one crash when crashes are
+        # asked for: measured on examples/payments, this finds the planted bug in about 10%
+        # of seeds, where reaching into recovery steps (golden length x crashes) found 4%.
+        max_step = max(1, len([s for s in golden_steps if s.is_step]))
         return fault_schedules(
-            max_step, max_crashes=crashes, min_crashes=0, steps=golden_steps, fine=fine,
-            failures=failures, max_failures=1,
+            max_step, max_crashes=crashes, min_crashes=min(1, crashes), steps=golden_steps,
+            fine=fine, failures=failures, max_failures=1,
         )
 
     with WorkflowEnv(seed=seed, max_steps=max_steps, log_level=log_level) as env:
         report = check_fault_schedules(
             env, workflow, tuple(call_args), {}, schedules=schedules,
-            max_examples=examples + _EMPTY_FIRST, search_seed=seed, fine=fine,
+            max_examples=examples + _SIMPLEST_FIRST, search_seed=seed, fine=fine,
             concurrency=concurrency,
         )
     if report.golden_raised:
@@ -357,11 +359,13 @@ def _simulate_into(
             f"the fault-free run {report.golden_outcome}; nothing to compare faults with "
             "(check --args: the workflow's arguments as a JSON list)."
         )
-    first = report.explored[0] if report.explored else report.golden
-    assert first is not None
+    # Every faulted run counts, the shrinker's included: these are the runs that happened.
+    runs = report.explored
     result.update(
-        steps=first.steps, crashes=first.crashes, virtual_seconds=first.virtual_seconds,
-        crash_points=sorted(set(first.fired)),
+        fault_runs=len(runs),
+        steps=sum(o.steps for o in runs), crashes=sum(o.crashes for o in runs),
+        virtual_seconds=sum(o.virtual_seconds for o in runs),
+        crash_points=sorted({p for o in runs for p in o.fired if p.startswith("crash_")}),
     )
     failing = report.failing
     if failing:
@@ -433,6 +437,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     summary = {
         "workflow": args.workflow,
         "runs": len(results),
+        "fault_runs": sum(r["fault_runs"] for r in results),
         "concurrency": args.concurrency,
         "steps": sum(r["steps"] for r in results),
         "virtual_seconds": sum(r["virtual_seconds"] for r in results),
@@ -557,6 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.code
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else 0
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the exit-time flush cannot fail again
+        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
