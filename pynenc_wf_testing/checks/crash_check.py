@@ -160,9 +160,11 @@ class _RunResult:
         self.kind = "ok"  # ok | error | incomplete
         self.value: Any = None
         self.error: BaseException | None = None
+        #: Several instances: ``value`` is the list of their outcome texts.
+        self.many = False
 
     def text(self) -> str:
-        if isinstance(self.value, list):
+        if self.many:
             return "; ".join(self.value)
         if self.kind == "ok":
             return f"returned {_outcome_text(self.value)}"
@@ -236,6 +238,7 @@ class CrashChecker:
                     for one in run:
                         self._drive(sim, one)
                     result.value = [_final_text(one) for one in run]
+                    result.many = True
                     if any(text.startswith("raised ") for text in result.value):
                         result.kind = "error"
                         result.error = _FirstError(result.value)
@@ -327,7 +330,7 @@ class CrashChecker:
                 )
             return None
         assert golden.error is not None and got.error is not None
-        if isinstance(got.value, list):
+        if got.many:
             if golden.value != got.value:
                 return f"results {got.value} differ from the fault-free {golden.value}"
             return None

@@ -25,15 +25,9 @@ from pynenc_wf_testing.runtime.history import Step
 if TYPE_CHECKING:
     from pynenc.task import Task
 
-__all__ = [
-    "ArmedCrash",
-    "ArmedFailure",
-    "ArmedFaults",
-    "Phase",
-    "StepRef",
-    "make_matcher",
-    "normalize_step_name",
-]
+# StepRef and Phase are defined here, where the simulator needs them; their public home is
+# pynenc_wf_testing.checks.faults, with the rest of the vocabulary.
+__all__ = ["ArmedCrash", "ArmedFailure", "ArmedFaults", "make_matcher", "normalize_step_name"]
 
 #: How a step is referred to: a name (``"charge_payment"``, ``"charge_payment#2"``,
 #: ``"uuid#1"``), a task object (its first result commit), a global step number, or a predicate.
