@@ -290,3 +290,26 @@ def test_export_of_an_unknown_workflow_exports_nothing(tmp_path: Path,
                  "tests.replay_apps.other", "-o", str(out)]) == 1
     assert "no workflow run 'tests.replay_apps.other'" in capsys.readouterr().err
     assert not out.exists() and db.read_bytes() == before
+
+
+def test_export_in_process_gives_the_app_back_its_own_store(tmp_path: Path) -> None:
+    replay_apps.VERSION = 1
+    db = tmp_path / "prod.db"
+    with WorkflowEnv(seed=4, backend="sqlite", backend_options={"path": str(db)}) as env:
+        env.start(replay_apps.checkout, "o-13").result
+    before = replay_apps.app.config_values
+    out = tmp_path / "h.json"
+    assert main([*EXPORT, "--sqlite", str(db), "-o", str(out)]) == 0
+    assert replay_apps.app.config_values is before
+    assert len(json.loads(out.read_text())["workflows"]) == 1
+
+
+def test_simulate_over_processes_reports_errors_as_errors() -> None:
+    done = _simulate("tests.fault_apps:sequential", "--args", '["x"]', "--runs", "2",
+                     "--processes", "2", "--json")
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["summary"]["errors"] == 2 and report["summary"]["violations"] == 0
+    assert [e["seed"] for e in report["errors"]] == [0, 1]
+    assert all("the fault-free run raised TypeError" in e["error"] for e in report["errors"])
+    assert done.stderr.strip().startswith("pynenc-wf simulate: error: 2 of 2 runs failed")

@@ -186,21 +186,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.output and os.path.isdir(args.output):
         raise CommandError(f"-o {args.output!r} is a directory; give a file name.")
     app = _load_app(args.app)
+    saved = app.config_values
     with tempfile.TemporaryDirectory(prefix="pynenc-wf-export-") as workdir:
-        if args.sqlite:
-            # Read a snapshot with pynenc's own SQLite components, whatever the app names.
-            values = dict(app.config_values or {})
-            values.update(
-                sqlite_db_path=_snapshot_of(args.sqlite, app.app_id, workdir),
-                orchestrator_cls="SQLiteOrchestrator",
-                broker_cls="SQLiteBroker",
-                state_backend_cls="SQLiteStateBackend",
-                client_data_store_cls="SQLiteClientDataStore",
-                trigger_cls="SQLiteTrigger",
-            )
-            app.config_values = values
-            app._reset_cached_components()
         try:
+            if args.sqlite:
+                # Read a snapshot with pynenc's own SQLite components, whatever the app names.
+                values = dict(app.config_values or {})
+                values.update(
+                    sqlite_db_path=_snapshot_of(args.sqlite, app.app_id, workdir),
+                    orchestrator_cls="SQLiteOrchestrator",
+                    broker_cls="SQLiteBroker",
+                    state_backend_cls="SQLiteStateBackend",
+                    client_data_store_cls="SQLiteClientDataStore",
+                    trigger_cls="SQLiteTrigger",
+                )
+                app.config_values = values
+                app._reset_cached_components()
             doc = export_histories(
                 app, workflow_id=args.workflow_id, workflow_type=args.workflow_type
             )
@@ -211,6 +212,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 f"reading the store of app {app.app_id!r} failed: {type(error).__name__}: "
                 f"{error}"
             ) from None
+        finally:
+            if args.sqlite and app.config_values is not saved:
+                # main() may run inside a process that goes on using this app (tests, a
+                # notebook): give it back its own store.
+                app.config_values = saved
+                app._reset_cached_components()
     if not doc["workflows"]:
         which = args.workflow_id or args.workflow_type
         raise CommandError(
