@@ -50,7 +50,6 @@ def _positive(name: str, minimum: int = 1) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {value}")
         return value
 
-    parse.__name__ = name  # argparse names the type in its messages
     return parse
 
 
@@ -293,7 +292,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- simulate
 
-#: Hypothesis tries the simplest schedule first (one crash right after step 1; with
+#: Hypothesis tries the simplest schedule first (one crash at the earliest step it may go; with
 #: ``--faults fail`` no fault at all, which is the golden run and is not run again), then
 #: random ones: each seed runs its golden run, that one and ``--examples`` drawn schedules.
 _SIMPLEST_FIRST = 1
