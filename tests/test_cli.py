@@ -61,7 +61,13 @@ def test_simulate_finds_the_planted_bug_and_its_reproduction_fails_the_same_way(
     report = json.loads(found.stdout)
     assert report["summary"]["runs"] == 100 and report["summary"]["violations"] > 0
     first = report["violations"][0]
-    assert any("charge_card#1 ran" in p for p in first["problems"])
+    assert any(p.startswith("[duplicate] non-idempotent charge_card ran") for p in first["problems"])
+    # One plan format: FaultSchedule.to_json(); the shrunk schedule is no bigger.
+    plan, shrunk = first["plan"], first["shrunk"]
+    assert set(plan) == set(shrunk) == {"crashes", "failures"}
+    assert all(set(c) >= {"step", "phase", "name"} for c in shrunk["crashes"])
+    size = len(shrunk["crashes"]) + len(shrunk["failures"])
+    assert 1 <= size <= len(plan["crashes"]) + len(plan["failures"])
     command = first["command"]
     assert command.startswith(f"pynenc-wf simulate {spec} --args '[\"inv-1\", 4200]' --runs 1 ")
     # Run the printed command as printed, through a shell.
@@ -124,3 +130,186 @@ def test_export_from_a_production_sqlite_file(tmp_path: Path) -> None:
         "reserve", "charge", "notify"
     ]
     assert main(["replay", str(out)]) == 0
+
+
+# ---------------------------------------------------------------------- bad inputs
+
+NOT_A_HISTORY = "not a pynenc-wf history"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Bad files of every kind, and another app's real pynenc SQLite store."""
+    import sqlite3
+
+    root = tmp_path_factory.mktemp("bad-inputs")
+    paths = {"dir": str(root / "a-dir"), "missing": str(root / "missing.json")}
+    os.mkdir(paths["dir"])
+    contents: dict[str, bytes] = {
+        "garbage": b"this is not a database, nor JSON\n",
+        "binary": b"\xff\xfe\x00\x81 not utf-8",
+        "truncated": b'{"format": "pynenc-wf-history", "version": ',
+        "list": b"[1, 2, 3]",
+        "other_format": b'{"format": "other"}',
+        "empty": b"",
+    }
+    for name, data in contents.items():
+        (root / name).write_bytes(data)
+        paths[name] = str(root / name)
+    doc = {"format": "pynenc-wf-history", "version": 1, "seed": 0, "steps": [],
+           "workflows": [{"workflow_id": "w-1", "task": "no_such_module_xyz.flow",
+                          "arguments": {}, "status": "success", "children": [], "data": {}}]}
+    (root / "unknown_task.json").write_text(json.dumps(doc))
+    paths["unknown_task"] = str(root / "unknown_task.json")
+    doc["workflows"][0]["task"] = "tests.fault_apps.nope"
+    (root / "missing_attr.json").write_text(json.dumps(doc))
+    paths["missing_attr"] = str(root / "missing_attr.json")
+    del doc["workflows"][0]["children"]
+    (root / "bad_record.json").write_text(json.dumps(doc))
+    paths["bad_record"] = str(root / "bad_record.json")
+    plain = root / "plain.db"
+    with sqlite3.connect(plain) as db:
+        db.execute("CREATE TABLE customers (id INTEGER)")
+    db.close()
+    paths["plain_db"] = str(plain)
+    other = root / "other-app.db"
+    with WorkflowEnv(seed=4, backend="sqlite", backend_options={"path": str(other)}) as env:
+        env.start(apps_of_another.sequential, 1).result
+    paths["other_app_db"] = str(other)
+    (root / "boom_mod_cli.py").write_text("raise RuntimeError('boom at import')\n")
+    paths["boom_dir"] = str(root)
+    return paths
+
+
+from tests import fault_apps as apps_of_another  # noqa: E402 - read by the fixture above
+
+APP = "tests.replay_apps:app"
+WF = "tests.fault_apps:sequential"
+EXPORT = ["export", "--app", APP, "--workflow-type", "tests.replay_apps.checkout"]
+
+# (argv, exit code, words the one stderr line must contain); @name is a path of `files`.
+BAD_INPUTS: list[tuple[list[str], int, str]] = [
+    ([], 2, "required: command"),
+    (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    (["simulate"], 2, "required: workflow"),
+    (["simulate", "nope"], 2, "expected 'package.module:name'"),
+    (["simulate", "tests.fault_apps:"], 2, "expected 'package.module:name'"),
+    (["simulate", ":sequential"], 2, "expected 'package.module:name'"),
+    (["simulate", "tests.fault_apps:a..b"], 2, "expected 'package.module:name'"),
+    (["simulate", "tests fault:x"], 2, "expected 'package.module:name'"),
+    (["simulate", WF, "--args", "{not json"], 2, "is not valid JSON"),
+    (["simulate", WF, "--args", '{"n": 3}'], 2, "must be a JSON list"),
+    (["simulate", WF, "--args", '"x"'], 2, "must be a JSON list"),
+    (["simulate", WF, "--runs", "0"], 2, "--runs must be >= 1, got 0"),
+    (["simulate", WF, "--runs", "-3"], 2, "--runs must be >= 1, got -3"),
+    (["simulate", WF, "--runs", "ten"], 2, "--runs must be an integer >= 1, got 'ten'"),
+    (["simulate", WF, "--concurrency", "0"], 2, "--concurrency must be >= 1"),
+    (["simulate", WF, "--max-crashes", "0"], 2, "--max-crashes must be >= 1"),
+    (["simulate", WF, "--processes", "0"], 2, "--processes must be >= 1"),
+    (["simulate", WF, "--max-steps", "0"], 2, "--max-steps must be >= 1"),
+    (["simulate", WF, "--examples", "0"], 2, "--examples must be >= 1"),
+    (["simulate", WF, "--seed", "-1"], 2, "--seed must be >= 0"),
+    (["simulate", WF, "--faults", "flood"], 2, "unknown --faults ['flood']"),
+    (["simulate", WF, "--faults", ","], 2, "unknown --faults"),
+    (["simulate", WF, "--log-level", "loud"], 2, "invalid choice: 'loud'"),
+    (["simulate", "no_such_module_xyz:wf"], 1, "no module named 'no_such_module_xyz'"),
+    (["simulate", "tests.fault_apps:nope"], 1, "has no attribute 'nope'"),
+    (["simulate", "tests.fault_apps:reset"], 1, "is a function, not a pynenc task"),
+    (["simulate", "tests.fault_apps:app"], 1, "is a Pynenc, not a pynenc task"),
+    (["simulate", "boom_mod_cli:wf"], 1, "raised RuntimeError: boom at import"),
+    (["simulate", WF, "--args", '["x"]', "--runs", "2"], 1,
+     "2 of 2 runs failed to run; first (seed 0): the fault-free run raised TypeError"),
+    (["simulate", WF, "--args", "[1, 2, 3]", "--runs", "1"], 1,
+     "1 of 1 runs failed to run; first (seed 0): TypeError: too many positional arguments"),
+    (["simulate", "tests.replay_apps:checkout", "--faults", "fail"], 1,
+     "no task of this app retries"),
+    (["export"], 2, "required: --app"),
+    (["export", "--app", APP], 2, "one of the arguments --workflow-id --workflow-type"),
+    (["export", "--app", APP, "--workflow-id", "a", "--workflow-type", "b.c"], 2,
+     "not allowed with argument"),
+    (["export", "--app", "nope", "--workflow-id", "a"], 2, "expected 'package.module:name'"),
+    (["export", "--app", "tests.replay_apps:checkout", "--workflow-id", "a"], 1,
+     "is a WorkflowTask, not a pynenc app"),
+    (["export", "--app", APP, "--workflow-type", "checkout"], 2,
+     "expected 'package.module.function'"),
+    ([*EXPORT, "--sqlite", "@missing"], 1, "no such file"),
+    ([*EXPORT, "--sqlite", "@dir"], 1, "is a directory"),
+    ([*EXPORT, "--sqlite", "@garbage"], 1, "not a readable SQLite database"),
+    ([*EXPORT, "--sqlite", "@empty"], 1, "(it holds no pynenc tables); nothing exported"),
+    ([*EXPORT, "--sqlite", "@plain_db"], 1, "(it holds no pynenc tables); nothing exported"),
+    ([*EXPORT, "--sqlite", "@other_app_db"], 1,
+     "no pynenc store of app 'replay-apps' (it holds pynenc tables of other apps (fault_apps"),
+    ([*EXPORT, "--sqlite", "@other_app_db", "-o", "@dir"], 1, "is a directory"),
+    (["replay"], 2, "required: files"),
+    (["replay", "@missing"], 1, "no such file"),
+    (["replay", "@dir"], 1, "is a directory"),
+    (["replay", "@garbage"], 1, "not valid JSON"),
+    (["replay", "@binary"], 1, "not"),
+    (["replay", "@truncated"], 1, "not valid JSON"),
+    (["replay", "@empty"], 1, "not valid JSON"),
+    (["replay", "@list"], 1, NOT_A_HISTORY),
+    (["replay", "@other_format"], 1, NOT_A_HISTORY),
+    (["replay", "@unknown_task"], 1, "no module named 'no_such_module_xyz'"),
+    (["replay", "@missing_attr"], 1, "has no attribute 'nope'"),
+    (["replay", "@bad_record"], 1, "children"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"), BAD_INPUTS, ids=[" ".join(a) or "<none>" for a, _, _ in BAD_INPUTS]
+)
+def test_bad_input_gives_one_clear_line_and_the_right_exit_code(
+    argv: list[str], code: int, message: str, files: dict[str, str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(files["boom_dir"])
+    argv = [files[a[1:]] if a.startswith("@") else a for a in argv]
+    databases = {p: Path(p).read_bytes() for p in argv if p.endswith(".db")}
+    siblings = {p: sorted(os.listdir(os.path.dirname(p))) for p in databases}
+    assert main(argv) == code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1, err
+    assert errors[0].startswith("pynenc-wf"), err
+    assert message in errors[0], err
+    for path, before in databases.items():  # export never writes to what it reads
+        assert Path(path).read_bytes() == before
+        assert sorted(os.listdir(os.path.dirname(path))) == siblings[path]
+
+
+def test_export_of_an_unknown_workflow_exports_nothing(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    replay_apps.VERSION = 1
+    db = tmp_path / "prod.db"
+    with WorkflowEnv(seed=4, backend="sqlite", backend_options={"path": str(db)}) as env:
+        env.start(replay_apps.checkout, "o-12").result
+    before = db.read_bytes()
+    out = tmp_path / "never.json"
+    assert main(["export", "--app", APP, "--sqlite", str(db), "--workflow-type",
+                 "tests.replay_apps.other", "-o", str(out)]) == 1
+    assert "no workflow run 'tests.replay_apps.other'" in capsys.readouterr().err
+    assert not out.exists() and db.read_bytes() == before
+
+
+def test_export_in_process_gives_the_app_back_its_own_store(tmp_path: Path) -> None:
+    replay_apps.VERSION = 1
+    db = tmp_path / "prod.db"
+    with WorkflowEnv(seed=4, backend="sqlite", backend_options={"path": str(db)}) as env:
+        env.start(replay_apps.checkout, "o-13").result
+    before = replay_apps.app.config_values
+    out = tmp_path / "h.json"
+    assert main([*EXPORT, "--sqlite", str(db), "-o", str(out)]) == 0
+    assert replay_apps.app.config_values is before
+    assert len(json.loads(out.read_text())["workflows"]) == 1
+
+
+def test_simulate_over_processes_reports_errors_as_errors() -> None:
+    done = _simulate("tests.fault_apps:sequential", "--args", '["x"]', "--runs", "2",
+                     "--processes", "2", "--json")
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["summary"]["errors"] == 2 and report["summary"]["violations"] == 0
+    assert [e["seed"] for e in report["errors"]] == [0, 1]
+    assert all("the fault-free run raised TypeError" in e["error"] for e in report["errors"])
+    assert done.stderr.strip().startswith("pynenc-wf simulate: error: 2 of 2 runs failed")

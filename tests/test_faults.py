@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
+from hypothesis import given, settings
 
-from pynenc_wf_testing import InvalidArgument, Step, UnknownStepError, WorkflowEnv
+from pynenc_wf_testing import (
+    FaultSchedule,
+    InvalidArgument,
+    ScheduledCrash,
+    Step,
+    UnknownStepError,
+    WorkflowEnv,
+)
+from pynenc_wf_testing.checks.faults import ScheduledFailure
+from pynenc_wf_testing.checks.strategies import fault_schedules
 from tests import fault_apps as apps
 
 
@@ -177,3 +188,124 @@ def test_retry_window_strands_the_invocation() -> None:
         env.fail(apps.flaky, times=1, exc=apps.TransientError)
         env.crash_after("retry:flaky#1")  # after the retry is routed: recovers fine
         assert env.start(apps.uses_retry, 1).result == 101
+
+
+# ---------------------------------------------------------------------- the vocabulary
+
+FLAKY = "tests.fault_apps.flaky"
+
+
+def test_a_fault_schedule_round_trips_through_json() -> None:
+    schedule = FaultSchedule(
+        (ScheduledCrash(3, "before", "step#2"), ScheduledCrash(7, restart_after=600.0)),
+        (ScheduledFailure(FLAKY, 2, apps.TransientError),),
+    )
+    doc = json.loads(json.dumps(schedule.to_json()))
+    assert doc["failures"] == [
+        {"task": FLAKY, "times": 2, "exc": "tests.fault_apps.TransientError"}
+    ]
+    again = FaultSchedule.from_json(doc)
+    assert again == schedule and len(again) == 3
+    assert str(again) == (
+        "env.fail(flaky, times=2, exc=TransientError); env.crash_before('step#2'); "
+        "env.crash_after(7, restart_after=timedelta(seconds=600))"
+    )
+    assert FaultSchedule.from_json({"failures": [{"task": FLAKY, "exc": "ValueError"}]}) == (
+        FaultSchedule((), (ScheduledFailure(FLAKY, 1, ValueError),))
+    )
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ([], "a fault schedule is a dict"),
+        ({"crashes": [], "faults": []}, "a fault schedule is a dict"),
+        ({"crashes": [{"phase": "after"}]}, "malformed fault schedule"),
+        ({"crashes": [{"step": 0}]}, "ScheduledCrash.step must be an int >= 1"),
+        ({"crashes": [{"step": 2, "phase": "during"}]}, "'before' or 'after'"),
+        ({"failures": [{"task": FLAKY, "exc": "no_such_mod.Boom"}]}, "unknown exception class"),
+        ({"failures": [{"task": FLAKY, "exc": "json.dumps"}]}, "is not an exception class"),
+        ({"failures": [{"task": "flaky", "exc": "ValueError"}]}, "'package.module.function'"),
+        ({"failures": [{"task": FLAKY, "times": 0, "exc": "ValueError"}]}, "times must be"),
+    ],
+)
+def test_a_malformed_fault_schedule_is_rejected(doc: object, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        FaultSchedule.from_json(doc)
+
+
+def test_scheduled_failure_needs_an_exception_class() -> None:
+    with pytest.raises(InvalidArgument, match="must be an exception class"):
+        ScheduledFailure(FLAKY, 1, "TransientError")  # type: ignore[arg-type]
+
+
+def test_a_scheduled_failure_is_armed_like_fail() -> None:
+    schedule = FaultSchedule(failures=(ScheduledFailure(FLAKY, 2, apps.TransientError),))
+    with WorkflowEnv(seed=5) as env:
+        schedule.apply(env)
+        assert env.start(apps.uses_retry, 1).result == 101
+        outcomes = [e.outcome for e in env.ledger if e.task == FLAKY]
+        assert outcomes == ["retry", "retry", "success"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(fault_schedules(
+    10, max_crashes=1, min_crashes=0,
+    failures=[ScheduledFailure(FLAKY, 3, apps.TransientError),
+              ScheduledFailure("tests.fault_apps.step", 1)],
+))
+def test_generated_schedules_draw_failures_from_the_candidates(schedule: FaultSchedule) -> None:
+    assert len(schedule.crashes) <= 1 and len(schedule.failures) <= 1
+    for failure in schedule.failures:
+        assert failure.task in (FLAKY, "tests.fault_apps.step")
+        assert 1 <= failure.times <= (3 if failure.task == FLAKY else 1)
+
+
+def test_a_reported_schedule_names_the_step_it_really_hit() -> None:
+    """After an injected retry the faulted run numbers its steps differently from the golden
+    run: the report names what step 5 was in the faulted run (``retry:flaky#1``), not in
+    the golden one (``uses_retry#1``)."""
+    from hypothesis import strategies as st
+
+    from pynenc_wf_testing.checks.crash_check import check_fault_schedules
+
+    given_schedule = FaultSchedule(
+        (ScheduledCrash(5, "after", "uses_retry#1"),),
+        (ScheduledFailure(FLAKY, 1, apps.TransientError),),
+    )
+    with WorkflowEnv(seed=6) as env:
+        report = check_fault_schedules(
+            env, apps.uses_retry, (1,), {}, schedules=lambda _steps: st.just(given_schedule),
+            max_examples=1,
+        )
+        assert report.ok and not report.golden_raised
+        [outcome] = report.explored
+        [crash] = outcome.schedule.crashes
+        assert (crash.step, crash.name) == (5, "retry:flaky#1")
+        assert outcome.fired == ["crash_after('retry:flaky#1')", "fail(flaky, times=1)"]
+    with WorkflowEnv(seed=6) as env:  # the reported snippet reproduces the same crash
+        outcome.schedule.apply(env, fine=True)
+        assert env.start(apps.uses_retry, 1).result == 101
+        names = [s.name for s in env.history]
+        assert names[names.index("crash") - 1] == crash.name
+
+
+def test_check_fault_schedules_compares_every_concurrent_instance() -> None:
+    from hypothesis import strategies as st
+
+    from pynenc_wf_testing.checks.crash_check import check_fault_schedules
+
+    apps.reset()
+    with WorkflowEnv(seed=7) as env:
+        report = check_fault_schedules(
+            env, apps.pays, ("o-1",), {}, concurrency=2, max_examples=1,
+            schedules=lambda _steps: st.just(FaultSchedule((ScheduledCrash(1, "before"),))),
+        )
+    assert report.golden_outcome == "returned 'ch-o-1-10'; returned 'ch-o-1-10'"
+    assert report.golden is not None and report.golden.steps > 0
+    with (
+        pytest.raises(InvalidArgument, match="concurrency must be an int >= 1"),
+        WorkflowEnv(seed=7) as env,
+    ):
+        check_fault_schedules(env, apps.pays, ("o-1",), {}, concurrency=0, max_examples=1,
+                              schedules=lambda _steps: st.just(FaultSchedule()))

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from benchmarks import bench_app
 from pynenc_wf_testing import WorkflowEnv
-from pynenc_wf_testing.checks.faults import FaultPlan
 from pynenc_wf_testing.runtime import fault_hooks, simulation
 from pynenc_wf_testing.runtime.clock import VirtualClock
 from pynenc_wf_testing.runtime.determinism import ReplayFrontier
+from pynenc_wf_testing.runtime.faults import ArmedFaults
 from pynenc_wf_testing.runtime.history import Step
 from pynenc_wf_testing.runtime.simulation import Simulation
 
@@ -43,13 +43,13 @@ def test_the_runtime_imports_no_layer_above_it() -> None:
 
 
 def test_a_fault_plan_has_what_the_fault_hooks_ask_for() -> None:
-    # mypy checks this statically where the environment hands its FaultPlan to the
+    # mypy checks this statically where the environment hands its ArmedFaults to the
     # Simulation; here the runtime's view of it is exercised.
     for member in ("crash_for", "failure_for"):
         protocol = inspect.signature(getattr(fault_hooks.FaultHooks, member))
-        plan = inspect.signature(getattr(FaultPlan, member))
+        plan = inspect.signature(getattr(ArmedFaults, member))
         assert list(protocol.parameters) == list(plan.parameters), member
-    plan = FaultPlan()
+    plan = ArmedFaults()
     hooks: fault_hooks.FaultHooks = plan
     point = plan.add_crash("after", "step#1")
     step = Step(1, "result", "step#1", None, None, "2024-01-01T00:00:00+00:00")

@@ -9,10 +9,10 @@ the golden history); schedules of several crashes are generated and shrunk by Hy
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from pynenc_wf_testing.checks.faults import FaultPlan, FaultSchedule, ScheduledCrash
+from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash
 from pynenc_wf_testing.checks.idempotency import marked_keys
 from pynenc_wf_testing.errors import (
     CrashSafetyError,
@@ -21,14 +21,16 @@ from pynenc_wf_testing.errors import (
     NondeterminismError,
     StepLimitExceeded,
 )
+from pynenc_wf_testing.runtime.faults import ArmedFaults
 from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 
 if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
     from pynenc.task import Task
 
     from pynenc_wf_testing.env.environment import WorkflowEnv
 
-__all__ = ["CrashReport", "ScheduleOutcome", "Violation"]
+__all__ = ["CrashReport", "ScheduleOutcome", "Violation", "check_fault_schedules"]
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,16 @@ class Violation:
 
 @dataclass
 class ScheduleOutcome:
-    """What happened under one fault schedule."""
+    """What happened under one fault schedule. ``fired``: the crash points that fired and
+    the failures injected; ``virtual_seconds``: how far the virtual clock moved."""
 
     schedule: FaultSchedule
     violations: list[Violation]
     outcome: str
     crashes: int
     steps: int
+    fired: list[str] = field(default_factory=list)
+    virtual_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -72,6 +77,9 @@ class CrashReport:
     minimal_failure: ScheduleOutcome | None = None
     call_repr: str = ""
     rerun_hint: str = ""
+    golden: ScheduleOutcome | None = None
+    #: True when the golden run raised: every comparison is then against that exception.
+    golden_raised: bool = False
 
     @property
     def ok(self) -> bool:
@@ -132,13 +140,32 @@ def _outcome_text(value: Any) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _final_text(run: Any) -> str:
+    try:
+        return f"returned {_outcome_text(run._invocation.get_final_result())}"
+    except Exception as exc:
+        return f"raised {type(exc).__name__}: {exc}"
+
+
+class _FirstError(Exception):
+    """Stands for the failures of several instances: the first one's text is its message."""
+
+    def __init__(self, outcomes: list[str]) -> None:
+        first = next(t for t in outcomes if t.startswith("raised "))
+        super().__init__(first.removeprefix("raised "))
+
+
 class _RunResult:
     def __init__(self) -> None:
         self.kind = "ok"  # ok | error | incomplete
         self.value: Any = None
         self.error: BaseException | None = None
+        #: Several instances: ``value`` is the list of their outcome texts.
+        self.many = False
 
     def text(self) -> str:
+        if self.many:
+            return "; ".join(self.value)
         if self.kind == "ok":
             return f"returned {_outcome_text(self.value)}"
         assert self.error is not None
@@ -188,13 +215,14 @@ class CrashChecker:
     ) -> tuple[_RunResult, ScheduleOutcome]:
         env = self.env
         env._drop_world()
-        env._fresh_world(FaultPlan())
+        env._fresh_world(ArmedFaults())
         schedule.apply(env, optional=optional, fine=fine)
         if self.before_each is not None:
             self.before_each()
         result = _RunResult()
         violations: list[Violation] = []
         sim = env._require_sim()
+        started_at = env.now
         try:
             run: Any = (
                 self.starter(env)
@@ -204,8 +232,19 @@ class CrashChecker:
             if self.after_start is not None:
                 self.after_start(env, run)
             try:
-                self._drive(sim, run)
-                result.value = run._invocation.get_final_result()
+                if isinstance(run, list):
+                    # Several instances (pynenc-wf simulate --concurrency): every one must
+                    # finish, and their outcomes, in start order, are the result.
+                    for one in run:
+                        self._drive(sim, one)
+                    result.value = [_final_text(one) for one in run]
+                    result.many = True
+                    if any(text.startswith("raised ") for text in result.value):
+                        result.kind = "error"
+                        result.error = _FirstError(result.value)
+                else:
+                    self._drive(sim, run)
+                    result.value = run._invocation.get_final_result()
             except (DeadlockError, StepLimitExceeded, NondeterminismError) as exc:
                 result.kind, result.error = "incomplete", exc
                 kind = "nondeterminism" if isinstance(exc, NondeterminismError) else "incomplete"
@@ -253,6 +292,8 @@ class CrashChecker:
                 outcome=result.text(),
                 crashes=sim.crashes,
                 steps=len([s for s in sim.history if s.is_step]),
+                fired=env._faults.fired(),
+                virtual_seconds=(env.now - started_at).total_seconds(),
             )
         return result, outcome
 
@@ -289,6 +330,10 @@ class CrashChecker:
                 )
             return None
         assert golden.error is not None and got.error is not None
+        if got.many:
+            if golden.value != got.value:
+                return f"results {got.value} differ from the fault-free {golden.value}"
+            return None
         if type(golden.error) is not type(got.error) or str(golden.error) != str(got.error):
             return f"expected the workflow to have {golden.text()}, but it {got.text()}"
         return None
@@ -347,16 +392,7 @@ def check_crash_safety(
         rerun_hint=env.rerun_hint,
     )
     try:
-        golden, golden_outcome = checker.run(FaultSchedule(), optional=False)
-        checker.golden = golden
-        report.golden_outcome = golden.text()
-        report.golden_steps = list(env._require_sim().history)
-        if golden.kind == "incomplete" or not golden_outcome.ok:
-            raise CrashSafetyError(
-                f"the golden run of {report.call_repr} (no faults) did not behave, so there is "
-                f"nothing to compare crashes with: {golden.text()}; "
-                + "; ".join(v.message for v in golden_outcome.violations)
-            )
+        _golden_run(checker, report)
         steps = [s for s in report.golden_steps if s.is_step]
         first_number: dict[str, int] = {}
         for s in report.golden_steps:
@@ -377,7 +413,13 @@ def check_crash_safety(
                 _, outcome = checker.run(schedule, optional=False, fine=True)
                 report.explored.append(outcome)
         if max_crashes > 1:
-            _explore_multi(checker, report, max_crashes, max_examples, fine)
+            from pynenc_wf_testing.checks.strategies import fault_schedules
+
+            strategy = fault_schedules(
+                _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=2,
+                steps=report.golden_steps, fine=fine,
+            )
+            _explore(checker, report, strategy, max_examples, fine)
     finally:
         env._drop_world()
         env._install_world(outer)
@@ -385,21 +427,118 @@ def check_crash_safety(
     return report
 
 
-def _explore_multi(
-    checker: CrashChecker, report: CrashReport, max_crashes: int, max_examples: int, fine: bool
+def check_fault_schedules(
+    env: WorkflowEnv,
+    task: Task[Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    schedules: Callable[[list[Step]], SearchStrategy[FaultSchedule]],
+    max_examples: int,
+    search_seed: int | None = None,
+    fine: bool = False,
+    concurrency: int = 1,
+) -> CrashReport:
+    """The golden run, then up to ``max_examples`` schedules drawn by Hypothesis from
+    ``schedules(golden_steps)`` (see :mod:`pynenc_wf_testing.checks.strategies`), the first
+    failing one shrunk to a minimal one (``report.minimal_failure``). Each run is judged as
+    in :func:`check_crash_safety`. ``search_seed`` fixes Hypothesis's search (the same seed
+    draws and shrinks the same schedules); without it the search is derandomized.
+    ``concurrency`` starts that many instances per run; the result is then the list of their
+    outcomes. An empty schedule is the golden run and is not run again. A golden run that
+    raised sets ``report.golden_raised``; one that did not finish raises
+    :class:`CrashSafetyError`. This is what ``pynenc-wf simulate`` runs for each seed.
+    """
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
+        raise InvalidArgument(f"max_examples must be an int >= 1, got {max_examples!r}.")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidArgument(f"concurrency must be an int >= 1, got {concurrency!r}.")
+    env.use(task.app)  # its components must be in the world captured below
+    starter: Callable[[Any], Any] | None = None
+    if concurrency > 1:
+        def starter(env: Any) -> list[Any]:
+            return [env.start(task, *args, **kwargs) for _ in range(concurrency)]
+
+    checker = CrashChecker(
+        env, task, args, kwargs, compare=None, invariant=None,
+        non_idempotent=marked_keys() | env._non_idempotent, starter=starter,
+    )
+    outer = env._capture_world()
+    report = CrashReport(
+        workflow=task.task_id.func_name,
+        seed=env.seed,
+        golden_outcome="",
+        golden_steps=[],
+        call_repr=_call_repr(task, args, kwargs),
+        rerun_hint=env.rerun_hint,
+    )
+    try:
+        _golden_run(checker, report)
+        _explore(checker, report, schedules(report.golden_steps), max_examples, fine,
+                 search_seed=search_seed)
+    finally:
+        env._drop_world()
+        env._install_world(outer)
+    report.minimal_failure = report.smallest_failure()
+    return report
+
+
+def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
+    golden, golden_outcome = checker.run(FaultSchedule(), optional=False)
+    checker.golden = golden
+    report.golden = golden_outcome
+    report.golden_raised = golden.kind == "error"
+    report.golden_outcome = golden.text()
+    report.golden_steps = list(checker.env._require_sim().history)
+    if golden.kind == "incomplete" or not golden_outcome.ok:
+        raise CrashSafetyError(
+            f"the golden run of {report.call_repr} (no faults) did not behave, so there is "
+            f"nothing to compare crashes with: {golden.text()}; "
+            + "; ".join(v.message for v in golden_outcome.violations)
+        )
+
+
+def _as_fired(env: Any, schedule: FaultSchedule) -> FaultSchedule:
+    """The crashes of ``schedule`` that fired, named after the steps they fired at.
+
+    A generated crash carries the golden run's name for its step number, but after an
+    earlier crash or an injected failure the faulted run numbers its steps differently:
+    the snippet must name the step that was really hit. A name is used only where it is
+    that step's first occurrence (``crash_after('x#1')`` fires at the first match)."""
+    points = env._faults.crash_points  # armed in schedule order on a fresh ArmedFaults
+    first: dict[str, int] = {}
+    for step in env._require_sim().history:
+        if step.number is not None:
+            first.setdefault(step.name, step.number)
+    fired: list[ScheduledCrash] = []
+    for crash, point in zip(schedule.crashes, points, strict=True):
+        at = point.fired_at
+        if at is None or at.number is None:
+            continue
+        name = at.name if first.get(at.name) == at.number else None
+        fired.append(replace(crash, step=at.number, name=name))
+    return FaultSchedule(tuple(fired), schedule.failures)
+
+
+def _max_step(report: CrashReport, max_crashes: int) -> int:
+    """Recovery commits more steps than the golden run: leave room for later crashes."""
+    golden_count = len([s for s in report.golden_steps if s.is_step])
+    return max(1, golden_count * max(1, max_crashes))
+
+
+def _explore(
+    checker: CrashChecker,
+    report: CrashReport,
+    strategy: SearchStrategy[FaultSchedule],
+    max_examples: int,
+    fine: bool,
+    *,
+    search_seed: int | None = None,
 ) -> None:
-    """Schedules of 2..max_crashes crashes, generated and shrunk by Hypothesis."""
-    from hypothesis import HealthCheck, Phase, given, settings
+    """Schedules generated and shrunk by Hypothesis: the one shrinker of fault schedules."""
+    from hypothesis import HealthCheck, Phase, given, seed, settings
     from hypothesis.errors import HypothesisException
 
-    from pynenc_wf_testing.checks.strategies import fault_schedules
-
-    golden_count = len([s for s in report.golden_steps if s.is_step])
-    # Recovery commits more steps than the golden run: leave room for later crashes.
-    max_step = max(1, golden_count * max_crashes)
-    strategy = fault_schedules(
-        max_step, max_crashes=max_crashes, min_crashes=2, steps=report.golden_steps, fine=fine
-    )
     failures: list[ScheduleOutcome] = []
 
     class _Failed(Exception):
@@ -407,7 +546,7 @@ def _explore_multi(
 
     @settings(
         max_examples=max_examples,
-        derandomize=True,
+        derandomize=search_seed is None,
         database=None,
         deadline=None,
         suppress_health_check=list(HealthCheck),
@@ -416,11 +555,12 @@ def _explore_multi(
     )
     @given(strategy)
     def explore(schedule: FaultSchedule) -> None:
+        if not schedule:
+            return  # no faults: that is the golden run, already judged
         _, outcome = checker.run(schedule, optional=True, fine=fine)
         # Unreached generated crash points are expected (they may point past the end).
         outcome.violations = [v for v in outcome.violations if v.kind != "not_reached"]
-        fired = tuple(c for c in schedule.crashes if c.step <= outcome.steps + 1)
-        outcome.schedule = FaultSchedule(fired)
+        outcome.schedule = _as_fired(checker.env, schedule)
         for violation in outcome.violations:
             object.__setattr__(violation, "schedule", outcome.schedule)
         report.explored.append(outcome)
@@ -428,6 +568,8 @@ def _explore_multi(
             failures.append(outcome)
             raise _Failed(str(outcome.schedule))
 
+    if search_seed is not None:
+        explore = seed(search_seed)(explore)
     try:
         explore()
     except _Failed:

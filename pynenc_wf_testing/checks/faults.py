@@ -1,153 +1,27 @@
-"""The fault model: what can go wrong in a simulation, in one place.
+"""The fault vocabulary: what can go wrong in one run, as data.
 
-A fault is armed on a :class:`FaultPlan` and consulted by the simulation at two kinds of hook:
-around each step commit (``before``/``after``) and at the start of each task execution.
-Adding a fault kind means adding one small class with ``on_step`` and/or ``on_execute``.
+A :class:`FaultSchedule` is a set of :class:`ScheduledCrash` (the worker dies right before or
+after a numbered step commits) and :class:`ScheduledFailure` (the next executions of a task
+raise an exception instead of running). Users write them by hand, the Hypothesis strategies
+(:mod:`pynenc_wf_testing.checks.strategies`) generate and shrink them, the crash checks report
+them, and ``pynenc-wf simulate`` prints them (as snippets and in ``--json`` through
+:meth:`FaultSchedule.to_json`). :meth:`FaultSchedule.apply` arms one on an environment, where it
+becomes the simulator's :mod:`pynenc_wf_testing.runtime.faults` (armed crashes and failures,
+which also serve ``crash_after`` / ``crash_before`` / ``crash_during`` / ``fail``).
+
+A *crash point* is a place a crash can go: a step and a phase (``before`` or ``after``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any
 
 from pynenc_wf_testing.errors import InvalidArgument
+from pynenc_wf_testing.runtime.faults import Phase, StepRef
 from pynenc_wf_testing.runtime.history import Step
 
-if TYPE_CHECKING:
-    from pynenc.task import Task
-
-__all__ = ["FaultSchedule", "ScheduledCrash", "StepRef"]
-
-#: How a step is referred to: a name (``"charge_payment"``, ``"charge_payment#2"``,
-#: ``"uuid#1"``), a task object (its first result commit), a global step number, or a predicate.
-StepRef: TypeAlias = "str | int | Task[Any, Any] | Callable[[Step], bool]"
-
-Phase = Literal["before", "after"]
-
-
-def _is_task(obj: object) -> bool:
-    from pynenc.task import Task
-
-    return isinstance(obj, Task)
-
-
-def normalize_step_name(name: str) -> str:
-    """``"charge_payment"`` means the first occurrence: ``"charge_payment#1"``."""
-    name = name.strip()
-    if not name:
-        raise InvalidArgument(
-            "a step name cannot be empty. Use a task name such as 'charge_payment', "
-            "'charge_payment#2', or a kind name such as 'uuid#1'."
-        )
-    return name if "#" in name else f"{name}#1"
-
-
-def make_matcher(ref: object) -> tuple[Callable[[Step], bool], str]:
-    """Turn a step reference into a predicate over steps, with a readable description."""
-    if isinstance(ref, bool) or ref is None:
-        raise InvalidArgument(
-            f"cannot use {ref!r} as a step. Pass a step name ('charge_payment#1'), a task "
-            "object, a step number (int >= 1) or a predicate taking a Step."
-        )
-    if isinstance(ref, int):
-        if ref < 1:
-            raise InvalidArgument(
-                f"step numbers start at 1, got {ref}. Use the numbers listed by run.history "
-                "or wf_env.history."
-            )
-        return (lambda step: step.number == ref), f"step {ref}"
-    if isinstance(ref, str):
-        name = normalize_step_name(ref)
-        return (lambda step: step.name == name), repr(name)
-    if _is_task(ref):
-        name = f"{ref.task_id.func_name}#1"  # type: ignore[attr-defined]
-        return (lambda step: step.name == name), repr(name)
-    if callable(ref):
-        predicate: Callable[[Step], bool] = ref  # type: ignore[assignment]
-        return (lambda step: bool(predicate(step))), getattr(ref, "__name__", repr(ref))
-    raise InvalidArgument(
-        f"cannot use a {type(ref).__name__} ({ref!r}) as a step. Pass a step name "
-        "('charge_payment#1'), a task object, a step number or a predicate taking a Step."
-    )
-
-
-@dataclass
-class CrashPoint:
-    """The worker dies right ``before`` or right ``after`` the matching step commits.
-
-    ``restart_after``: virtual seconds the worker stays down; ``None`` restarts it at once.
-    """
-
-    phase: Phase
-    matcher: Callable[[Step], bool]
-    description: str
-    fired: bool = False
-    restart_after: float | None = None
-    optional: bool = False
-
-    def snippet(self) -> str:
-        extra = "" if self.restart_after is None else f", restart_after=timedelta(seconds={self.restart_after:g})"
-        return f"crash_{self.phase}({self.description}{extra})"
-
-
-@dataclass
-class FailFault:
-    """The next ``times`` executions of ``task`` raise ``exc`` instead of running."""
-
-    task_key: str
-    task_name: str
-    times: int
-    exc: BaseException | type[BaseException]
-    used: int = 0
-
-    def make_exception(self) -> BaseException:
-        exc = self.exc
-        if isinstance(exc, type):
-            return exc(f"injected failure of {self.task_name} by wf_env.fail()")
-        return exc
-
-
-@dataclass
-class FaultPlan:
-    """Every fault armed on one simulation."""
-
-    crash_points: list[CrashPoint] = field(default_factory=list)
-    failures: list[FailFault] = field(default_factory=list)
-
-    def add_crash(
-        self,
-        phase: Phase,
-        ref: object,
-        *,
-        restart_after: float | None = None,
-        description: str | None = None,
-        optional: bool = False,
-    ) -> CrashPoint:
-        matcher, default_description = make_matcher(ref)
-        point = CrashPoint(
-            phase, matcher, description or default_description, False, restart_after, optional
-        )
-        self.crash_points.append(point)
-        return point
-
-    def crash_for(self, step: Step, phase: Phase) -> CrashPoint | None:
-        """The first armed, unfired crash point matching this step in this phase (fires it)."""
-        for point in self.crash_points:
-            if not point.fired and point.phase == phase and point.matcher(step):
-                point.fired = True
-                return point
-        return None
-
-    def failure_for(self, task_key: str) -> BaseException | None:
-        for fault in self.failures:
-            if fault.task_key == task_key and fault.used < fault.times:
-                fault.used += 1
-                return fault.make_exception()
-        return None
-
-    def unfired(self) -> list[CrashPoint]:
-        return [p for p in self.crash_points if not p.fired and not p.optional]
+__all__ = ["FaultSchedule", "Phase", "ScheduledCrash", "ScheduledFailure", "StepRef"]
 
 
 @dataclass(frozen=True, order=True)
@@ -176,16 +50,79 @@ class ScheduledCrash:
         )
         return f"{env_name}.crash_{self.phase}({ref}{extra})"
 
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"step": self.step, "phase": self.phase, "name": self.name}
+        if self.restart_after is not None:
+            doc["restart_after"] = self.restart_after
+        return doc
+
+
+@dataclass(frozen=True)
+class ScheduledFailure:
+    """One failure of a :class:`FaultSchedule`: the next ``times`` executions of the task
+    whose key is ``task`` (``"package.module.function"``) raise ``exc`` instead of running,
+    as :meth:`WorkflowEnv.fail` does. Pick an exception the task retries on (``retry_for``)
+    to check that a retried step is harmless."""
+
+    task: str
+    times: int = 1
+    exc: type[BaseException] = RuntimeError
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task, str) or "." not in self.task:
+            raise InvalidArgument(
+                f"ScheduledFailure.task must be a task key 'package.module.function', "
+                f"got {self.task!r} (a task's key is task.task_id.key)."
+            )
+        if isinstance(self.times, bool) or not isinstance(self.times, int) or self.times < 1:
+            raise InvalidArgument(f"ScheduledFailure.times must be an int >= 1, got {self.times!r}.")
+        if not (isinstance(self.exc, type) and issubclass(self.exc, BaseException)):
+            raise InvalidArgument(
+                f"ScheduledFailure.exc must be an exception class, got {self.exc!r}."
+            )
+
+    @property
+    def task_name(self) -> str:
+        return self.task.rsplit(".", 1)[-1]
+
+    def snippet(self, env_name: str = "wf_env") -> str:
+        return f"{env_name}.fail({self.task_name}, times={self.times}, exc={self.exc.__name__})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "times": self.times,
+            "exc": f"{self.exc.__module__}.{self.exc.__qualname__}",
+        }
+
+
+def _exception_class(name: Any) -> type[BaseException]:
+    import builtins
+    import importlib
+
+    module_name, _, qualname = str(name).rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module_name) if module_name else builtins
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError):
+        raise InvalidArgument(f"unknown exception class {name!r} in a fault schedule.") from None
+    if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+        raise InvalidArgument(f"{name!r} in a fault schedule is not an exception class.")
+    return obj
+
 
 @dataclass(frozen=True)
 class FaultSchedule:
-    """A set of crashes to inject into one run; built by hand or by
-    :func:`pynenc_wf_testing.checks.strategies.fault_schedules` (Hypothesis shrinks it)."""
+    """The faults of one run; built by hand, by
+    :func:`pynenc_wf_testing.checks.strategies.fault_schedules` (Hypothesis shrinks it), by the
+    crash checks and by ``pynenc-wf simulate``."""
 
     crashes: tuple[ScheduledCrash, ...] = ()
+    failures: tuple[ScheduledFailure, ...] = ()
 
     def apply(self, env: Any, *, optional: bool = False, fine: bool = True) -> None:
-        """Arm every crash on ``env``. With ``optional=True`` a crash whose step the run
+        """Arm every fault on ``env``. With ``optional=True`` a crash whose step the run
         never reaches is not an error (generated schedules may point past the end). With
         ``fine=False`` a crash does not fire inside pynenc's own non-atomic sequences (see
         :func:`pynenc_wf_testing.runtime.history.in_pynenc_window`)."""
@@ -205,14 +142,47 @@ class FaultSchedule:
                 optional=optional,
                 restart_after=crash.restart_after,
             )
+        for failure in self.failures:
+            env._faults.add_failure(failure.task, failure.times, failure.exc)
 
     def snippet_lines(self, env_name: str = "wf_env") -> list[str]:
-        return [crash.snippet(env_name) for crash in self.crashes]
+        return [f.snippet(env_name) for f in self.failures] + [
+            c.snippet(env_name) for c in self.crashes
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        """The schedule as plain JSON data (``pynenc-wf simulate --json`` prints this)."""
+        return {
+            "crashes": [c.to_json() for c in self.crashes],
+            "failures": [f.to_json() for f in self.failures],
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> FaultSchedule:
+        """The schedule :meth:`to_json` wrote (e.g. a shrunk schedule of ``pynenc-wf
+        simulate --json``); exception classes are imported by their dotted names."""
+        if not isinstance(doc, dict) or not set(doc) <= {"crashes", "failures"}:
+            raise InvalidArgument(
+                f"a fault schedule is a dict with 'crashes' and 'failures' lists, got {doc!r}."
+            )
+        try:
+            crashes = tuple(
+                ScheduledCrash(c["step"], c.get("phase", "after"), c.get("name"),
+                               c.get("restart_after"))
+                for c in doc.get("crashes", [])
+            )
+            failures = tuple(
+                ScheduledFailure(f["task"], f.get("times", 1), _exception_class(f["exc"]))
+                for f in doc.get("failures", [])
+            )
+        except (KeyError, TypeError) as error:
+            raise InvalidArgument(f"malformed fault schedule {doc!r}: {error!r}.") from None
+        return cls(crashes, failures)
 
     def __len__(self) -> int:
-        return len(self.crashes)
+        return len(self.crashes) + len(self.failures)
 
     def __str__(self) -> str:
-        if not self.crashes:
+        if not self:
             return "no faults"
-        return "; ".join(c.snippet("env") for c in self.crashes)
+        return "; ".join(self.snippet_lines("env"))

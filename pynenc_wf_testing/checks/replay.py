@@ -348,13 +348,13 @@ class Replayer:
 
 
 def _replay_in(env: WorkflowEnv, app: Pynenc, record: dict[str, Any], history: History) -> ReplayResult:
-    from pynenc_wf_testing.checks.faults import FaultPlan
+    from pynenc_wf_testing.runtime.faults import ArmedFaults
 
     env.use(app)
     outer = env._capture_world()
     try:
         env._drop_world()
-        env._fresh_world(FaultPlan(), start=_start_of(history))
+        env._fresh_world(ArmedFaults(), start=_start_of(history))
         # The recorded ids came from some seed's id stream: draw the replay's own new ids
         # (a divergent child) from a stream of their own so they can never collide.
         assert env._patches is not None

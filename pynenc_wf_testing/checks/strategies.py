@@ -1,4 +1,5 @@
-"""Hypothesis strategies for fault schedules.
+"""Hypothesis strategies for fault schedules: the one generator and shrinker of faults (the
+crash checks and ``pynenc-wf simulate`` draw their multi-fault schedules from them).
 
 Write your own property tests with them and get shrinking, ``@seed`` and the example database
 for free::
@@ -24,11 +25,11 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash
+from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash, ScheduledFailure
 from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 
-__all__ = ["crash_points", "fault_schedules"]
+__all__ = ["crash_points", "fault_schedules", "scheduled_failures"]
 
 _PHASES = ("after", "before")
 
@@ -70,6 +71,36 @@ def crash_points(
     return crashes
 
 
+def scheduled_failures(
+    candidates: Sequence[ScheduledFailure], *, max_failures: int = 1
+) -> st.SearchStrategy[tuple[ScheduledFailure, ...]]:
+    """Up to ``max_failures`` failures of distinct candidate tasks, each failing ``1..times``
+    of its candidate's ``times``. Shrinks towards no failure, then fewer times."""
+    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
+        raise InvalidArgument(f"max_failures must be an int >= 0, got {max_failures!r}.")
+    pool = list(candidates)
+    for candidate in pool:
+        if not isinstance(candidate, ScheduledFailure):
+            raise InvalidArgument(
+                f"failure candidates must be ScheduledFailure objects, got {candidate!r}."
+            )
+    if not pool or max_failures == 0:
+        return st.just(())
+
+    def draw(choice: tuple[int, int]) -> ScheduledFailure:
+        index, times = choice
+        base = pool[index]
+        return ScheduledFailure(base.task, min(times, base.times), base.exc)
+
+    one = st.tuples(
+        st.integers(min_value=0, max_value=len(pool) - 1),
+        st.integers(min_value=1, max_value=max(c.times for c in pool)),
+    ).map(draw)
+    return st.lists(
+        one, max_size=min(max_failures, len(pool)), unique_by=lambda f: f.task
+    ).map(lambda failures: tuple(sorted(failures, key=lambda f: f.task)))
+
+
 def fault_schedules(
     max_step: int,
     *,
@@ -77,22 +108,42 @@ def fault_schedules(
     min_crashes: int = 1,
     steps: Sequence[Step] | None = None,
     fine: bool = False,
+    failures: Sequence[ScheduledFailure] = (),
+    max_failures: int = 1,
 ) -> st.SearchStrategy[FaultSchedule]:
-    """Schedules of ``min_crashes..max_crashes`` crashes, in step order.
+    """Schedules of ``min_crashes..max_crashes`` crashes, in step order, and, given failure
+    ``failures`` candidates, up to ``max_failures`` of them (see :func:`scheduled_failures`).
 
     Step numbers count the committed steps of the faulted run. A step that a crash stopped
     from committing keeps its number when it commits after recovery, so the same number may
-    appear twice: crash there, then crash there again. Shrinks towards fewer crashes at
+    appear twice: crash there, then crash there again. Shrinks towards fewer faults at
     earlier steps.
     """
-    if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
-        raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
-    if not 0 <= min_crashes <= max_crashes:
+    if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 0:
+        raise InvalidArgument(f"max_crashes must be an int >= 0, got {max_crashes!r}.")
+    if not failures and max_crashes < 1:
+        raise InvalidArgument("max_crashes must be >= 1 when no failures are given.")
+    if isinstance(min_crashes, bool) or not isinstance(min_crashes, int) or not (
+        0 <= min_crashes <= max_crashes
+    ):
         raise InvalidArgument(
             f"min_crashes must be between 0 and max_crashes={max_crashes}, got {min_crashes!r}."
         )
-    return st.lists(
-        crash_points(max_step, steps=steps, fine=fine),
-        min_size=min_crashes,
-        max_size=max_crashes,
-    ).map(lambda crashes: FaultSchedule(tuple(sorted(crashes))))
+    crashes = (
+        st.lists(
+            crash_points(max_step, steps=steps, fine=fine),
+            min_size=min_crashes,
+            max_size=max_crashes,
+        )
+        if max_crashes
+        else st.just([])
+    )
+    if not failures:
+        # Kept separate so that crash-only schedules draw exactly what they always drew (the
+        # examples Hypothesis explores for a given seed stay the same).
+        return crashes.map(lambda crashes: FaultSchedule(tuple(sorted(crashes))))
+    return st.builds(
+        lambda crashes, failed: FaultSchedule(tuple(sorted(crashes)), failed),
+        crashes,
+        scheduled_failures(failures, max_failures=max_failures),
+    )

@@ -7,10 +7,10 @@ import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from pynenc_wf_testing.checks.faults import FailFault, FaultPlan, StepRef
 from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument, UnknownStepError
 from pynenc_wf_testing.runtime.backends import Backend, resolve_backend
 from pynenc_wf_testing.runtime.clock import VirtualClock, normalize_start
+from pynenc_wf_testing.runtime.faults import ArmedFailure, ArmedFaults, StepRef
 from pynenc_wf_testing.runtime.history import Step, history_to_json
 from pynenc_wf_testing.runtime.ledger import Execution
 
@@ -58,7 +58,7 @@ class _World:
     """One simulated world: its scheduler, clock, faults, app components and id streams."""
 
     def __init__(
-        self, sim: Simulation, clock: VirtualClock, faults: FaultPlan,
+        self, sim: Simulation, clock: VirtualClock, faults: ArmedFaults,
         components: dict[int, dict[str, Any]], streams: Any,
     ) -> None:
         self.sim, self.clock, self.faults = sim, clock, faults
@@ -229,7 +229,7 @@ class WorkflowEnv:
         self._sim: Simulation | None = None
         self._clock: VirtualClock | None = None
         self._saved: dict[int, tuple[Pynenc, _SavedApp]] = {}
-        self._faults = FaultPlan()
+        self._faults = ArmedFaults()
         self._closed = False
         self._non_idempotent: set[str] = set()
         self.rerun_hint: str = f"WorkflowEnv(seed={seed}) (in pytest: --wf-seed={seed})"
@@ -549,7 +549,7 @@ class WorkflowEnv:
         self._patches.restore_streams(world.streams)
         self._patches.move_to(world.clock.now)
 
-    def _fresh_world(self, faults: FaultPlan, *, start: dt.datetime | None = None) -> None:
+    def _fresh_world(self, faults: ArmedFaults, *, start: dt.datetime | None = None) -> None:
         """Replace the current world by a fresh one (the caller keeps the old one)."""
         from pynenc_wf_testing.runtime.simulation import Simulation
 
@@ -621,7 +621,7 @@ class WorkflowEnv:
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise InvalidArgument(f"fail(times={times!r}): expected a positive int.")
         self._faults.failures.append(
-            FailFault(checked.task_id.key, checked.task_id.func_name, times, exc)
+            ArmedFailure(checked.task_id.key, checked.task_id.func_name, times, exc)
         )
 
     def mark_non_idempotent(self, task: Task[Any, Any]) -> None:

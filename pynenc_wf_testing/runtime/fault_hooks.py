@@ -2,9 +2,9 @@
 
 The simulator consults its faults at two kinds of point: around each step commit (crash
 ``before`` or ``after`` it) and at the start of each task execution (an injected failure). The
-fault vocabulary itself (crash points, failures, schedules) belongs to the checks layer, above the
-runtime; ``checks.faults.FaultPlan`` satisfies :class:`FaultHooks` structurally and is passed in,
-so the runtime never imports it.
+fault vocabulary as data (schedules) belongs to the checks layer, above the runtime; what is
+armed on one run is :class:`~pynenc_wf_testing.runtime.faults.ArmedFaults`, which satisfies
+:class:`FaultHooks` structurally and is passed in by the environment.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Literal, Protocol
 
 from pynenc_wf_testing.runtime.history import Step
 
-__all__ = ["NO_FAULTS", "ArmedCrash", "CommitPhase", "FaultHooks", "NoFaults"]
+__all__ = ["NO_FAULTS", "CrashPointView", "FaultHooks", "NoFaults"]
 
 #: Where a crash point sits relative to a step's commit.
 CommitPhase = Literal["before", "after"]
 
 
-class ArmedCrash(Protocol):
+class CrashPointView(Protocol):
     """One crash point as the simulator sees it: whether it fired, how long the worker stays
     down, and how to print it in messages."""
 
@@ -41,9 +41,9 @@ class FaultHooks(Protocol):
     """
 
     @property
-    def crash_points(self) -> Sequence[ArmedCrash]: ...
+    def crash_points(self) -> Sequence[CrashPointView]: ...
 
-    def crash_for(self, step: Step, phase: CommitPhase) -> ArmedCrash | None:
+    def crash_for(self, step: Step, phase: CommitPhase) -> CrashPointView | None:
         """The first unfired crash point matching ``step`` in ``phase``, marked fired."""
         ...
 
@@ -57,9 +57,9 @@ class NoFaults:
 
     __slots__ = ()
 
-    crash_points: tuple[ArmedCrash, ...] = ()
+    crash_points: tuple[CrashPointView, ...] = ()
 
-    def crash_for(self, step: Step, phase: CommitPhase) -> ArmedCrash | None:
+    def crash_for(self, step: Step, phase: CommitPhase) -> CrashPointView | None:
         return None
 
     def failure_for(self, task_key: str) -> BaseException | None:
