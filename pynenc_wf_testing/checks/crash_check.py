@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pynenc_wf_testing.checks.faults import FaultPlan, FaultSchedule, ScheduledCrash
+from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash
 from pynenc_wf_testing.checks.idempotency import marked_keys
 from pynenc_wf_testing.errors import (
     CrashSafetyError,
@@ -26,9 +26,28 @@ from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 if TYPE_CHECKING:
     from pynenc.task import Task
 
-    from pynenc_wf_testing.env.environment import WorkflowEnv
+    from pynenc_wf_testing.runtime.world import WorldHost
 
-__all__ = ["CrashReport", "ScheduleOutcome", "Violation"]
+__all__ = ["CrashCheckEnv", "CrashReport", "ScheduleOutcome", "Violation"]
+
+
+class CrashCheckEnv(Protocol):
+    """What a crash check needs of the environment it runs in (a ``WorkflowEnv`` is one).
+
+    The check renews the environment's world for every run and puts the original back at
+    the end; the environment itself is what the user's hooks (``starter``, ``invariant``,
+    ...) receive, and what fault schedules are armed on.
+    """
+
+    rerun_hint: str
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def world(self) -> WorldHost: ...
+
+    def start(self, task: Task[Any, Any], /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -157,13 +176,13 @@ class CrashChecker:
 
     def __init__(
         self,
-        env: WorkflowEnv,
+        env: CrashCheckEnv,
         task: Task[Any, Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         *,
         compare: Callable[[Any, Any], bool] | None,
-        invariant: Callable[[WorkflowEnv], Any] | None,
+        invariant: Callable[[Any], Any] | None,
         non_idempotent: set[str],
         before_each: Callable[[], Any] | None = None,
         after_start: Callable[[Any, Any], Any] | None = None,
@@ -187,14 +206,12 @@ class CrashChecker:
         self, schedule: FaultSchedule, *, optional: bool, fine: bool = True
     ) -> tuple[_RunResult, ScheduleOutcome]:
         env = self.env
-        env._drop_world()
-        env._fresh_world(FaultPlan())
+        sim = env.world.renew()
         schedule.apply(env, optional=optional, fine=fine)
         if self.before_each is not None:
             self.before_each()
         result = _RunResult()
         violations: list[Violation] = []
-        sim = env._require_sim()
         try:
             run: Any = (
                 self.starter(env)
@@ -205,14 +222,14 @@ class CrashChecker:
                 self.after_start(env, run)
             try:
                 self._drive(sim, run)
-                result.value = run._invocation.get_final_result()
+                result.value = run.invocation.get_final_result()
             except (DeadlockError, StepLimitExceeded, NondeterminismError) as exc:
                 result.kind, result.error = "incomplete", exc
                 kind = "nondeterminism" if isinstance(exc, NondeterminismError) else "incomplete"
                 violations.append(Violation(kind, f"{type(exc).__name__}: {exc}", schedule))
             except Exception as exc:  # the workflow's own failure
                 result.kind, result.error = "error", exc
-            for point in env._faults.unfired():
+            for point in sim.faults.unfired():
                 violations.append(
                     Violation(
                         "not_reached",
@@ -307,13 +324,13 @@ class CrashChecker:
 
 
 def check_crash_safety(
-    env: WorkflowEnv,
+    env: CrashCheckEnv,
     task: Task[Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
     compare: Callable[[Any, Any], bool] | None = None,
-    invariant: Callable[[WorkflowEnv], Any] | None = None,
+    invariant: Callable[[Any], Any] | None = None,
     max_crashes: int = 1,
     fine: bool = False,
     max_examples: int = 100,
@@ -322,6 +339,7 @@ def check_crash_safety(
     after_start: Callable[[Any, Any], Any] | None = None,
     starter: Callable[[Any], Any] | None = None,
     on_blocked: Callable[[Any, Any], Any] | None = None,
+    non_idempotent: set[str] | None = None,
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
@@ -329,7 +347,7 @@ def check_crash_safety(
         raise InvalidArgument(f"compare must be a function (golden, got) -> bool, got {compare!r}.")
     if invariant is not None and not callable(invariant):
         raise InvalidArgument(f"invariant must be a function (env) -> bool, got {invariant!r}.")
-    keys = marked_keys() | env._non_idempotent
+    keys = marked_keys() | (non_idempotent or set())
     checker = CrashChecker(
         env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys,
         before_each=before_each, after_start=after_start, starter=starter,
@@ -337,7 +355,6 @@ def check_crash_safety(
     )
     if before_each is not None and not callable(before_each):
         raise InvalidArgument(f"before_each must be a function, got {before_each!r}.")
-    outer = env._capture_world()
     report = CrashReport(
         workflow=task.task_id.func_name,
         seed=env.seed,
@@ -346,11 +363,12 @@ def check_crash_safety(
         call_repr=_call_repr(task, args, kwargs),
         rerun_hint=env.rerun_hint,
     )
-    try:
+    # Every run gets a fresh world; the user's own world is put back however the check ends.
+    with env.world.isolated():
         golden, golden_outcome = checker.run(FaultSchedule(), optional=False)
         checker.golden = golden
         report.golden_outcome = golden.text()
-        report.golden_steps = list(env._require_sim().history)
+        report.golden_steps = list(env.world.sim.history)
         if golden.kind == "incomplete" or not golden_outcome.ok:
             raise CrashSafetyError(
                 f"the golden run of {report.call_repr} (no faults) did not behave, so there is "
@@ -378,9 +396,6 @@ def check_crash_safety(
                 report.explored.append(outcome)
         if max_crashes > 1:
             _explore_multi(checker, report, max_crashes, max_examples, fine)
-    finally:
-        env._drop_world()
-        env._install_world(outer)
     report.minimal_failure = report.smallest_failure()
     return report
 

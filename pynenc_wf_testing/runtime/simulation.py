@@ -750,6 +750,15 @@ class Simulation:
                 continue
         return self.apps[0]
 
+    def app_of(self, inv_id: str) -> Any:
+        """The app an invocation belongs to (the first app when no app knows it)."""
+        return self._app_of(inv_id)
+
+    @property
+    def positions(self) -> dict[str, list[str]]:
+        """What each workflow body obtained, in call order (workflow id -> child ids)."""
+        return self._positions
+
     def is_stored(self, app: Any, inv_id: str) -> bool:
         try:
             app.orchestrator.get_invocation_status_record(inv_id)
