@@ -639,6 +639,11 @@ class Simulation:
             return "?"
         return ", ".join(f"{k}={v}" for k, v in items)
 
+    def abort(self, error: BaseException) -> None:
+        """Stop the current invocation for good and fail the driving call with ``error``
+        (raise it at once outside an invocation)."""
+        self._abort(error)
+
     def _abort(self, error: BaseException) -> None:
         """Stop the current invocation for good and fail the driving call with ``error``."""
         if self.in_simulated_invocation():
@@ -906,6 +911,10 @@ class Simulation:
             return ("done", exc)
         except Exception:
             pass  # pynenc already recorded the failure in the store
+        except greenlet.GreenletExit as exc:
+            # greenlet would hand it to the driver as a return value, not raise it: raise it
+            # there as any other BaseException of a task is.
+            return ("abort", exc)
         return ("done", None)
 
     def _run_slice(self, thread: _Thread) -> None:

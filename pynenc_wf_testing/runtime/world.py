@@ -248,6 +248,9 @@ class WorldHost:
         self._closed = True
         from pynenc_wf_testing.runtime.components import SIM_ATTR
 
+        sim = self._sim
+        inside = sim is not None and sim.in_simulated_invocation()
+
         errors: list[BaseException] = []
 
         def attempt(action: Callable[[], object]) -> None:
@@ -273,6 +276,18 @@ class WorldHost:
             _active = None
         if errors:
             raise errors[0]
+        if inside:
+            assert sim is not None
+            # The invocation that closed its own world cannot go on (its store is gone): end
+            # it, and tell the code driving the simulation why its run stopped.
+            sim.abort(
+                InvalidArgument(
+                    "env.close() was called from inside a simulated task: the environment is "
+                    "now closed (the real clock, ids and sleep are back) and the run cannot "
+                    "go on. Close the environment from the test, or leave it to `with` or "
+                    "the wf_env fixture."
+                )
+            )
 
     def close_forgotten(self) -> None:
         """Close a host whose environment became unreachable while open; remember where it
