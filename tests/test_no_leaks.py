@@ -183,3 +183,16 @@ def test_faults_may_be_armed_before_open() -> None:
         assert env.start(leak_apps.calls_noop).result == 1
         assert env.crashes == 1
 
+
+
+def test_close_from_inside_a_task_during_a_crash_check() -> None:
+    state = random.getstate()
+    with pytest.raises(InvalidArgument, match="closed"), WorkflowEnv(seed=1) as env:
+        leak_apps.ENV.append(env)
+        env.check_crash_safety(leak_apps.closes_its_env)
+    assert random.getstate() == state
+
+
+def test_a_base_exception_during_a_crash_check() -> None:
+    with pytest.raises(SystemExit), WorkflowEnv(seed=1) as env:
+        env.check_crash_safety(leak_apps.exits)

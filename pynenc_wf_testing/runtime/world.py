@@ -328,7 +328,7 @@ class WorldHost:
     @property
     def patches(self) -> ProcessPatches:
         """The process patches (only while open)."""
-        if self._patches is None:
+        if self._patches is None or self._closed:
             raise InvalidArgument(CLOSED_MESSAGE if self._closed else NOT_OPEN_MESSAGE)
         return self._patches
 
@@ -467,8 +467,11 @@ class WorldHost:
         try:
             yield
         finally:
-            self.drop()
-            self.install(outer)
+            # Closed inside (e.g. by a task): there is no world to put back, and putting its
+            # id streams back would overwrite the real random state close() restored.
+            if not self._closed:
+                self.drop()
+                self.install(outer)
 
 
 def _check_config(app: Pynenc, sim_config: dict[str, Any]) -> None:
