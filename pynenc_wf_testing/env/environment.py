@@ -15,7 +15,9 @@ from pynenc_wf_testing.env._client import EnvClient
 from pynenc_wf_testing.env._faults import EnvFaults, check_task, restart_seconds
 from pynenc_wf_testing.env._observe import EnvObservation
 from pynenc_wf_testing.env._run import WorkflowRun
-from pynenc_wf_testing.runtime.world import SIM_CONFIG
+
+# Imported from here by benchmarks and older code; its home is the runtime's world.
+from pynenc_wf_testing.runtime.world import SIM_CONFIG as SIM_CONFIG
 
 if TYPE_CHECKING:
     from pynenc.task import Task
@@ -23,9 +25,6 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.checks.crash_check import CrashReport
 
 __all__ = ["WorkflowEnv", "WorkflowRun"]
-
-# Imported from here by benchmarks and older code; its home is the runtime's world.
-_ = SIM_CONFIG
 
 P = ParamSpec("P")
 R = TypeVar("R")
