@@ -17,6 +17,7 @@ configuration back and the slot is freed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import sys
@@ -77,6 +78,7 @@ _active: WorldHost | None = None
 # Where forgotten environments were opened: closed when garbage-collected, reported by the
 # pytest plugin (a test that forgets one fails, naming the line).
 _forgotten: list[str] = []
+_FORGOTTEN_KEPT = 100
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -265,7 +267,7 @@ class WorldHost:
         if self._sim is not None:
             attempt(self._sim.close)
         for app, saved in self._saved.values():
-            attempt(lambda app=app, saved=saved: saved.restore(app))  # type: ignore[misc]
+            attempt(functools.partial(saved.restore, app))
             if hasattr(app, SIM_ATTR):
                 delattr(app, SIM_ATTR)
         self._saved.clear()
@@ -295,6 +297,8 @@ class WorldHost:
         if self._closed or self._sim is None:
             return
         _forgotten.append(self.opened_at)
+        # Outside pytest nobody drains the list: keep the latest few, not one per env forever.
+        del _forgotten[:-_FORGOTTEN_KEPT]
         warnings.warn(
             f"a WorkflowEnv opened at {self.opened_at} was never closed; closed it now. "
             "Use `with WorkflowEnv(...) as env:` or call env.close().",
