@@ -242,7 +242,8 @@ def test_only_one_env_at_a_time_and_the_next_may_open_after_close() -> None:
             pytest.raises(
                 InvalidArgument,
                 match=(
-                    r"^another WorkflowEnv is already open in this process; close it first "
+                    r"^another WorkflowEnv is already open in this process \(opened at "
+                    r".*test_runtime_apps\.py:\d+\); close it first "
                     r"\(one simulation owns the virtual clock at a time\)\.$"
                 ),
             ),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash
 from pynenc_wf_testing.checks.idempotency import marked_keys
@@ -21,16 +21,44 @@ from pynenc_wf_testing.errors import (
     NondeterminismError,
     StepLimitExceeded,
 )
-from pynenc_wf_testing.runtime.faults import ArmedFaults
 from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from hypothesis.strategies import SearchStrategy
+    from pynenc.app import Pynenc
     from pynenc.task import Task
 
-    from pynenc_wf_testing.env.environment import WorkflowEnv
+    from pynenc_wf_testing.runtime.world import WorldHost
 
-__all__ = ["CrashReport", "ScheduleOutcome", "Violation", "check_fault_schedules"]
+__all__ = [
+    "CrashCheckEnv", "CrashReport", "ScheduleOutcome", "Violation", "check_fault_schedules",
+]
+
+
+class CrashCheckEnv(Protocol):
+    """What a crash check needs of the environment it runs in (a ``WorkflowEnv`` is one).
+
+    The check renews the environment's world for every run and puts the original back at
+    the end; the environment itself is what the user's hooks (``starter``, ``invariant``,
+    ...) receive, and what fault schedules are armed on.
+    """
+
+    rerun_hint: str
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def world(self) -> WorldHost: ...
+
+    @property
+    def now(self) -> dt.datetime: ...
+
+    def use(self, app: Pynenc) -> Pynenc: ...
+
+    def start(self, task: Task[Any, Any], /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -142,7 +170,7 @@ def _outcome_text(value: Any) -> str:
 
 def _final_text(run: Any) -> str:
     try:
-        return f"returned {_outcome_text(run._invocation.get_final_result())}"
+        return f"returned {_outcome_text(run.invocation.get_final_result())}"
     except Exception as exc:
         return f"raised {type(exc).__name__}: {exc}"
 
@@ -184,13 +212,13 @@ class CrashChecker:
 
     def __init__(
         self,
-        env: WorkflowEnv,
+        env: CrashCheckEnv,
         task: Task[Any, Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         *,
         compare: Callable[[Any, Any], bool] | None,
-        invariant: Callable[[WorkflowEnv], Any] | None,
+        invariant: Callable[[Any], Any] | None,
         non_idempotent: set[str],
         before_each: Callable[[], Any] | None = None,
         after_start: Callable[[Any, Any], Any] | None = None,
@@ -214,14 +242,12 @@ class CrashChecker:
         self, schedule: FaultSchedule, *, optional: bool, fine: bool = True
     ) -> tuple[_RunResult, ScheduleOutcome]:
         env = self.env
-        env._drop_world()
-        env._fresh_world(ArmedFaults())
+        sim = env.world.renew()
         schedule.apply(env, optional=optional, fine=fine)
         if self.before_each is not None:
             self.before_each()
         result = _RunResult()
         violations: list[Violation] = []
-        sim = env._require_sim()
         started_at = env.now
         try:
             run: Any = (
@@ -244,14 +270,14 @@ class CrashChecker:
                         result.error = _FirstError(result.value)
                 else:
                     self._drive(sim, run)
-                    result.value = run._invocation.get_final_result()
+                    result.value = run.invocation.get_final_result()
             except (DeadlockError, StepLimitExceeded, NondeterminismError) as exc:
                 result.kind, result.error = "incomplete", exc
                 kind = "nondeterminism" if isinstance(exc, NondeterminismError) else "incomplete"
                 violations.append(Violation(kind, f"{type(exc).__name__}: {exc}", schedule))
             except Exception as exc:  # the workflow's own failure
                 result.kind, result.error = "error", exc
-            for point in env._faults.unfired():
+            for point in sim.faults.unfired():
                 violations.append(
                     Violation(
                         "not_reached",
@@ -292,7 +318,7 @@ class CrashChecker:
                 outcome=result.text(),
                 crashes=sim.crashes,
                 steps=len([s for s in sim.history if s.is_step]),
-                fired=env._faults.fired(),
+                fired=env.world.faults.fired(),
                 virtual_seconds=(env.now - started_at).total_seconds(),
             )
         return result, outcome
@@ -352,13 +378,13 @@ class CrashChecker:
 
 
 def check_crash_safety(
-    env: WorkflowEnv,
+    env: CrashCheckEnv,
     task: Task[Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
     compare: Callable[[Any, Any], bool] | None = None,
-    invariant: Callable[[WorkflowEnv], Any] | None = None,
+    invariant: Callable[[Any], Any] | None = None,
     max_crashes: int = 1,
     fine: bool = False,
     max_examples: int = 100,
@@ -367,6 +393,7 @@ def check_crash_safety(
     after_start: Callable[[Any, Any], Any] | None = None,
     starter: Callable[[Any], Any] | None = None,
     on_blocked: Callable[[Any, Any], Any] | None = None,
+    non_idempotent: set[str] | None = None,
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
@@ -374,7 +401,7 @@ def check_crash_safety(
         raise InvalidArgument(f"compare must be a function (golden, got) -> bool, got {compare!r}.")
     if invariant is not None and not callable(invariant):
         raise InvalidArgument(f"invariant must be a function (env) -> bool, got {invariant!r}.")
-    keys = marked_keys() | env._non_idempotent
+    keys = marked_keys() | (non_idempotent or set())
     checker = CrashChecker(
         env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys,
         before_each=before_each, after_start=after_start, starter=starter,
@@ -382,7 +409,6 @@ def check_crash_safety(
     )
     if before_each is not None and not callable(before_each):
         raise InvalidArgument(f"before_each must be a function, got {before_each!r}.")
-    outer = env._capture_world()
     report = CrashReport(
         workflow=task.task_id.func_name,
         seed=env.seed,
@@ -391,7 +417,8 @@ def check_crash_safety(
         call_repr=_call_repr(task, args, kwargs),
         rerun_hint=env.rerun_hint,
     )
-    try:
+    # Every run gets a fresh world; the user's own world is put back however the check ends.
+    with env.world.isolated():
         _golden_run(checker, report)
         steps = [s for s in report.golden_steps if s.is_step]
         first_number: dict[str, int] = {}
@@ -420,15 +447,12 @@ def check_crash_safety(
                 steps=report.golden_steps, fine=fine,
             )
             _explore(checker, report, strategy, max_examples, fine)
-    finally:
-        env._drop_world()
-        env._install_world(outer)
     report.minimal_failure = report.smallest_failure()
     return report
 
 
 def check_fault_schedules(
-    env: WorkflowEnv,
+    env: CrashCheckEnv,
     task: Task[Any, Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -438,6 +462,7 @@ def check_fault_schedules(
     search_seed: int | None = None,
     fine: bool = False,
     concurrency: int = 1,
+    non_idempotent: set[str] | None = None,
 ) -> CrashReport:
     """The golden run, then up to ``max_examples`` schedules drawn by Hypothesis from
     ``schedules(golden_steps)`` (see :mod:`pynenc_wf_testing.checks.strategies`), the first
@@ -461,9 +486,8 @@ def check_fault_schedules(
 
     checker = CrashChecker(
         env, task, args, kwargs, compare=None, invariant=None,
-        non_idempotent=marked_keys() | env._non_idempotent, starter=starter,
+        non_idempotent=marked_keys() | (non_idempotent or set()), starter=starter,
     )
-    outer = env._capture_world()
     report = CrashReport(
         workflow=task.task_id.func_name,
         seed=env.seed,
@@ -472,13 +496,10 @@ def check_fault_schedules(
         call_repr=_call_repr(task, args, kwargs),
         rerun_hint=env.rerun_hint,
     )
-    try:
+    with env.world.isolated():
         _golden_run(checker, report)
         _explore(checker, report, schedules(report.golden_steps), max_examples, fine,
                  search_seed=search_seed)
-    finally:
-        env._drop_world()
-        env._install_world(outer)
     report.minimal_failure = report.smallest_failure()
     return report
 
@@ -489,7 +510,7 @@ def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
     report.golden = golden_outcome
     report.golden_raised = golden.kind == "error"
     report.golden_outcome = golden.text()
-    report.golden_steps = list(checker.env._require_sim().history)
+    report.golden_steps = list(checker.env.world.sim.history)
     if golden.kind == "incomplete" or not golden_outcome.ok:
         raise CrashSafetyError(
             f"the golden run of {report.call_repr} (no faults) did not behave, so there is "
@@ -505,9 +526,9 @@ def _as_fired(env: Any, schedule: FaultSchedule) -> FaultSchedule:
     earlier crash or an injected failure the faulted run numbers its steps differently:
     the snippet must name the step that was really hit. A name is used only where it is
     that step's first occurrence (``crash_after('x#1')`` fires at the first match)."""
-    points = env._faults.crash_points  # armed in schedule order on a fresh ArmedFaults
+    points = env.world.faults.crash_points  # armed in schedule order on a fresh ArmedFaults
     first: dict[str, int] = {}
-    for step in env._require_sim().history:
+    for step in env.world.sim.history:
         if step.number is not None:
             first.setdefault(step.name, step.number)
     fired: list[ScheduledCrash] = []

@@ -27,7 +27,7 @@ from pynenc_wf_testing.runtime.history import HISTORY_FORMAT_VERSION, Step
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
-    from pynenc_wf_testing.env.environment import WorkflowEnv
+    from pynenc_wf_testing.runtime.world import WorldHost
 
 __all__ = [
     "History",
@@ -334,37 +334,30 @@ class Replayer:
         """Replay one workflow of ``history`` (the first, or ``workflow_id``)."""
         loaded = history if isinstance(history, History) else load_history(history)
         record = loaded.workflow(workflow_id)
-        from pynenc_wf_testing.env import environment as env_module
+        from pynenc_wf_testing.runtime.world import active_world, private_world
 
-        active = env_module._active_env
+        active = active_world()
         if active is not None:
             result = _replay_in(active, self.app, record, loaded)
         else:
-            with env_module.WorkflowEnv(seed=self.seed) as private:
+            with private_world(self.seed) as private:
                 result = _replay_in(private, self.app, record, loaded)
         if result.error is not None and raise_on_replay_failure:
             raise result.error
         return result
 
 
-def _replay_in(env: WorkflowEnv, app: Pynenc, record: dict[str, Any], history: History) -> ReplayResult:
-    from pynenc_wf_testing.runtime.faults import ArmedFaults
+def _replay_in(world: WorldHost, app: Pynenc, record: dict[str, Any], history: History) -> ReplayResult:
+    from pynenc_wf_testing.runtime.seeding import derive_seed
 
-    env.use(app)
-    outer = env._capture_world()
-    try:
-        env._drop_world()
-        env._fresh_world(ArmedFaults(), start=_start_of(history))
+    world.bind(app)
+    # The replay runs in a fresh world; the environment's own is put back however it ends.
+    with world.isolated():
+        world.renew(start=_start_of(history))
         # The recorded ids came from some seed's id stream: draw the replay's own new ids
         # (a divergent child) from a stream of their own so they can never collide.
-        assert env._patches is not None
-        from pynenc_wf_testing.runtime.seeding import derive_seed
-
-        env._patches.reseed_ids(derive_seed(env.seed, "replay"))
-        return _run_replay(env, app, record)
-    finally:
-        env._drop_world()
-        env._install_world(outer)
+        world.reseed_ids(derive_seed(world.seed, "replay"))
+        return _run_replay(world, app, record)
 
 
 def _start_of(history: History) -> Any:
@@ -376,7 +369,7 @@ def _start_of(history: History) -> Any:
     return dt.datetime.fromisoformat(max(times))
 
 
-def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> ReplayResult:
+def _run_replay(world: WorldHost, app: Pynenc, record: dict[str, Any]) -> ReplayResult:
     from pynenc.call import Call
     from pynenc.identifiers.invocation_id import InvocationId
     from pynenc.identifiers.task_id import TaskId
@@ -388,7 +381,7 @@ def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> Replay
     from pynenc_wf_testing.runtime.components import SIM_ATTR
     from pynenc_wf_testing.runtime.determinism import ReplayFrontier
 
-    sim = env._require_sim()
+    sim = world.sim
     workflow_id = record["workflow_id"]
     task = app.get_task(TaskId.from_key(record["task"]))
     identity = WorkflowIdentity(
@@ -456,7 +449,7 @@ def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> Replay
         setattr(app, SIM_ATTR, sim)
 
     # The recorded order of child calls: a replay must ask for the same ones.
-    sim._positions[workflow_id] = [child["invocation_id"] for child in record["children"]]
+    sim.positions[workflow_id] = [child["invocation_id"] for child in record["children"]]
     sim.replay_calls[workflow_id] = [child["call_id"] for child in record["children"]]
     recorded_calls = len(record["children"])
     finished = record["status"] in ("success", "failed")
@@ -480,7 +473,7 @@ def _run_replay(env: WorkflowEnv, app: Pynenc, record: dict[str, Any]) -> Replay
     except ReplayFrontier:
         pass
     result.steps = list(sim.history)
-    result.replayed_calls = len(sim._positions.get(workflow_id, ()))
+    result.replayed_calls = len(sim.positions.get(workflow_id, ()))
     status = root.status
     if result.error is None and status.is_final():
         result.completed = True

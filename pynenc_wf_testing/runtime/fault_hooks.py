@@ -51,6 +51,10 @@ class FaultHooks(Protocol):
         """The exception an execution of ``task_key`` raises instead of running, if any."""
         ...
 
+    def unfired(self) -> Sequence[CrashPointView]:
+        """The crash points armed but not reached (an error once nothing can run)."""
+        ...
+
 
 class NoFaults:
     """No fault armed: what a simulation built without a fault plan consults."""
@@ -64,6 +68,9 @@ class NoFaults:
 
     def failure_for(self, task_key: str) -> BaseException | None:
         return None
+
+    def unfired(self) -> Sequence[CrashPointView]:
+        return ()
 
 
 NO_FAULTS: FaultHooks = NoFaults()

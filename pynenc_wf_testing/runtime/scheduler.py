@@ -243,6 +243,10 @@ class Scheduler:
             return ("done", exc)
         except Exception:
             pass  # pynenc already recorded the failure in the store
+        except greenlet.GreenletExit as exc:
+            # greenlet would hand it to the driver as a return value, not raise it: raise it
+            # there as any other BaseException of a task is.
+            return ("abort", exc)
         return ("done", None)
 
     def run_slice(self, thread: SimThread) -> None:

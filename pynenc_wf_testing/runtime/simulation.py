@@ -108,7 +108,7 @@ class Simulation:
         self.threads = scheduler.threads
         self.ready = scheduler.ready
         self.sleepers = scheduler.sleepers
-        self._positions = guard.positions
+        self.positions = self._positions = guard.positions
         self.replay_limits = guard.replay_limits
         self.replay_obtained = guard.replay_obtained
         self.replay_calls = guard.replay_calls
@@ -122,7 +122,9 @@ class Simulation:
         self.before_data = hooks.before_data
         self.after_data = hooks.after_data
         self.execute_task_hook = guard.execute_task_hook
-        self._child_obtained = guard.child_obtained
+        self.child_obtained = self._child_obtained = guard.child_obtained
+        # Stop the current invocation for good, failing the driving call with the error.
+        self.abort = self._abort = scheduler.abort
         self.in_simulated_invocation = scheduler.in_simulated_invocation
         self.notify = scheduler.notify
         self.wait_condition = scheduler.wait_condition
@@ -166,6 +168,9 @@ class Simulation:
     @staticmethod
     def is_stored(app: Any, inv_id: str) -> bool:
         return Workers.is_stored(app, inv_id)
+
+    def app_of(self, inv_id: str) -> Any:
+        return self._app_of(inv_id)
 
     def _app_of(self, inv_id: str) -> Any:
         """The app whose store holds ``inv_id`` (the first app when none does)."""

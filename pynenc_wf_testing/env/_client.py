@@ -1,0 +1,157 @@
+"""What an environment does to its workflows: start them, drive them, talk to them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from pynenc_wf_testing.env._faults import check_task
+from pynenc_wf_testing.env._lifecycle import EnvCore
+from pynenc_wf_testing.env._run import WorkflowRun
+from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument
+
+if TYPE_CHECKING:
+    from pynenc.app import Pynenc
+    from pynenc.task import Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class EnvClient(EnvCore):
+    """The client part of :class:`WorkflowEnv`: start, drive, signal, query."""
+
+    def start(self, task: Task[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowRun[R]:
+        """Route ``task(*args, **kwargs)`` in the simulation and return a handle on it.
+
+        Nothing runs until the simulation is driven (``run.result``, :meth:`advance`,
+        :meth:`run_until_idle`).
+        """
+        from pynenc.invocation.dist_invocation import DistributedInvocation
+
+        checked = check_task(task, "start()")
+        self._require_sim()
+        self.use(checked.app)
+        invocation = checked(*args, **kwargs)
+        if not isinstance(invocation, DistributedInvocation):
+            raise AppConfigurationError(  # pragma: no cover - SIM_CONFIG forbids dev mode
+                f"{checked.task_id.key} did not create a distributed invocation "
+                f"({type(invocation).__name__}); is dev_mode_force_sync_tasks on?"
+            )
+        return WorkflowRun(self, invocation)
+
+    def start_workflow(
+        self,
+        task: Task[P, R],
+        *args: Any,
+        workflow_id: str | None = None,
+        id_reuse: str = "reuse",
+        run_timeout: dt.timedelta | None = None,
+        **kwargs: Any,
+    ) -> WorkflowRun[R]:
+        """:func:`pynenc_wf_testing.engine.start_workflow` in the simulation: start under a
+        ``workflow_id`` alias (reuse / reject / allow_after_completion) or with a
+        ``run_timeout``."""
+        from pynenc_wf_testing.engine import start_workflow
+
+        checked = check_task(task, "start_workflow()")
+        self._require_sim()
+        self.use(checked.app)
+        invocation = start_workflow(
+            checked, *args, workflow_id=workflow_id, id_reuse=id_reuse,  # type: ignore[arg-type]
+            run_timeout=run_timeout, **kwargs,
+        )
+        return WorkflowRun(self, invocation)
+
+    def signal(self, run: WorkflowRun[Any] | str, name: str, payload: Any = None) -> int:
+        """Send signal ``name`` with ``payload`` to a workflow (a run or a workflow id)."""
+        from pynenc_wf_testing.engine import signal_workflow
+
+        return signal_workflow(self._app_for(run), run, name, payload)
+
+    def query(self, run: WorkflowRun[Any] | str) -> Any:
+        """The workflow's published state and status (``WorkflowQuery``); runs nothing."""
+        from pynenc_wf_testing.engine import query_workflow
+
+        return query_workflow(self._app_for(run), run)
+
+    def resume(self, run: WorkflowRun[Any] | str) -> None:
+        """Resume a halted workflow."""
+        from pynenc_wf_testing.engine import resume_workflow
+
+        resume_workflow(self._app_for(run), run)
+
+    def cancel(self, run: WorkflowRun[Any] | str, reason: str = "cancelled") -> None:
+        """Cancel a workflow: its next durable operation raises ``WorkflowCancelled``."""
+        from pynenc_wf_testing.engine import cancel_workflow
+
+        cancel_workflow(self._app_for(run), run, reason)
+
+    def _app_for(self, run: WorkflowRun[Any] | str) -> Pynenc:
+        self._require_sim()
+        if isinstance(run, WorkflowRun):
+            app: Pynenc = run.invocation.app
+            return app
+        apps = self.world.apps
+        if len(apps) == 1:
+            return apps[0]
+        raise InvalidArgument(
+            "pass the WorkflowRun rather than a workflow id: several apps are in use."
+        )
+
+    def run_of(self, invocation_id: str) -> WorkflowRun[Any]:
+        """A handle on an invocation already in the store (e.g. after resuming a store that
+        another process left behind)."""
+        sim = self._require_sim()
+        app = sim.app_of(invocation_id)
+        if not sim.is_stored(app, invocation_id):
+            raise InvalidArgument(
+                f"invocation {invocation_id} is not in this simulation's store. "
+                "Start runs with env.start(task, ...)."
+            )
+        return WorkflowRun(self, app.state_backend.get_invocation(invocation_id))
+
+    def run_until_idle(self) -> None:
+        """Run everything runnable at the current virtual time, without moving the clock."""
+        self._require_sim().run_until_idle()
+
+    def advance(
+        self,
+        *,
+        seconds: float = 0,
+        minutes: float = 0,
+        hours: float = 0,
+        days: float = 0,
+        weeks: float = 0,
+    ) -> None:
+        """Move the clock forward, running in virtual-time order everything due on the way."""
+        amounts = {
+            "seconds": seconds, "minutes": minutes, "hours": hours, "days": days, "weeks": weeks
+        }
+        for key, value in amounts.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise InvalidArgument(
+                    f"advance({key}={value!r}): expected a number of {key}. "
+                    "Use e.g. wf_env.advance(days=30)."
+                )
+            if value != value or value in (float("inf"), float("-inf")):
+                raise InvalidArgument(
+                    f"advance({key}={value!r}): expected a finite number of {key}."
+                )
+            if value < 0:
+                raise InvalidArgument(
+                    f"advance({key}={value!r}): time only moves forward in a simulation. "
+                    "To observe an earlier instant, start a new WorkflowEnv with start=..."
+                )
+        sim = self._require_sim()
+        try:
+            delta = dt.timedelta(**{k: float(v) for k, v in amounts.items()})
+            sim.clock.now + delta
+        except OverflowError:
+            raise InvalidArgument(
+                f"advance({', '.join(f'{k}={v!r}' for k, v in amounts.items() if v)}): "
+                f"that goes past the last representable instant (year 9999) from "
+                f"{sim.clock.now.isoformat()}."
+            ) from None
+        sim.advance_to(sim.clock.micros + delta // dt.timedelta(microseconds=1))

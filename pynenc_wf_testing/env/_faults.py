@@ -1,0 +1,131 @@
+"""The faults of an environment: crash points, injected failures, crash-safety checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pynenc_wf_testing.env._lifecycle import EnvCore
+from pynenc_wf_testing.errors import InvalidArgument, UnknownStepError
+from pynenc_wf_testing.runtime.faults import ArmedFailure, StepRef
+from pynenc_wf_testing.runtime.ledger import Execution
+
+if TYPE_CHECKING:
+    from pynenc.task import Task
+
+    from pynenc_wf_testing.runtime.simulation import Simulation
+
+def restart_seconds(restart_after: object) -> float | None:
+    if restart_after is None:
+        return None
+    if not isinstance(restart_after, dt.timedelta) or restart_after < dt.timedelta(0):
+        raise InvalidArgument(
+            f"restart_after must be a non-negative datetime.timedelta, got {restart_after!r}. "
+            "Pass e.g. restart_after=timedelta(minutes=15)."
+        )
+    return restart_after.total_seconds()
+
+
+def check_task(task: object, what: str) -> Task[Any, Any]:
+    from pynenc.task import Task
+
+    if not isinstance(task, Task):
+        raise InvalidArgument(
+            f"{what} expects a pynenc task (a function decorated with @app.task or "
+            f"@app.workflow), got {type(task).__name__}: {task!r}."
+        )
+    return task
+
+
+def raise_unfired(sim: Simulation, unfired: Sequence[Any]) -> None:
+    names = sorted({s.name for s in sim.history if s.is_step})
+    wanted = ", ".join(p.snippet() for p in unfired)
+    raise UnknownStepError(
+        f"{wanted}: that step was never reached. Steps seen: "
+        f"{', '.join(names) or 'none'}. Check the name (a task's name is its function "
+        "name; '#2' is its second call)."
+    )
+
+
+def check_unfired_at_end(sim: Simulation) -> None:
+    """Once nothing can run any more, an armed crash point that never fired is an error."""
+    unfired = sim.faults.unfired()
+    if unfired and not sim.threads and not sim.ready and not sim.sleepers:
+        raise_unfired(sim, unfired)
+
+
+class EnvFaults(EnvCore):
+    """The fault part of :class:`WorkflowEnv`."""
+
+    def crash_after(self, step: StepRef, *, restart_after: dt.timedelta | None = None) -> None:
+        """Kill the worker right after ``step`` commits.
+
+        ``step``: a name (``"charge_payment"`` = ``"charge_payment#1"``, ``"uuid#1"``,
+        ``"route:charge_payment#2"``), a task object (its first result), a global step number,
+        or a predicate over :class:`Step`. Several crash points may be armed. The worker
+        restarts at once, or after ``restart_after`` of virtual time, when pynenc's own
+        recovery tasks find the dead worker's invocations.
+        """
+        self._require_open("crash_after()")
+        self._faults.add_crash("after", step, restart_after=restart_seconds(restart_after))
+
+    def crash_before(self, step: StepRef, *, restart_after: dt.timedelta | None = None) -> None:
+        """Kill the worker right before ``step`` commits (its side effect may have happened,
+        its result is not recorded: at-least-once)."""
+        self._require_open("crash_before()")
+        self._faults.add_crash("before", step, restart_after=restart_seconds(restart_after))
+
+    def crash_during(
+        self, task: Task[Any, Any], *, restart_after: dt.timedelta | None = None
+    ) -> None:
+        """Kill the worker while the next execution of ``task`` runs: its side effect
+        happened, its result is lost (the same point as ``crash_before`` of its result)."""
+        self._require_open("crash_during()")
+        checked = check_task(task, "crash_during()")
+        name = checked.task_id.func_name
+        self._faults.add_crash(
+            "before",
+            lambda step: step.kind == "result" and step.task == checked.task_id.key,
+            restart_after=restart_seconds(restart_after),
+            description=f"<during {name}>",
+        )
+
+    def fail(
+        self,
+        task: Task[Any, Any],
+        *,
+        times: int = 1,
+        exc: BaseException | type[BaseException] = RuntimeError,
+    ) -> None:
+        """The next ``times`` executions of ``task`` raise ``exc`` instead of running."""
+        self._require_open("fail()")
+        checked = check_task(task, "fail()")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise InvalidArgument(f"fail(times={times!r}): expected a positive int.")
+        self._faults.failures.append(
+            ArmedFailure(checked.task_id.key, checked.task_id.func_name, times, exc)
+        )
+
+    def mark_non_idempotent(self, task: Task[Any, Any]) -> None:
+        """Treat ``task`` as non-idempotent in this environment's crash checks (see
+        :func:`pynenc_wf_testing.non_idempotent` for the decorator form)."""
+        self._require_open("mark_non_idempotent()")
+        self._non_idempotent.add(check_task(task, "mark_non_idempotent()").task_id.key)
+
+    def duplicate_side_effects(self) -> list[list[Execution]]:
+        """Executions of non-idempotent tasks that ran more than once for one logical call."""
+        from pynenc_wf_testing.checks.idempotency import marked_keys
+
+        return self._require_sim().duplicate_side_effects(marked_keys() | self._non_idempotent)
+
+    @property
+    def crashes(self) -> int:
+        """How many times the worker crashed so far."""
+        return self._require_sim().crashes
+
+    def check_faults_fired(self) -> None:
+        """Raise :class:`UnknownStepError` for any armed crash point that never fired."""
+        unfired = self._faults.unfired()
+        if unfired:
+            raise_unfired(self._require_sim(), unfired)
