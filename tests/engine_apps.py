@@ -40,6 +40,14 @@ builder_app = (
     .build()
 )
 
+#: The engine's settings given before the app id (they must still belong to this app).
+late_id_app = (
+    PynencBuilder()
+    .enable_workflows(workflow_max_retries=1)
+    .app_id("engine-tests-late-id")
+    .build()
+)
+
 
 # --------------------------------------------------------------------------- the outside world
 
@@ -475,3 +483,14 @@ def builder_flow(key: str) -> str:
     root = builder_flow.wf.root
     root.sleep(dt.timedelta(hours=1))
     return root.execute_task_with_retry(builder_flaky, key)  # type: ignore[no-any-return]
+
+
+@late_id_app.task
+def late_id_flaky(key: str) -> str:
+    return flaky.func(key)  # type: ignore[no-any-return]
+
+
+@late_id_app.workflow
+def late_id_flow(key: str) -> str:
+    return late_id_flow.wf.root.execute_task_with_retry(late_id_flaky, key)  # type: ignore[no-any-return]
+

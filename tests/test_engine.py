@@ -102,6 +102,19 @@ def test_builder_default_policy_gives_up_after_its_attempts(wf_env) -> None:
     assert len(ea.ATTEMPTS["b2"]) == 2
 
 
+def test_builder_settings_belong_to_the_app_whatever_the_call_order(wf_env) -> None:
+    from pynenc_wf_testing.engine._waits import app_default_policy
+
+    policy = app_default_policy(ea.late_id_app)
+    assert policy is not None and policy.max_attempts == 2
+    assert ea.late_id_app.app_id == "engine-tests-late-id"
+    ea.FLAKY["late"] = 5  # one retry only: two attempts, both fail
+    run = wf_env.start(ea.late_id_flow, "late")
+    with pytest.raises(ea.Transient):
+        run.result
+    assert len(ea.ATTEMPTS["late"]) == 2
+
+
 # =========================================================================== durable timers
 
 
@@ -1013,23 +1026,22 @@ def test_deprecate_patch_keeps_the_marker_and_runs_the_new_code(wf_env) -> None:
 
 def test_workflow_max_retries_sets_the_default_number_of_retries() -> None:
     from pynenc_wf_testing.engine import RetryPolicy, enable_workflows
-    from pynenc_wf_testing.engine._waits import _APP_POLICIES
+    from pynenc_wf_testing.engine._waits import app_default_policy
     from pynenc_wf_testing.errors import InvalidArgument
 
     app = ea.app
-    saved = _APP_POLICIES.get(app.app_id)
+    saved = dict(app.config_values or {})
     try:
         enable_workflows(app, workflow_max_retries=None)
-        assert _APP_POLICIES[app.app_id].max_attempts is None  # forever
+        assert app_default_policy(app).max_attempts is None  # type: ignore[union-attr]
         enable_workflows(
             app, retry_policy=RetryPolicy.fixed(dt.timedelta(seconds=5)), workflow_max_retries=4
         )
-        policy = _APP_POLICIES[app.app_id]
+        policy = app_default_policy(app)
+        assert policy is not None
         assert policy.max_attempts == 5 and policy.initial_delay == dt.timedelta(seconds=5)
         with pytest.raises(InvalidArgument, match="workflow_max_retries must be an int >= 0"):
             enable_workflows(app, workflow_max_retries=-1)
     finally:
-        if saved is None:
-            _APP_POLICIES.pop(app.app_id, None)
-        else:
-            _APP_POLICIES[app.app_id] = saved
+        app.config_values = saved
+        app._conf = None

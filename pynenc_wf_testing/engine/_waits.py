@@ -18,8 +18,26 @@ T = TypeVar("T")
 
 #: Retry policies registered per task key (``set_retry_policy``).
 _TASK_POLICIES: dict[str, RetryPolicy] = {}
-#: Default policies per app id (``enable_workflows(app, retry_policy=...)``).
-_APP_POLICIES: dict[str, RetryPolicy] = {}
+#: App default policies by reference (``enable_workflows(retry_policy=...)``). The app's
+#: config holds the reference, not the policy: pynenc writes its config values as JSON (app
+#: info in the store), and a policy names exception classes. The reference is derived from
+#: the policy's content, so a worker process that builds the same app gets the same one.
+_POLICY_REFS: dict[str, RetryPolicy] = {}
+
+
+def policy_ref(policy: RetryPolicy) -> str:
+    """Register ``policy`` and return the JSON-safe reference an app's config holds."""
+    import hashlib
+
+    ref = "retry-policy:" + hashlib.sha256(repr(policy).encode()).hexdigest()[:16]
+    _POLICY_REFS[ref] = policy
+    return ref
+
+
+def app_default_policy(app: Any) -> RetryPolicy | None:
+    """The default retry policy ``enable_workflows`` gave ``app``, if any."""
+    ref = _ops.engine_defaults(app).get("retry_policy")
+    return None if ref is None else _POLICY_REFS.get(ref)
 
 
 def _is_final(app: Any, invocation_id: str) -> bool:
@@ -141,7 +159,7 @@ def wait_any(
 def policy_for(app: Any, task: Task[Any, Any], explicit: RetryPolicy | None) -> RetryPolicy:
     if explicit is not None:
         return explicit
-    return _TASK_POLICIES.get(task.task_id.key) or _APP_POLICIES.get(app.app_id) or RetryPolicy()
+    return _TASK_POLICIES.get(task.task_id.key) or app_default_policy(app) or RetryPolicy()
 
 
 def execute_with_retry(

@@ -15,9 +15,7 @@ def _enable_workflows(builder: Any, *, retry_policy: Any = None, **options: Any)
     """``PynencBuilder().enable_workflows(retry_policy=..., workflow_max_retries=...)``: switch
     on the durable-workflow engine (timers, signals, queries, waits, retry policies,
     halt/resume, compensation); see ``pynenc_wf_testing.engine.enable_workflows``."""
-    from pynenc_wf_testing.engine._ops import ENABLE_KEY
-    from pynenc_wf_testing.engine._waits import _APP_POLICIES
-    from pynenc_wf_testing.engine.client import _UNSET, default_policy
+    from pynenc_wf_testing.engine.client import _UNSET, default_policy, engine_config
     from pynenc_wf_testing.runtime.patches import install_task_wf
 
     unknown = sorted(set(options) - {"workflow_max_retries"})
@@ -29,9 +27,9 @@ def _enable_workflows(builder: Any, *, retry_policy: Any = None, **options: Any)
             "workflow_max_retries=."
         )
     policy = default_policy(retry_policy, options.get("workflow_max_retries", _UNSET))
-    builder._config[ENABLE_KEY] = True
-    if policy is not None:
-        _APP_POLICIES[builder._config.get("app_id", "pynenc")] = policy
+    # Into the config the builder hands to the app at build(): the settings belong to that
+    # app whatever the order of the builder calls (``.app_id()`` may come later).
+    builder._config.update(engine_config(policy))
     install_task_wf()
     return builder
 

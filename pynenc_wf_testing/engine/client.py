@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pynenc_wf_testing.engine import _ops
-from pynenc_wf_testing.engine._waits import _APP_POLICIES, _TASK_POLICIES
+from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.exceptions import WorkflowAlreadyStarted
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.errors import InvalidArgument
@@ -56,6 +56,15 @@ def default_policy(
     return replace(retry_policy or RetryPolicy(), max_attempts=attempts)
 
 
+def engine_config(policy: RetryPolicy | None) -> dict[str, Any]:
+    """The config values that switch the engine on for an app, with its defaults (kept in
+    the app's own config, so they belong to that app whatever its id or build order)."""
+    values: dict[str, Any] = {_ops.ENABLE_KEY: True}
+    if policy is not None:
+        values[_ops.DEFAULTS_KEY] = {"retry_policy": policy_ref(policy)}
+    return values
+
+
 def enable_workflows(
     app: Pynenc,
     *,
@@ -79,11 +88,9 @@ def enable_workflows(
         )
     policy = default_policy(retry_policy, workflow_max_retries)
     values = dict(app.config_values or {})
-    values[_ops.ENABLE_KEY] = True
+    values.update(engine_config(policy))
     app.config_values = values
     app._conf = None
-    if policy is not None:
-        _APP_POLICIES[app.app_id] = policy
     from pynenc_wf_testing.runtime.patches import install_task_wf
 
     install_task_wf()

@@ -46,12 +46,21 @@ def _workflow(func: Callable[..., Any]) -> Any:
 
 
 def build(
-    db_path: str, app_id: str, *, retry_policy: RetryPolicy | None = None, threads: int = 8
+    db_path: str,
+    app_id: str,
+    *,
+    retry_policy: RetryPolicy | None = None,
+    threads: int = 8,
+    engine_first: dict[str, Any] | None = None,
 ) -> Pynenc:
-    """A production app: SQLite at ``db_path``, a ThreadRunner, the durable engine on."""
+    """A production app: SQLite at ``db_path``, a ThreadRunner, the durable engine on.
+    ``engine_first``: ``enable_workflows`` options given before every other builder call."""
     global app
-    app = (
-        PynencBuilder()
+    builder = PynencBuilder()
+    if engine_first is not None:
+        builder = builder.enable_workflows(**engine_first)
+    builder = (
+        builder
         .app_id(app_id)
         .sqlite(db_path)
         .thread_runner(min_threads=1, max_threads=threads)
@@ -65,9 +74,10 @@ def build(
             # the engine's polls: from 0.05 s up to 0.25 s (default cap 1 s) for quick tests
             engine_max_poll_interval_sec=0.25,
         )
-        .enable_workflows(retry_policy=retry_policy)
-        .build()
     )
+    if engine_first is None:
+        builder = builder.enable_workflows(retry_policy=retry_policy)
+    app = builder.build()
     namespace = globals()
     for kind, func, options in _DEFINITIONS:
         namespace[func.__name__] = (app.workflow if kind == "workflow" else app.task)(

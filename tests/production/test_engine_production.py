@@ -289,6 +289,15 @@ def test_the_apps_default_policy_from_the_builder(prod: Production) -> None:
     assert len(logged("flaky")) == 5
 
 
+def test_builder_settings_given_before_the_app_id_belong_to_the_app(prod: Production) -> None:
+    prod.rebuild(engine_first={"workflow_max_retries": 1})
+    prod.start_runner()
+    pa.FLAKY["late"] = 5
+    with pytest.raises(pa.Transient):
+        prod.result(pa.by_default("late"))
+    assert logged("flaky") == ["late"] * 2  # one retry, not the default policy's two
+
+
 # =========================================================================== halt / cancel / timeout
 
 
