@@ -494,3 +494,23 @@ def late_id_flaky(key: str) -> str:
 def late_id_flow(key: str) -> str:
     return late_id_flow.wf.root.execute_task_with_retry(late_id_flaky, key)  # type: ignore[no-any-return]
 
+
+@app.task
+def refuse_refund(trip: str) -> None:
+    """A compensation that fails (the refund service is down)."""
+    CALLS.append(("refuse_refund", trip, now()))
+    raise Fatal(f"refund service down for {trip}")
+
+
+@app.workflow
+def saga_with_a_failing_compensation(name: str) -> str:
+    """Books a flight and a hotel, then the charge is declined; undoing the hotel fails."""
+    root = saga_with_a_failing_compensation.wf.root
+    with root.saga() as saga:
+        root.execute_task(book_flight, name).result
+        saga.add_compensation(cancel_flight, name)
+        root.execute_task(book_hotel, name).result
+        saga.add_compensation(refuse_refund, name)
+        saga.add_compensation(cancel_hotel, name)
+        root.execute_task(charge, f"declined-{name}").result
+    return f"booked {name}"

@@ -819,6 +819,22 @@ def test_a_failure_inside_the_saga_compensates_and_reraises(wf_env) -> None:
     assert [c for c, _, _ in ea.CALLS][-2:] == ["cancel_hotel", "cancel_flight"]
 
 
+def test_a_failing_compensation_does_not_stop_the_others_nor_hide_the_error(wf_env) -> None:
+    run = wf_env.start(ea.saga_with_a_failing_compensation, "f1")
+    with pytest.raises(ea.Fatal, match="card declined for declined-f1") as failure:
+        run.result
+    assert failure.value.__notes__ == [
+        "compensation refuse_refund('f1') failed: Fatal: refund service down for f1"
+    ]
+    assert [c for c, _, _ in ea.CALLS][-3:] == ["cancel_hotel", "refuse_refund", "cancel_flight"]
+
+
+def test_a_failing_compensation_is_crash_safe(wf_env) -> None:
+    wf_env.check_crash_safety(
+        ea.saga_with_a_failing_compensation, "f2", before_each=reset_world
+    ).assert_ok()
+
+
 def test_a_trip_that_is_not_cancelled_compensates_nothing(wf_env) -> None:
     run = wf_env.start(ea.trip, "t3")
     wf_env.signal(run, "confirm", True)

@@ -161,6 +161,12 @@ def unbook(what: str) -> None:
     _log("unbook", what)
 
 
+@_task
+def refuse_unbook(what: str) -> None:
+    _log("refuse_unbook", what)
+    raise Fatal(f"cannot unbook {what}")
+
+
 def _draw() -> float:
     DRAWS.append(time.time())
     return 1000.0 + len(DRAWS)
@@ -270,6 +276,19 @@ def booking(name: str, wait: float) -> str:
         saga.add_compensation(unbook, f"hotel {name}")
         root.sleep(wait)
         root.wait_for_signal("confirm")
+    return f"booked {name}"
+
+
+@_workflow
+def fragile_booking(name: str) -> str:
+    """The charge is declined and undoing the hotel fails: the flight is still undone."""
+    root = fragile_booking.wf.root
+    with root.saga() as saga:
+        root.execute_task(book, f"flight {name}").result
+        saga.add_compensation(unbook, f"flight {name}")
+        root.execute_task(book, f"hotel {name}").result
+        saga.add_compensation(refuse_unbook, f"hotel {name}")
+        root.execute_task(declined, name).result
     return f"booked {name}"
 
 

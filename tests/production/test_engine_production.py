@@ -325,6 +325,18 @@ def test_cancel_during_a_sleep_runs_the_compensations(prod: Production) -> None:
     assert logged("unbook") == ["hotel b1", "flight b1"]
 
 
+def test_a_failing_compensation_keeps_the_original_error(prod: Production) -> None:
+    prod.start_runner()
+    with pytest.raises(pa.Fatal, match="b3: declined") as failure:
+        prod.result(pa.fragile_booking("b3"))
+    # the notes survive pynenc's serialization of the error into SQLite
+    assert failure.value.__notes__ == [
+        "compensation refuse_unbook('hotel b3') failed: Fatal: cannot unbook hotel b3"
+    ]
+    assert logged("refuse_unbook") == ["hotel b3"]
+    assert logged("unbook") == ["flight b3"]
+
+
 def test_cancel_during_a_signal_wait(prod: Production) -> None:
     prod.start_runner()
     run = pa.booking("b2", 0.05)
