@@ -321,6 +321,19 @@ def race(started: str) -> list[Any]:
     return [index, value]
 
 
+@app.workflow
+def late_race(started: str, slow_hours: int, fast_hours: int) -> list[Any]:
+    """Both children finish before the workflow waits (it sleeps 12 h first): wait_any must
+    still pick the one that finished first, not the first of the list."""
+    root = late_race.wf.root
+    t0 = dt.datetime.fromisoformat(started)
+    slow = root.execute_task(finish_at, "slow", (t0 + dt.timedelta(hours=slow_hours)).isoformat())
+    fast = root.execute_task(finish_at, "fast", (t0 + dt.timedelta(hours=fast_hours)).isoformat())
+    root.sleep(dt.timedelta(hours=12))
+    index, value = root.wait_any([slow, fast])
+    return [index, value]
+
+
 #: Named policies (a workflow argument must serialize; a name is simplest).
 POLICIES: dict[str, RetryPolicy | None] = {
     "fixed": RetryPolicy.fixed(dt.timedelta(seconds=30), max_attempts=5),

@@ -503,6 +503,24 @@ def test_wait_any_returns_the_first_to_finish(wf_env) -> None:
     assert wf_env.now - start == H + D
 
 
+def test_wait_any_picks_the_first_to_finish_even_when_both_finished_before_the_wait(
+    wf_env,
+) -> None:
+    run = wf_env.start(ea.late_race, wf_env.now.isoformat(), 10, 1)
+    assert run.result == [1, "fast"]  # the 1 h child, though the 10 h one is listed first
+
+
+def test_wait_any_breaks_a_tie_by_the_lowest_index(wf_env) -> None:
+    run = wf_env.start(ea.late_race, wf_env.now.isoformat(), 2, 2)
+    assert run.result == [0, "slow"]  # both finished at 2 h: the first of the list
+
+
+def test_wait_any_order_is_crash_safe(wf_env) -> None:
+    wf_env.check_crash_safety(
+        ea.late_race, wf_env.now.isoformat(), 10, 1, before_each=reset_world
+    ).assert_ok()
+
+
 def test_wait_any_replays_its_recorded_winner(wf_env) -> None:
     # The worker dies as the slow child finishes (10 h), while the workflow sleeps its day.
     # The replay finds both children finished; it still takes the recorded winner, not the

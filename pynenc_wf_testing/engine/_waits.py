@@ -128,6 +128,9 @@ def wait_all(
 def wait_any(
     execution: _ops.Execution, invocations: Sequence[DistributedInvocation[Any, T]]
 ) -> tuple[int, T]:
+    """Wait until one invocation is final; return ``(index, result)`` of the first to finish
+    (earliest final status time; ties: the lowest index). The index is recorded: a replay
+    returns the same one whatever finished since."""
     if not invocations:
         from pynenc_wf_testing.errors import InvalidArgument
 
@@ -140,10 +143,16 @@ def wait_any(
         ids = [str(i.invocation_id) for i in invocations]
 
         def first_final() -> int | None:
+            # Several may be final by the time the wait looks (they finished before it began,
+            # or within one poll): the winner is the one whose final status was set first,
+            # by the status records' own times (virtual in the simulator), ties to the
+            # lowest index.
+            finished = []
             for position, inv_id in enumerate(ids):
-                if _is_final(app, inv_id):
-                    return position
-            return None
+                record = app.orchestrator.get_invocation_status_record(inv_id)
+                if record.status.is_final():
+                    finished.append((record.timestamp, position))
+            return min(finished)[1] if finished else None
 
         index = execution.wait(
             first_final,

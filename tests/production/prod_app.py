@@ -234,6 +234,18 @@ def waits(x: int) -> dict[str, Any]:
 
 
 @_workflow
+def late_race(slow: float, fast: float, pause: float) -> list[Any]:
+    """Both children finish while the workflow sleeps: wait_any picks the one that finished
+    first, not the first of the list."""
+    root = late_race.wf.root
+    first = root.execute_task(work, "slow", slow)
+    second = root.execute_task(work, "fast", fast)
+    root.sleep(pause)
+    index, value = root.wait_any([first, second])
+    return [index, value]
+
+
+@_workflow
 def watcher(timeout: float) -> Any:
     return watcher.wf.root.wait_for_task(external_job, timeout=dt.timedelta(seconds=timeout))
 

@@ -243,6 +243,14 @@ def test_wait_any_wait_all_wait_for_task(prod: Production) -> None:
     assert out == {"any": [1, "fast"], "all": ["slow", "fast"], "task": "child"}
 
 
+def test_wait_any_picks_the_first_to_finish_when_both_finished_before_the_wait(
+    prod: Production,
+) -> None:
+    prod.start_runner()
+    assert prod.result(pa.late_race(0.3, 0.05, 0.8)) == [1, "fast"]
+    assert logged("work") == ["fast", "slow"]
+
+
 def test_wait_for_a_task_started_elsewhere(prod: Production) -> None:
     prod.start_runner()
     run = pa.watcher(10.0)
