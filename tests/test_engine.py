@@ -16,16 +16,27 @@ from pynenc.workflow.workflow_context import WorkflowContext, WorkflowRootContex
 
 from pynenc_wf_testing import DeadlockError, InvalidArgument, WorkflowEnv
 from pynenc_wf_testing.engine import (
+    AmbiguousWorkflowId,
+    NotAWorkflow,
     RetryPolicy,
     SignalTimeout,
+    UnknownWorkflow,
     WaitTimeout,
     WorkflowAlreadyStarted,
     WorkflowCancelled,
+    WorkflowDescription,
+    WorkflowFinished,
     WorkflowHaltException,
+    WorkflowIdConflict,
+    WorkflowNotFinished,
     WorkflowsNotEnabled,
     WorkflowTimeout,
+    cancel_workflow,
+    describe_workflow,
     query_workflow,
+    resume_workflow,
     signal_workflow,
+    workflow_result,
 )
 from pynenc_wf_testing.engine._context import DurableRootOps, DurableWorkflowRootContext
 from tests import engine_apps as ea
@@ -316,11 +327,12 @@ def test_signal_timeout_without_default_raises_signal_timeout(wf_env) -> None:
     assert isinstance(raised.value, TimeoutError)
 
 
-def test_a_signal_after_the_timeout_is_not_consumed(wf_env) -> None:
+def test_a_signal_to_a_workflow_that_finished_after_its_timeout_is_an_error(wf_env) -> None:
     run = wf_env.start(ea.payment_or_default)
     wf_env.advance(days=4)
     assert run.result == "no payment"
-    assert wf_env.signal(run, "payment", "late") == 1  # stored, nobody waits for it
+    with pytest.raises(WorkflowFinished, match="already finished with status success"):
+        wf_env.signal(run, "payment", "late")
 
 
 @pytest.mark.parametrize(
@@ -341,8 +353,10 @@ def test_signal_timeout_replays_after_a_crash(wf_env) -> None:
     wf_env.crash_after("wait_signal:payment#1")
     run = wf_env.start(ea.payment_or_default)
     wf_env.advance(days=3)
-    # The signal arrives after the timeout was recorded: the replay still times out.
-    wf_env.signal(run, "payment", "too late")
+    # The replay after the crash went past the recorded timeout and the run ended: a signal
+    # now is refused (not stored for nobody).
+    with pytest.raises(WorkflowFinished):
+        wf_env.signal(run, "payment", "too late")
     assert run.result == "no payment"
     assert wf_env.crashes == 1
     assert wf_env.now - start < 4 * D
@@ -1025,6 +1039,124 @@ def test_aliases_are_per_workflow_type(wf_env) -> None:
 def test_bad_id_reuse_is_rejected(wf_env) -> None:
     with pytest.raises(InvalidArgument, match="id_reuse"):
         wf_env.start_workflow(ea.napper, 60, workflow_id="x", id_reuse="sometimes")
+
+
+def test_every_client_operation_takes_the_workflow_id(wf_env) -> None:
+    run = wf_env.start_workflow(ea.approvals, workflow_id="L-6b")
+    wf_env.run_until_idle()
+    assert signal_workflow(ea.app, "L-6b", "approve", "a") == 1
+    assert wf_env.signal("L-6b", "approve", "b") == 2
+    assert wf_env.query("L-6b").workflow_id == run.invocation_id
+    assert wf_env.run_of("L-6b").invocation_id == run.invocation_id
+    assert run.result == ["a", "b"]
+    assert workflow_result(ea.app, "L-6b") == ["a", "b"]
+    described = describe_workflow(ea.app, "L-6b")
+    assert isinstance(described, WorkflowDescription)
+    assert (described.workflow_id, described.run_id) == ("L-6b", run.invocation_id)
+    assert described.workflow_type == "tests.engine_apps.approvals"
+    assert (described.status, described.finished) == ("success", True)
+    assert described.status_at == wf_env.now
+    # the invocation id and the run reach the same run, and know its workflow id
+    assert describe_workflow(ea.app, run.invocation_id) == described
+    assert wf_env.describe(run) == described
+
+
+def test_resume_and_cancel_take_the_workflow_id(wf_env) -> None:
+    halted = wf_env.start_workflow(ea.approval_flow, 1, workflow_id="gate-1")
+    wf_env.run_until_idle()
+    assert wf_env.describe("gate-1").halted == "needs approval"
+    assert wf_env.describe("gate-1").status == "paused"
+    resume_workflow(ea.app, "gate-1")
+    assert halted.result == 2
+    trip = wf_env.start_workflow(ea.trip, "t-9", workflow_id="trip-9")
+    wf_env.advance(days=8)
+    cancel_workflow(ea.app, "trip-9", "customer left")
+    with pytest.raises(WorkflowCancelled, match="customer left"):
+        trip.result
+    assert wf_env.describe("trip-9").cancelled == "customer left"
+    with pytest.raises(WorkflowCancelled):
+        workflow_result(ea.app, "trip-9")
+
+
+def test_the_current_run_of_a_workflow_id(wf_env) -> None:
+    first = wf_env.start_workflow(ea.napper, 60, workflow_id="k", id_reuse="allow_after_completion")
+    assert wf_env.describe("k").run_id == first.invocation_id
+    assert not wf_env.describe("k").finished
+    with pytest.raises(WorkflowNotFinished, match="has not finished"):
+        workflow_result(ea.app, "k")
+    first.result
+    second = wf_env.start_workflow(ea.napper, 60, workflow_id="k", id_reuse="allow_after_completion")
+    assert wf_env.describe("k").run_id == second.invocation_id  # the id now names the new run
+    assert wf_env.run_of("k").invocation_id == second.invocation_id
+
+
+def test_client_errors_say_what_to_do(wf_env) -> None:
+    wf_env.use(ea.app)
+    with pytest.raises(UnknownWorkflow, match=r"no workflow with id .*'L-404'.*start_workflow"):
+        signal_workflow(ea.app, "L-404", "approve", 1)
+    for operation in (query_workflow, describe_workflow, workflow_result, resume_workflow,
+                      cancel_workflow):
+        with pytest.raises(UnknownWorkflow):
+            operation(ea.app, "L-404")  # type: ignore[operator]
+    assert issubclass(UnknownWorkflow, LookupError)
+    with pytest.raises(InvalidArgument, match="neither an invocation id nor a workflow id"):
+        wf_env.run_of("L-404")
+    with pytest.raises(NotAWorkflow, match="expects a workflow id"):
+        signal_workflow(ea.app, 42, "approve", 1)
+    plain = wf_env.start(ea.external_job, 1)
+    plain.result
+    with pytest.raises(NotAWorkflow, match="plain task"):
+        wf_env.signal(plain, "approve", 1)
+    with pytest.raises(NotAWorkflow, match="call of task external_job"):
+        query_workflow(ea.app, plain.invocation_id)
+    assert issubclass(NotAWorkflow, TypeError)
+
+
+def test_a_member_task_is_not_a_workflow(wf_env) -> None:
+    run = wf_env.start(ea.fan_out, 2)
+    run.result
+    member = next(s.invocation_id for s in run.history if s.name == "square#1")
+    assert member is not None
+    with pytest.raises(NotAWorkflow, match=f"inside workflow {run.invocation_id}"):
+        describe_workflow(ea.app, member)
+
+
+def test_a_finished_workflow_refuses_signals_cancel_and_resume(wf_env) -> None:
+    run = wf_env.start_workflow(ea.napper, 60, workflow_id="done-1")
+    assert run.result == 60.0
+    with pytest.raises(WorkflowFinished, match="already finished with status success"):
+        wf_env.signal("done-1", "approve", 1)
+    with pytest.raises(WorkflowFinished, match="nothing left to cancel"):
+        wf_env.cancel("done-1")
+    with pytest.raises(WorkflowFinished, match="nothing to resume"):
+        wf_env.resume(run)
+    assert wf_env.query("done-1").status == "success"  # reading still works
+
+
+def test_other_arguments_under_a_taken_id_are_an_error_under_every_policy(wf_env) -> None:
+    first = wf_env.start_workflow(ea.napper, 60, workflow_id="acct-7")
+    for policy in ("reuse", "reject", "allow_after_completion"):
+        with pytest.raises(WorkflowIdConflict, match=r"other arguments .*'seconds': 60"):
+            wf_env.start_workflow(ea.napper, 90, workflow_id="acct-7", id_reuse=policy)
+    assert issubclass(WorkflowIdConflict, WorkflowAlreadyStarted)
+    assert first.result == 60.0
+    for policy in ("reuse", "reject"):
+        with pytest.raises(WorkflowIdConflict):
+            wf_env.start_workflow(ea.napper, 90, workflow_id="acct-7", id_reuse=policy)
+    # once the run finished, allow_after_completion starts the next one, with new arguments
+    second = wf_env.start_workflow(
+        ea.napper, 90, workflow_id="acct-7", id_reuse="allow_after_completion"
+    )
+    assert second.result == 90.0
+    assert wf_env.executions(ea.napper) == 2
+
+
+def test_an_id_used_by_two_workflow_types_is_ambiguous(wf_env) -> None:
+    a = wf_env.start_workflow(ea.napper, 60, workflow_id="same")
+    wf_env.start_workflow(ea.payment_or_default, workflow_id="same")
+    with pytest.raises(AmbiguousWorkflowId, match="several workflow types"):
+        wf_env.describe("same")
+    assert wf_env.describe(a).workflow_id == "same"
 
 
 # =========================================================================== versioning

@@ -7,22 +7,31 @@ pynenc's stock runners and backends as well as in the simulator.
 """
 
 from pynenc_wf_testing.engine.client import (
+    WorkflowDescription,
     WorkflowQuery,
     cancel_workflow,
+    describe_workflow,
     enable_workflows,
     query_workflow,
     resume_workflow,
     set_retry_policy,
     signal_workflow,
     start_workflow,
+    workflow_result,
 )
 from pynenc_wf_testing.engine.exceptions import (
+    AmbiguousWorkflowId,
+    NotAWorkflow,
     SignalTimeout,
+    UnknownWorkflow,
     WaitTimeout,
     WorkflowAlreadyStarted,
     WorkflowCancelled,
     WorkflowEngineError,
+    WorkflowFinished,
     WorkflowHaltException,
+    WorkflowIdConflict,
+    WorkflowNotFinished,
     WorkflowsNotEnabled,
     WorkflowTimeout,
 )
@@ -30,22 +39,31 @@ from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.saga import Saga
 
 __all__ = [
+    "AmbiguousWorkflowId",
+    "NotAWorkflow",
     "RetryPolicy",
     "Saga",
     "SignalTimeout",
+    "UnknownWorkflow",
     "WaitTimeout",
     "WorkflowAlreadyStarted",
     "WorkflowCancelled",
+    "WorkflowDescription",
     "WorkflowEngineError",
+    "WorkflowFinished",
     "WorkflowHaltException",
+    "WorkflowIdConflict",
+    "WorkflowNotFinished",
     "WorkflowQuery",
     "WorkflowTimeout",
     "WorkflowsNotEnabled",
     "cancel_workflow",
+    "describe_workflow",
     "enable_workflows",
     "query_workflow",
     "resume_workflow",
     "set_retry_policy",
     "signal_workflow",
     "start_workflow",
+    "workflow_result",
 ]

@@ -18,17 +18,24 @@ import pytest
 from pynenc.invocation.status import InvocationStatus
 
 from pynenc_wf_testing.engine import (
+    NotAWorkflow,
     RetryPolicy,
     SignalTimeout,
+    UnknownWorkflow,
     WaitTimeout,
     WorkflowAlreadyStarted,
     WorkflowCancelled,
+    WorkflowFinished,
+    WorkflowIdConflict,
+    WorkflowNotFinished,
     WorkflowTimeout,
     cancel_workflow,
+    describe_workflow,
     query_workflow,
     resume_workflow,
     signal_workflow,
     start_workflow,
+    workflow_result,
 )
 from tests.production import prod_app as pa
 from tests.production.conftest import Production
@@ -386,6 +393,54 @@ def test_workflow_id_aliases(prod: Production) -> None:
     )
     assert second.invocation_id != first.invocation_id
     prod.result(second)
+
+
+def test_client_operations_take_the_workflow_id(prod: Production) -> None:
+    run = start_workflow(pa.booking, "L", 0.05, workflow_id="L-6b")
+    prod.start_runner()
+    prod.wait_until(lambda: len(logged("book")) == 2)
+    assert describe_workflow(prod.app, "L-6b").status == "running"
+    with pytest.raises(WorkflowNotFinished, match="has not finished"):
+        workflow_result(prod.app, "L-6b")
+    assert signal_workflow(prod.app, "L-6b", "confirm", True) == 1
+    assert prod.result(run) == "booked L"
+    assert workflow_result(prod.app, "L-6b") == "booked L"
+    described = describe_workflow(prod.app, "L-6b")
+    assert (described.workflow_id, described.run_id) == ("L-6b", str(run.invocation_id))
+    assert (described.status, described.finished) == ("success", True)
+    assert query_workflow(prod.app, "L-6b").status == "success"
+    with pytest.raises(WorkflowFinished, match="already finished"):
+        signal_workflow(prod.app, "L-6b", "confirm", True)
+    with pytest.raises(WorkflowFinished):
+        cancel_workflow(prod.app, "L-6b")
+
+
+def test_resume_and_cancel_by_workflow_id(prod: Production) -> None:
+    prod.start_runner()
+    gate = start_workflow(pa.approval, 1, workflow_id="gate-1")
+    prod.wait_until(lambda: prod.status(gate) == InvocationStatus.PAUSED)
+    assert describe_workflow(prod.app, "gate-1").halted == "needs approval"
+    resume_workflow(prod.app, "gate-1")
+    assert prod.result(gate) == 2
+    trip = start_workflow(pa.booking, "c", 10.0, workflow_id="trip-c")
+    prod.wait_until(lambda: len(logged("book")) == 2)
+    cancel_workflow(prod.app, "trip-c", "customer left")
+    with pytest.raises(WorkflowCancelled, match="customer left"):
+        prod.result(trip)
+    with pytest.raises(WorkflowCancelled, match="customer left"):
+        workflow_result(prod.app, "trip-c")
+
+
+def test_client_errors_on_sqlite(prod: Production) -> None:
+    with pytest.raises(UnknownWorkflow, match="no workflow with id"):
+        signal_workflow(prod.app, "L-404", "confirm", True)
+    plain = pa.note("x")
+    with pytest.raises(NotAWorkflow, match="call of task note"):
+        describe_workflow(prod.app, str(plain.invocation_id))
+    start_workflow(pa.timed_sleep, 0.2, workflow_id="acct-2")
+    for policy in ("reuse", "reject", "allow_after_completion"):
+        with pytest.raises(WorkflowIdConflict, match="other arguments"):
+            start_workflow(pa.timed_sleep, 0.3, workflow_id="acct-2", id_reuse=policy)
 
 
 def test_patched_new_runs_and_runs_of_the_old_code(prod: Production) -> None:
