@@ -1090,6 +1090,15 @@ def test_the_current_run_of_a_workflow_id(wf_env) -> None:
     assert wf_env.run_of("k").invocation_id == second.invocation_id
 
 
+def test_a_workflow_id_missing_from_the_index_is_still_found(wf_env) -> None:
+    from pynenc_wf_testing.engine.client import ID_TYPES_KEY, _index_identity
+
+    run = wf_env.start_workflow(ea.napper, 60, workflow_id="old-1")
+    # as in a store written before the index existed, or after a crash between the writes
+    ea.app.state_backend.set_workflow_data(_index_identity(), ID_TYPES_KEY.format("old-1"), None)
+    assert wf_env.describe("old-1").run_id == run.invocation_id
+
+
 def test_client_errors_say_what_to_do(wf_env) -> None:
     wf_env.use(ea.app)
     with pytest.raises(UnknownWorkflow, match=r"no workflow with id .*'L-404'.*start_workflow"):
@@ -1109,6 +1118,8 @@ def test_client_errors_say_what_to_do(wf_env) -> None:
         wf_env.signal(plain, "approve", 1)
     with pytest.raises(NotAWorkflow, match="call of task external_job"):
         query_workflow(ea.app, plain.invocation_id)
+    with pytest.raises(NotAWorkflow, match="Call a plain task directly"):
+        wf_env.start_workflow(ea.external_job, 1, workflow_id="job-1")
     assert issubclass(NotAWorkflow, TypeError)
 
 

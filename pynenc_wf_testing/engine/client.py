@@ -179,6 +179,21 @@ def _run_of_workflow_id(app: Pynenc, workflow_id: str) -> str | None:
     return next(iter(runs.values()), None)
 
 
+def _unindexed_run(app: Pynenc, workflow_id: str) -> str | None:
+    """The run of a workflow id missing from the app-wide index (started before the index
+    existed, or a crash between the alias record and the index): looked up in the alias
+    records of the workflow types this process knows."""
+    runs = set()
+    for task in list(app.tasks.values()):
+        if task.is_workflow_root_task:
+            run = app.state_backend.get_workflow_data(
+                _alias_identity(task), f"alias:{workflow_id}"
+            )
+            if run is not None:
+                runs.add(str(run))
+    return runs.pop() if len(runs) == 1 else None
+
+
 def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
     """The current run of a workflow given by the id passed to ``start_workflow``, its
     invocation id, a ``WorkflowRun`` or a workflow invocation."""
@@ -197,8 +212,11 @@ def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
                 )
             target = str(target.invocation_id)
         label = target
-        run_id = _run_of_workflow_id(app, target) or target
-        invocation = _stored_invocation(app, run_id)
+        run_id = _run_of_workflow_id(app, target)
+        invocation = _stored_invocation(app, run_id or target)
+        if invocation is None and run_id is None:
+            run_id = _unindexed_run(app, target)
+            invocation = None if run_id is None else _stored_invocation(app, run_id)
         if invocation is None:
             raise UnknownWorkflow(
                 f"{operation}: app {app.app_id!r} has no workflow with id or invocation id "
@@ -270,7 +288,7 @@ class WorkflowDescription:
     workflow_type: str
     """The workflow task's key (``module.function``)."""
     status: str
-    """pynenc's status of the run (``"RUNNING"``, ``"PAUSED"``, ``"SUCCESS"``, ...)."""
+    """pynenc's status of the run (``"running"``, ``"paused"``, ``"success"``, ...)."""
     status_at: dt.datetime
     """When the run entered that status."""
     finished: bool
@@ -489,6 +507,13 @@ def start_workflow(
     ``"allow_after_completion"``). ``run_timeout``: the run fails with ``WorkflowTimeout``
     at its first durable operation after that long.
     """
+    from pynenc.task import Task as _Task
+
+    if not isinstance(task, _Task) or not task.is_workflow_root_task:
+        raise NotAWorkflow(
+            f"start_workflow() starts a workflow (a function decorated with @app.workflow), "
+            f"got {type(task).__name__}: {task!r}. Call a plain task directly: task(*args)."
+        )
     app = task.app
     _ops.require_enabled(app, "start_workflow()")
     if id_reuse not in ("reuse", "reject", "allow_after_completion"):
