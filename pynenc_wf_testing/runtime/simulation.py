@@ -59,9 +59,11 @@ _STATUS_DETAIL: dict[InvocationStatus, dict[str, Any]] = {
 
 # Workflow-data keys that pynenc writes as bookkeeping of a step already recorded.
 _VALUE_KEYS = {"random": "random", "uuid": "uuid", "time": "utc_now"}
-# Engine records that only support another step (counters, deadlines of waits, flags).
+# Engine records that only support another step (counters, deadlines of waits, flags; the
+# client's index of workflow ids, which follows the start's own alias record).
 _ENGINE_INTERNAL = frozenset(
-    {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted"}
+    {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted", "id_types",
+     "id_of_run"}
 )
 
 
