@@ -40,6 +40,14 @@ builder_app = (
     .build()
 )
 
+#: The engine's settings given before the app id (they must still belong to this app).
+late_id_app = (
+    PynencBuilder()
+    .enable_workflows(workflow_max_retries=1)
+    .app_id("engine-tests-late-id")
+    .build()
+)
+
 
 # --------------------------------------------------------------------------- the outside world
 
@@ -313,6 +321,19 @@ def race(started: str) -> list[Any]:
     return [index, value]
 
 
+@app.workflow
+def late_race(started: str, slow_hours: int, fast_hours: int) -> list[Any]:
+    """Both children finish before the workflow waits (it sleeps 12 h first): wait_any must
+    still pick the one that finished first, not the first of the list."""
+    root = late_race.wf.root
+    t0 = dt.datetime.fromisoformat(started)
+    slow = root.execute_task(finish_at, "slow", (t0 + dt.timedelta(hours=slow_hours)).isoformat())
+    fast = root.execute_task(finish_at, "fast", (t0 + dt.timedelta(hours=fast_hours)).isoformat())
+    root.sleep(dt.timedelta(hours=12))
+    index, value = root.wait_any([slow, fast])
+    return [index, value]
+
+
 #: Named policies (a workflow argument must serialize; a name is simplest).
 POLICIES: dict[str, RetryPolicy | None] = {
     "fixed": RetryPolicy.fixed(dt.timedelta(seconds=30), max_attempts=5),
@@ -475,3 +496,34 @@ def builder_flow(key: str) -> str:
     root = builder_flow.wf.root
     root.sleep(dt.timedelta(hours=1))
     return root.execute_task_with_retry(builder_flaky, key)  # type: ignore[no-any-return]
+
+
+@late_id_app.task
+def late_id_flaky(key: str) -> str:
+    return flaky.func(key)  # type: ignore[no-any-return]
+
+
+@late_id_app.workflow
+def late_id_flow(key: str) -> str:
+    return late_id_flow.wf.root.execute_task_with_retry(late_id_flaky, key)  # type: ignore[no-any-return]
+
+
+@app.task
+def refuse_refund(trip: str) -> None:
+    """A compensation that fails (the refund service is down)."""
+    CALLS.append(("refuse_refund", trip, now()))
+    raise Fatal(f"refund service down for {trip}")
+
+
+@app.workflow
+def saga_with_a_failing_compensation(name: str) -> str:
+    """Books a flight and a hotel, then the charge is declined; undoing the hotel fails."""
+    root = saga_with_a_failing_compensation.wf.root
+    with root.saga() as saga:
+        root.execute_task(book_flight, name).result
+        saga.add_compensation(cancel_flight, name)
+        root.execute_task(book_hotel, name).result
+        saga.add_compensation(refuse_refund, name)
+        saga.add_compensation(cancel_hotel, name)
+        root.execute_task(charge, f"declined-{name}").result
+    return f"booked {name}"

@@ -14,19 +14,30 @@ import pytest
 from pynenc.invocation.status import InvocationStatus
 from pynenc.workflow.workflow_context import WorkflowContext, WorkflowRootContext
 
-from pynenc_wf_testing import DeadlockError, WorkflowEnv
+from pynenc_wf_testing import DeadlockError, WorkflowEnv, errors
 from pynenc_wf_testing.engine import (
+    AmbiguousWorkflowId,
     InvalidWorkflowArgument,
+    NotAWorkflow,
     RetryPolicy,
     SignalTimeout,
+    UnknownWorkflow,
     WaitTimeout,
     WorkflowAlreadyStarted,
     WorkflowCancelled,
+    WorkflowDescription,
+    WorkflowFinished,
     WorkflowHaltException,
+    WorkflowIdConflict,
+    WorkflowNotFinished,
     WorkflowsNotEnabled,
     WorkflowTimeout,
+    cancel_workflow,
+    describe_workflow,
     query_workflow,
+    resume_workflow,
     signal_workflow,
+    workflow_result,
 )
 from pynenc_wf_testing.engine._context import DurableRootOps, DurableWorkflowRootContext
 from tests import engine_apps as ea
@@ -117,6 +128,19 @@ def test_builder_default_policy_gives_up_after_its_attempts(wf_env) -> None:
     with pytest.raises(ea.Transient):
         run.result
     assert len(ea.ATTEMPTS["b2"]) == 2
+
+
+def test_builder_settings_belong_to_the_app_whatever_the_call_order(wf_env) -> None:
+    from pynenc_wf_testing.engine._waits import app_default_policy
+
+    policy = app_default_policy(ea.late_id_app)
+    assert policy is not None and policy.max_attempts == 2
+    assert ea.late_id_app.app_id == "engine-tests-late-id"
+    ea.FLAKY["late"] = 5  # one retry only: two attempts, both fail
+    run = wf_env.start(ea.late_id_flow, "late")
+    with pytest.raises(ea.Transient):
+        run.result
+    assert len(ea.ATTEMPTS["late"]) == 2
 
 
 # =========================================================================== durable timers
@@ -320,11 +344,12 @@ def test_signal_timeout_without_default_raises_signal_timeout(wf_env) -> None:
     assert isinstance(raised.value, TimeoutError)
 
 
-def test_a_signal_after_the_timeout_is_not_consumed(wf_env) -> None:
+def test_a_signal_to_a_workflow_that_finished_after_its_timeout_is_an_error(wf_env) -> None:
     run = wf_env.start(ea.payment_or_default)
     wf_env.advance(days=4)
     assert run.result == "no payment"
-    assert wf_env.signal(run, "payment", "late") == 1  # stored, nobody waits for it
+    with pytest.raises(WorkflowFinished, match="already finished with status success"):
+        wf_env.signal(run, "payment", "late")
 
 
 @pytest.mark.parametrize(
@@ -345,8 +370,10 @@ def test_signal_timeout_replays_after_a_crash(wf_env) -> None:
     wf_env.crash_after("wait_signal:payment#1")
     run = wf_env.start(ea.payment_or_default)
     wf_env.advance(days=3)
-    # The signal arrives after the timeout was recorded: the replay still times out.
-    wf_env.signal(run, "payment", "too late")
+    # The replay after the crash went past the recorded timeout and the run ended: a signal
+    # now is refused (not stored for nobody).
+    with pytest.raises(WorkflowFinished):
+        wf_env.signal(run, "payment", "too late")
     assert run.result == "no payment"
     assert wf_env.crashes == 1
     assert wf_env.now - start < 4 * D
@@ -505,6 +532,24 @@ def test_wait_any_returns_the_first_to_finish(wf_env) -> None:
     run = wf_env.start(ea.race, start.isoformat())
     assert run.result == [1, "fast"]
     assert wf_env.now - start == H + D
+
+
+def test_wait_any_picks_the_first_to_finish_even_when_both_finished_before_the_wait(
+    wf_env,
+) -> None:
+    run = wf_env.start(ea.late_race, wf_env.now.isoformat(), 10, 1)
+    assert run.result == [1, "fast"]  # the 1 h child, though the 10 h one is listed first
+
+
+def test_wait_any_breaks_a_tie_by_the_lowest_index(wf_env) -> None:
+    run = wf_env.start(ea.late_race, wf_env.now.isoformat(), 2, 2)
+    assert run.result == [0, "slow"]  # both finished at 2 h: the first of the list
+
+
+def test_wait_any_order_is_crash_safe(wf_env) -> None:
+    wf_env.check_crash_safety(
+        ea.late_race, wf_env.now.isoformat(), 10, 1, before_each=reset_world
+    ).assert_ok()
 
 
 def test_wait_any_replays_its_recorded_winner(wf_env) -> None:
@@ -823,6 +868,22 @@ def test_a_failure_inside_the_saga_compensates_and_reraises(wf_env) -> None:
     assert [c for c, _, _ in ea.CALLS][-2:] == ["cancel_hotel", "cancel_flight"]
 
 
+def test_a_failing_compensation_does_not_stop_the_others_nor_hide_the_error(wf_env) -> None:
+    run = wf_env.start(ea.saga_with_a_failing_compensation, "f1")
+    with pytest.raises(ea.Fatal, match="card declined for declined-f1") as failure:
+        run.result
+    assert failure.value.__notes__ == [
+        "compensation refuse_refund('f1') failed: Fatal: refund service down for f1"
+    ]
+    assert [c for c, _, _ in ea.CALLS][-3:] == ["cancel_hotel", "refuse_refund", "cancel_flight"]
+
+
+def test_a_failing_compensation_is_crash_safe(wf_env) -> None:
+    wf_env.check_crash_safety(
+        ea.saga_with_a_failing_compensation, "f2", before_each=reset_world
+    ).assert_ok()
+
+
 def test_a_trip_that_is_not_cancelled_compensates_nothing(wf_env) -> None:
     run = wf_env.start(ea.trip, "t3")
     wf_env.signal(run, "confirm", True)
@@ -997,6 +1058,135 @@ def test_bad_id_reuse_is_rejected(wf_env) -> None:
         wf_env.start_workflow(ea.napper, 60, workflow_id="x", id_reuse="sometimes")
 
 
+def test_every_client_operation_takes_the_workflow_id(wf_env) -> None:
+    run = wf_env.start_workflow(ea.approvals, workflow_id="L-6b")
+    wf_env.run_until_idle()
+    assert signal_workflow(ea.app, "L-6b", "approve", "a") == 1
+    assert wf_env.signal("L-6b", "approve", "b") == 2
+    assert wf_env.query("L-6b").workflow_id == run.invocation_id
+    assert wf_env.run_of("L-6b").invocation_id == run.invocation_id
+    assert run.result == ["a", "b"]
+    assert workflow_result(ea.app, "L-6b") == ["a", "b"]
+    described = describe_workflow(ea.app, "L-6b")
+    assert isinstance(described, WorkflowDescription)
+    assert (described.workflow_id, described.run_id) == ("L-6b", run.invocation_id)
+    assert described.workflow_type == "tests.engine_apps.approvals"
+    assert (described.status, described.finished) == ("success", True)
+    assert described.status_at == wf_env.now
+    # the invocation id and the run reach the same run, and know its workflow id
+    assert describe_workflow(ea.app, run.invocation_id) == described
+    assert wf_env.describe(run) == described
+
+
+def test_resume_and_cancel_take_the_workflow_id(wf_env) -> None:
+    halted = wf_env.start_workflow(ea.approval_flow, 1, workflow_id="gate-1")
+    wf_env.run_until_idle()
+    assert wf_env.describe("gate-1").halted == "needs approval"
+    assert wf_env.describe("gate-1").status == "paused"
+    resume_workflow(ea.app, "gate-1")
+    assert halted.result == 2
+    trip = wf_env.start_workflow(ea.trip, "t-9", workflow_id="trip-9")
+    wf_env.advance(days=8)
+    cancel_workflow(ea.app, "trip-9", "customer left")
+    with pytest.raises(WorkflowCancelled, match="customer left"):
+        trip.result
+    assert wf_env.describe("trip-9").cancelled == "customer left"
+    with pytest.raises(WorkflowCancelled):
+        workflow_result(ea.app, "trip-9")
+
+
+def test_the_current_run_of_a_workflow_id(wf_env) -> None:
+    first = wf_env.start_workflow(ea.napper, 60, workflow_id="k", id_reuse="allow_after_completion")
+    assert wf_env.describe("k").run_id == first.invocation_id
+    assert not wf_env.describe("k").finished
+    with pytest.raises(WorkflowNotFinished, match="has not finished"):
+        workflow_result(ea.app, "k")
+    first.result
+    second = wf_env.start_workflow(ea.napper, 60, workflow_id="k", id_reuse="allow_after_completion")
+    assert wf_env.describe("k").run_id == second.invocation_id  # the id now names the new run
+    assert wf_env.run_of("k").invocation_id == second.invocation_id
+
+
+def test_a_workflow_id_missing_from_the_index_is_still_found(wf_env) -> None:
+    from pynenc_wf_testing.engine.client import ID_TYPES_KEY, _index_identity
+
+    run = wf_env.start_workflow(ea.napper, 60, workflow_id="old-1")
+    # as in a store written before the index existed, or after a crash between the writes
+    ea.app.state_backend.set_workflow_data(_index_identity(), ID_TYPES_KEY.format("old-1"), None)
+    assert wf_env.describe("old-1").run_id == run.invocation_id
+
+
+def test_client_errors_say_what_to_do(wf_env) -> None:
+    wf_env.use(ea.app)
+    with pytest.raises(UnknownWorkflow, match=r"no workflow with id .*'L-404'.*start_workflow"):
+        signal_workflow(ea.app, "L-404", "approve", 1)
+    for operation in (query_workflow, describe_workflow, workflow_result, resume_workflow,
+                      cancel_workflow):
+        with pytest.raises(UnknownWorkflow):
+            operation(ea.app, "L-404")  # type: ignore[operator]
+    assert issubclass(UnknownWorkflow, LookupError)
+    with pytest.raises(errors.InvalidArgument, match="neither an invocation id nor a workflow id"):
+        wf_env.run_of("L-404")
+    with pytest.raises(NotAWorkflow, match="expects a workflow id"):
+        signal_workflow(ea.app, 42, "approve", 1)
+    plain = wf_env.start(ea.external_job, 1)
+    plain.result
+    with pytest.raises(NotAWorkflow, match="plain task"):
+        wf_env.signal(plain, "approve", 1)
+    with pytest.raises(NotAWorkflow, match="call of task external_job"):
+        query_workflow(ea.app, plain.invocation_id)
+    with pytest.raises(NotAWorkflow, match="Call a plain task directly"):
+        wf_env.start_workflow(ea.external_job, 1, workflow_id="job-1")
+    assert issubclass(NotAWorkflow, TypeError)
+
+
+def test_a_member_task_is_not_a_workflow(wf_env) -> None:
+    run = wf_env.start(ea.fan_out, 2)
+    run.result
+    member = next(s.invocation_id for s in run.history if s.name == "square#1")
+    assert member is not None
+    with pytest.raises(NotAWorkflow, match=f"inside workflow {run.invocation_id}"):
+        describe_workflow(ea.app, member)
+
+
+def test_a_finished_workflow_refuses_signals_cancel_and_resume(wf_env) -> None:
+    run = wf_env.start_workflow(ea.napper, 60, workflow_id="done-1")
+    assert run.result == 60.0
+    with pytest.raises(WorkflowFinished, match="already finished with status success"):
+        wf_env.signal("done-1", "approve", 1)
+    with pytest.raises(WorkflowFinished, match="nothing left to cancel"):
+        wf_env.cancel("done-1")
+    with pytest.raises(WorkflowFinished, match="nothing to resume"):
+        wf_env.resume(run)
+    assert wf_env.query("done-1").status == "success"  # reading still works
+
+
+def test_other_arguments_under_a_taken_id_are_an_error_under_every_policy(wf_env) -> None:
+    first = wf_env.start_workflow(ea.napper, 60, workflow_id="acct-7")
+    for policy in ("reuse", "reject", "allow_after_completion"):
+        with pytest.raises(WorkflowIdConflict, match=r"other arguments .*'seconds': 60"):
+            wf_env.start_workflow(ea.napper, 90, workflow_id="acct-7", id_reuse=policy)
+    assert issubclass(WorkflowIdConflict, WorkflowAlreadyStarted)
+    assert first.result == 60.0
+    for policy in ("reuse", "reject"):
+        with pytest.raises(WorkflowIdConflict):
+            wf_env.start_workflow(ea.napper, 90, workflow_id="acct-7", id_reuse=policy)
+    # once the run finished, allow_after_completion starts the next one, with new arguments
+    second = wf_env.start_workflow(
+        ea.napper, 90, workflow_id="acct-7", id_reuse="allow_after_completion"
+    )
+    assert second.result == 90.0
+    assert wf_env.executions(ea.napper) == 2
+
+
+def test_an_id_used_by_two_workflow_types_is_ambiguous(wf_env) -> None:
+    a = wf_env.start_workflow(ea.napper, 60, workflow_id="same")
+    wf_env.start_workflow(ea.payment_or_default, workflow_id="same")
+    with pytest.raises(AmbiguousWorkflowId, match="several workflow types"):
+        wf_env.describe("same")
+    assert wf_env.describe(a).workflow_id == "same"
+
+
 # =========================================================================== versioning
 
 
@@ -1030,21 +1220,21 @@ def test_deprecate_patch_keeps_the_marker_and_runs_the_new_code(wf_env) -> None:
 
 def test_workflow_max_retries_sets_the_default_number_of_retries() -> None:
     from pynenc_wf_testing.engine import RetryPolicy, enable_workflows
-    from pynenc_wf_testing.engine._waits import _APP_POLICIES
+    from pynenc_wf_testing.engine._waits import app_default_policy
+
     app = ea.app
-    saved = _APP_POLICIES.get(app.app_id)
+    saved = dict(app.config_values or {})
     try:
         enable_workflows(app, workflow_max_retries=None)
-        assert _APP_POLICIES[app.app_id].max_attempts is None  # forever
+        assert app_default_policy(app).max_attempts is None  # type: ignore[union-attr]
         enable_workflows(
             app, retry_policy=RetryPolicy.fixed(dt.timedelta(seconds=5)), workflow_max_retries=4
         )
-        policy = _APP_POLICIES[app.app_id]
+        policy = app_default_policy(app)
+        assert policy is not None
         assert policy.max_attempts == 5 and policy.initial_delay == dt.timedelta(seconds=5)
         with pytest.raises(InvalidWorkflowArgument, match="workflow_max_retries must be an int >= 0"):
             enable_workflows(app, workflow_max_retries=-1)
     finally:
-        if saved is None:
-            _APP_POLICIES.pop(app.app_id, None)
-        else:
-            _APP_POLICIES[app.app_id] = saved
+        app.config_values = saved
+        app._conf = None

@@ -10,8 +10,10 @@ the engine stores is defined in ``schema``; ``task_wf`` swaps pynenc's ``task.wf
 """
 
 from pynenc_wf_testing.engine.client import (
+    WorkflowDescription,
     WorkflowQuery,
     cancel_workflow,
+    describe_workflow,
     enable_workflows,
     enable_workflows_in_config,
     query_workflow,
@@ -19,16 +21,23 @@ from pynenc_wf_testing.engine.client import (
     set_retry_policy,
     signal_workflow,
     start_workflow,
+    workflow_result,
 )
 from pynenc_wf_testing.engine.exceptions import (
+    AmbiguousWorkflowId,
     InvalidWorkflowArgument,
+    NotAWorkflow,
     SignalTimeout,
+    UnknownWorkflow,
     UnsupportedPynencVersion,
     WaitTimeout,
     WorkflowAlreadyStarted,
     WorkflowCancelled,
     WorkflowEngineError,
+    WorkflowFinished,
     WorkflowHaltException,
+    WorkflowIdConflict,
+    WorkflowNotFinished,
     WorkflowsNotEnabled,
     WorkflowTimeout,
 )
@@ -36,20 +45,28 @@ from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.saga import Saga
 
 __all__ = [
+    "AmbiguousWorkflowId",
     "InvalidWorkflowArgument",
+    "NotAWorkflow",
     "RetryPolicy",
     "Saga",
     "SignalTimeout",
+    "UnknownWorkflow",
     "UnsupportedPynencVersion",
     "WaitTimeout",
     "WorkflowAlreadyStarted",
     "WorkflowCancelled",
+    "WorkflowDescription",
     "WorkflowEngineError",
+    "WorkflowFinished",
     "WorkflowHaltException",
+    "WorkflowIdConflict",
+    "WorkflowNotFinished",
     "WorkflowQuery",
     "WorkflowTimeout",
     "WorkflowsNotEnabled",
     "cancel_workflow",
+    "describe_workflow",
     "enable_workflows",
     "enable_workflows_in_config",
     "query_workflow",
@@ -57,4 +74,5 @@ __all__ = [
     "set_retry_policy",
     "signal_workflow",
     "start_workflow",
+    "workflow_result",
 ]

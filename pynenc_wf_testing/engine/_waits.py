@@ -18,8 +18,26 @@ T = TypeVar("T")
 
 #: Retry policies registered per task key (``set_retry_policy``).
 _TASK_POLICIES: dict[str, RetryPolicy] = {}
-#: Default policies per app id (``enable_workflows(app, retry_policy=...)``).
-_APP_POLICIES: dict[str, RetryPolicy] = {}
+#: App default policies by reference (``enable_workflows(retry_policy=...)``). The app's
+#: config holds the reference, not the policy: pynenc writes its config values as JSON (app
+#: info in the store), and a policy names exception classes. The reference is derived from
+#: the policy's content, so a worker process that builds the same app gets the same one.
+_POLICY_REFS: dict[str, RetryPolicy] = {}
+
+
+def policy_ref(policy: RetryPolicy) -> str:
+    """Register ``policy`` and return the JSON-safe reference an app's config holds."""
+    import hashlib
+
+    ref = "retry-policy:" + hashlib.sha256(repr(policy).encode()).hexdigest()[:16]
+    _POLICY_REFS[ref] = policy
+    return ref
+
+
+def app_default_policy(app: Any) -> RetryPolicy | None:
+    """The default retry policy ``enable_workflows`` gave ``app``, if any."""
+    ref = _ops.engine_defaults(app).get("retry_policy")
+    return None if ref is None else _POLICY_REFS.get(ref)
 
 
 def _is_final(app: Any, invocation_id: str) -> bool:
@@ -113,6 +131,9 @@ def wait_all(
 def wait_any(
     execution: _ops.WorkflowExecution, invocations: Sequence[DistributedInvocation[Any, T]]
 ) -> tuple[int, T]:
+    """Wait until one invocation is final; return ``(index, result)`` of the first to finish
+    (earliest final status time; ties: the lowest index). The index is recorded: a replay
+    returns the same one whatever finished since."""
     if not invocations:
         raise InvalidWorkflowArgument("wait_any() needs at least one invocation.")
     app = execution.app
@@ -123,10 +144,16 @@ def wait_any(
         ids = [str(i.invocation_id) for i in invocations]
 
         def first_final() -> int | None:
+            # Several may be final by the time the wait looks (they finished before it began,
+            # or within one poll): the winner is the one whose final status was set first,
+            # by the status records' own times (virtual in the simulator), ties to the
+            # lowest index.
+            finished = []
             for position, inv_id in enumerate(ids):
-                if _is_final(app, inv_id):
-                    return position
-            return None
+                record = app.orchestrator.get_invocation_status_record(inv_id)
+                if record.status.is_final():
+                    finished.append((record.timestamp, position))
+            return min(finished)[1] if finished else None
 
         index = execution.wait(
             first_final,
@@ -142,7 +169,7 @@ def wait_any(
 def policy_for(app: Any, task: Task[Any, Any], explicit: RetryPolicy | None) -> RetryPolicy:
     if explicit is not None:
         return explicit
-    return _TASK_POLICIES.get(task.task_id.key) or _APP_POLICIES.get(app.app_id) or RetryPolicy()
+    return _TASK_POLICIES.get(task.task_id.key) or app_default_policy(app) or RetryPolicy()
 
 
 def execute_with_retry(

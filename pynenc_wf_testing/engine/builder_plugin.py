@@ -23,6 +23,8 @@ def _enable_workflows(builder: Any, *, retry_policy: Any = None, **options: Any)
             f"enable_workflows() got unknown options {unknown}; it takes retry_policy= and "
             "workflow_max_retries=."
         )
+    # Into the config the builder hands to the app at build(): the settings belong to that
+    # app whatever the order of the builder calls (``.app_id()`` may come later).
     enable_workflows_in_config(builder._config, retry_policy=retry_policy, **options)
     return builder
 

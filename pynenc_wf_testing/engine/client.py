@@ -7,8 +7,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pynenc_wf_testing.engine import _ops, schema
-from pynenc_wf_testing.engine._waits import _APP_POLICIES, _TASK_POLICIES
-from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument, WorkflowAlreadyStarted
+from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
+from pynenc_wf_testing.engine.exceptions import (
+    AmbiguousWorkflowId,
+    InvalidWorkflowArgument,
+    NotAWorkflow,
+    UnknownWorkflow,
+    WorkflowAlreadyStarted,
+    WorkflowFinished,
+    WorkflowIdConflict,
+    WorkflowNotFinished,
+)
 from pynenc_wf_testing.engine.hooks import active_hooks
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.task_wf import install_task_wf
@@ -17,10 +26,13 @@ if TYPE_CHECKING:
     from pynenc.app import Pynenc
     from pynenc.invocation.dist_invocation import DistributedInvocation
     from pynenc.task import Task
+    from pynenc.workflow.workflow_identity import WorkflowIdentity
 
 __all__ = [
+    "WorkflowDescription",
     "WorkflowQuery",
     "cancel_workflow",
+    "describe_workflow",
     "enable_workflows",
     "enable_workflows_in_config",
     "query_workflow",
@@ -28,6 +40,7 @@ __all__ = [
     "set_retry_policy",
     "signal_workflow",
     "start_workflow",
+    "workflow_result",
 ]
 
 R = TypeVar("R")
@@ -36,8 +49,14 @@ IdReuse = Literal["reuse", "reject", "allow_after_completion"]
 
 _UNSET: Any = object()
 
+#: App-wide index of the ids given to ``start_workflow`` (the per-type alias records cannot
+#: be found from an id alone): the workflow types that use an id, and the id a run was
+#: started under.
+ID_TYPES_KEY = schema.ID_TYPES
+RUN_ID_KEY = schema.ID_OF_RUN
 
-def _default_policy(
+
+def default_policy(
     retry_policy: RetryPolicy | None, workflow_max_retries: int | Any | None
 ) -> RetryPolicy | None:
     """The app's default retry policy from ``enable_workflows``' two settings."""
@@ -56,6 +75,15 @@ def _default_policy(
 
     attempts = None if workflow_max_retries is None else workflow_max_retries + 1
     return replace(retry_policy or RetryPolicy(), max_attempts=attempts)
+
+
+def engine_config(policy: RetryPolicy | None) -> dict[str, Any]:
+    """The config values that switch the engine on for an app, with its defaults (kept in
+    the app's own config, so they belong to that app whatever its id or build order)."""
+    values: dict[str, Any] = {_ops.ENABLE_KEY: True}
+    if policy is not None:
+        values[_ops.DEFAULTS_KEY] = {"retry_policy": policy_ref(policy)}
+    return values
 
 
 def enable_workflows(
@@ -79,13 +107,11 @@ def enable_workflows(
         raise InvalidWorkflowArgument(
             f"enable_workflows() expects a pynenc app, got {type(app).__name__}: {app!r}."
         )
-    policy = _default_policy(retry_policy, workflow_max_retries)
+    policy = default_policy(retry_policy, workflow_max_retries)
     values = dict(app.config_values or {})
-    values[_ops.ENABLE_KEY] = True
+    values.update(engine_config(policy))
     app.config_values = values
     app._conf = None
-    if policy is not None:
-        _APP_POLICIES[app.app_id] = policy
     install_task_wf()
     for task in app.tasks.values():
         task.__dict__.pop("wf", None)  # rebuilt by the engine on next access
@@ -100,12 +126,9 @@ def enable_workflows_in_config(
 ) -> None:
     """``enable_workflows`` for an app not built yet: switch the engine on in the config
     mapping the app will be created with (what ``PynencBuilder().enable_workflows()`` does
-    with its own). The app id is read from ``config["app_id"]`` (pynenc's default:
-    ``"pynenc"``)."""
-    policy = _default_policy(retry_policy, workflow_max_retries)
-    config[_ops.ENABLE_KEY] = True
-    if policy is not None:
-        _APP_POLICIES[config.get("app_id", "pynenc")] = policy
+    with its own). The settings go into that mapping, so they belong to the app it builds
+    whatever its id or the order of the builder calls (``.app_id()`` may come later)."""
+    config.update(engine_config(default_policy(retry_policy, workflow_max_retries)))
     install_task_wf()
 
 
@@ -117,27 +140,213 @@ def set_retry_policy(task: Task[Any, Any], policy: RetryPolicy) -> None:
     _TASK_POLICIES[task.task_id.key] = policy
 
 
-def _workflow_id(target: Any) -> str:
-    workflow_id = getattr(target, "workflow_id", None)
-    if workflow_id is not None:
-        return str(workflow_id)
-    workflow = getattr(target, "workflow", None)
-    if workflow is not None:
-        return str(workflow.workflow_id)
-    if isinstance(target, str):
-        return target
-    raise InvalidWorkflowArgument(
-        f"expected a workflow id, a WorkflowRun or a workflow invocation, got {target!r}."
+@dataclass(frozen=True)
+class _Run:
+    """A client operation's target, resolved to the current run of a workflow."""
+
+    run_id: str
+    invocation: DistributedInvocation[Any, Any]
+    identity: WorkflowIdentity
+    label: str
+
+
+def _index_identity() -> WorkflowIdentity:
+    from pynenc.identifiers.invocation_id import InvocationId
+    from pynenc.identifiers.task_id import TaskId
+    from pynenc.workflow.workflow_identity import WorkflowIdentity
+
+    return WorkflowIdentity(
+        workflow_id=InvocationId("pynenc-wf-ids"),
+        workflow_type=TaskId("pynenc_wf_testing.engine", "workflow_ids"),
     )
 
 
+def _stored_invocation(app: Pynenc, invocation_id: str) -> DistributedInvocation[Any, Any] | None:
+    from pynenc.exceptions import InvocationNotFoundError
+
+    try:
+        invocation: DistributedInvocation[Any, Any] = app.state_backend.get_invocation(
+            invocation_id
+        )
+    except (InvocationNotFoundError, KeyError):
+        return None
+    return invocation
+
+
+def _run_of_workflow_id(app: Pynenc, workflow_id: str) -> str | None:
+    """The current run (invocation id) started under ``workflow_id``, if any."""
+    types: list[str] = app.state_backend.get_workflow_data(
+        _index_identity(), ID_TYPES_KEY.format(workflow_id)
+    ) or []
+    runs = {}
+    for task_key in types:
+        run = app.state_backend.get_workflow_data(
+            _alias_identity_of(task_key), schema.alias(workflow_id)
+        )
+        if run is not None:
+            runs[task_key] = str(run)
+    if len(runs) > 1:
+        listing = ", ".join(f"{key} (run {run})" for key, run in sorted(runs.items()))
+        raise AmbiguousWorkflowId(
+            f"workflow id {workflow_id!r} was given to runs of several workflow types: "
+            f"{listing}. Pass the run's invocation id (or its WorkflowRun / invocation) instead."
+        )
+    return next(iter(runs.values()), None)
+
+
+def _unindexed_run(app: Pynenc, workflow_id: str) -> str | None:
+    """The run of a workflow id missing from the app-wide index (started before the index
+    existed, or a crash between the alias record and the index): looked up in the alias
+    records of the workflow types this process knows."""
+    runs = set()
+    for task in list(app.tasks.values()):
+        if task.is_workflow_root_task:
+            run = app.state_backend.get_workflow_data(
+                _alias_identity(task), schema.alias(workflow_id)
+            )
+            if run is not None:
+                runs.add(str(run))
+    return runs.pop() if len(runs) == 1 else None
+
+
+def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
+    """The current run of a workflow given by the id passed to ``start_workflow``, its
+    invocation id, a ``WorkflowRun`` or a workflow invocation."""
+    from pynenc.invocation.dist_invocation import DistributedInvocation
+
+    invocation: DistributedInvocation[Any, Any] | None
+    if isinstance(target, DistributedInvocation):
+        invocation = target
+        label = str(target.invocation_id)
+    elif isinstance(target, str) or _is_run_handle(target):
+        if not isinstance(target, str):
+            if target.workflow_id is None:
+                raise NotAWorkflow(
+                    f"{operation} needs a workflow, and {target!r} is a run of a plain task "
+                    "(start workflows, functions decorated with @app.workflow)."
+                )
+            target = str(target.invocation_id)
+        label = target
+        run_id = _run_of_workflow_id(app, target)
+        invocation = _stored_invocation(app, run_id or target)
+        if invocation is None and run_id is None:
+            run_id = _unindexed_run(app, target)
+            invocation = None if run_id is None else _stored_invocation(app, run_id)
+        if invocation is None:
+            raise UnknownWorkflow(
+                f"{operation}: app {app.app_id!r} has no workflow with id or invocation id "
+                f"{target!r}. Pass the workflow_id given to start_workflow(..., "
+                "workflow_id=...) or the invocation id it returned, and check that the client "
+                "uses the same app (app_id and store) as the workflow."
+            )
+    else:
+        raise NotAWorkflow(
+            f"{operation} expects a workflow id (str), a WorkflowRun or a workflow "
+            f"invocation, got {type(target).__name__}: {target!r}."
+        )
+    run_id = str(invocation.invocation_id)
+    workflow = invocation.workflow
+    if workflow is None or str(workflow.workflow_id) != run_id:
+        where = "" if workflow is None else f" inside workflow {workflow.workflow_id}"
+        hint = (
+            "pass the workflow's id" if workflow is not None
+            else "start workflows, functions decorated with @app.workflow"
+        )
+        raise NotAWorkflow(
+            f"{operation} needs a workflow, and invocation {run_id} is a call of task "
+            f"{invocation.task.task_id.func_name}{where}: {hint}."
+        )
+    return _Run(run_id=run_id, invocation=invocation, identity=workflow, label=label)
+
+
+def _is_run_handle(target: Any) -> bool:
+    """A ``WorkflowRun`` of the simulator (duck-typed: the engine does not import it)."""
+    return isinstance(getattr(target, "invocation_id", None), str) and hasattr(
+        target, "workflow_id"
+    )
+
+
+def _require_running(app: Pynenc, run: _Run, operation: str, hint: str) -> None:
+    status = app.orchestrator.get_invocation_status(run.run_id)
+    if status.is_final():
+        raise WorkflowFinished(
+            f"{operation}: workflow {run.label} (run {run.run_id}) already finished with "
+            f"status {status.value}; {hint}"
+        )
+
+
 def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) -> int:
-    """Send signal ``name`` with ``payload`` to a workflow (id, run or invocation). Stored
-    durably on arrival: a signal sent before the workflow waits for it is not lost.
-    Returns the signal's sequence number for that name (1, 2, ...)."""
+    """Send signal ``name`` with ``payload`` to a running workflow (its workflow id, its
+    invocation id, a run or the invocation). Stored durably on arrival: a signal sent before
+    the workflow waits for it is not lost. Returns the signal's sequence number for that name
+    (1, 2, ...). A finished workflow raises ``WorkflowFinished``."""
+    _ops.require_enabled(app, "signal_workflow()")
     if not isinstance(name, str) or not name:
         raise InvalidWorkflowArgument(f"a signal name must be a non-empty string, got {name!r}.")
-    return _ops.send_signal(app, _workflow_id(workflow), name, payload)
+    run = _resolve(app, workflow, "signal_workflow()")
+    _require_running(
+        app, run, f"signal {name!r}",
+        "a signal reaches only a running workflow. Start a new run to act on it "
+        "(start_workflow(..., workflow_id=..., id_reuse='allow_after_completion')).",
+    )
+    return _ops.send_signal(app, run.run_id, name, payload)
+
+
+@dataclass(frozen=True)
+class WorkflowDescription:
+    """The current run of a workflow, as ``describe_workflow`` found it."""
+
+    workflow_id: str
+    """The id given to ``start_workflow(..., workflow_id=...)``; the run id if none was."""
+    run_id: str
+    """The invocation id of the current run."""
+    workflow_type: str
+    """The workflow task's key (``module.function``)."""
+    status: str
+    """pynenc's status of the run (``"running"``, ``"paused"``, ``"success"``, ...)."""
+    status_at: dt.datetime
+    """When the run entered that status."""
+    finished: bool
+    """Whether the status is final: ``workflow_result`` then returns or raises its outcome."""
+    halted: str | None = None
+    """The reason of a halt the run waits in, if it is halted."""
+    cancelled: str | None = None
+    """The reason given to ``cancel_workflow``, if it was cancelled."""
+
+
+def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
+    """The current run of a workflow (its workflow id, invocation id, run or invocation):
+    status, and the ids to reach it. Reads the store; runs nothing."""
+    _ops.require_enabled(app, "describe_workflow()")
+    run = _resolve(app, workflow, "describe_workflow()")
+    record = app.orchestrator.get_invocation_status_record(run.run_id)
+    alias = app.state_backend.get_workflow_data(_index_identity(), RUN_ID_KEY.format(run.run_id))
+    return WorkflowDescription(
+        workflow_id=str(alias) if alias is not None else run.run_id,
+        run_id=run.run_id,
+        workflow_type=run.invocation.task.task_id.key,
+        status=str(record.status.value),
+        status_at=record.timestamp,
+        finished=bool(record.status.is_final()),
+        halted=_ops.get_data(app, run.identity, schema.HALTED),
+        cancelled=_ops.get_data(app, run.identity, schema.CANCEL),
+    )
+
+
+def workflow_result(app: Pynenc, workflow: Any) -> Any:
+    """The result of a workflow's current run once it finished (its workflow id, invocation
+    id, run or invocation); raises the run's own exception if it failed, and
+    ``WorkflowNotFinished`` (without waiting) while it runs."""
+    _ops.require_enabled(app, "workflow_result()")
+    run = _resolve(app, workflow, "workflow_result()")
+    status = app.orchestrator.get_invocation_status(run.run_id)
+    if not status.is_final():
+        raise WorkflowNotFinished(
+            f"workflow {run.label} (run {run.run_id}) has not finished (status "
+            f"{status.value}). Check describe_workflow(app, id).finished first, or wait with "
+            "the invocation's .result (in the simulator: env.run_of(id).result)."
+        )
+    return run.invocation.get_final_result()
 
 
 @dataclass
@@ -156,8 +365,8 @@ class WorkflowQuery:
 def query_workflow(app: Pynenc, workflow: Any) -> WorkflowQuery:
     """Read a workflow's status and the snapshots it published with ``wf.save_state``."""
     _ops.require_enabled(app, "query_workflow()")
-    workflow_id = _workflow_id(workflow)
-    identity = _ops.identity_of(app, workflow_id)
+    run = _resolve(app, workflow, "query_workflow()")
+    workflow_id, identity = run.run_id, run.identity
     status = app.orchestrator.get_invocation_status(workflow_id)
     latest = int(_ops.get_data(app, identity, schema.STATE_LATEST) or 0)
     snapshots: list[tuple[dt.datetime, Any]] = []
@@ -183,10 +392,13 @@ def query_workflow(app: Pynenc, workflow: Any) -> WorkflowQuery:
 
 
 def resume_workflow(app: Pynenc, workflow: Any) -> None:
-    """Resume a halted workflow: it replays from the top and goes past its ``halt()``."""
+    """Resume a halted workflow: it replays from the top and goes past its ``halt()``. A
+    running workflow that is not halted is left as it is; a finished one raises
+    ``WorkflowFinished``."""
     _ops.require_enabled(app, "resume_workflow()")
-    workflow_id = _workflow_id(workflow)
-    identity = _ops.identity_of(app, workflow_id)
+    run = _resolve(app, workflow, "resume_workflow()")
+    _require_running(app, run, "resume_workflow()", "there is nothing to resume.")
+    workflow_id, identity = run.run_id, run.identity
     n = 1
     while (record := _ops.get_data(app, identity, schema.halt(n))) is not None:
         if not record.get("resumed"):
@@ -220,10 +432,12 @@ def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
 def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> None:
     """Cancel a workflow: the durable operation it waits in (or its next one) raises
     ``WorkflowCancelled``, so its compensations can run. A halted workflow is routed again
-    and the cancellation is raised at its ``halt()``."""
+    and the cancellation is raised at its ``halt()``. A finished workflow raises
+    ``WorkflowFinished``."""
     _ops.require_enabled(app, "cancel_workflow()")
-    workflow_id = _workflow_id(workflow)
-    identity = _ops.identity_of(app, workflow_id)
+    run = _resolve(app, workflow, "cancel_workflow()")
+    _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
+    workflow_id, identity = run.run_id, run.identity
     if _ops.get_data(app, identity, schema.CANCEL) is None:
         _ops.set_data(app, identity, schema.CANCEL, reason)
     _unpark(app, workflow_id, identity)
@@ -231,13 +445,56 @@ def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> No
 
 
 def _alias_identity(task: Task[Any, Any]) -> Any:
+    return _alias_identity_of(task.task_id.key)
+
+
+def _alias_identity_of(task_key: str) -> Any:
     from pynenc.identifiers.invocation_id import InvocationId
+    from pynenc.identifiers.task_id import TaskId
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
     return WorkflowIdentity(
-        workflow_id=InvocationId(schema.alias_registry(task.task_id.key)),
-        workflow_type=task.task_id,
+        workflow_id=InvocationId(schema.alias_registry(task_key)),
+        workflow_type=TaskId.from_key(task_key),
     )
+
+
+def _call_id(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    from pynenc.arguments import Arguments
+    from pynenc.call import Call
+
+    return str(Call(task=task, arguments=Arguments.from_call(task.func, *args, **kwargs)).call_id)
+
+
+def _index_start(app: Pynenc, task: Task[Any, Any], workflow_id: str, run_id: str) -> None:
+    index = _index_identity()
+    types_key = ID_TYPES_KEY.format(workflow_id)
+    types = list(app.state_backend.get_workflow_data(index, types_key) or [])
+    if task.task_id.key not in types:
+        app.state_backend.set_workflow_data(index, types_key, sorted([*types, task.task_id.key]))
+    app.state_backend.set_workflow_data(index, RUN_ID_KEY.format(run_id), workflow_id)
+
+
+def _check_same_call(
+    app: Pynenc,
+    task: Task[Any, Any],
+    workflow_id: str,
+    existing: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    id_reuse: str,
+) -> None:
+    previous = app.state_backend.get_invocation(existing)
+    if str(previous.call.call_id) != _call_id(task, args, kwargs):
+        status = app.orchestrator.get_invocation_status(existing).value
+        shown = repr(previous.call.arguments.kwargs)
+        shown = shown if len(shown) <= 200 else shown[:197] + "..."
+        raise WorkflowIdConflict(
+            f"workflow id {workflow_id!r} of {task.task_id.func_name} is taken by run "
+            f"{existing} ({status}), started with other arguments {shown} "
+            f"(id_reuse={id_reuse!r}). Use another workflow id, or the same arguments to get "
+            "that run back."
+        )
 
 
 def start_workflow(
@@ -250,12 +507,22 @@ def start_workflow(
 ) -> DistributedInvocation[Any, R]:
     """Start ``task`` (a workflow) and return its invocation.
 
-    ``workflow_id``: a user-defined alias. Starting the same alias again returns the
-    existing run (``id_reuse="reuse"``), raises ``WorkflowAlreadyStarted`` (``"reject"``), or
-    starts a new run only once the previous one finished (``"allow_after_completion"``):
-    one instance at a time per key. ``run_timeout``: the run fails with ``WorkflowTimeout``
+    ``workflow_id``: a user-defined id (per workflow type) that every client function
+    accepts in place of the invocation id. Starting the same id again returns the existing
+    run (``id_reuse="reuse"``), raises ``WorkflowAlreadyStarted`` (``"reject"``), or starts a
+    new run only once the previous one finished (``"allow_after_completion"``): one instance
+    at a time per key. Starting it with other arguments than the run it names raises
+    ``WorkflowIdConflict`` under every policy (a finished run does not block
+    ``"allow_after_completion"``). ``run_timeout``: the run fails with ``WorkflowTimeout``
     at its first durable operation after that long.
     """
+    from pynenc.task import Task as _Task
+
+    if not isinstance(task, _Task) or not task.is_workflow_root_task:
+        raise NotAWorkflow(
+            f"start_workflow() starts a workflow (a function decorated with @app.workflow), "
+            f"got {type(task).__name__}: {task!r}. Call a plain task directly: task(*args)."
+        )
     app = task.app
     _ops.require_enabled(app, "start_workflow()")
     if id_reuse not in ("reuse", "reject", "allow_after_completion"):
@@ -270,6 +537,10 @@ def start_workflow(
             existing = app.state_backend.get_workflow_data(registry, alias_key)
             if existing is not None:
                 final = app.orchestrator.get_invocation_status(existing).is_final()
+                if id_reuse != "allow_after_completion" or not final:
+                    # The id names that run: handing it back (or refusing) for a call with
+                    # other arguments would answer a question that was not asked.
+                    _check_same_call(app, task, workflow_id, existing, args, kwargs, id_reuse)
                 if id_reuse == "reject":
                     raise WorkflowAlreadyStarted(
                         f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
@@ -282,9 +553,11 @@ def start_workflow(
                     return invocation
         invocation = task(*args, **kwargs)  # type: ignore[assignment]
         if alias_key is not None:
+            assert workflow_id is not None
             app.state_backend.set_workflow_data(
                 _alias_identity(task), alias_key, str(invocation.invocation_id)
             )
+            _index_start(app, task, workflow_id, str(invocation.invocation_id))
     if run_timeout is not None:
         assert invocation.workflow is not None
         _ops.set_data(

@@ -5,14 +5,20 @@ from __future__ import annotations
 from pynenc.workflow.workflow_exceptions import WorkflowPauseError
 
 __all__ = [
+    "AmbiguousWorkflowId",
     "InvalidWorkflowArgument",
+    "NotAWorkflow",
     "SignalTimeout",
+    "UnknownWorkflow",
     "UnsupportedPynencVersion",
     "WaitTimeout",
     "WorkflowAlreadyStarted",
     "WorkflowCancelled",
     "WorkflowEngineError",
+    "WorkflowFinished",
     "WorkflowHaltException",
+    "WorkflowIdConflict",
+    "WorkflowNotFinished",
     "WorkflowTimeout",
     "WorkflowsNotEnabled",
 ]
@@ -80,3 +86,33 @@ class SignalTimeout(WaitTimeout):
 
 class WorkflowAlreadyStarted(WorkflowEngineError):
     """``start_workflow(..., workflow_id=alias, id_reuse="reject")`` found a run with that id."""
+
+
+class WorkflowIdConflict(WorkflowAlreadyStarted, ValueError):
+    """``start_workflow(..., workflow_id=...)`` found a run under that id started with other
+    arguments (under every ``id_reuse`` policy: returning it would hand back the wrong run)."""
+
+
+class UnknownWorkflow(WorkflowEngineError, LookupError):
+    """A client operation named a workflow id or invocation id that the app's store does not
+    hold."""
+
+
+class AmbiguousWorkflowId(WorkflowEngineError, LookupError):
+    """A workflow id given to ``start_workflow`` names runs of several workflow types: the
+    client cannot tell which one is meant."""
+
+
+class NotAWorkflow(WorkflowEngineError, TypeError):
+    """A client operation was given something that is not a workflow: a plain task's
+    invocation, a member task of a workflow, or an object of another kind."""
+
+
+class WorkflowFinished(WorkflowEngineError):
+    """The operation (signal, cancel, resume) needs a running workflow, and this run has
+    already finished."""
+
+
+class WorkflowNotFinished(WorkflowEngineError):
+    """``workflow_result`` was asked for the result of a run that has not finished yet."""
+

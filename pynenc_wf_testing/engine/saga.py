@@ -19,7 +19,9 @@ class Saga:
     ``add_compensation(task, *args)`` after each step that needs undoing; ``compensate()``
     runs them newest first, each as a recorded child call (a replay does not repeat one that
     already ran). As a context manager it compensates when the block raises (cancellation
-    and timeouts included) and re-raises. A halt is not a failure: it compensates nothing.
+    and timeouts included) and re-raises that exception; compensations that fail do not stop
+    the others and are attached to it as notes (``__notes__``, one line each). A halt is not
+    a failure: it compensates nothing.
     """
 
     def __init__(self, workflow_task: Task[Any, Any], execution: WorkflowExecution) -> None:
@@ -34,8 +36,18 @@ class Saga:
 
     def compensate(self) -> None:
         """Run every registered compensation in reverse order, each once. If some fail,
-        the others still run; the first failure is raised at the end."""
-        first_error: BaseException | None = None
+        the others still run; the first failure is raised at the end, with a note per
+        other failure (``__notes__``)."""
+        failures = self._run_compensations()
+        if failures:
+            first = failures[0][1]
+            _attach(first, failures[1:])
+            raise first
+
+    def _run_compensations(self) -> list[tuple[str, Exception]]:
+        """Run the compensations newest first; return the ``(name, error)`` of each one that
+        failed, in the order they ran."""
+        failures: list[tuple[str, Exception]] = []
         root = self._workflow_task.wf.root
         while self._compensations:
             task, args, kwargs = self._compensations.pop()
@@ -48,10 +60,8 @@ class Saga:
                 if _is_suspension(error):
                     self._compensations.append((task, args, kwargs))
                     raise  # this execution lost its invocation: the next one compensates
-                if first_error is None:
-                    first_error = error
-        if first_error is not None:
-            raise first_error
+                failures.append((_describe_call(task, args, kwargs), error))
+        return failures
 
     def __enter__(self) -> Saga:
         return self
@@ -63,7 +73,22 @@ class Saga:
         tb: TracebackType | None,
     ) -> None:
         if exc is not None and isinstance(exc, Exception) and not _is_suspension(exc):
-            self.compensate()
+            # The workflow fails with what made it fail: a failing compensation must not
+            # hide it, so its failures travel along as notes (kept by pynenc's serialization
+            # of the exception, and shown in its traceback) instead of replacing it.
+            _attach(exc, self._run_compensations())
+
+
+def _describe_call(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{task.task_id.func_name}({', '.join(shown)})"
+
+
+def _attach(error: BaseException, failures: list[tuple[str, Exception]]) -> None:
+    for name, failure in failures:
+        error.add_note(
+            f"compensation {name} failed: {type(failure).__name__}: {failure}"
+        )
 
 
 def _is_suspension(error: BaseException) -> bool:

@@ -25,6 +25,8 @@ __all__ = [
     "CHILD_STEP_PREFIXES",
     "DEADLINE",
     "HALTED",
+    "ID_OF_RUN",
+    "ID_TYPES",
     "POSITIONED",
     "PREFIX",
     "SCHEMA_VERSION",
@@ -182,6 +184,12 @@ def alias_registry(task_key: str) -> str:
     return f"pynenc-wf-aliases:{task_key}"
 
 
+#: The client's store-wide index of workflow ids (formatted with a workflow id / a run id):
+#: the workflow types that use an id, and the id a run was started under.
+ID_TYPES = PREFIX + "id_types:{}"
+ID_OF_RUN = PREFIX + "id_of_run:{}"
+
+
 def alias(workflow_id: str) -> str:
     """Key, in the alias registry, of the run that holds alias ``workflow_id``."""
     return f"alias:{workflow_id}"
@@ -252,8 +260,12 @@ STEP_KINDS = frozenset(
     {"timer", "value", "signal", "state", "halt", "retry", "cancel", "data"}
 )
 
-# Records that only support another step (counters, deadlines of waits, flags).
-_SUPPORTING = frozenset({"signal_count", "signal_deadline", "state_latest", "state_pos", "halted"})
+# Records that only support another step (counters, deadlines of waits, flags; the client's
+# index of workflow ids, which follows the start's own alias record).
+_SUPPORTING = frozenset(
+    {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted", "id_types",
+     "id_of_run"}
+)
 
 
 def is_engine_key(key: str) -> bool:

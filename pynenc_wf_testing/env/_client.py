@@ -65,7 +65,8 @@ class EnvClient(EnvCore):
         return WorkflowRun(self, invocation)
 
     def signal(self, run: WorkflowRun[Any] | str, name: str, payload: Any = None) -> int:
-        """Send signal ``name`` with ``payload`` to a workflow (a run or a workflow id)."""
+        """Send signal ``name`` with ``payload`` to a running workflow (a run, its workflow
+        id given to :meth:`start_workflow`, or its invocation id)."""
         from pynenc_wf_testing.engine import signal_workflow
 
         return signal_workflow(self._app_for(run), run, name, payload)
@@ -75,6 +76,13 @@ class EnvClient(EnvCore):
         from pynenc_wf_testing.engine import query_workflow
 
         return query_workflow(self._app_for(run), run)
+
+    def describe(self, run: WorkflowRun[Any] | str) -> Any:
+        """The current run of a workflow (``WorkflowDescription``: ids, status); runs
+        nothing."""
+        from pynenc_wf_testing.engine import describe_workflow
+
+        return describe_workflow(self._app_for(run), run)
 
     def resume(self, run: WorkflowRun[Any] | str) -> None:
         """Resume a halted workflow."""
@@ -96,21 +104,43 @@ class EnvClient(EnvCore):
         apps = self.world.apps
         if len(apps) == 1:
             return apps[0]
+        holding = [app for app in apps if self._find_run(app, run) is not None]
+        if len(holding) == 1:
+            return holding[0]
         raise InvalidArgument(
-            "pass the WorkflowRun rather than a workflow id: several apps are in use."
+            f"pass the WorkflowRun rather than the id {run!r}: several apps are in use, and "
+            f"{'none' if not holding else 'more than one'} of them has a workflow by that id."
         )
+
+    def _find_run(self, app: Pynenc, workflow_id: str) -> str | None:
+        """The run id of ``workflow_id`` (a workflow id or an invocation id) in ``app``."""
+        from pynenc_wf_testing.engine import WorkflowEngineError, describe_workflow
+
+        if self._require_sim().is_stored(app, workflow_id):
+            return workflow_id
+        try:  # WorkflowsNotEnabled included: such an app has no workflow ids
+            return describe_workflow(app, workflow_id).run_id
+        except WorkflowEngineError:
+            return None
 
     def run_of(self, invocation_id: str) -> WorkflowRun[Any]:
         """A handle on an invocation already in the store (e.g. after resuming a store that
-        another process left behind)."""
+        another process left behind), by its invocation id or the workflow id given to
+        :meth:`start_workflow` (its current run)."""
         sim = self._require_sim()
         app = sim.app_of(invocation_id)
-        if not sim.is_stored(app, invocation_id):
-            raise InvalidArgument(
-                f"invocation {invocation_id} is not in this simulation's store. "
-                "Start runs with env.start(task, ...)."
-            )
-        return WorkflowRun(self, app.state_backend.get_invocation(invocation_id))
+        run_id = self._find_run(app, invocation_id)
+        if run_id is None:
+            others = [a for a in self.world.apps if a is not app]
+            found = [(a, r) for a in others if (r := self._find_run(a, invocation_id))]
+            if len(found) != 1:
+                raise InvalidArgument(
+                    f"{invocation_id!r} is neither an invocation id nor a workflow id in this "
+                    "simulation's store. Start runs with env.start(task, ...) or "
+                    "env.start_workflow(task, ..., workflow_id=...)."
+                )
+            app, run_id = found[0]
+        return WorkflowRun(self, app.state_backend.get_invocation(run_id))
 
     def run_until_idle(self) -> None:
         """Run everything runnable at the current virtual time, without moving the clock."""

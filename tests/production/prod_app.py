@@ -46,12 +46,21 @@ def _workflow(func: Callable[..., Any]) -> Any:
 
 
 def build(
-    db_path: str, app_id: str, *, retry_policy: RetryPolicy | None = None, threads: int = 8
+    db_path: str,
+    app_id: str,
+    *,
+    retry_policy: RetryPolicy | None = None,
+    threads: int = 8,
+    engine_first: dict[str, Any] | None = None,
 ) -> Pynenc:
-    """A production app: SQLite at ``db_path``, a ThreadRunner, the durable engine on."""
+    """A production app: SQLite at ``db_path``, a ThreadRunner, the durable engine on.
+    ``engine_first``: ``enable_workflows`` options given before every other builder call."""
     global app
-    app = (
-        PynencBuilder()
+    builder = PynencBuilder()
+    if engine_first is not None:
+        builder = builder.enable_workflows(**engine_first)
+    builder = (
+        builder
         .app_id(app_id)
         .sqlite(db_path)
         .thread_runner(min_threads=1, max_threads=threads)
@@ -65,9 +74,10 @@ def build(
             # the engine's polls: from 0.05 s up to 0.25 s (default cap 1 s) for quick tests
             engine_max_poll_interval_sec=0.25,
         )
-        .enable_workflows(retry_policy=retry_policy)
-        .build()
     )
+    if engine_first is None:
+        builder = builder.enable_workflows(retry_policy=retry_policy)
+    app = builder.build()
     namespace = globals()
     for kind, func, options in _DEFINITIONS:
         namespace[func.__name__] = (app.workflow if kind == "workflow" else app.task)(
@@ -151,6 +161,12 @@ def unbook(what: str) -> None:
     _log("unbook", what)
 
 
+@_task
+def refuse_unbook(what: str) -> None:
+    _log("refuse_unbook", what)
+    raise Fatal(f"cannot unbook {what}")
+
+
 def _draw() -> float:
     DRAWS.append(time.time())
     return 1000.0 + len(DRAWS)
@@ -218,6 +234,18 @@ def waits(x: int) -> dict[str, Any]:
 
 
 @_workflow
+def late_race(slow: float, fast: float, pause: float) -> list[Any]:
+    """Both children finish while the workflow sleeps: wait_any picks the one that finished
+    first, not the first of the list."""
+    root = late_race.wf.root
+    first = root.execute_task(work, "slow", slow)
+    second = root.execute_task(work, "fast", fast)
+    root.sleep(pause)
+    index, value = root.wait_any([first, second])
+    return [index, value]
+
+
+@_workflow
 def watcher(timeout: float) -> Any:
     return watcher.wf.root.wait_for_task(external_job, timeout=dt.timedelta(seconds=timeout))
 
@@ -260,6 +288,19 @@ def booking(name: str, wait: float) -> str:
         saga.add_compensation(unbook, f"hotel {name}")
         root.sleep(wait)
         root.wait_for_signal("confirm")
+    return f"booked {name}"
+
+
+@_workflow
+def fragile_booking(name: str) -> str:
+    """The charge is declined and undoing the hotel fails: the flight is still undone."""
+    root = fragile_booking.wf.root
+    with root.saga() as saga:
+        root.execute_task(book, f"flight {name}").result
+        saga.add_compensation(unbook, f"flight {name}")
+        root.execute_task(book, f"hotel {name}").result
+        saga.add_compensation(refuse_unbook, f"hotel {name}")
+        root.execute_task(declined, name).result
     return f"booked {name}"
 
 

@@ -18,17 +18,24 @@ import pytest
 from pynenc.invocation.status import InvocationStatus
 
 from pynenc_wf_testing.engine import (
+    NotAWorkflow,
     RetryPolicy,
     SignalTimeout,
+    UnknownWorkflow,
     WaitTimeout,
     WorkflowAlreadyStarted,
     WorkflowCancelled,
+    WorkflowFinished,
+    WorkflowIdConflict,
+    WorkflowNotFinished,
     WorkflowTimeout,
     cancel_workflow,
+    describe_workflow,
     query_workflow,
     resume_workflow,
     signal_workflow,
     start_workflow,
+    workflow_result,
 )
 from tests.production import prod_app as pa
 from tests.production.conftest import Production
@@ -243,6 +250,14 @@ def test_wait_any_wait_all_wait_for_task(prod: Production) -> None:
     assert out == {"any": [1, "fast"], "all": ["slow", "fast"], "task": "child"}
 
 
+def test_wait_any_picks_the_first_to_finish_when_both_finished_before_the_wait(
+    prod: Production,
+) -> None:
+    prod.start_runner()
+    assert prod.result(pa.late_race(0.3, 0.05, 0.8)) == [1, "fast"]
+    assert logged("work") == ["fast", "slow"]
+
+
 def test_wait_for_a_task_started_elsewhere(prod: Production) -> None:
     prod.start_runner()
     run = pa.watcher(10.0)
@@ -289,6 +304,15 @@ def test_the_apps_default_policy_from_the_builder(prod: Production) -> None:
     assert len(logged("flaky")) == 5
 
 
+def test_builder_settings_given_before_the_app_id_belong_to_the_app(prod: Production) -> None:
+    prod.rebuild(engine_first={"workflow_max_retries": 1})
+    prod.start_runner()
+    pa.FLAKY["late"] = 5
+    with pytest.raises(pa.Transient):
+        prod.result(pa.by_default("late"))
+    assert logged("flaky") == ["late"] * 2  # one retry, not the default policy's two
+
+
 # =========================================================================== halt / cancel / timeout
 
 
@@ -314,6 +338,18 @@ def test_cancel_during_a_sleep_runs_the_compensations(prod: Production) -> None:
         prod.result(run)
     assert time.time() - began < 5  # not the 10 s sleep
     assert logged("unbook") == ["hotel b1", "flight b1"]
+
+
+def test_a_failing_compensation_keeps_the_original_error(prod: Production) -> None:
+    prod.start_runner()
+    with pytest.raises(pa.Fatal, match="b3: declined") as failure:
+        prod.result(pa.fragile_booking("b3"))
+    # the notes survive pynenc's serialization of the error into SQLite
+    assert failure.value.__notes__ == [
+        "compensation refuse_unbook('hotel b3') failed: Fatal: cannot unbook hotel b3"
+    ]
+    assert logged("refuse_unbook") == ["hotel b3"]
+    assert logged("unbook") == ["flight b3"]
 
 
 def test_cancel_during_a_signal_wait(prod: Production) -> None:
@@ -357,6 +393,54 @@ def test_workflow_id_aliases(prod: Production) -> None:
     )
     assert second.invocation_id != first.invocation_id
     prod.result(second)
+
+
+def test_client_operations_take_the_workflow_id(prod: Production) -> None:
+    run = start_workflow(pa.booking, "L", 0.05, workflow_id="L-6b")
+    prod.start_runner()
+    prod.wait_until(lambda: len(logged("book")) == 2)
+    assert describe_workflow(prod.app, "L-6b").status == "running"
+    with pytest.raises(WorkflowNotFinished, match="has not finished"):
+        workflow_result(prod.app, "L-6b")
+    assert signal_workflow(prod.app, "L-6b", "confirm", True) == 1
+    assert prod.result(run) == "booked L"
+    assert workflow_result(prod.app, "L-6b") == "booked L"
+    described = describe_workflow(prod.app, "L-6b")
+    assert (described.workflow_id, described.run_id) == ("L-6b", str(run.invocation_id))
+    assert (described.status, described.finished) == ("success", True)
+    assert query_workflow(prod.app, "L-6b").status == "success"
+    with pytest.raises(WorkflowFinished, match="already finished"):
+        signal_workflow(prod.app, "L-6b", "confirm", True)
+    with pytest.raises(WorkflowFinished):
+        cancel_workflow(prod.app, "L-6b")
+
+
+def test_resume_and_cancel_by_workflow_id(prod: Production) -> None:
+    prod.start_runner()
+    gate = start_workflow(pa.approval, 1, workflow_id="gate-1")
+    prod.wait_until(lambda: prod.status(gate) == InvocationStatus.PAUSED)
+    assert describe_workflow(prod.app, "gate-1").halted == "needs approval"
+    resume_workflow(prod.app, "gate-1")
+    assert prod.result(gate) == 2
+    trip = start_workflow(pa.booking, "c", 10.0, workflow_id="trip-c")
+    prod.wait_until(lambda: len(logged("book")) == 2)
+    cancel_workflow(prod.app, "trip-c", "customer left")
+    with pytest.raises(WorkflowCancelled, match="customer left"):
+        prod.result(trip)
+    with pytest.raises(WorkflowCancelled, match="customer left"):
+        workflow_result(prod.app, "trip-c")
+
+
+def test_client_errors_on_sqlite(prod: Production) -> None:
+    with pytest.raises(UnknownWorkflow, match="no workflow with id"):
+        signal_workflow(prod.app, "L-404", "confirm", True)
+    plain = pa.note("x")
+    with pytest.raises(NotAWorkflow, match="call of task note"):
+        describe_workflow(prod.app, str(plain.invocation_id))
+    start_workflow(pa.timed_sleep, 0.2, workflow_id="acct-2")
+    for policy in ("reuse", "reject", "allow_after_completion"):
+        with pytest.raises(WorkflowIdConflict, match="other arguments"):
+            start_workflow(pa.timed_sleep, 0.3, workflow_id="acct-2", id_reuse=policy)
 
 
 def test_patched_new_runs_and_runs_of_the_old_code(prod: Production) -> None:
