@@ -118,7 +118,7 @@ def test_a_truncated_history_is_rejected() -> None:
         (lambda d: d.update(version=99), "history format version 99 is not supported"),
         (lambda d: d.update(format="other"), "not a pynenc-wf history"),
         (lambda d: d["workflows"][0].pop("children"), "workflows[0] lacks the field 'children'"),
-        (lambda d: d["workflows"][0].update(data=[]), "workflows[0].data should be a dict"),
+        (lambda d: d["workflows"][0].update(data=[]), "workflows[0].data should be an object, got list"),
         (lambda d: d["steps"][0].update(bogus=1), "steps[0] is malformed"),
     ],
 )
