@@ -334,7 +334,9 @@ def _parse(text: str, label: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        cut = error.pos >= len(text.rstrip())
+        # An unterminated string runs to the end of the text: cut short, like an error at
+        # the very end.
+        cut = error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
         raise HistoryFormatError(
             f"{label}: not valid JSON ({error.msg} at line {error.lineno} column "
             f"{error.colno})"
@@ -633,7 +635,11 @@ def _run_replay(
         sim.drive(goal=lambda: root.status.is_final() or not (sim.ready or sim.broker_dirty),
                   goal_ids=[workflow_id])
     except NondeterminismError as error:
-        result.ok, result.error = False, error
+        # Against a recorded history the usual cause is a code change, not a nondeterministic
+        # value: point at versioning as well.
+        result.ok, result.error = False, NondeterminismError(f"{error} {_PATCH_HINT}")
+        if _PATCH_HINT in str(error):
+            result.error = error
     except _Frontier:
         pass
     result.steps = list(sim.history)
@@ -800,8 +806,9 @@ class _Watch:
             return NondeterminismError(
                 f"{self.label} ended {status.value} on replay but the history recorded "
                 f"{record['status']}"
-                + (f" ({_short(record['exception'])})" if record.get("exception") else "")
-                + (f"; now: {_short(backend._get_exception(self.workflow_id))}"
+                + (f" ({_exception_text(record['exception'])})" if record.get("exception")
+                   else "")
+                + (f"; now: {_exception_text(backend._get_exception(self.workflow_id))}"
                    if status.value == "failed" else "")
                 + f". {_PATCH_HINT}"
             )
@@ -816,8 +823,9 @@ class _Watch:
             text = _payload(self.app, backend._get_exception, self.workflow_id)
             if digest(text) != digest(record["exception"]):
                 return NondeterminismError(
-                    f"{self.label} failed on replay with {_short(text)} but the history "
-                    f"recorded a failure with {_short(record['exception'])}. {_PATCH_HINT}"
+                    f"{self.label} failed on replay with {_exception_text(text)} but the "
+                    f"history recorded a failure with {_exception_text(record['exception'])}. "
+                    f"{_PATCH_HINT}"
                 )
         return None
 
@@ -872,6 +880,18 @@ def _iso_micros(micros: int) -> str:
     from pynenc_wf_testing.runtime.clock import from_micros
 
     return from_micros(micros).isoformat()
+
+
+def _exception_text(text: str | None) -> str:
+    """``ValueError('no stock')`` from pynenc's serialized exception (its JSON envelope
+    around the jsonpickle of the exception), or the text itself when it has another shape."""
+    try:
+        envelope = json.loads(text or "")
+        name = str(envelope["error_name"])
+        reduced = json.loads(envelope["error_data"])["py/reduce"][1]["py/tuple"]
+        return f"{name}({', '.join(repr(arg) for arg in reduced)})"
+    except Exception:
+        return _short(text)
 
 
 def _short(text: str | None, limit: int = 200) -> str:
