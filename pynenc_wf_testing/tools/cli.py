@@ -74,6 +74,30 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(error: BaseException) -> str:
+    """A message on one line: each problem of a replay run is one line of output."""
+    return " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+
+
+def _workflow_app(task_key: str) -> Any:
+    """The pynenc app of a recorded workflow, by its task key (``package.module.function``)."""
+    module_name, _, func_name = task_key.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:
+        raise LookupError(
+            f"cannot import {module_name!r} ({type(error).__name__}: {_one_line(error)}): run "
+            "from the project root or set PYTHONPATH so the workflow's module imports."
+        ) from None
+    app = getattr(getattr(module, func_name, None), "app", None)
+    if app is None:
+        raise LookupError(
+            f"{task_key} is not a pynenc task of {module_name}: the workflow was renamed or "
+            "removed, so its recorded runs cannot replay."
+        )
+    return app
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from pynenc_wf_testing.checks.replay import Replayer, load_history
     from pynenc_wf_testing.errors import HistoryFormatError, NondeterminismError
@@ -83,22 +107,36 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         try:
             history = load_history(path)
         except HistoryFormatError as error:
-            print(f"FAIL {path}: {error}")
+            print(f"FAIL {path}: {_one_line(error)}")
+            failures += 1
+            continue
+        if not history.workflows:
+            print(f"FAIL {path}: the history holds no workflow records, so nothing replayed.")
             failures += 1
             continue
         for record in history.workflows:
-            task_key = record["task"]
-            module_name, _, func_name = task_key.rpartition(".")
-            task = getattr(importlib.import_module(module_name), func_name)
+            func_name = record["task"].rsplit(".", 1)[-1]
             label = f"{path} {func_name} [{record['workflow_id'][:8]}]"
             try:
-                Replayer(task.app, seed=history.seed or 0).replay(
+                app = _workflow_app(record["task"])
+                result = Replayer(app, seed=history.seed or 0).replay(
                     history, workflow_id=record["workflow_id"]
                 )
-                print(f"ok   {label}")
-            except NondeterminismError as error:
-                print(f"FAIL {label}: {error}")
+            except (NondeterminismError, HistoryFormatError, LookupError) as error:
+                print(f"FAIL {label}: {_one_line(error)}")
                 failures += 1
+                continue
+            except Exception as error:  # the code under test may raise anything
+                print(f"FAIL {label}: the replay raised {type(error).__name__}: "
+                      f"{_one_line(error)}")
+                failures += 1
+                continue
+            if result.completed:
+                print(f"ok   {label}")
+            else:
+                # A run recorded in flight: nothing past where it stopped can be compared.
+                print(f"ok   {label} (in flight when recorded: replayed up to where it stopped, "
+                      f"{result.replayed_calls} child calls)")
     return 1 if failures else 0
 
 
