@@ -82,7 +82,8 @@ CHANGES = (
 
 @app.workflow
 def ship(order: str, change: str) -> str:
-    """reserve, then notify; from VERSION 2 on, changed as ``change`` says."""
+    """reserve, then notify; in VERSION 2, changed as ``change`` says; in VERSION 3, an
+    audit after notify behind a patch."""
     root = ship.wf.root
     new = change if VERSION == 2 else ""
     if new == "reordered":
@@ -101,7 +102,7 @@ def ship(order: str, change: str) -> str:
     elif new == "extra_child":
         root.execute_task(audit, order).result
     notice = "-" if new == "missing_child" else root.execute_task(notify, order).result
-    if new == "trailing_child":
+    if new == "trailing_child" or (VERSION == 3 and root.patched("audit-after-notify")):
         root.execute_task(audit, order).result
     if new == "fails":
         raise ValueError(f"no stock for {order}")

@@ -400,3 +400,16 @@ def test_a_history_without_workflows_has_nothing_to_replay() -> None:
     doc["workflows"] = []
     with pytest.raises(HistoryFormatError, match="holds no workflow records"):
         Replayer(replay_apps.app).replay(doc)
+
+
+def test_a_patch_after_the_last_recorded_step_keeps_finished_histories_on_the_old_path() -> None:
+    """The hint's advice works at the very end too: the recorded run finished, so it went
+    past every point the replay reaches."""
+    history = record_ship("")
+    replay_apps.VERSION = 3
+    result = Replayer(replay_apps.app).replay(history)
+    assert result.ok and result.result == "r-o-1/n-o-1"
+    assert "patch:audit-after-notify" in [s.name for s in result.steps]
+    with WorkflowEnv(seed=4) as env:  # new runs take the new path
+        run = env.start(replay_apps.ship, "o-2", "")
+        assert run.result == "r-o-2/n-o-2" and "audit#1" in env.steps

@@ -553,6 +553,9 @@ def recorded_beyond(execution: Execution) -> bool:
     sim = sim_of(execution.app)
     thread = sim.current if sim is not None and sim.in_simulated_invocation() else None
     if thread is not None:
+        limit = sim.replay_limits.get(execution.workflow_id)  # type: ignore[union-attr]
+        if limit is not None and limit[1]:
+            return True  # a Replayer on a finished history: that run went past every point
         obtained = sim._positions.get(execution.workflow_id, ())  # type: ignore[union-attr]
         return len(obtained) > thread.child_seq
     return False
