@@ -8,7 +8,9 @@ workflow data (deterministic values, timers, signals, ...), all as pynenc-serial
 The Replayer seeds a fresh simulated store with one workflow's records and runs the workflow
 invocation through the same runner and pynenc code as any simulated run: its children are
 already final, so nothing but the workflow body executes. A divergence raises
-``NondeterminismError`` naming the first divergent child call.
+``NondeterminismError`` naming the first divergent step. A finished history replays only if the
+code takes exactly its steps and ends as recorded (``_Watch``); one still in flight replays
+up to where it stopped.
 """
 
 from __future__ import annotations
