@@ -648,9 +648,11 @@ def _run_replay(
     result.replayed_calls = len(sim._positions.get(workflow_id, ()))
     status = root.status
     result.completed = result.error is None and status.is_final()
-    if result.error is None and watch is not None:
-        result.error = watch.stopped_early() if not status.is_final() else watch.ended(status)
-        result.ok = result.error is None
+    if watch is not None:
+        watch.close()
+        if result.error is None:
+            result.error = watch.stopped_early() if not status.is_final() else watch.ended(status)
+            result.ok = result.error is None
     if result.ok and status.value == "success":
         result.result = serializer.deserialize(app.state_backend._get_result(workflow_id))
     return result
@@ -716,7 +718,17 @@ class _Watch:
                 read.add(key)
             return original(identity, key, default)
 
+        self._backend = backend
+        self._had_own = "get_workflow_data" in vars(backend)
+        self._own = vars(backend).get("get_workflow_data")
         backend.get_workflow_data = get_workflow_data
+
+    def close(self) -> None:
+        """Stop tracking reads (the backend may outlive the replay world)."""
+        if self._had_own:
+            self._backend.get_workflow_data = self._own
+        else:
+            vars(self._backend).pop("get_workflow_data", None)
 
     # -- wording
 
