@@ -239,3 +239,16 @@ def test_a_renamed_workflow_is_a_failing_item(pytester: pytest.Pytester) -> None
     _no_internal_error(result)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["ReplayError: cannot import 'gone_module' (ModuleNotFoundError*"])
+
+
+def test_a_history_without_workflows_is_a_skipped_item(pytester: pytest.Pytester) -> None:
+    """--wf-record writes one for a test whose own world ran no workflow (a crash check)."""
+    import json
+
+    doc = json.loads(_recorded(pytester))
+    doc["workflows"] = []
+    (pytester.path / "none.json").write_text(json.dumps(doc))
+    result = pytester.runpytest("--wf-replay=none.json", "-k", "replay", "-rs")
+    _no_internal_error(result)
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*none.json holds no workflow record (its test ran none)*"])

@@ -88,14 +88,24 @@ def test_a_renamed_workflow_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert "cannot import 'nowhere_module' (ModuleNotFoundError" in lines[0]
 
 
-def test_a_history_without_workflows_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_history_without_workflows_is_skipped_but_nothing_replayed_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --wf-record writes such files (a test whose own world ran no workflow).
     doc = json.loads(record_v1())
     doc["workflows"] = []
-    path = tmp_path / "none.json"
-    path.write_text(json.dumps(doc))
-    code, lines = _replay(capsys, path)
+    none = tmp_path / "none.json"
+    none.write_text(json.dumps(doc))
+    good = tmp_path / "good.json"
+    good.write_text(record_v1())
+    code, lines = _replay(capsys, none, good)
+    assert code == 0
+    assert lines[0] == f"skip {none}: the history holds no workflow record"
+    assert lines[1].startswith(f"ok   {good} checkout")
+    code, lines = _replay(capsys, none)
     assert code == 1 and lines == [
-        f"FAIL {path}: the history holds no workflow records, so nothing replayed."
+        f"skip {none}: the history holds no workflow record",
+        "FAIL nothing replayed: none of the histories holds a workflow record.",
     ]
 
 
