@@ -180,9 +180,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         OPT_REPLAY,
         default=None,
-        metavar="DIR",
-        help="replay every history in DIR against the current code; each workflow is a test "
-        "that fails with the first divergent step (record on main, replay on a branch).",
+        metavar="PATH",
+        help="replay every history in PATH (a directory of *.json histories, or one file) "
+        "against the current code; each workflow is a test that fails with the first "
+        "divergent step (record on main, replay on a branch).",
     )
     group.addoption(
         OPT_REPORT,

@@ -118,7 +118,7 @@ def test_a_truncated_history_is_rejected() -> None:
         (lambda d: d.update(version=99), "history format version 99 is not supported"),
         (lambda d: d.update(format="other"), "not a pynenc-wf history"),
         (lambda d: d["workflows"][0].pop("children"), "workflows[0] lacks the field 'children'"),
-        (lambda d: d["workflows"][0].update(data=[]), "workflows[0].data should be a dict"),
+        (lambda d: d["workflows"][0].update(data=[]), "workflows[0].data should be an object, got list"),
         (lambda d: d["steps"][0].update(bogus=1), "steps[0] is malformed"),
     ],
 )
@@ -181,3 +181,235 @@ def test_replaying_with_the_recording_seed_names_the_new_call_right() -> None:
     replay_apps.VERSION = 2
     with pytest.raises(NondeterminismError, match=r"now calls charge\(amount=12"):
         Replayer(replay_apps.app, seed=3).replay(history)
+
+
+# ---------------------------------------------------------------------- never a silent pass
+
+PATCH_HINT = 'branch on wf.root.patched("<change-id>")'
+NEXT_NOTIFY = 'the history recorded next child call #2 notify(order="o-1")'
+
+#: change -> fragments of the NondeterminismError a replay of the v1 history raises.
+DIVERGENCES: dict[str, list[str]] = {
+    "durable_sleep": [
+        'diverged from its recorded history after child call #1 reserve(order="o-1")',
+        NEXT_NOTIFY,
+        "but the replayed code now takes the step sleep#1 (a durable timer), which the "
+        "history does not have",
+        PATCH_HINT,
+    ],
+    "signal_wait": [
+        'after child call #1 reserve(order="o-1")',
+        NEXT_NOTIFY,
+        "now waits for signal 'approved', a wait the history does not have",
+        PATCH_HINT,
+    ],
+    "time_sleep": [
+        'after child call #1 reserve(order="o-1")',
+        NEXT_NOTIFY,
+        "now sleeps in time.sleep() until 2030-01-01T00:00:30+00:00",
+        "use the durable wf.root.sleep() instead",
+    ],
+    "new_value": [
+        'after child call #1 reserve(order="o-1")',
+        "now takes the step uuid#1 (a recorded value)",
+        PATCH_HINT,
+    ],
+    "different_result": [
+        'returned "r-o-1/n-o-1!" on replay but the history recorded "r-o-1/n-o-1"',
+        PATCH_HINT,
+    ],
+    "fails": [
+        "ended failed on replay but the history recorded success; now: "
+        "ValueError('no stock for o-1')",
+        PATCH_HINT,
+    ],
+    "extra_child": [
+        'at child call #2: the history recorded notify(order="o-1") but the replayed code '
+        'now calls audit(order="o-1")',
+        PATCH_HINT,
+    ],
+    "trailing_child": [
+        "at child call #3: the history ends after 2 child calls, but the replayed code now "
+        'calls audit(order="o-1")',
+        PATCH_HINT,
+    ],
+    "missing_child": [
+        'at child call #2: the history recorded notify(order="o-1") but the replayed code '
+        "finished (success) without making that call",
+        PATCH_HINT,
+    ],
+    "reordered": [
+        'at child call #1: the history recorded reserve(order="o-1") but the replayed code '
+        'now calls notify(order="o-1")',
+        PATCH_HINT,
+    ],
+}
+
+
+def test_every_change_has_a_divergence_case() -> None:
+    assert set(DIVERGENCES) == set(replay_apps.CHANGES)
+
+
+def record_ship(change: str, seed: int = 4) -> str:
+    replay_apps.VERSION = 1
+    with WorkflowEnv(seed=seed) as env:
+        assert env.start(replay_apps.ship, "o-1", change).result == "r-o-1/n-o-1"
+        return env.history_json()
+
+
+@pytest.mark.parametrize("change", replay_apps.CHANGES)
+def test_unchanged_code_replays_every_recorded_ship(change: str) -> None:
+    result = Replayer(replay_apps.app).replay(record_ship(change))
+    assert result.ok and result.completed and result.result == "r-o-1/n-o-1"
+
+
+@pytest.mark.parametrize("change", replay_apps.CHANGES)
+def test_a_changed_workflow_never_replays_silently(change: str) -> None:
+    history = record_ship(change)
+    replay_apps.VERSION = 2
+    result = Replayer(replay_apps.app).replay(history, raise_on_replay_failure=False)
+    assert not result.ok and isinstance(result.error, NondeterminismError)
+    message = str(result.error)
+    assert message.startswith("workflow ship#1 [")
+    for fragment in DIVERGENCES[change]:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    with pytest.raises(NondeterminismError):
+        Replayer(replay_apps.app).replay(history)
+
+
+@pytest.mark.parametrize("change", ["durable_sleep", "signal_wait", "time_sleep"])
+def test_a_new_wait_stops_the_replay_without_moving_the_clock(change: str) -> None:
+    history = record_ship(change)
+    end = max(step["time"] for step in json.loads(history)["steps"])
+    replay_apps.VERSION = 2
+    result = Replayer(replay_apps.app).replay(history, raise_on_replay_failure=False)
+    assert not result.ok and not result.completed
+    # The new wait was not skipped over: every step of the replay is at the recorded end.
+    assert {step.time for step in result.steps} == {end}
+
+
+def record_timed() -> tuple[str, str]:
+    replay_apps.VERSION = 1
+    with WorkflowEnv(seed=6) as env:
+        run = env.start(replay_apps.timed, "o-7")
+        env.advance(hours=3)
+        env.signal(run, "go", "yes")
+        assert run.result == "r-o-7/yes/none"
+        return env.history_json(), run.workflow_id
+
+
+def test_recorded_timers_and_signals_replay_without_waiting() -> None:
+    history, workflow_id = record_timed()
+    times = [s["time"] for s in json.loads(history)["steps"] if s["workflow_id"] == workflow_id]
+    assert len(set(times)) > 1  # the recorded run waited hours of virtual time
+    result = Replayer(replay_apps.app).replay(history)
+    assert result.ok and result.completed and result.result == "r-o-7/yes/none"
+    # Every timer and signal wait of the record passes at once, at the recorded end.
+    assert {s.time for s in result.steps} == {max(times)}
+    assert [s.name for s in result.steps] == ["route:timed#1", "timed#1"]
+
+
+def test_a_dropped_durable_step_is_a_missing_step() -> None:
+    history, _ = record_timed()
+    replay_apps.VERSION = 2
+    with pytest.raises(NondeterminismError) as info:
+        Replayer(replay_apps.app).replay(history)
+    message = str(info.value)
+    assert "the history recorded the step sleep#1 (workflow data 'wfx:timer:1') but the " \
+        "replayed code finished without taking it" in message
+    assert PATCH_HINT in message
+
+
+def record_refund() -> str:
+    replay_apps.VERSION = 1
+    with WorkflowEnv(seed=8) as env:
+        run = env.start(replay_apps.refund, "o-8")
+        env.run_until_idle()
+        assert run.status.value == "failed"
+        return env.history_json()
+
+
+def test_a_recorded_failure_replays_when_it_fails_the_same_way() -> None:
+    result = Replayer(replay_apps.app).replay(record_refund())
+    assert result.ok and result.completed
+
+
+def test_a_recorded_failure_must_fail_the_same_way() -> None:
+    history = record_refund()
+    replay_apps.VERSION = 2
+    with pytest.raises(NondeterminismError) as info:
+        Replayer(replay_apps.app).replay(history)
+    message = str(info.value)
+    assert "failed on replay with KeyError('o-8') but the history recorded a failure with " \
+        "ValueError('nothing to refund for o-8')" in message
+    assert PATCH_HINT in message
+
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+@pytest.fixture
+def bad_files(tmp_path: object) -> dict[str, tuple[object, str]]:
+    import pathlib
+
+    from tests.replay_inputs import bad_files
+
+    return bad_files(pathlib.Path(str(tmp_path)), record_v1())  # type: ignore[return-value]
+
+
+BAD_CASES = [
+    "truncated", "truncated_says_so", "malformed", "not_a_history", "workflows_not_a_list",
+    "step_number_type", "child_not_an_object", "argument_not_serialized", "unknown_version",
+    "missing_workflow_id", "empty_workflow_id", "empty", "blank", "not_utf8", "directory",
+]
+
+
+def test_the_bad_cases_are_all_listed(bad_files: dict[str, tuple[object, str]]) -> None:
+    assert set(bad_files) == set(BAD_CASES)
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_load_history_names_the_problem_of_a_bad_file(
+    case: str, bad_files: dict[str, tuple[object, str]]
+) -> None:
+    path, fragment = bad_files[case]
+    with pytest.raises(HistoryFormatError) as info:
+        load_history(str(path))
+    message = str(info.value)
+    assert fragment in message
+    assert str(path) in message
+    # ... and what to do about it.
+    assert re.search(r"Record|record it again|Check|pass one of|Produce one", message), message
+    # (a path object works the same)
+    with pytest.raises(HistoryFormatError, match=re.escape(fragment)):
+        load_history(path)  # type: ignore[arg-type]
+
+
+def test_other_sources_are_rejected_clearly() -> None:
+    with pytest.raises(HistoryFormatError, match="got an empty string"):
+        load_history("")
+    with pytest.raises(HistoryFormatError, match="expects a path, JSON text or a dict, got int"):
+        load_history(3)  # type: ignore[arg-type]
+    with pytest.raises(HistoryFormatError, match=r"<json>: not a pynenc-wf history"):
+        load_history('{"format": 1}')
+
+
+def test_a_history_without_workflows_has_nothing_to_replay() -> None:
+    doc = json.loads(record_v1())
+    doc["workflows"] = []
+    with pytest.raises(HistoryFormatError, match="holds no workflow records"):
+        Replayer(replay_apps.app).replay(doc)
+
+
+def test_a_patch_after_the_last_recorded_step_keeps_finished_histories_on_the_old_path() -> None:
+    """The hint's advice works at the very end too: the recorded run finished, so it went
+    past every point the replay reaches."""
+    history = record_ship("")
+    replay_apps.VERSION = 3
+    result = Replayer(replay_apps.app).replay(history)
+    assert result.ok and result.result == "r-o-1/n-o-1"
+    assert "patch:audit-after-notify" in [s.name for s in result.steps]
+    with WorkflowEnv(seed=4) as env:  # new runs take the new path
+        run = env.start(replay_apps.ship, "o-2", "")
+        assert run.result == "r-o-2/n-o-2" and "audit#1" in env.steps

@@ -8,11 +8,14 @@ workflow data (deterministic values, timers, signals, ...), all as pynenc-serial
 The Replayer seeds a fresh simulated store with one workflow's records and runs the workflow
 invocation through the same runner and pynenc code as any simulated run: its children are
 already final, so nothing but the workflow body executes. A divergence raises
-``NondeterminismError`` naming the first divergent child call.
+``NondeterminismError`` naming the first divergent step. A finished history replays only if the
+code takes exactly its steps and ends as recorded (``_Watch``); one still in flight replays
+up to where it stopped.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -38,6 +41,12 @@ __all__ = [
 ]
 
 FORMAT_NAME = "pynenc-wf-history"
+
+#: Where a replay of a finished history diverges because the code changed.
+_PATCH_HINT = (
+    "If the change is intended, branch on wf.root.patched(\"<change-id>\") so runs recorded "
+    "before it take the old path (docs/engine.md, versioning)."
+)
 
 
 def digest(text: str | None) -> str | None:
@@ -184,15 +193,52 @@ def export_histories(
 
 # ---------------------------------------------------------------------- load and validate
 
-_WORKFLOW_FIELDS = {
-    "workflow_id": str,
-    "task": str,
-    "arguments": dict,
-    "status": str,
-    "children": list,
-    "data": dict,
+#: Required fields and their JSON types (a tuple: any of them).
+_WORKFLOW_FIELDS: dict[str, tuple[type, ...]] = {
+    "workflow_id": (str,),
+    "task": (str,),
+    "arguments": (dict,),
+    "status": (str,),
+    "children": (list,),
+    "data": (dict,),
 }
-_CHILD_FIELDS = {"invocation_id": str, "task": str, "call_id": str, "arguments": dict, "status": str}
+_WORKFLOW_OPTIONAL: dict[str, tuple[type, ...]] = {
+    "result": (str, type(None)),
+    "exception": (str, type(None)),
+}
+_CHILD_FIELDS: dict[str, tuple[type, ...]] = {
+    "invocation_id": (str,),
+    "task": (str,),
+    "call_id": (str,),
+    "arguments": (dict,),
+    "status": (str,),
+}
+_CHILD_OPTIONAL: dict[str, tuple[type, ...]] = {
+    "result": (str, type(None)),
+    "exception": (str, type(None)),
+    "is_workflow": (bool,),
+}
+_STEP_FIELDS: dict[str, tuple[type, ...]] = {
+    "number": (int, type(None)),
+    "kind": (str,),
+    "name": (str,),
+    "workflow_id": (str, type(None)),
+    "invocation_id": (str, type(None)),
+    "time": (str,),
+}
+_STEP_OPTIONAL: dict[str, tuple[type, ...]] = {
+    "task": (str, type(None)),
+    "detail": (dict,),
+}
+_JSON_NAMES = {
+    str: "string", int: "integer", dict: "object", list: "list", bool: "boolean",
+    type(None): "null", float: "number",
+}
+#: What to do about a document that is not what this version writes.
+_REDO = (
+    "Record or export it again (wf_env.history_json(), --wf-record or `pynenc-wf export`) "
+    "rather than editing it by hand."
+)
 
 
 @dataclass
@@ -206,7 +252,10 @@ class History:
 
     def workflow(self, workflow_id: str | None = None) -> dict[str, Any]:
         if not self.workflows:
-            raise HistoryFormatError(f"{self.source}: the history holds no workflow records.")
+            raise HistoryFormatError(
+                f"{self.source}: the history holds no workflow records, so there is nothing "
+                f"to replay. {_REDO}"
+            )
         if workflow_id is None:
             return self.workflows[0]
         for record in self.workflows:
@@ -218,75 +267,180 @@ class History:
         )
 
 
-def _require(obj: Mapping[str, Any], fields: Mapping[str, type], where: str, source: str) -> None:
-    for name, kind in fields.items():
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _require(
+    obj: Mapping[str, Any],
+    fields: Mapping[str, tuple[type, ...]],
+    where: str,
+    source: str,
+    optional: Mapping[str, tuple[type, ...]] | None = None,
+) -> None:
+    for name in fields:
         if name not in obj:
-            raise HistoryFormatError(f"{source}: {where} lacks the field {name!r}.")
-        if not isinstance(obj[name], kind):
+            raise HistoryFormatError(f"{source}: {where} lacks the field {name!r}. {_REDO}")
+    for name, kinds in {**fields, **(optional or {})}.items():
+        if name not in obj:
+            continue
+        value = obj[name]
+        # bool is an int to Python, not to JSON: a step number of true is wrong.
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            expected = " or ".join(_JSON_NAMES.get(k, k.__name__) for k in kinds)
             raise HistoryFormatError(
-                f"{source}: {where}.{name} should be a {kind.__name__}, got "
-                f"{type(obj[name]).__name__}."
+                f"{source}: {where}.{name} should be {_article(expected)} {expected}, got "
+                f"{_json_type(value)} "
+                f"({_short(json.dumps(value, default=repr), 60)}). {_REDO}"
             )
 
 
+def _require_strings(mapping: Mapping[str, Any], where: str, source: str) -> None:
+    """Arguments and workflow data hold the app serializer's strings."""
+    for key, value in mapping.items():
+        if not isinstance(value, str):
+            raise HistoryFormatError(
+                f"{source}: {where}[{key!r}] should be a string (a serialized payload), got "
+                f"{_json_type(value)}. {_REDO}"
+            )
+
+
+def _read_text(path: str) -> str:
+    if os.path.isdir(path):
+        raise HistoryFormatError(
+            f"{path} is a directory, not a history file: pass one of the .json files in it "
+            "(or the directory to --wf-replay, which replays all of them)."
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError as error:
+        raise HistoryFormatError(
+            f"{path}: not a UTF-8 text file (byte {error.start}: {error.reason}); a history "
+            f"is JSON text. Check that you passed the right file. {_REDO}"
+        ) from None
+    except OSError as error:
+        raise HistoryFormatError(
+            f"cannot read history file {path}: {error.strerror or error}. Check the path."
+        ) from None
+
+
+def _parse(text: str, label: str) -> Any:
+    if not text.strip():
+        raise HistoryFormatError(
+            f"{label}: the file is empty (an interrupted write?). {_REDO}"
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        # An unterminated string runs to the end of the text: cut short, like an error at
+        # the very end.
+        cut = error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
+        raise HistoryFormatError(
+            f"{label}: not valid JSON ({error.msg} at line {error.lineno} column "
+            f"{error.colno})"
+            + ("; the document ends early: the file looks truncated" if cut else "")
+            + f". {_REDO}"
+        ) from None
+    except RecursionError:
+        raise HistoryFormatError(f"{label}: JSON nested too deeply to be a history. {_REDO}") from None
+
+
 def load_history(source: str | os.PathLike[str] | Mapping[str, Any]) -> History:
-    """Load and validate a history (a path, a JSON string or an already-parsed dict)."""
+    """Load and validate a history (a path, a JSON string or an already-parsed dict).
+
+    Anything that is not a well-formed ``pynenc-wf-history`` document of a supported version
+    raises ``HistoryFormatError`` saying what is wrong and what to do."""
     label = "<dict>"
     if isinstance(source, Mapping):
         doc: Any = dict(source)
-    else:
-        text = str(source)
-        if not text.lstrip().startswith("{"):
+    elif isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if not isinstance(text, str):
+            text = os.fsdecode(text)
+        if not text.strip():
+            raise HistoryFormatError(
+                "load_history() got an empty string: pass the path of a history file, its "
+                "JSON text or the parsed dict."
+            )
+        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
             label = text
-            try:
-                with open(text, encoding="utf-8") as handle:
-                    text = handle.read()
-            except OSError as error:
-                raise HistoryFormatError(f"cannot read history file {label}: {error}") from error
+            text = _read_text(text)
         else:
             label = "<json>"
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise HistoryFormatError(
-                f"{label}: not valid JSON ({error.msg} at line {error.lineno} column "
-                f"{error.colno})."
-            ) from error
+        doc = _parse(text, label)
+    else:
+        raise HistoryFormatError(
+            f"load_history() expects a path, JSON text or a dict, got {type(source).__name__}."
+        )
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise HistoryFormatError(
             f"{label}: not a pynenc-wf history (expected \"format\": \"{FORMAT_NAME}\"). "
             "Produce one with wf_env.history_json(), --wf-record or `pynenc-wf export`."
         )
     version = doc.get("version")
-    if version != HISTORY_FORMAT_VERSION:
+    if version != HISTORY_FORMAT_VERSION or isinstance(version, bool):
         raise HistoryFormatError(
             f"{label}: history format version {version!r} is not supported (this "
-            f"pynenc-wf-testing reads version {HISTORY_FORMAT_VERSION})."
+            f"pynenc-wf-testing reads version {HISTORY_FORMAT_VERSION}). Replay it with the "
+            "pynenc-wf-testing release that wrote it, or record it again with this one."
         )
     steps_raw = doc.get("steps", [])
     if not isinstance(steps_raw, list):
-        raise HistoryFormatError(f"{label}: 'steps' should be a list.")
+        raise HistoryFormatError(
+            f"{label}: 'steps' should be a list, got {_json_type(steps_raw)}. {_REDO}"
+        )
     steps: list[Step] = []
     for index, raw in enumerate(steps_raw):
-        try:
-            steps.append(Step(**raw))
-        except TypeError as error:
-            raise HistoryFormatError(f"{label}: steps[{index}] is malformed: {error}.") from error
+        where = f"steps[{index}]"
+        if not isinstance(raw, dict):
+            raise HistoryFormatError(
+                f"{label}: {where} is malformed: it should be an object, got "
+                f"{_json_type(raw)}. {_REDO}"
+            )
+        unknown = sorted(set(raw) - set(_STEP_FIELDS) - set(_STEP_OPTIONAL))
+        if unknown:
+            raise HistoryFormatError(
+                f"{label}: {where} is malformed: unknown field(s) {', '.join(unknown)}. {_REDO}"
+            )
+        _require(raw, _STEP_FIELDS, where, label, _STEP_OPTIONAL)
+        steps.append(Step(**raw))
     workflows = doc.get("workflows", [])
     if not isinstance(workflows, list):
-        raise HistoryFormatError(f"{label}: 'workflows' should be a list.")
+        raise HistoryFormatError(
+            f"{label}: 'workflows' should be a list, got {_json_type(workflows)}. {_REDO}"
+        )
     for index, record in enumerate(workflows):
+        where = f"workflows[{index}]"
         if not isinstance(record, dict):
-            raise HistoryFormatError(f"{label}: workflows[{index}] should be an object.")
-        _require(record, _WORKFLOW_FIELDS, f"workflows[{index}]", label)
+            raise HistoryFormatError(
+                f"{label}: {where} should be an object, got {_json_type(record)}. {_REDO}"
+            )
+        _require(record, _WORKFLOW_FIELDS, where, label, _WORKFLOW_OPTIONAL)
+        if not record["workflow_id"].strip():
+            raise HistoryFormatError(f"{label}: {where}.workflow_id is empty. {_REDO}")
+        if "." not in record["task"]:
+            raise HistoryFormatError(
+                f"{label}: {where}.task should name the workflow as module.function, got "
+                f"{record['task']!r}. {_REDO}"
+            )
+        _require_strings(record["arguments"], f"{where}.arguments", label)
+        _require_strings(record["data"], f"{where}.data", label)
         for c_index, child in enumerate(record["children"]):
+            c_where = f"{where}.children[{c_index}]"
             if not isinstance(child, dict):
                 raise HistoryFormatError(
-                    f"{label}: workflows[{index}].children[{c_index}] should be an object."
+                    f"{label}: {c_where} should be an object, got {_json_type(child)}. {_REDO}"
                 )
-            _require(child, _CHILD_FIELDS, f"workflows[{index}].children[{c_index}]", label)
+            _require(child, _CHILD_FIELDS, c_where, label, _CHILD_OPTIONAL)
+            _require_strings(child["arguments"], f"{c_where}.arguments", label)
     seed = doc.get("seed")
-    return History(steps=steps, workflows=workflows, seed=seed if isinstance(seed, int) else None,
+    return History(steps=steps, workflows=workflows,
+                   seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
                    source=label)
 
 
@@ -357,7 +511,7 @@ def _replay_in(world: WorldHost, app: Pynenc, record: dict[str, Any], history: H
         # The recorded ids came from some seed's id stream: draw the replay's own new ids
         # (a divergent child) from a stream of their own so they can never collide.
         world.reseed_ids(derive_seed(world.seed, "replay"))
-        return _run_replay(world, app, record)
+        return _run_replay(world, app, record, history)
 
 
 def _start_of(history: History) -> Any:
@@ -369,7 +523,9 @@ def _start_of(history: History) -> Any:
     return dt.datetime.fromisoformat(max(times))
 
 
-def _run_replay(world: WorldHost, app: Pynenc, record: dict[str, Any]) -> ReplayResult:
+def _run_replay(
+    world: WorldHost, app: Pynenc, record: dict[str, Any], history: History
+) -> ReplayResult:
     from pynenc.call import Call
     from pynenc.identifiers.invocation_id import InvocationId
     from pynenc.identifiers.task_id import TaskId
@@ -454,6 +610,7 @@ def _run_replay(world: WorldHost, app: Pynenc, record: dict[str, Any]) -> Replay
     recorded_calls = len(record["children"])
     finished = record["status"] in ("success", "failed")
     sim.replay_limits[workflow_id] = (recorded_calls, finished)
+    watch = _Watch(sim, app, record, history) if finished else None
 
     call = Call(task, _serialized_arguments=dict(record["arguments"]))
     root = WorkflowInvocation(
@@ -466,43 +623,286 @@ def _run_replay(world: WorldHost, app: Pynenc, record: dict[str, Any]) -> Replay
     app.orchestrator.register_new_invocations([root])
     result = ReplayResult(workflow_id=workflow_id, ok=True, completed=False)
     try:
+        # No clock move in a replay: the clock stands at the history's last instant, where
+        # every recorded timer has fired, so a wait that would need time to pass is new.
         sim.drive(goal=lambda: root.status.is_final() or not (sim.ready or sim.broker_dirty),
                   goal_ids=[workflow_id])
     except NondeterminismError as error:
-        result.ok, result.error = False, error
+        # Against a recorded history the usual cause is a code change, not a nondeterministic
+        # value: point at versioning as well.
+        result.ok, result.error = False, NondeterminismError(f"{error} {_PATCH_HINT}")
+        if _PATCH_HINT in str(error):
+            result.error = error
     except ReplayFrontier:
         pass
     result.steps = list(sim.history)
     result.replayed_calls = len(sim.positions.get(workflow_id, ()))
     status = root.status
-    if result.error is None and status.is_final():
-        result.completed = True
-        if record["status"] not in ("success", "failed"):
-            pass
-        elif status.value != record["status"]:
-            result.ok = False
-            result.error = NondeterminismError(
-                f"workflow {task.task_id.func_name} [{workflow_id[:8]}] ended "
-                f"{status.value} on replay but the history recorded {record['status']}."
-            )
-        elif status.value == "success":
-            text = app.state_backend._get_result(workflow_id)
-            result.result = serializer.deserialize(text)
-            if record.get("result") is not None and digest(text) != digest(record["result"]):
-                result.ok = False
-                result.error = NondeterminismError(
-                    f"workflow {task.task_id.func_name} [{workflow_id[:8]}] returned "
-                    f"{text} on replay but the history recorded {record['result']}."
-                )
-        obtained = sim.replay_obtained.get(workflow_id, 0)
-        if result.ok and finished and obtained < recorded_calls:
-            missing = record["children"][obtained]
-            result.ok = False
-            result.error = NondeterminismError(
-                f"workflow {task.task_id.func_name} [{workflow_id[:8]}] diverged from its "
-                f"recorded history at child call #{obtained + 1}: the history recorded "
-                f"{missing['task'].rsplit('.', 1)[-1]}("
-                + ", ".join(f"{k}={v}" for k, v in sorted(missing["arguments"].items()))
-                + ") but the replayed code finished without making that call."
-            )
+    result.completed = result.error is None and status.is_final()
+    if watch is not None:
+        watch.close()
+        if result.error is None:
+            result.error = watch.stopped_early() if not status.is_final() else watch.ended(status)
+            result.ok = result.error is None
+    if status.value == "success":  # (also when it differs from the record: to compare)
+        result.result = serializer.deserialize(app.state_backend._get_result(workflow_id))
     return result
+
+
+@functools.cache
+def _consumed_prefixes() -> tuple[str, ...]:
+    """Keys of records the workflow's own code consumes by position (pynenc's deterministic
+    values, the engine's timers, waits and values): one the replay never reads is a step the
+    new code no longer takes. Patch markers are left out on purpose: a retired patch must
+    not break the histories recorded with it. (Computed on first use: the engine imports
+    pynenc, which loading a history does not need.)"""
+    from pynenc_wf_testing.engine import schema
+
+    return (
+        "random:",
+        "uuid:",
+        "time:",
+        schema.signal_wait("", 0).rsplit(":", 2)[0] + ":",
+        *(
+            key(0).rsplit(":", 1)[0] + ":"
+            for name, key in schema.POSITIONED
+            # A retried call's intents are not read back once its attempt is known: its
+            # attempts are child calls, compared one by one.
+            if name != "retry_call"
+        ),
+    )
+
+
+# Keys of patched() decisions (schema.patch("x") is "<prefix>x").
+_PATCH_PREFIX = engine_schema.patch("")
+
+
+class _Watched(list[Step]):
+    """The replay world's step list: tells the watch of each step as it commits."""
+
+    def __init__(self, watch: _Watch) -> None:
+        super().__init__()
+        self.watch = watch
+
+    def append(self, step: Step) -> None:
+        super().append(step)
+        self.watch.on_step(step)
+
+
+class _Watch:
+    """What a replay of a finished history must hold to (see docs/history-format.md):
+    no durable step the history lacks, no stop before the end, every recorded step taken,
+    the recorded status, result or failure."""
+
+    def __init__(self, sim: Any, app: Pynenc, record: dict[str, Any], history: History) -> None:
+        self.sim = sim
+        self.app = app
+        self.record = record
+        self.history = history
+        self.workflow_id: str = record["workflow_id"]
+        self.read: set[str] = set()
+        sim.record_into(_Watched(self))
+        backend = app.state_backend
+        original = backend.get_workflow_data
+        workflow_id = self.workflow_id
+        read = self.read
+
+        # An instance attribute on the replay world's own backend (dropped with that world).
+        def get_workflow_data(identity: Any, key: str, default: Any = None) -> Any:
+            if str(identity.workflow_id) == workflow_id:
+                read.add(key)
+            return original(identity, key, default)
+
+        self._backend = backend
+        self._had_own = "get_workflow_data" in vars(backend)
+        self._own = vars(backend).get("get_workflow_data")
+        backend.get_workflow_data = get_workflow_data
+
+    def close(self) -> None:
+        """Stop tracking reads (the backend may outlive the replay world)."""
+        if self._had_own:
+            self._backend.get_workflow_data = self._own
+        else:
+            vars(self._backend).pop("get_workflow_data", None)
+
+    # -- wording
+
+    @property
+    def label(self) -> str:
+        return f"workflow {self.sim.label(self.workflow_id)}"
+
+    def _call_text(self, index: int) -> str:
+        child = self.record["children"][index]
+        args = ", ".join(f"{k}={v}" for k, v in sorted(child["arguments"].items()))
+        return f"child call #{index + 1} {child['task'].rsplit('.', 1)[-1]}({args})"
+
+    def _where(self) -> str:
+        obtained = min(self.sim.replay_obtained.get(self.workflow_id, 0),
+                       len(self.record["children"]))
+        if obtained == 0:
+            return "before its first child call"
+        return f"after {self._call_text(obtained - 1)}"
+
+    def _recorded_next(self) -> str:
+        obtained = self.sim.replay_obtained.get(self.workflow_id, 0)
+        if obtained < len(self.record["children"]):
+            return self._call_text(obtained)
+        return f"the end of the workflow ({self.record['status']})"
+
+    def _error(self, now: str, *, hint: str = _PATCH_HINT) -> NondeterminismError:
+        return NondeterminismError(
+            f"{self.label} diverged from its recorded history {self._where()}: the history "
+            f"recorded next {self._recorded_next()}, but the replayed code now {now}. {hint}"
+        )
+
+    # -- a new step, at once
+
+    def on_step(self, step: Step) -> None:
+        if step.workflow_id != self.workflow_id or self._expected(step):
+            return
+        what = {"timer": "durable timer", "signal": "signal", "value": "recorded value",
+                "data": "workflow data write", "state": "state snapshot", "halt": "halt"}
+        self.sim.abort(self._error(
+            f"takes the step {step.name} (a {what.get(step.kind, step.kind)}), which the "
+            "history does not have"
+        ))
+
+    def _expected(self, step: Step) -> bool:
+        if step.invocation_id == self.workflow_id and step.kind in ("route", "result"):
+            return True  # the replayed invocation itself: its status is compared at the end
+        if step.kind in ("route", "record"):
+            return True  # a child call: the simulator compares it with the recorded calls
+        key = str(step.detail.get("key", ""))
+        if key.startswith(_PATCH_PREFIX):
+            return True  # patched() records its decision on every path
+        # The body rewrites data it wrote when recorded (the history keeps the last value).
+        return step.kind == "data" and key in self.record["data"]
+
+    # -- at the end
+
+    def stopped_early(self) -> NondeterminismError:
+        sim = self.sim
+        thread = sim.threads.get(self.workflow_id)
+        stalled = sim.stalled.get(self.workflow_id)
+        if thread is not None and thread.waiting_for is not None:
+            until = (f" (until {_iso_micros(thread.sleeping_until)})"
+                     if thread.sleeping_until is not None else "")
+            now = (f"waits for {thread.waiting_what}{until}, a wait the history does not "
+                   "have (the replay stops there)")
+        elif thread is not None and thread.sleeping_until is not None:
+            return self._error(
+                f"sleeps in time.sleep() until {_iso_micros(thread.sleeping_until)} (the replay "
+                "stops there)",
+                hint="A time.sleep() in a workflow body is not recorded, so a replay cannot "
+                "tell it from new code, and a crash re-runs it in full: use the durable "
+                "wf.root.sleep() instead (docs/engine.md, timers).",
+            )
+        elif thread is not None and thread.waiting_on:
+            now = f"waits for the result of {', '.join(sim.label(i) for i in thread.waiting_on)}"
+        elif stalled is not None:
+            now = f"stops: it {stalled}"
+        else:
+            now = "stops before the end (nothing left to run in the replay)"
+        return self._error(now)
+
+    def ended(self, status: Any) -> NondeterminismError | None:
+        missing = self._missing_step(status)
+        if missing is not None:
+            return missing
+        record = self.record
+        backend = self.app.state_backend
+        if status.value != record["status"]:
+            return NondeterminismError(
+                f"{self.label} ended {status.value} on replay but the history recorded "
+                f"{record['status']}"
+                + (f" ({_exception_text(record['exception'])})" if record.get("exception")
+                   else "")
+                + (f"; now: {_exception_text(backend._get_exception(self.workflow_id))}"
+                   if status.value == "failed" else "")
+                + f". {_PATCH_HINT}"
+            )
+        if status.value == "success":
+            text = backend._get_result(self.workflow_id)
+            if record.get("result") is not None and digest(text) != digest(record["result"]):
+                return NondeterminismError(
+                    f"{self.label} returned {_short(text)} on replay but the history recorded "
+                    f"{_short(record['result'])}. {_PATCH_HINT}"
+                )
+        elif record.get("exception") is not None:
+            text = _payload(self.app, backend._get_exception, self.workflow_id)
+            if digest(text) != digest(record["exception"]):
+                return NondeterminismError(
+                    f"{self.label} failed on replay with {_exception_text(text)} but the "
+                    f"history recorded a failure with {_exception_text(record['exception'])}. "
+                    f"{_PATCH_HINT}"
+                )
+        return None
+
+    def _missing_step(self, status: Any) -> NondeterminismError | None:
+        """The first recorded step the replayed code finished without taking."""
+        record = self.record
+        children = record["children"]
+        obtained = self.sim.replay_obtained.get(self.workflow_id, 0)
+        unread = [
+            key for key in record["data"]
+            if key.startswith(_consumed_prefixes()) and key not in self.read
+        ]
+        # Name the one that came first in the recording (when the file has its steps).
+        order: dict[str, tuple[int, str]] = {}
+        for step in self.history.steps:
+            if step.workflow_id != self.workflow_id or step.number is None:
+                continue
+            key = step.detail.get("key")
+            if key in record["data"]:
+                order.setdefault(str(key), (step.number, step.name))
+            if step.kind == "result" and step.invocation_id != self.workflow_id:
+                order.setdefault(f"child:{step.invocation_id}", (step.number, step.name))
+        candidates: list[tuple[float, str, str]] = []
+        if obtained < len(children):
+            child_key = f"child:{children[obtained]['invocation_id']}"
+            number = order.get(child_key, (float("inf"), ""))[0]
+            candidates.append((number, "child", self._call_text(obtained)))
+        for key in unread:
+            number, name = order.get(key, (float("inf"), key))
+            candidates.append((number, "record", f"{name} (workflow data {key!r})"))
+        if not candidates:
+            return None
+        _, kind, what = min(candidates, key=lambda c: c[0])
+        if kind == "child":
+            # The same wording as the simulator's own child-call divergences.
+            child = children[obtained]
+            args = ", ".join(f"{k}={v}" for k, v in sorted(child["arguments"].items()))
+            return NondeterminismError(
+                f"{self.label} diverged from its recorded history at child call "
+                f"#{obtained + 1}: the history recorded {child['task'].rsplit('.', 1)[-1]}"
+                f"({args}) but the replayed code finished ({status.value}) "
+                "without making that call. "
+                f"{_PATCH_HINT}"
+            )
+        return NondeterminismError(
+            f"{self.label} diverged from its recorded history: the history recorded the step "
+            f"{what} but the replayed code finished without taking it. {_PATCH_HINT}"
+        )
+
+
+def _iso_micros(micros: int) -> str:
+    from pynenc_wf_testing.runtime.clock import from_micros
+
+    return from_micros(micros).isoformat()
+
+
+def _exception_text(text: str | None) -> str:
+    """``ValueError('no stock')`` from pynenc's serialized exception (its JSON envelope
+    around the jsonpickle of the exception), or the text itself when it has another shape."""
+    try:
+        envelope = json.loads(text or "")
+        name = str(envelope["error_name"])
+        reduced = json.loads(envelope["error_data"])["py/reduce"][1]["py/tuple"]
+        return f"{name}({', '.join(repr(arg) for arg in reduced)})"
+    except Exception:
+        return _short(text)
+
+
+def _short(text: str | None, limit: int = 200) -> str:
+    text = "None" if text is None else str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

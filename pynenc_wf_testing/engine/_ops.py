@@ -532,6 +532,8 @@ def recorded_beyond(execution: WorkflowExecution) -> bool:
             return True
     hooks = active_hooks()
     if hooks is not None and hooks.in_simulated_invocation(execution.app):
+        if hooks.replaying_finished_history(execution.app, execution.workflow_id):
+            return True  # a Replayer on a finished history: that run went past every point
         positions = hooks.child_positions(execution.app, execution.workflow_id)
         if positions is not None:
             reached, recorded = positions

@@ -63,6 +63,11 @@ class SimulatorHooks(Protocol):
         """A halted workflow was routed again: forget that it stopped without finishing."""
         ...
 
+    def replaying_finished_history(self, app: Pynenc, workflow_id: str) -> bool:
+        """Whether the current simulated execution of ``workflow_id`` replays a history that
+        had finished (that run went past every point: ``patched()`` answers False)."""
+        ...
+
 
 # A list, not one slot: an implementation registered twice (nested set-ups) stays until each
 # registration is removed. The last registered answers.

@@ -43,19 +43,26 @@ class SimulationHooks:
         sim = sim_of(app)
         if sim is not None and sim.in_simulated_invocation():
             assert sim.current is not None
-            sim._child_obtained(sim.current, invocation)
+            sim.child_obtained(sim.current, invocation)
 
     def child_positions(self, app: Pynenc, workflow_id: str) -> tuple[int, int] | None:
         sim = sim_of(app)
         if sim is None or not sim.in_simulated_invocation():
             return None
         assert sim.current is not None
-        return sim.current.child_seq, len(sim._positions.get(workflow_id, ()))
+        return sim.current.child_seq, len(sim.positions.get(workflow_id, ()))
 
     def workflow_restarted(self, app: Pynenc, workflow_id: str) -> None:
         sim = sim_of(app)
         if sim is not None:
             sim.stalled.pop(workflow_id, None)
+
+    def replaying_finished_history(self, app: Pynenc, workflow_id: str) -> bool:
+        sim = sim_of(app)
+        if sim is None or not sim.in_simulated_invocation():
+            return False
+        limit = sim.replay_limits.get(workflow_id)
+        return limit is not None and bool(limit[1])
 
 
 #: The instance ``WorkflowEnv`` registers (one is enough: it holds no state).

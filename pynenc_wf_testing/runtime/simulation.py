@@ -46,6 +46,8 @@ __all__ = ["Simulation"]
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
+    from pynenc_wf_testing.runtime.history import Step
+
 
 class Simulation:
     """One simulated world: apps on simulated components, a scheduler, a recorder, faults.
@@ -168,6 +170,12 @@ class Simulation:
     @staticmethod
     def is_stored(app: Any, inv_id: str) -> bool:
         return Workers.is_stored(app, inv_id)
+
+    def record_into(self, history: list[Step]) -> None:
+        """Commit steps into ``history`` from now on (a replay watches each step as it
+        commits through a list subclass)."""
+        history[:0] = self._recorder.history
+        self._recorder.history = self.history = history
 
     def app_of(self, inv_id: str) -> Any:
         return self._app_of(inv_id)
