@@ -269,7 +269,7 @@ def start_workflow(
                         app.state_backend.get_invocation(existing)
                     )
                     return invocation
-        invocation = task(*args, **kwargs)  # type: ignore[assignment]
+        invocation = task(*args, **kwargs)
         if alias_key is not None:
             app.state_backend.set_workflow_data(
                 _alias_identity(task), alias_key, str(invocation.invocation_id)

@@ -94,7 +94,7 @@ def _patched_execute_task(self: Any, task: Any, *args: Any, **kwargs: Any) -> An
 
 _FZ_MODULE_HASH: Callable[[Any], str] = _freezegun_api._get_module_attributes_hash
 _MODULE_DIR: Any = types.ModuleType.__dir__
-_json_encode_basestring: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_json_encode_basestring: Callable[[str], str] = json.encoder.encode_basestring
 _ORIG_FROM_CALL = Arguments.__dict__["from_call"]
 
 
@@ -209,7 +209,7 @@ def _module_names_hash(module: Any) -> str:
         namespace = getattr(module, "__dict__", None)
         if type(namespace) is dict and "__dir__" not in namespace:
             return f"t{id(module)}-{hash(tuple(namespace))}"
-    return _FZ_MODULE_HASH(module)  # type: ignore[no-any-return]
+    return _FZ_MODULE_HASH(module)
 
 
 def _sim_status(self: Any) -> Any:
@@ -377,8 +377,8 @@ class ProcessPatches:
         def seeded_uuid4() -> uuid.UUID:
             return uuid.UUID(int=uuid_rng.getrandbits(128), version=4)
 
-        _dist_inv.generate_invocation_id = gen_invocation_id  # type: ignore[attr-defined]
-        _base_inv.generate_invocation_id = gen_invocation_id  # type: ignore[attr-defined]
+        _dist_inv.generate_invocation_id = gen_invocation_id
+        _base_inv.generate_invocation_id = gen_invocation_id
         uuid.uuid4 = seeded_uuid4
         random.seed(derive_rng(seed, "random-module").getrandbits(64))
 
@@ -389,8 +389,8 @@ class ProcessPatches:
         random_state = random.getstate()
 
         def undo_ids() -> None:
-            _dist_inv.generate_invocation_id = orig_dist  # type: ignore[attr-defined]
-            _base_inv.generate_invocation_id = orig_base  # type: ignore[attr-defined]
+            _dist_inv.generate_invocation_id = orig_dist
+            _base_inv.generate_invocation_id = orig_base
             uuid.uuid4 = orig_uuid4
             random.setstate(random_state)
 
@@ -433,7 +433,7 @@ class ProcessPatches:
         time.sleep = _patched_sleep  # type: ignore[assignment]
 
         original_async_sleep = asyncio.sleep
-        asyncio.sleep = _patched_async_sleep  # type: ignore[assignment]
+        asyncio.sleep = _patched_async_sleep
 
         def undo_sleep() -> None:
             global _sleep_hook
@@ -446,11 +446,11 @@ class ProcessPatches:
         global _execute_task_hook
         previous_exec_hook = _execute_task_hook
         _execute_task_hook = self._execute_task_hook
-        DeterministicExecutor.execute_task = _patched_execute_task  # type: ignore[method-assign]
+        DeterministicExecutor.execute_task = _patched_execute_task
 
         def undo_execute_task() -> None:
             global _execute_task_hook
-            DeterministicExecutor.execute_task = _ORIG_EXECUTE_TASK  # type: ignore[method-assign]
+            DeterministicExecutor.execute_task = _ORIG_EXECUTE_TASK
             _execute_task_hook = previous_exec_hook
 
         self._undo.append(undo_execute_task)
@@ -502,10 +502,10 @@ class ProcessPatches:
         global _execute_task_impl
         import freezegun.api as _fz
 
-        Arguments.from_call = classmethod(_from_call_cached)  # type: ignore[assignment,method-assign]
+        Arguments.from_call = classmethod(_from_call_cached)
 
         def undo_from_call() -> None:
-            Arguments.from_call = _ORIG_FROM_CALL  # type: ignore[method-assign]
+            Arguments.from_call = _ORIG_FROM_CALL
             _BINDERS.clear()
 
         self._undo.append(undo_from_call)
@@ -535,10 +535,10 @@ class ProcessPatches:
         self._undo.append(undo_impl)
 
         original_status = _dist_inv.DistributedInvocation.__dict__["status"]
-        _dist_inv.DistributedInvocation.status = _SIM_STATUS  # type: ignore[method-assign,assignment]
+        _dist_inv.DistributedInvocation.status = _SIM_STATUS
 
         def undo_status() -> None:
-            _dist_inv.DistributedInvocation.status = original_status  # type: ignore[method-assign]
+            _dist_inv.DistributedInvocation.status = original_status
 
         self._undo.append(undo_status)
 

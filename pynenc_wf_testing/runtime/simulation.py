@@ -972,10 +972,10 @@ class Simulation:
                 self._idle_glets.append(glet)  # parked in _worker_main, ready for another
             self._thread_done(thread, message[1])
         elif kind == "crash":
-            self.graveyard.append(thread.glet)  # type: ignore[arg-type]
+            self.graveyard.append(thread.glet)
             self._do_crash(*message[1])
         elif kind == "abort":
-            self.graveyard.append(thread.glet)  # type: ignore[arg-type]
+            self.graveyard.append(thread.glet)
             self.threads.pop(thread.invocation_id, None)
             self._finish_execution(thread.invocation_id, "aborted")
             raise message[1]
