@@ -28,9 +28,13 @@ demo: venv
 bench: venv
 	$(PY) benchmarks/run.py
 
+# ruff, then the import contracts of pyproject.toml's [tool.importlinter] (the one-way layers of
+# docs/architecture.md; function-level and TYPE_CHECKING imports count).
 lint: venv
 	$(VENV)/bin/ruff check pynenc_wf_testing pytest_plugin tests examples benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
+# mypy --strict with warn_unused_ignores (settings in pyproject.toml's [tool.mypy]).
 typecheck: venv
 	$(VENV)/bin/mypy
 
