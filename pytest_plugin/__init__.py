@@ -72,6 +72,16 @@ MARKER_KWARGS = ("seed", "max_steps", "app", "start", "backend", "backend_option
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
 REPORT_ATTR = "pynenc_wf"
 
+#: pynenc 0.4's ``JsonPickleSerializer`` calls ``jsonpickle.dumps/loads`` without ``keys=``, and
+#: jsonpickle 4 warns ``keys will default to True in jsonpickle 5.0.0`` (DeprecationWarning,
+#: attributed by ``stacklevel=2`` to pynenc's serializer module) on every call: thousands per
+#: suite. Ignored for that message from that module only: the user's own warnings, and their own
+#: jsonpickle calls, still show.
+PYNENC_JSONPICKLE_FILTER = (
+    "ignore:keys will default to True in jsonpickle:DeprecationWarning:"
+    r"pynenc\.serializer\.json_pickle_serializer"
+)
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -266,6 +276,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "run; app: 'module:app' to use automatically; start: the virtual start instant; "
         "backend: memory, sqlite or redis, with backend_options such as {'path': ...}).",
     )
+    # Appended after the user's own ini filters, so it wins over a blanket ``error``; a ``-W``
+    # on the command line still comes last and wins (pytest applies those after ini ones).
+    config.addinivalue_line("filterwarnings", PYNENC_JSONPICKLE_FILTER)
     settings = _resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
     replay_dir = config.getoption(OPT_REPLAY)
