@@ -3,8 +3,8 @@
 ``WorkflowEnv(backend="memory-stock")`` runs pynenc 0.4 as shipped (its ``MemOrchestrator``,
 ``MemStateBackend``, ``MemBroker``, ``MemTrigger``, ``MemClientDataStore``, no speed-up
 patches) with the simulator's observation hooks; the default ``"memory"`` backend runs the
-fast subclasses of ``pynenc_wf_testing/_fast.py`` plus the speed-up patches of
-``_patches.py``. The same workflows with the same seed and fault plan must leave the same
+fast subclasses of ``pynenc_wf_testing/runtime/memory_components.py`` plus the speed-up
+patches of ``runtime/patches.py``. The same workflows with the same seed and fault plan must leave the same
 complete stored state: every invocation's status record and status history (order, owners,
 timestamps), retries, indexes, serialized arguments, results and exceptions, workflow data,
 workflow run registries, the client data store, the broker's queues, runner heartbeats and

@@ -2,7 +2,7 @@
 
 pynenc builds ``task.wf`` as a ``WorkflowContext`` (``WorkflowRootContext`` for workflows);
 for apps that enabled the engine, ``task.wf`` is one of the subclasses below instead (see
-``_patches.install_task_wf``). Apps that did not enable it get pynenc's own objects.
+``runtime.patches.install_task_wf``). Apps that did not enable it get pynenc's own objects.
 """
 
 from __future__ import annotations

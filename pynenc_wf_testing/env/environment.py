@@ -34,7 +34,7 @@ R = TypeVar("R")
 SIM_CONFIG: dict[str, Any] = {
     "runner_cls": "SimRunner",
     # With a frozen clock a cached status never expires: a waiting parent would never see
-    # its child finish (DESIGN.md section 4).
+    # its child finish (docs/architecture.md, "pynenc facts the layers rely on").
     "cached_status_time": 0,
     "dev_mode_force_sync_tasks": False,
     # The blocking-control index iterates sets (PYTHONHASHSEED order); the scheduler already

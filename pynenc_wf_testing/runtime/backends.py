@@ -45,7 +45,7 @@ class MemoryBackend:
     """pynenc's in-memory components. The component objects *are* the store, so a crash
     keeps them (they play the role of the database server) and drops only the worker.
 
-    By default the simulator's fast subclasses of pynenc's memory components (``_fast.py``:
+    By default the simulator's fast subclasses of pynenc's memory components (``memory_components.py``:
     the same stored state, minus work nobody observes); ``stock=True`` (backend name
     ``"memory-stock"``) selects pynenc's own memory classes, with the same observation hooks.
     """

@@ -117,7 +117,7 @@ class SimStateBackendMixin:
 
 class SimStockMemOrchestrator(SimOrchestratorMixin, MemOrchestrator):
     """pynenc's ``MemOrchestrator`` observed by the simulation (backend ``"memory-stock"``;
-    the default memory backend uses ``_fast.SimMemOrchestrator``)."""
+    the default memory backend uses ``memory_components.SimMemOrchestrator``)."""
 
 
 class SimStockMemStateBackend(SimStateBackendMixin, MemStateBackend):
