@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 python3.13 python3 /root/.pyenv/versions/3
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo bench lint typecheck clean
+.PHONY: venv test demo bench lint typecheck cycles clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 is required (pynenc 0.4 needs it); none found on PATH" >&2; exit 1; }
@@ -28,11 +28,19 @@ demo: venv
 bench: venv
 	$(PY) benchmarks/run.py
 
+# ruff, then the import contracts of pyproject.toml's [tool.importlinter] (the one-way layers of
+# docs/architecture.md; function-level and TYPE_CHECKING imports count).
 lint: venv
 	$(VENV)/bin/ruff check pynenc_wf_testing pytest_plugin tests examples benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
+# mypy --strict with warn_unused_ignores (settings in pyproject.toml's [tool.mypy]).
 typecheck: venv
 	$(VENV)/bin/mypy
+
+# How many of the package's modules sit in an import cycle (same counting as lint-imports).
+cycles: venv
+	$(PY) benchmarks/import_cycles.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -73,6 +73,16 @@ MARKER_KWARGS = ("seed", "max_steps", "app", "start", "backend", "backend_option
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
 REPORT_ATTR = "pynenc_wf"
 
+#: pynenc 0.4's ``JsonPickleSerializer`` calls ``jsonpickle.dumps/loads`` without ``keys=``, and
+#: jsonpickle 4 warns ``keys will default to True in jsonpickle 5.0.0`` (DeprecationWarning,
+#: attributed by ``stacklevel=2`` to pynenc's serializer module) on every call: thousands per
+#: suite. Ignored for that message from that module only: the user's own warnings, and their own
+#: jsonpickle calls, still show.
+PYNENC_JSONPICKLE_FILTER = (
+    "ignore:keys will default to True in jsonpickle:DeprecationWarning:"
+    r"pynenc\.serializer\.json_pickle_serializer"
+)
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -268,6 +278,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "run; app: 'module:app' to use automatically; start: the virtual start instant; "
         "backend: memory, sqlite or redis, with backend_options such as {'path': ...}).",
     )
+    # Appended after the user's own ini filters, so it wins over a blanket ``error``; a ``-W``
+    # on the command line still comes last and wins (pytest applies those after ini ones).
+    config.addinivalue_line("filterwarnings", PYNENC_JSONPICKLE_FILTER)
     settings = _resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
     replay_dir = config.getoption(OPT_REPLAY)
@@ -466,7 +479,7 @@ def _write_artifacts(env: WorkflowEnv, nodeid: str, settings: Settings) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(env.history_json())
     if settings.report_dir:
-        from pynenc_wf_testing.tools.render import render_html
+        from pynenc_wf_testing.env.report import render_html
 
         os.makedirs(settings.report_dir, exist_ok=True)
         path = os.path.join(settings.report_dir, artifact_name(nodeid, ".html"))

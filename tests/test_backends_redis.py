@@ -36,7 +36,7 @@ def test_redis_compat_layer_is_still_needed() -> None:
     assert not fixed, (
         f"pynenc-redis {installed} fixed what pynenc_wf_testing/runtime/redis_compat.py works around "
         f"({'; '.join(fixed)}). Delete the parts of that module it fixed (all of it if both "
-        "are fixed), base the Sim* classes of _redis_backend.py on the upstream classes, and "
+        "are fixed), base the Sim* classes of runtime/redis_backend.py on the upstream classes, and "
         "update the pynenc-redis pin in pyproject.toml."
     )
 

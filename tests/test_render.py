@@ -1,4 +1,4 @@
-"""Readable reports: the text workflow tree and the self-contained HTML page (render.py)."""
+"""Readable reports: the text workflow tree and the self-contained HTML page (pynenc_wf_testing/env/report.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pynenc_wf_testing import WorkflowEnv
-from pynenc_wf_testing.tools.render import _format_span, render_html, render_text
+from pynenc_wf_testing.env.report import _format_span, render_html, render_text
 from tests import render_apps as ra
 
 SVG = "{http://www.w3.org/2000/svg}"

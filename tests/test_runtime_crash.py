@@ -197,7 +197,7 @@ def test_crash_before_a_route_keeps_the_step_names_of_the_golden_run() -> None:
 
 
 def test_crash_after_a_route_duplicates_the_child_as_pynenc_does() -> None:
-    """pynenc's crash window (DESIGN.md section 4): routed, not yet recorded -> duplicate child."""
+    """pynenc's crash window (docs/faults.md): routed, not yet recorded -> duplicate child."""
     with WorkflowEnv() as env:
         env.crash_after("route:child#2")
         run = env.start(flows.sequential, 3)

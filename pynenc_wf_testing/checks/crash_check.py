@@ -426,8 +426,8 @@ def check_crash_safety(
             if s.number is not None:
                 first_number.setdefault(s.name, s.number)
         # execute_task routes a child, then records its id: crashing in between duplicates
-        # the child on replay, in correct workflows too (pynenc behaviour, DESIGN.md section
-        # 4). Only the fine-grained mode crashes inside that window.
+        # the child on replay, in correct workflows too (pynenc behaviour, docs/faults.md
+        # "What we found"). Only the fine-grained mode crashes inside that window.
         for step in steps:
             assert step.number is not None
             name = step.name if first_number.get(step.name) == step.number else None

@@ -551,7 +551,7 @@ def start_workflow(
                         app.state_backend.get_invocation(existing)
                     )
                     return invocation
-        invocation = task(*args, **kwargs)  # type: ignore[assignment]
+        invocation = task(*args, **kwargs)
         if alias_key is not None:
             assert workflow_id is not None
             app.state_backend.set_workflow_data(

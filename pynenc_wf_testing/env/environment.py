@@ -100,6 +100,6 @@ class WorkflowEnv(EnvClient, EnvFaults, EnvObservation):
     def render(self) -> str:
         """The workflow tree of this simulation as text (workflow -> sub-workflows ->
         children, with status, attempts, virtual times and crash points)."""
-        from pynenc_wf_testing.tools.render import render_text
+        from pynenc_wf_testing.env.report import render_text
 
         return render_text(self)

@@ -29,7 +29,7 @@ SIM_ATTR = "_pynenc_wf_sim"
 
 
 def sim_of(app: Any) -> Simulation | None:
-    return getattr(app, SIM_ATTR, None)  # type: ignore[no-any-return]
+    return getattr(app, SIM_ATTR, None)
 
 
 class SimOrchestratorMixin:

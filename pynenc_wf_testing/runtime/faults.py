@@ -75,7 +75,7 @@ def make_matcher(ref: object) -> tuple[Callable[[Step], bool], str]:
         name = f"{ref.task_id.func_name}#1"  # type: ignore[attr-defined]
         return (lambda step: step.name == name), repr(name)
     if callable(ref):
-        predicate: Callable[[Step], bool] = ref  # type: ignore[assignment]
+        predicate: Callable[[Step], bool] = ref
         return (lambda step: bool(predicate(step))), getattr(ref, "__name__", repr(ref))
     raise InvalidArgument(
         f"cannot use a {type(ref).__name__} ({ref!r}) as a step. Pass a step name "

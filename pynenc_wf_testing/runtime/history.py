@@ -1,7 +1,7 @@
 """Step history: the durable events of a simulation, numbered and named.
 
 A *step* is one durable event in a workflow's history, numbered from 1 in commit order
-(DESIGN.md section 3). Names are stable and readable so tests can crash at them:
+(docs/faults.md, "Steps where a crash can go"). Names are stable and readable so tests can crash at them:
 
 - ``route:charge_payment#1``: the first ``charge_payment`` child of a workflow was routed;
 - ``charge_payment#1``: its result (or failure) was committed;

@@ -392,7 +392,7 @@ class _FastMemOrchestrator(MemOrchestrator):
 
     def route_call(self, call: Call[Any, Any]) -> DistributedInvocation[Any, Any]:
         if call.task.conf.registration_concurrency != ConcurrencyControlType.DISABLED:
-            return super().route_call(call)  # type: ignore[no-any-return]
+            return super().route_call(call)
         logger = call.task.logger
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(f"New invocation for call {call}")
@@ -527,7 +527,7 @@ def _expand_row(
     if type(fields) is not tuple:
         return (invocation_id, fields, fields.runner_id, None, fields.timestamp)
     if len(fields) == 5:
-        return fields  # type: ignore[no-any-return]
+        return fields
     record = fields[0]
     return (invocation_id, record, fields[1], fields[2] if len(fields) == 3 else None,
             record.timestamp)
@@ -678,7 +678,7 @@ class SimMemStateBackend(SimStockMemStateBackend):
         matching: set[InvocationId] = set()
         for invocation_id, rows in self._rows.items():
             if any(start_time <= _expand_row(invocation_id, row)[4] <= end_time for row in rows):
-                matching.add(invocation_id)  # type: ignore[arg-type]
+                matching.add(invocation_id)
         ids = sorted(matching)
         for i in range(0, len(ids), batch_size):
             yield ids[i : i + batch_size]
@@ -750,7 +750,7 @@ def dumps_plain(obj: Any) -> str | None:
     ``json.dumps(value, sort_keys=False)``: the same text as ``json.dumps(obj)``."""
     t = type(obj)
     if t is str:
-        return _encode_str(obj)  # type: ignore[no-any-return]
+        return _encode_str(obj)
     if t is int:
         if -5 <= obj <= 256:
             small: str = _SMALL_INT_TEXT[obj + 5]
@@ -821,7 +821,7 @@ def _jsonpickle_is_stock_json() -> bool:
     """jsonpickle encodes with the stdlib json backend and its default options."""
     import jsonpickle  # type: ignore[import-untyped]
 
-    backend: Any = jsonpickle.json  # type: ignore[attr-defined]
+    backend: Any = jsonpickle.json
     try:
         names = list(backend._backend_names)
         enc = backend._encoder_options.get("json")

@@ -151,12 +151,12 @@ def _direct_fake_redis_class() -> type:
     import fakeredis
 
     try:
-        from fakeredis._clients._sync import FakeRedisConnection  # type: ignore[import-untyped]
+        from fakeredis._clients._sync import FakeRedisConnection
         from fakeredis._socket import FakeSocket
     except ImportError:  # pragma: no cover - another fakeredis layout: the regular client
-        return fakeredis.FakeRedis  # type: ignore[no-any-return]
+        return fakeredis.FakeRedis
     if not callable(getattr(FakeSocket, "_process_command", None)):  # pragma: no cover
-        return fakeredis.FakeRedis  # type: ignore[no-any-return]
+        return fakeredis.FakeRedis
 
     class Inbox(list[Any]):
         """The replies of one fake socket (``queue.Queue``'s methods, single-threaded)."""
@@ -284,7 +284,7 @@ class _StoreComponent:
         self.key = store.key(app.app_id, self.key._class_prefix)
 
 
-class SimRedisOrchestrator(  # type: ignore[misc]
+class SimRedisOrchestrator(
     _StoreComponent, SimOrchestratorMixin, CompatRedisOrchestrator
 ):
     """pynenc-redis's orchestrator (pynenc 0.4 compatible) observed by the simulation."""
@@ -304,7 +304,7 @@ class SimRedisOrchestrator(  # type: ignore[misc]
         return self._blocking_control
 
 
-class SimRedisStateBackend(  # type: ignore[misc]
+class SimRedisStateBackend(
     _StoreComponent, SimStateBackendMixin, RedisStateBackend  # type: ignore[misc]
 ):
     """pynenc-redis's state backend observed by the simulation; workflow data that would not
@@ -329,7 +329,7 @@ class SimRedisStateBackend(  # type: ignore[misc]
         return dict(sorted(found.items()))
 
 
-class SimRedisBroker(_StoreComponent, CompatRedisBroker):  # type: ignore[misc]
+class SimRedisBroker(_StoreComponent, CompatRedisBroker):
     """The (pynenc 0.4 compatible) Redis broker whose retrieval never blocks: a simulation
     fetches only when something was routed, and a blocking pop would stall it."""
 

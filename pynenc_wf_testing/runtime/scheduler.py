@@ -323,10 +323,10 @@ class Scheduler:
                 self._idle_glets.append(glet)  # parked in _worker_main, ready for another
             self.events.thread_done(thread, message[1])
         elif kind == "crash":
-            self.graveyard.append(thread.glet)  # type: ignore[arg-type]
+            self.graveyard.append(thread.glet)
             self.events.worker_crashed(*message[1])
         elif kind == "abort":
-            self.graveyard.append(thread.glet)  # type: ignore[arg-type]
+            self.graveyard.append(thread.glet)
             self.threads.pop(thread.invocation_id, None)
             self.events.invocation_aborted(thread.invocation_id)
             raise message[1]

@@ -38,7 +38,7 @@ from pynenc_wf_testing.runtime.monkeypatches.registry import PatchSet
 
 __all__ = ["Binder", "compute_args_id", "install_pynenc_speedups"]
 
-_json_encode_basestring: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_json_encode_basestring: Callable[[str], str] = json.encoder.encode_basestring
 _ORIG_MODULE_INFO: Callable[[Any], Any] = _import_app.extract_module_info
 
 
