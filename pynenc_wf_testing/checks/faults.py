@@ -135,7 +135,7 @@ class FaultSchedule:
                 def ref(step: Step, crash: ScheduledCrash = crash) -> bool:
                     return step.number == crash.step and not in_pynenc_window(step, crash.phase)
 
-            env._faults.add_crash(
+            env.world.faults.add_crash(
                 crash.phase,
                 ref,
                 description=repr(crash.name) if crash.name else f"step {crash.step}",
@@ -143,7 +143,7 @@ class FaultSchedule:
                 restart_after=crash.restart_after,
             )
         for failure in self.failures:
-            env._faults.add_failure(failure.task, failure.times, failure.exc)
+            env.world.faults.add_failure(failure.task, failure.times, failure.exc)
 
     def snippet_lines(self, env_name: str = "wf_env") -> list[str]:
         return [f.snippet(env_name) for f in self.failures] + [

@@ -136,12 +136,12 @@ def _status_of(sim: Simulation, inv_id: str) -> str:
 
 
 def _build(env: WorkflowEnv) -> _Report:
-    sim = env._require_sim()
+    sim = env.world.sim
     history = list(sim.history)
     ledger = list(sim.ledger)
     cache: dict[str, int] = {}
     now = sim.clock.micros
-    t0 = to_micros(env._start)
+    t0 = to_micros(env.world.start)
     for entry in history[:1]:
         t0 = min(t0, _micros(entry.time, cache))
     infos = sim.invocations
