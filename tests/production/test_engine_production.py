@@ -33,6 +33,7 @@ from pynenc_wf_testing.engine import (
     describe_workflow,
     query_workflow,
     resume_workflow,
+    schema,
     signal_workflow,
     start_workflow,
     workflow_result,
@@ -122,19 +123,28 @@ def test_a_stopping_runner_does_not_wait_out_a_sleeping_workflow(prod: Productio
 def test_a_timer_survives_a_worker_process_restart(prod: Production) -> None:
     # The runner lives in its own process; SIGTERM stops it (pynenc's graceful stop); a new
     # process starts on the same database. Only the SQLite file connects them.
-    duration = 2.4
+    duration = 4.0
     worker = prod.spawn_worker()
     run = pa.timed_sleep(duration)
     prod.wait_until(lambda: prod.status(run) == InvocationStatus.RUNNING, timeout=15)
-    time.sleep(1.2)
+    identity = run.workflow
+    prod.wait_until(
+        lambda: prod.app.state_backend.get_workflow_data(identity, schema.timer(1)) is not None
+    )
+    deadline = prod.app.state_backend.get_workflow_data(identity, schema.timer(1))
+    time.sleep(2.5)
     prod.terminate_worker(worker)
     assert prod.status(run) in (InvocationStatus.REROUTED, InvocationStatus.PENDING)
     restarted = time.time()
     prod.spawn_worker()
-    out = prod.result(run, timeout=20)
+    out = prod.result(run, timeout=30)
+    # The deadline recorded by the first process is the one the second one waits for ...
+    assert prod.app.state_backend.get_workflow_data(identity, schema.timer(1)) == deadline
+    assert out["woke"] >= dt.datetime.fromisoformat(deadline).timestamp()
     assert out["woke"] - out["started"] >= duration
-    # From scratch it would end >= 2.4 s after the restart; it ends about 1.2 s after it.
-    assert out["woke"] - restarted < duration - 0.6
+    # ... so it does not start over: from scratch it would end >= 4 s after the restart; it
+    # ends at the first deadline, about 1.5 s after it (2.5 s of margin for a slow start).
+    assert out["woke"] - restarted < duration - 0.5
 
 
 def test_side_effect_and_now_are_not_redone_by_a_restart(prod: Production) -> None:
