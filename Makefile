@@ -29,10 +29,12 @@ bench: venv
 	$(PY) benchmarks/run.py
 
 # ruff, then the import contracts of pyproject.toml's [tool.importlinter] (the one-way layers of
-# docs/architecture.md; function-level and TYPE_CHECKING imports count).
+# docs/architecture.md; function-level and TYPE_CHECKING imports count), then no import cycle
+# at all, inside a layer included (same counting).
 lint: venv
 	$(VENV)/bin/ruff check pynenc_wf_testing pytest_plugin tests examples benchmarks
 	$(VENV)/bin/lint-imports --no-cache
+	$(PY) benchmarks/import_cycles.py --max 0
 
 # mypy --strict with warn_unused_ignores (settings in pyproject.toml's [tool.mypy]).
 typecheck: venv

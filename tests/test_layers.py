@@ -109,3 +109,29 @@ def test_the_cycle_counter_reports_a_count(capsys: pytest.CaptureFixture[str]) -
     assert import_cycles.main(["--max", str(int(match[2]))]) == 0
     if int(match[1]):
         assert import_cycles.main(["--max", str(int(match[1]) - 1)]) == 1
+
+
+def test_no_module_sits_in_an_import_cycle(capsys: pytest.CaptureFixture[str]) -> None:
+    # `make lint` runs the counter with --max 0: keep the tree at zero.
+    assert import_cycles.main(["--max", "0"]) == 0, capsys.readouterr().out
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("0 of "), first
+
+
+def test_a_cycle_inside_a_layer_fails_the_counter(tmp_path: Path) -> None:
+    # The contracts allow imports inside one layer; the counter (`make lint`, --max 0) does not
+    # allow them to loop: components.py naming Simulation again closes the runtime's old cycle.
+    _copy_tree(tmp_path)
+    path = tmp_path / "pynenc_wf_testing" / "runtime" / "components.py"
+    path.write_text(
+        path.read_text() + _TYPE_CHECKING.format(module="pynenc_wf_testing.runtime.simulation")
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "import_cycles.py"), "--max", "0"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "pynenc_wf_testing.runtime.components -> pynenc_wf_testing.runtime.simulation" in (
+        done.stdout
+    )

@@ -126,23 +126,6 @@ def note_child(app: Pynenc, invocation: Any) -> None:
         hooks.child_obtained(app, invocation)
 
 
-def record_halt(app: Pynenc, invocation: Any, reason: str) -> None:
-    """Mark the workflow halted in its data and move its invocation to pynenc's PAUSED
-    status (pynenc itself swallows WorkflowPauseError and would leave it RUNNING, where a
-    crash recovery would re-run it)."""
-    from pynenc.invocation.status import InvocationStatus
-
-    set_data(app, invocation.workflow, schema.HALTED, reason or "halted")
-    runner_ctx = context.get_runner_context(app.app_id)
-    if runner_ctx is None or not invocation.task.is_workflow_root_task:
-        return
-    status = app.orchestrator.get_invocation_status(invocation.invocation_id)
-    if status == InvocationStatus.RUNNING:
-        app.orchestrator.set_invocation_status(
-            invocation.invocation_id, InvocationStatus.PAUSED, runner_ctx
-        )
-
-
 class OwnershipLost(InvocationStatusOwnershipError):  # type: ignore[misc]
     """This execution no longer owns its workflow invocation (its runner stopped and
     rerouted it, or a recovery gave it to another runner): it stops, and the invocation's

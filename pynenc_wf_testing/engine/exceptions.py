@@ -58,7 +58,7 @@ class WorkflowHaltException(WorkflowPauseError):  # type: ignore[misc]
         # in the workflow's durable data so queries, resume and the harness can see it.
         from pynenc import context
 
-        from pynenc_wf_testing.engine._ops import record_halt
+        from pynenc_wf_testing.engine._halt import record_halt
 
         app = context.get_current_app()
         if app is None:

@@ -27,18 +27,29 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pynenc_wf_testing.engine import schema as engine_schema
 from pynenc_wf_testing.runtime.clock import to_micros
 from pynenc_wf_testing.runtime.history import Step
 
 if TYPE_CHECKING:
-    from pynenc_wf_testing.env.environment import WorkflowEnv
     from pynenc_wf_testing.runtime.ledger import Execution
     from pynenc_wf_testing.runtime.simulation import InvocationInfo, Simulation
+    from pynenc_wf_testing.runtime.world import WorldHost
 
-__all__ = ["render_html", "render_text"]
+__all__ = ["ReportedEnv", "render_html", "render_text"]
+
+
+class ReportedEnv(Protocol):
+    """What the reports read of an environment (a ``WorkflowEnv``): its world (simulation
+    and start of the virtual clock) and how to rerun it."""
+
+    @property
+    def world(self) -> WorldHost: ...
+
+    @property
+    def rerun_hint(self) -> str: ...
 
 #: Prefixes of step names that point at an invocation's own step (``route:charge_payment#1``).
 _NAME_PREFIXES = ("route:", "retry_status:", "retry:", "record:", *engine_schema.CHILD_STEP_PREFIXES)
@@ -135,7 +146,7 @@ def _status_of(sim: Simulation, inv_id: str) -> str:
         return "unknown"
 
 
-def _build(env: WorkflowEnv) -> _Report:
+def _build(env: ReportedEnv) -> _Report:
     sim = env.world.sim
     history = list(sim.history)
     ledger = list(sim.ledger)
@@ -452,7 +463,7 @@ def _follow_lines(report: _Report, crash: _Crash) -> list[str]:
 # ------------------------------------------------------------------------------ text
 
 
-def render_text(env: WorkflowEnv) -> str:
+def render_text(env: ReportedEnv) -> str:
     """The workflow tree of everything ``env`` ran so far, as plain text.
 
     One line per invocation, nested workflow -> sub-workflows -> children, in order of first
@@ -584,7 +595,7 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def render_html(env: WorkflowEnv, *, title: str) -> str:
+def render_html(env: ReportedEnv, *, title: str) -> str:
     """A self-contained HTML page of ``env``'s run: no external resource, no script.
 
     It holds the seed line and rerun recipe, the workflow tree of :func:`render_text`

@@ -87,18 +87,13 @@ def _sqlite_backend(**options: Any) -> Backend:
 
 
 def _redis_backend(**options: Any) -> Backend:
-    from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions
+    from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions, redis_distributions
 
     # Before the import: the module subclasses pynenc-redis classes at import time.
     check_versions(*redis_distributions(options.get("url")))
     from pynenc_wf_testing.runtime.redis_backend import RedisBackend
 
     return RedisBackend.from_options(**options)
-
-
-def redis_distributions(url: object) -> tuple[str, ...]:
-    """What the redis backend needs installed: fakeredis only without a real server's URL."""
-    return ("pynenc-redis",) if url is not None else ("pynenc-redis", "fakeredis")
 
 
 def _memory_stock_backend(**options: Any) -> Backend:

@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from pynenc.runner.runner_context import RunnerContext
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
-    from pynenc_wf_testing.runtime.simulation import Simulation
+    from pynenc_wf_testing.runtime.sim_view import AttachedSimulation
 
 SIM_ATTR = "_pynenc_wf_sim"
 
 
-def sim_of(app: Any) -> Simulation | None:
+def sim_of(app: Any) -> AttachedSimulation | None:
     return getattr(app, SIM_ATTR, None)
 
 

@@ -41,9 +41,8 @@ from pynenc_redis.util.redis_keys import (  # type: ignore[import-untyped]
 )
 
 from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument
-from pynenc_wf_testing.runtime.backends import redis_distributions
 from pynenc_wf_testing.runtime.components import SimOrchestratorMixin, SimStateBackendMixin
-from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions
+from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions, redis_distributions
 from pynenc_wf_testing.runtime.redis_compat import CompatRedisBroker, CompatRedisOrchestrator
 from pynenc_wf_testing.runtime.sqlite_backend import (
     check_options,

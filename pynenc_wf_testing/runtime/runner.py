@@ -14,7 +14,7 @@ __all__ = ["SimRunner"]
 if TYPE_CHECKING:
     from pynenc.identifiers.invocation_id import InvocationId
 
-    from pynenc_wf_testing.runtime.simulation import Simulation
+    from pynenc_wf_testing.runtime.sim_view import AttachedSimulation
 
 
 class SimRunner(BaseRunner):
@@ -26,7 +26,7 @@ class SimRunner(BaseRunner):
     """
 
     @property
-    def sim(self) -> Simulation:
+    def sim(self) -> AttachedSimulation:
         sim = sim_of(self.app)
         if sim is None:
             raise AppConfigurationError(

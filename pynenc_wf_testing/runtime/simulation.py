@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
     from pynenc_wf_testing.runtime.history import Step
+    from pynenc_wf_testing.runtime.sim_view import AttachedSimulation
 
 
 class Simulation:
@@ -358,3 +359,10 @@ class Simulation:
     def close(self) -> None:
         """End every greenlet of this world deliberately (call after detaching the apps)."""
         self._scheduler.close()
+
+
+if TYPE_CHECKING:
+
+    def _attachable(sim: Simulation) -> AttachedSimulation:
+        """mypy: a Simulation is what components.sim_of promises (sim_view's Protocol)."""
+        return sim

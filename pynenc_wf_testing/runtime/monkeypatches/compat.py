@@ -65,6 +65,11 @@ def installed_version(distribution: str) -> str | None:
         return None
 
 
+def redis_distributions(url: object) -> tuple[str, ...]:
+    """What the redis backend needs installed: fakeredis only without a real server's URL."""
+    return ("pynenc-redis",) if url is not None else ("pynenc-redis", "fakeredis")
+
+
 def check_versions(*distributions: str) -> None:
     """Raise :class:`IncompatibleVersionError` unless every named distribution is installed
     in a supported release."""
