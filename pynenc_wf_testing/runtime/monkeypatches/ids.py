@@ -59,7 +59,7 @@ __all__ = ["SeededIds", "derive_bits", "uuid4_text"]
 _UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _UUID4_SET = (0x8000 << 48) | (4 << 76)
 _ORIG_UUID4 = uuid.uuid4
-_RANDOM_INST: random.Random = random._inst  # type: ignore[attr-defined]
+_RANDOM_INST: random.Random = random._inst
 # The ``random`` module's functions: bound methods of its hidden instance.
 _RANDOM_NAMES = tuple(
     name
