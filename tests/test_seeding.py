@@ -120,3 +120,15 @@ def test_outside_invocations_one_stream_per_environment() -> None:
             return (uuid.uuid4(), random.random(), uuid.uuid4(), random.random())
 
     assert body() == body() == body_without_run()
+
+
+def test_a_child_routed_twice_gets_a_second_id_not_the_stored_one() -> None:
+    """pynenc's fine-grained window: a crash after routing a child and before recording its
+    id routes it again on replay. The first id is in the store: the second call must get
+    another one (reusing it would overwrite the stored invocation)."""
+    with WorkflowEnv(seed=3) as env:
+        env.crash_after("route:charge_payment#1")
+        run = env.start(apps.fulfill_order, "o-4")
+        assert run.result["payment"].startswith("pay-o-4-")
+        charges = [e for e in env.ledger if e.task.endswith("charge_payment")]
+        assert len({e.invocation_id for e in charges}) == 2
