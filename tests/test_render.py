@@ -31,7 +31,7 @@ def order_with_retries_and_a_crash(seed: int = 11) -> Iterator[WorkflowEnv]:
         env.fail(ra.charge, times=2, exc=ra.Transient)
         env.crash_after("print_label")
         run = env.start(ra.order, "book", 25)
-        assert run.result == "sent-label-book/69a7"
+        assert run.result == "sent-label-book/ddea"
         yield env
 
 
@@ -56,14 +56,14 @@ def test_text_tree_of_a_workflow_with_a_sub_workflow_retries_and_a_crash() -> No
         f"seed 11; {steps} steps, 1 crash, 11 task executions",
         "rerun: WorkflowEnv(seed=11) (in pytest: --wf-seed=11)",
         "virtual time: 2030-01-01T00:00:00+00:00 -> 2030-01-01T04:00:07+00:00 (+4:00:07)",
-        "order#1 [e4f88464]                SUCCESS  +0:00:00..+4:00:07  2 runs: crashed, success",
-        "|-- reserve#1 [70c801d2]          SUCCESS  +0:00:00..+0:00:02  1 run",
-        "|-- charge#1 [e488150d]           SUCCESS  +0:00:02..+0:00:05  3 runs: retry* x2, success",
-        "`-- ship#1 [132d0fa5]             SUCCESS  +0:00:05..+4:00:07  2 runs: crashed, success",
-        "    |-- print_label#1 [041c2440]  SUCCESS  +0:00:05..+0:00:07  2 runs: retry, success",
+        "order#1 [c2c04fa9]                SUCCESS  +0:00:00..+4:00:07  2 runs: crashed, success",
+        "|-- reserve#1 [53baa1b5]          SUCCESS  +0:00:00..+0:00:02  1 run",
+        "|-- charge#1 [816dde90]           SUCCESS  +0:00:02..+0:00:05  3 runs: retry* x2, success",
+        "`-- ship#1 [3c3c9dfc]             SUCCESS  +0:00:05..+4:00:07  2 runs: crashed, success",
+        "    |-- print_label#1 [a8c88144]  SUCCESS  +0:00:05..+0:00:07  2 runs: retry, success",
         "    |-- x crash: crash_after('print_label#1') at print_label#1  +0:00:07",
         "    |     ~ recover: worker 2 took over at once  +0:00:07",
-        "    `-- dispatch#1 [e1800aac]     SUCCESS  +0:00:07..+4:00:07  1 run",
+        "    `-- dispatch#1 [e85c4000]     SUCCESS  +0:00:07..+4:00:07  1 run",
         "legend: * injected failure (wf_env.fail); x worker crash, ~ recovery",
     ]
     assert all(len(line) <= 100 for line in text.splitlines())
@@ -76,8 +76,8 @@ def test_a_crash_before_a_workflow_step_shows_inside_that_workflow_with_its_rest
         lines = render_text(env).splitlines()
 
     tree = lines[3:]
-    assert tree[0].startswith("order#1 [e4f88464]")
-    assert tree[3].startswith("`-- ship#1 [132d0fa5]")
+    assert tree[0].startswith("order#1 [c2c04fa9]")
+    assert tree[3].startswith("`-- ship#1 [3c3c9dfc]")
     # The crash is the sub-workflow's first child: uuid#1 is ship's own step, before any child.
     assert tree[4:7] == [
         (
@@ -102,9 +102,9 @@ def test_an_unfinished_run_shows_open_intervals_and_what_it_waits_for() -> None:
 
     assert text.splitlines()[2:] == [
         "virtual time: 2030-01-01T00:00:00+00:00 -> 2030-01-01T01:00:00+00:00 (+1:00:00)",
-        "courier#1 [e4f88464]       RUNNING  +0:00:00..open  1 run: running",
-        "|   ! waits for the result of dispatch#1 [70c801d2] (status: running)",
-        "`-- dispatch#1 [70c801d2]  RUNNING  +0:00:00..open  1 run: running",
+        "courier#1 [f7a00fc3]       RUNNING  +0:00:00..open  1 run: running",
+        "|   ! waits for the result of dispatch#1 [fe76de15] (status: running)",
+        "`-- dispatch#1 [fe76de15]  RUNNING  +0:00:00..open  1 run: running",
         "legend: ! waits right now",
     ]
 
@@ -217,7 +217,7 @@ def test_html_holds_the_tree_the_timeline_and_the_steps() -> None:
     svg = root.find(f".//{SVG}svg")
     assert svg is not None
     labels = [t.text for t in svg.iter(f"{SVG}text")]
-    assert "order#1 [e4f88464]" in labels and "dispatch#1 [e1800aac]" in labels
+    assert "order#1 [c2c04fa9]" in labels and "dispatch#1 [e85c4000]" in labels
     assert "crash 1" in labels
     bars = [r for r in svg.iter(f"{SVG}rect") if r.get("height") == "14"]
     assert len(bars) == len(ledger) == 11

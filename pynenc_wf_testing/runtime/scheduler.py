@@ -58,6 +58,8 @@ class SimThread:
     started: bool = False
     # The asyncio loop running in this greenlet (an async task parked in asyncio.sleep).
     event_loop: Any = None
+    # What this execution drew from uuid4/random (monkeypatches.ids owns it).
+    draws: Any = None
 
 
 class SchedulerEvents(Protocol):

@@ -413,6 +413,7 @@ class WorldHost:
             worker_tag=str(getattr(self.backend, "worker_tag", "")),
         )
         self._sim.after_crash = self.backend.after_crash
+        patches.bind_ids(self._sim)
 
     def capture(self) -> World:
         """The current world, to :meth:`install` again later."""

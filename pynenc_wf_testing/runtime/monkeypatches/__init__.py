@@ -11,8 +11,10 @@ backends. The engine's own ``task.wf`` swap is in ``engine/task_wf.py``, reversi
 
 Installed by :class:`ProcessPatches` when an environment opens, in this order:
 
-- :mod:`.ids`: pynenc's ``generate_invocation_id`` (two modules), ``uuid.uuid4``, the
-  ``random`` module's seed.
+- :mod:`.ids`: pynenc's ``generate_invocation_id`` (two modules) and
+  ``TaskInvocation/WorkflowInvocation.from_parent`` (who asks for the id), ``uuid.uuid4``, the
+  ``random`` module's functions (dispatched to the current invocation's generator) and seed;
+  ``from uuid import uuid4`` / ``from random import ...`` names in the simulated tasks' modules.
 - :mod:`.clock`: freezegun started at the environment's start time, its ignore list emptied,
   the real monotonic clocks put back, and (speed-ups) memos of ``FakeDatetime.now`` and
   ``fake_time``.

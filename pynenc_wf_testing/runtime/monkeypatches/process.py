@@ -67,18 +67,28 @@ class ProcessPatches:
                 self._patches.undo()
             raise
 
-    def save_streams(self) -> tuple[Any, Any, Any]:
+    def save_streams(self) -> tuple[Any, Any]:
+        """The seeded values' state of the current world (ids drawn, environment streams)."""
         return self._ids.save()
 
-    def restore_streams(self, state: tuple[Any, Any, Any]) -> None:
+    def restore_streams(self, state: tuple[Any, Any]) -> None:
         self._ids.restore(state)
 
     def reseed_ids(self, seed: int) -> None:
-        """Restart the id streams (each fault run of a crash check starts from the same seed)."""
+        """Restart the seeded values from ``seed`` (each fault run of a crash check starts
+        from the same seed)."""
         self._ids.reseed(seed)
 
+    def bind_ids(self, sim: Any) -> None:
+        """Values drawn inside an invocation of ``sim`` (a new world's simulation) derive from
+        that invocation; crashes of ``sim`` free the ids that never reached its store."""
+        self._ids.bind(sim)
+
     def patch_imported_sleep(self, module_names: list[str]) -> None:
+        """``from time import sleep`` (and ``from uuid import uuid4``, ``from random import
+        randint``, ...) in the simulated tasks' modules."""
         _sleep.patch_imported_sleep(self._patches, module_names)
+        self._ids.patch_imported(module_names)
 
     def move_to(self, when: _dt.datetime) -> None:
         self.factory.move_to(when)
