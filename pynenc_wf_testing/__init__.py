@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.checks.replay import Replayer as Replayer
     from pynenc_wf_testing.checks.replay import ReplayResult as ReplayResult
     from pynenc_wf_testing.checks.replay import load_history as load_history
-    from pynenc_wf_testing.env._mocks import TaskCall as TaskCall
+    from pynenc_wf_testing.env.environment import TaskCall as TaskCall
     from pynenc_wf_testing.env.environment import WorkflowEnv as WorkflowEnv
     from pynenc_wf_testing.env.environment import WorkflowRun as WorkflowRun
     from pynenc_wf_testing.errors import AppConfigurationError as AppConfigurationError
@@ -58,7 +58,7 @@ _HOMES = {
     "StepLimitExceeded": "errors",
     "UnknownStepError": "errors",
     "UnusedMockError": "errors",
-    "TaskCall": "env._mocks",
+    "TaskCall": "env.environment",
     "VirtualClock": "runtime.clock",
     "Violation": "checks.crash_check",
     "WorkflowEnv": "env.environment",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pynenc_wf_testing.env._client import EnvClient
 from pynenc_wf_testing.env._faults import check_task, restart_seconds
-from pynenc_wf_testing.env._mocks import EnvMocks
+from pynenc_wf_testing.env._mocks import EnvMocks, TaskCall
 from pynenc_wf_testing.env._observe import EnvObservation
 from pynenc_wf_testing.env._run import WorkflowRun
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from pynenc_wf_testing.checks.crash_check import CrashReport
 
-__all__ = ["WorkflowEnv", "WorkflowRun"]
+__all__ = ["TaskCall", "WorkflowEnv", "WorkflowRun"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
