@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.checks.replay import Replayer as Replayer
     from pynenc_wf_testing.checks.replay import ReplayResult as ReplayResult
     from pynenc_wf_testing.checks.replay import load_history as load_history
+    from pynenc_wf_testing.env.environment import TaskCall as TaskCall
     from pynenc_wf_testing.env.environment import WorkflowEnv as WorkflowEnv
     from pynenc_wf_testing.env.environment import WorkflowRun as WorkflowRun
     from pynenc_wf_testing.errors import AppConfigurationError as AppConfigurationError
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.errors import NondeterminismError as NondeterminismError
     from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
     from pynenc_wf_testing.errors import UnknownStepError as UnknownStepError
+    from pynenc_wf_testing.errors import UnusedMockError as UnusedMockError
     from pynenc_wf_testing.errors import (
         WorkflowDataSerializationError as WorkflowDataSerializationError,
     )
@@ -55,6 +57,8 @@ _HOMES = {
     "Step": "runtime.history",
     "StepLimitExceeded": "errors",
     "UnknownStepError": "errors",
+    "UnusedMockError": "errors",
+    "TaskCall": "env.environment",
     "VirtualClock": "runtime.clock",
     "Violation": "checks.crash_check",
     "WorkflowEnv": "env.environment",
@@ -88,7 +92,9 @@ __all__ = [
     "ScheduledFailure",
     "Step",
     "StepLimitExceeded",
+    "TaskCall",
     "UnknownStepError",
+    "UnusedMockError",
     "VirtualClock",
     "Violation",
     "WorkflowEnv",

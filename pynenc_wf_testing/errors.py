@@ -16,6 +16,7 @@ __all__ = [
     "NondeterminismError",
     "StepLimitExceeded",
     "UnknownStepError",
+    "UnusedMockError",
     "WorkflowDataSerializationError",
     "WorkflowTestingError",
 ]
@@ -55,6 +56,10 @@ class StepLimitExceeded(WorkflowTestingError):
 
 class UnknownStepError(WorkflowTestingError):
     """A crash point or step reference never matched any step of the run."""
+
+
+class UnusedMockError(UnknownStepError):
+    """A ``wf_env.mock`` was never called: the test did not exercise what it mocked."""
 
 
 class NondeterminismError(WorkflowTestingError):

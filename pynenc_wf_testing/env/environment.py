@@ -1,7 +1,8 @@
 """WorkflowEnv: the object behind the ``wf_env`` fixture, usable without pytest.
 
 The facade is assembled from one part per concern: lifetime and app binding
-(``_lifecycle``), client operations (``_client``), faults (``_faults``) and observation
+(``_lifecycle``), client operations (``_client``), faults (``_faults``), mocks
+(``_mocks``) and observation
 (``_observe``); the simulated process it owns is a :class:`~pynenc_wf_testing.runtime.world.WorldHost`.
 """
 
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pynenc_wf_testing.env._client import EnvClient
-from pynenc_wf_testing.env._faults import EnvFaults, check_task, restart_seconds
+from pynenc_wf_testing.env._faults import check_task, restart_seconds
+from pynenc_wf_testing.env._mocks import EnvMocks, TaskCall
 from pynenc_wf_testing.env._observe import EnvObservation
 from pynenc_wf_testing.env._run import WorkflowRun
 
@@ -24,13 +26,13 @@ if TYPE_CHECKING:
 
     from pynenc_wf_testing.checks.crash_check import CrashReport
 
-__all__ = ["WorkflowEnv", "WorkflowRun"]
+__all__ = ["TaskCall", "WorkflowEnv", "WorkflowRun"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class WorkflowEnv(EnvClient, EnvFaults, EnvObservation):
+class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
     """A deterministic simulation of pynenc workflows on a virtual clock.
 
     ``with WorkflowEnv(seed=7) as env:`` starts the virtual clock (freezegun), seeds ids and

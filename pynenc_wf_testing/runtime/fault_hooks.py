@@ -9,8 +9,9 @@ armed on one run is :class:`~pynenc_wf_testing.runtime.faults.ArmedFaults`, whic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Literal, Protocol
 
 from pynenc_wf_testing.runtime.history import Step
 
@@ -43,6 +44,16 @@ class FaultHooks(Protocol):
     @property
     def crash_points(self) -> Sequence[CrashPointView]: ...
 
+    @property
+    def mocks(self) -> Mapping[str, Any]:
+        """Mocked tasks by key (``wf_env.mock``); read at each execution start, so a plain
+        mapping (empty: nothing is mocked, nothing more is done)."""
+        ...
+
+    def mock_attempt(self, mock: Any, invocation_id: str, retries: int) -> int:
+        """The attempt number of this try of a mocked task."""
+        ...
+
     def crash_for(self, step: Step, phase: CommitPhase) -> CrashPointView | None:
         """The first unfired crash point matching ``step`` in ``phase``, marked fired."""
         ...
@@ -62,6 +73,10 @@ class NoFaults:
     __slots__ = ()
 
     crash_points: tuple[CrashPointView, ...] = ()
+    mocks: Mapping[str, Any] = MappingProxyType({})
+
+    def mock_attempt(self, mock: Any, invocation_id: str, retries: int) -> int:
+        return 0
 
     def crash_for(self, step: Step, phase: CommitPhase) -> CrashPointView | None:
         return None

@@ -27,7 +27,15 @@ if TYPE_CHECKING:
 
 # StepRef and Phase are defined here, where the simulator needs them; their public home is
 # pynenc_wf_testing.checks.faults, with the rest of the vocabulary.
-__all__ = ["ArmedCrash", "ArmedFailure", "ArmedFaults", "make_matcher", "normalize_step_name"]
+__all__ = [
+    "ArmedCrash",
+    "ArmedFailure",
+    "ArmedFaults",
+    "ArmedMock",
+    "make_matcher",
+    "mocked_run_task_sync",
+    "normalize_step_name",
+]
 
 #: How a step is referred to: a name (``"charge_payment"``, ``"charge_payment#2"``,
 #: ``"uuid#1"``), a task object (its first result commit), a global step number, or a predicate.
@@ -122,12 +130,135 @@ class ArmedFailure:
         return exc
 
 
+#: An attempt key of ``per_attempt``: ``(first, last)``, ``last`` None for "and every later one".
+AttemptRange = tuple[int, "int | None"]
+
+_UNSET: Any = object()
+
+
+@dataclass(eq=False)
+class ArmedMock:
+    """A task replaced for one environment (``wf_env.mock``), shared by every world of it.
+
+    ``attempt`` (0-based) is the index of a *try* of the mocked task in one world, in the
+    order tries first start: a try is one pynenc execution attempt, i.e. an invocation with a
+    given ``num_retries`` (its first run is one try; each pynenc retry of it is the next; each
+    fresh child that ``wf.root.execute_task_with_retry`` routes for another engine attempt is
+    the next). A re-execution of the same try after a worker crash (pynenc's recovery, which
+    does not count as a retry) gets the same attempt number, hence the same outcome.
+    ``calls`` counts tries over every world (crash-check runs included).
+    """
+
+    task_key: str
+    task_name: str
+    returns: Any = _UNSET
+    raises: BaseException | type[BaseException] | None = None
+    side_effect: Callable[..., Any] | None = None
+    per_attempt: tuple[tuple[AttemptRange, Any], ...] = ()
+    delay: float = 0.0
+    calls: int = 0
+
+    def outcome_for(self, attempt: int) -> tuple[bool, Any]:
+        """``(True, value)`` to return or ``(False, exception)`` to raise at ``attempt``;
+        ``(True, _UNSET)`` means "call ``side_effect``"."""
+        for (first, last), outcome in self.per_attempt:
+            if first <= attempt and (last is None or attempt <= last):
+                return self._classify(outcome)
+        if self.raises is not None:
+            return self._classify(self.raises)
+        if self.side_effect is not None:
+            return True, _UNSET
+        if self.returns is not _UNSET:
+            return True, self.returns
+        if self.per_attempt:
+            listed = ", ".join(
+                f"{a}" if b == a else (f"{a}+" if b is None else f"{a}-{b}")
+                for (a, b), _ in self.per_attempt
+            )
+            return False, InvalidArgument(
+                f"wf_env.mock({self.task_name}): attempt {attempt} is not in per_attempt "
+                f"(attempts listed: {listed}) and no returns=/raises=/side_effect= gives a "
+                "default. Add the attempt (e.g. '3+' for every later one) or a default."
+            )
+        return True, None
+
+    def _classify(self, outcome: Any) -> tuple[bool, Any]:
+        if isinstance(outcome, BaseException):
+            return False, outcome
+        if isinstance(outcome, type) and issubclass(outcome, BaseException):
+            return False, outcome(f"mocked failure of {self.task_name} by wf_env.mock()")
+        return True, outcome
+
+    def run(self, attempt: int, kwargs: dict[str, Any]) -> Any:
+        """The mocked execution: wait ``delay`` on the virtual clock, then the outcome."""
+        if self.delay > 0:
+            import time
+
+            time.sleep(self.delay)  # the simulator's patched sleep: parks on the virtual clock
+        ok, value = self.outcome_for(attempt)
+        if not ok:
+            raise value
+        if value is _UNSET:
+            assert self.side_effect is not None
+            return self.side_effect(**kwargs)
+        return value
+
+
+#: Mocked executions about to run: the invocation's greenlet -> (task function, the mock's
+#: call). Set when the execution starts (RUNNING), taken by :func:`mocked_run_task_sync`
+#: in the same greenlet, where pynenc calls the task function.
+_PENDING: dict[Any, tuple[Any, Callable[[dict[str, Any]], Any]]] = {}
+
+
+def arm_pending(func: Any, call: Callable[[dict[str, Any]], Any]) -> None:
+    from greenlet import getcurrent
+
+    _PENDING[getcurrent()] = (func, call)
+
+
+def clear_pending() -> None:
+    _PENDING.clear()
+
+
+def mocked_run_task_sync(original: Callable[..., Any]) -> Callable[..., Any]:
+    """pynenc's ``run_task_sync`` (how ``DistributedInvocation.run`` calls the task
+    function), running the armed mock instead when this execution is mocked. Installed only
+    once an environment arms a mock: runs without mocks call pynenc's function directly."""
+
+    def run_task_sync(func: Any, *args: Any, **kwargs: Any) -> Any:
+        if _PENDING:
+            from greenlet import getcurrent
+
+            entry = _PENDING.pop(getcurrent(), None)
+            if entry is not None and entry[0] is func:
+                return entry[1](kwargs)
+        return original(func, *args, **kwargs)
+
+    return run_task_sync
+
+
 @dataclass
 class ArmedFaults:
     """Every fault armed on one simulation."""
 
     crash_points: list[ArmedCrash] = field(default_factory=list)
     failures: list[ArmedFailure] = field(default_factory=list)
+    #: The environment's mocks by task key (the host's dict, shared by all its worlds).
+    mocks: dict[str, ArmedMock] = field(default_factory=dict)
+    #: This world's tries of mocked tasks: (task key, invocation id, num_retries) -> attempt.
+    mock_tries: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    mock_counts: dict[str, int] = field(default_factory=dict)
+
+    def mock_attempt(self, mock: ArmedMock, invocation_id: str, retries: int) -> int:
+        """The attempt number of this try of ``mock`` in this world (see :class:`ArmedMock`)."""
+        key = (mock.task_key, invocation_id, retries)
+        attempt = self.mock_tries.get(key)
+        if attempt is None:
+            attempt = self.mock_counts.get(mock.task_key, 0)
+            self.mock_counts[mock.task_key] = attempt + 1
+            self.mock_tries[key] = attempt
+            mock.calls += 1
+        return attempt
 
     def add_crash(
         self,

@@ -18,6 +18,7 @@ class Execution:
     ``started``/``finished`` are virtual instants (ISO 8601). ``outcome`` is ``running``
     while it runs, then ``success``, ``failed``, ``retry``,
     ``crashed`` (the worker died while it ran) or ``stalled`` (it returned without a final status).
+    ``mocked``: ``wf_env.mock`` ran instead of the task function.
     ``arguments`` are pynenc's serialized arguments (stable strings): the call's own mapping,
     shared, not copied (read-only).
     """
@@ -33,6 +34,8 @@ class Execution:
     logical_call: tuple[str, str, int] | None = None
     injected: bool = False
     finished: str | None = None
+    #: True when ``wf_env.mock`` ran instead of the task function.
+    mocked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of this execution."""
@@ -47,6 +50,8 @@ class Execution:
             "outcome": self.outcome,
             "injected": self.injected,
             "finished": self.finished,
+            # only when true: histories without mocks keep their bytes
+            **({"mocked": True} if self.mocked else {}),
         }
 
 

@@ -253,3 +253,18 @@ class StoreHooks:
         if failure is not None:
             execution.injected = True
             raise failure
+        mocks = self._faults.mocks
+        if mocks:
+            mock = mocks.get(info.task)
+            if mock is not None:
+                self._arm_mock(mock, thread.invocation, execution)
+
+    def _arm_mock(self, mock: Any, invocation: Any, execution: Execution) -> None:
+        """This execution runs ``mock`` instead of the task function (see
+        :class:`~pynenc_wf_testing.runtime.faults.ArmedMock`): pynenc still writes its
+        statuses, result, exception and retries."""
+        from pynenc_wf_testing.runtime.faults import arm_pending
+
+        attempt = self._faults.mock_attempt(mock, execution.invocation_id, invocation.num_retries)
+        execution.mocked = True
+        arm_pending(invocation.task.func, lambda kwargs: mock.run(attempt, kwargs))

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
     from pynenc_wf_testing.runtime.backends import Backend
-    from pynenc_wf_testing.runtime.faults import ArmedFaults
+    from pynenc_wf_testing.runtime.faults import ArmedFaults, ArmedMock
     from pynenc_wf_testing.runtime.monkeypatches import ProcessPatches
     from pynenc_wf_testing.runtime.simulation import Simulation
 
@@ -191,6 +191,9 @@ class WorldHost:
         self._clock: VirtualClock | None = None
         self._saved: dict[int, tuple[Pynenc, SavedApp]] = {}
         self._closed = False
+        self.mocks: dict[str, ArmedMock] = {}
+        """``wf_env.mock`` by task key: armed on every world of this host (crash checks
+        and replays included), removed when it closes."""
 
     # ------------------------------------------------------------------ lifetime
 
@@ -274,6 +277,7 @@ class WorldHost:
             if hasattr(app, SIM_ATTR):
                 delattr(app, SIM_ATTR)
         self._saved.clear()
+        self.mocks.clear()
         attempt(self.backend.close)
         if self._patches is not None:
             attempt(self._patches.stop)
@@ -406,6 +410,7 @@ class WorldHost:
 
         if faults is None:
             faults = ArmedFaults()  # a fresh world can still be armed (crash checks do)
+        faults.mocks = self.mocks
         patches = self.patches
         self._clock = VirtualClock(begin, on_move=patches.move_to)
         self._sim = Simulation(
@@ -414,6 +419,21 @@ class WorldHost:
         )
         self._sim.after_crash = self.backend.after_crash
         patches.bind_ids(self._sim)
+
+    def arm_mock(self, mock: ArmedMock) -> None:
+        """Mock ``mock.task_key`` in every world of this host until it closes; the first
+        mock installs the execution swap (pynenc's ``run_task_sync``), undone on close."""
+        import pynenc.invocation.dist_invocation as dist_inv
+
+        from pynenc_wf_testing.runtime.faults import clear_pending, mocked_run_task_sync
+
+        if not self.mocks:
+            patches = self.patches
+            patches.set_attr(
+                dist_inv, "run_task_sync", mocked_run_task_sync(dist_inv.run_task_sync)
+            )
+            patches.on_undo(clear_pending)
+        self.mocks[mock.task_key] = mock
 
     def capture(self) -> World:
         """The current world, to :meth:`install` again later."""

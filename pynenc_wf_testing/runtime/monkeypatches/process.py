@@ -93,5 +93,12 @@ class ProcessPatches:
     def move_to(self, when: _dt.datetime) -> None:
         self.factory.move_to(when)
 
+    def set_attr(self, target: Any, name: str, value: Any) -> None:
+        """One more patch while open (e.g. the mock swap), undone by :meth:`stop`."""
+        self._patches.set_attr(target, name, value)
+
+    def on_undo(self, action: Callable[[], None]) -> None:
+        self._patches.on_undo(action)
+
     def stop(self) -> None:
         self._patches.undo()
