@@ -66,9 +66,11 @@ OPT_REPLAY = "--wf-replay"
 OPT_REPORT = "--wf-report"
 
 OPT_KEEP_DB = "--wf-keep-db"
+OPT_NO_REPLAY_CHECK = "--wf-no-replay-check"
+INI_REPLAY_CHECK = "wf_replay_check"
 REDIS_URL_ENV = "PYNENC_WF_REDIS_URL"
 
-MARKER_KWARGS = ("seed", "max_steps", "app", "start", "backend", "backend_options")
+MARKER_KWARGS = ("seed", "max_steps", "app", "start", "backend", "backend_options", "replay")
 
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
 REPORT_ATTR = "pynenc_wf"
@@ -105,6 +107,8 @@ class Settings:
     record_dir: str | None = None
     report_dir: str | None = None
     keep_db_dir: str | None = None
+    #: After each passing test, replay every workflow of its env from the recorded history.
+    replay_check: bool = True
 
 
 @dataclass
@@ -202,12 +206,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write a self-contained HTML report (workflow tree, virtual timeline) per wf_env "
         "test to DIR/<test id>.html.",
     )
+    group.addoption(
+        OPT_NO_REPLAY_CHECK,
+        action="store_true",
+        default=False,
+        help=f"do not replay the workflows of each passing wf_env test from their recorded "
+        f"history after the test (overrides ini {INI_REPLAY_CHECK}; "
+        f"@pytest.mark.{MARKER}(replay=True) still wins).",
+    )
     parser.addini(INI_BACKEND, f"durable store of wf_env simulations (see {OPT_BACKEND}).", default="")
     parser.addini(INI_SEED, f"seed of every wf_env simulation (see {OPT_SEED}).", default="")
     parser.addini(INI_APP, "pynenc app that wf_env uses automatically (module:app).", default="")
     parser.addini(INI_MAX_STEPS, "scheduler step limit of each wf_env simulation.", default="")
     parser.addini(INI_LOG_LEVEL, "pynenc log level inside wf_env simulations.", default="")
     parser.addini(INI_SUMMARY, f"same as {OPT_SUMMARY}.", type="bool", default=False)
+    parser.addini(
+        INI_REPLAY_CHECK,
+        "replay every workflow of each passing wf_env test from its recorded history after "
+        f"the test (default true; false: same as {OPT_NO_REPLAY_CHECK}).",
+        type="bool",
+        default=True,
+    )
 
 
 def _ini_int(config: pytest.Config, name: str, *, minimum: int) -> Setting | None:
@@ -257,6 +276,9 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         log_level = raw or DEFAULT_LOG_LEVEL
     summary = bool(config.getoption(OPT_SUMMARY)) or bool(config.getini(INI_SUMMARY))
     backend = _cli_or_ini_text(config, OPT_BACKEND, INI_BACKEND)
+    replay_check = not config.getoption(OPT_NO_REPLAY_CHECK) and bool(
+        config.getini(INI_REPLAY_CHECK)
+    )
     return Settings(
         seed=seed,
         app=app,
@@ -267,6 +289,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         record_dir=config.getoption(OPT_RECORD),
         report_dir=config.getoption(OPT_REPORT),
         keep_db_dir=config.getoption(OPT_KEEP_DB),
+        replay_check=replay_check,
     )
 
 
@@ -274,9 +297,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None, "
-        "backend_options=None): settings of this test's wf_env simulation (seed: reproduce a "
+        "backend_options=None, replay=None): settings of this test's wf_env simulation (seed: reproduce a "
         "run; app: 'module:app' to use automatically; start: the virtual start instant; "
-        "backend: memory, sqlite or redis, with backend_options such as {'path': ...}).",
+        "backend: memory, sqlite or redis, with backend_options such as {'path': ...}; "
+        "replay: False to skip replaying this test's workflows from their history after it).",
     )
     # Appended after the user's own ini filters, so it wins over a blanket ``error``; a ``-W``
     # on the command line still comes last and wins (pytest applies those after ini ones).
@@ -451,6 +475,9 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
             # A crash point that never fired means the test did not test what it says. (On
             # top of a failure it would be noise: the test stopped before reaching it.)
             _check_faults_fired(env)
+            replay = marker.get("replay")
+            if replay if replay is not None else settings.replay_check:
+                _check_replay(env)
     finally:
         try:
             if env is not None:
@@ -459,6 +486,39 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
                 env.close()
         finally:
             registries.restore()
+
+
+class WfReplayWarning(pytest.PytestWarning):
+    """The after-test replay of a workflow could not run (not a divergence: the test's
+    outcome is left alone)."""
+
+
+_REPLAY_OPT_OUT = (
+    f"(the after-test replay of the workflows this test ran; skip it with "
+    f"@pytest.mark.{MARKER}(replay=False), {OPT_NO_REPLAY_CHECK} or ini "
+    f"{INI_REPLAY_CHECK} = false)"
+)
+
+
+def _check_replay(env: WorkflowEnv) -> None:
+    """Replay every workflow the test's world ran from its recorded history, each in a fresh
+    world (the Replayer's isolation puts the env's own world back): a finished workflow must
+    take exactly its recorded steps and end as recorded, one still running must replay up to
+    where it stopped. A divergence fails the test with the NondeterminismError naming the
+    step; a replay that cannot run is a warning."""
+    __tracebackhide__ = True
+    import warnings
+
+    from ._replay import auto_replay
+
+    divergences, problems = auto_replay(env)
+    for problem in problems:
+        warnings.warn(WfReplayWarning(f"{problem} {_REPLAY_OPT_OUT}"), stacklevel=1)
+    if divergences:
+        first = divergences[0]
+        more = f" ({len(divergences) - 1} more workflow(s) diverged too)" if len(divergences) > 1 else ""
+        error = type(first)(f"{first}{more} {_REPLAY_OPT_OUT}")
+        raise error.with_traceback(None) from None
 
 
 def artifact_name(nodeid: str, suffix: str) -> str:

@@ -165,3 +165,43 @@ class ReplayPlugin:
                         task_key=task_key,
                     )
                 )
+
+
+# ---------------------------------------------------------------------- after each test
+
+
+def auto_replay(env: Any) -> tuple[list[Exception], list[str]]:
+    """Replay every workflow of ``env``'s (open) world from its recorded history, each in a
+    fresh world: returns the divergences (``NondeterminismError``) and the replays that could
+    not run (a sentence each). Nothing of the env's own world changes: the Replayer's
+    isolation puts it back, whatever happens."""
+    from pynenc_wf_testing.checks.replay import Replayer, load_history
+    from pynenc_wf_testing.errors import NondeterminismError
+
+    try:
+        history = load_history(env.history_json())
+    except Exception as error:
+        return [], [f"cannot record this test's history ({type(error).__name__}: {error})."]
+    sim = env.world.sim
+    divergences: list[Exception] = []
+    problems: list[str] = []
+    for record in history.workflows:
+        workflow_id = record["workflow_id"]
+        name = f"{record['task']} [{workflow_id[:8]}]"
+        try:
+            app = sim.app_of(workflow_id)
+            result = Replayer(app, seed=env.seed).replay(
+                history, workflow_id=workflow_id, raise_on_replay_failure=False
+            )
+        except NondeterminismError as error:
+            divergences.append(error)
+            continue
+        except Exception as error:
+            problems.append(
+                f"workflow {name} could not be replayed ({type(error).__name__}: {error}); "
+                "was its module or task changed during the test?"
+            )
+            continue
+        if result.error is not None:
+            divergences.append(result.error)
+    return divergences, problems

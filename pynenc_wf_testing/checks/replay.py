@@ -150,7 +150,7 @@ def export_workflow(
     if child_order is None:
         child_order = _child_order_from_store(app, workflow_id, data)
     serializer = app.serializer
-    return {
+    doc: dict[str, Any] = {
         "workflow_id": workflow_id,
         "task": root["task"],
         "arguments": root["arguments"],
@@ -160,6 +160,23 @@ def export_workflow(
         "children": [_child_record(app, c) for c in child_order],
         "data": {key: serializer.serialize(value) for key, value in sorted(data.items())},
     }
+    awaited = _awaited_runs(data, set(child_order))
+    if awaited:  # (only then: histories without such waits stay byte-identical)
+        doc["awaited"] = [_child_record(app, inv_id) for inv_id in awaited]
+    return doc
+
+
+def _awaited_runs(data: dict[str, Any], children: set[str]) -> list[str]:
+    """Invocations the workflow's code read but did not call: the run of another task that a
+    ``wait_for_task(task)`` returned (its result is read on replay too)."""
+    prefix = engine_schema.task_wait(0).rsplit(":", 1)[0] + ":"
+    found: list[str] = []
+    for key, value in data.items():
+        if key.startswith(prefix) and isinstance(value, Mapping):
+            done = value.get("done")
+            if isinstance(done, str) and done not in children and done not in found:
+                found.append(done)
+    return found
 
 
 def export_histories(
@@ -203,6 +220,7 @@ _WORKFLOW_FIELDS: dict[str, tuple[type, ...]] = {
     "data": (dict,),
 }
 _WORKFLOW_OPTIONAL: dict[str, tuple[type, ...]] = {
+    "awaited": (list,),
     "result": (str, type(None)),
     "exception": (str, type(None)),
 }
@@ -430,7 +448,7 @@ def load_history(source: str | os.PathLike[str] | Mapping[str, Any]) -> History:
             )
         _require_strings(record["arguments"], f"{where}.arguments", label)
         _require_strings(record["data"], f"{where}.data", label)
-        for c_index, child in enumerate(record["children"]):
+        for c_index, child in enumerate([*record["children"], *record.get("awaited", [])]):
             c_where = f"{where}.children[{c_index}]"
             if not isinstance(child, dict):
                 raise HistoryFormatError(
@@ -561,7 +579,9 @@ def _run_replay(
     setattr(app, SIM_ATTR, None)
     try:
         seen: set[str] = set()
-        for child in record["children"]:
+        # The awaited runs of other tasks are stored like children (the code reads their
+        # result) but are no child calls: the recorded call order below lists children only.
+        for child in [*record["children"], *record.get("awaited", [])]:
             child_id = child["invocation_id"]
             if child_id in seen:
                 continue
