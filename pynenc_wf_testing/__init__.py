@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.errors import IncompatibleVersionError as IncompatibleVersionError
     from pynenc_wf_testing.errors import InvalidArgument as InvalidArgument
     from pynenc_wf_testing.errors import NondeterminismError as NondeterminismError
+    from pynenc_wf_testing.errors import BusyWaitError as BusyWaitError
+    from pynenc_wf_testing.errors import SliceTimeoutError as SliceTimeoutError
     from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
     from pynenc_wf_testing.errors import UnknownStepError as UnknownStepError
     from pynenc_wf_testing.errors import (
@@ -53,6 +55,8 @@ _HOMES = {
     "ScheduledCrash": "checks.faults",
     "ScheduledFailure": "checks.faults",
     "Step": "runtime.history",
+    "BusyWaitError": "errors",
+    "SliceTimeoutError": "errors",
     "StepLimitExceeded": "errors",
     "UnknownStepError": "errors",
     "VirtualClock": "runtime.clock",
@@ -72,6 +76,7 @@ _HOMES = {
 
 __all__ = [
     "AppConfigurationError",
+    "BusyWaitError",
     "CrashReport",
     "CrashSafetyError",
     "DeadlockError",
@@ -86,6 +91,7 @@ __all__ = [
     "ScheduleOutcome",
     "ScheduledCrash",
     "ScheduledFailure",
+    "SliceTimeoutError",
     "Step",
     "StepLimitExceeded",
     "UnknownStepError",
