@@ -24,13 +24,13 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.env.environment import WorkflowEnv as WorkflowEnv
     from pynenc_wf_testing.env.environment import WorkflowRun as WorkflowRun
     from pynenc_wf_testing.errors import AppConfigurationError as AppConfigurationError
+    from pynenc_wf_testing.errors import BusyWaitError as BusyWaitError
     from pynenc_wf_testing.errors import CrashSafetyError as CrashSafetyError
     from pynenc_wf_testing.errors import DeadlockError as DeadlockError
     from pynenc_wf_testing.errors import HistoryFormatError as HistoryFormatError
     from pynenc_wf_testing.errors import IncompatibleVersionError as IncompatibleVersionError
     from pynenc_wf_testing.errors import InvalidArgument as InvalidArgument
     from pynenc_wf_testing.errors import NondeterminismError as NondeterminismError
-    from pynenc_wf_testing.errors import BusyWaitError as BusyWaitError
     from pynenc_wf_testing.errors import SliceTimeoutError as SliceTimeoutError
     from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
     from pynenc_wf_testing.errors import UnknownStepError as UnknownStepError

@@ -52,6 +52,8 @@ OPT_APP = "--wf-app"
 INI_APP = "wf_app"
 OPT_MAX_STEPS = "--wf-max-steps"
 INI_MAX_STEPS = "wf_max_steps"
+OPT_SLICE_TIMEOUT = "--wf-slice-timeout"
+INI_SLICE_TIMEOUT = "wf_slice_timeout"
 OPT_LOG_LEVEL = "--wf-log-level"
 INI_LOG_LEVEL = "wf_log_level"
 OPT_SUMMARY = "--wf-summary"
@@ -68,7 +70,9 @@ OPT_REPORT = "--wf-report"
 OPT_KEEP_DB = "--wf-keep-db"
 REDIS_URL_ENV = "PYNENC_WF_REDIS_URL"
 
-MARKER_KWARGS = ("seed", "max_steps", "app", "start", "backend", "backend_options")
+MARKER_KWARGS = (
+    "seed", "max_steps", "app", "start", "backend", "backend_options", "slice_timeout",
+)
 
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
 REPORT_ATTR = "pynenc_wf"
@@ -105,6 +109,8 @@ class Settings:
     record_dir: str | None = None
     report_dir: str | None = None
     keep_db_dir: str | None = None
+    #: real seconds one slice may run (0: no watchdog); None: the library's default
+    slice_timeout: Setting | None = None
 
 
 @dataclass
@@ -152,6 +158,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="N",
         help=f"scheduler step limit of each simulation (overrides ini {INI_MAX_STEPS}).",
+    )
+    group.addoption(
+        OPT_SLICE_TIMEOUT,
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="real seconds one slice of a simulated invocation may run before the watchdog "
+        f"stops it (0 disables it; overrides ini {INI_SLICE_TIMEOUT}; default 5).",
     )
     group.addoption(
         OPT_LOG_LEVEL,
@@ -206,6 +220,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(INI_SEED, f"seed of every wf_env simulation (see {OPT_SEED}).", default="")
     parser.addini(INI_APP, "pynenc app that wf_env uses automatically (module:app).", default="")
     parser.addini(INI_MAX_STEPS, "scheduler step limit of each wf_env simulation.", default="")
+    parser.addini(
+        INI_SLICE_TIMEOUT,
+        "real seconds one slice of a wf_env simulation may run (0 disables the watchdog).",
+        default="",
+    )
     parser.addini(INI_LOG_LEVEL, "pynenc log level inside wf_env simulations.", default="")
     parser.addini(INI_SUMMARY, f"same as {OPT_SUMMARY}.", type="bool", default=False)
 
@@ -232,6 +251,29 @@ def _cli_int(config: pytest.Config, opt: str, *, minimum: int) -> Setting | None
     if value < minimum:
         raise pytest.UsageError(f"{opt}={value}: expected an integer >= {minimum}.")
     return Setting(value, opt)
+
+
+def _slice_timeout(config: pytest.Config) -> Setting | None:
+    value = config.getoption(OPT_SLICE_TIMEOUT)
+    if value is not None:
+        if value < 0:
+            raise pytest.UsageError(
+                f"{OPT_SLICE_TIMEOUT}={value}: expected seconds >= 0 (0 disables the watchdog)."
+            )
+        return Setting(value, OPT_SLICE_TIMEOUT)
+    raw = str(config.getini(INI_SLICE_TIMEOUT)).strip()
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise pytest.UsageError(
+            f"ini option {INI_SLICE_TIMEOUT} = {raw!r}: expected seconds >= 0 (0 disables the "
+            f"watchdog), e.g. {INI_SLICE_TIMEOUT} = 30."
+        )
+    return Setting(seconds, f"ini option {INI_SLICE_TIMEOUT}")
 
 
 def _cli_or_ini_text(config: pytest.Config, opt: str, ini: str) -> Setting | None:
@@ -267,6 +309,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         record_dir=config.getoption(OPT_RECORD),
         report_dir=config.getoption(OPT_REPORT),
         keep_db_dir=config.getoption(OPT_KEEP_DB),
+        slice_timeout=_slice_timeout(config),
     )
 
 
@@ -274,9 +317,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None, "
-        "backend_options=None): settings of this test's wf_env simulation (seed: reproduce a "
-        "run; app: 'module:app' to use automatically; start: the virtual start instant; "
-        "backend: memory, sqlite or redis, with backend_options such as {'path': ...}).",
+        "backend_options=None, slice_timeout=None): settings of this test's wf_env simulation "
+        "(seed: reproduce a run; app: 'module:app' to use automatically; start: the virtual "
+        "start instant; backend: memory, sqlite or redis, with backend_options such as "
+        "{'path': ...}; slice_timeout: a timedelta or seconds one slice may run, 0 disables "
+        "the watchdog).",
     )
     # Appended after the user's own ini filters, so it wins over a blanket ``error``; a ``-W``
     # on the command line still comes last and wins (pytest applies those after ini ones).
@@ -407,6 +452,12 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
         kwargs["max_steps"] = marker["max_steps"]
     elif settings.max_steps is not None:
         kwargs["max_steps"] = settings.max_steps.value
+    slice_timeout = marker.get("slice_timeout")
+    if slice_timeout is None and settings.slice_timeout is not None:
+        slice_timeout = settings.slice_timeout.value
+    if slice_timeout is not None:
+        # 0 (or a zero timedelta) disables the watchdog
+        kwargs["slice_timeout"] = slice_timeout or None
     if marker.get("start") is not None:
         kwargs["start"] = marker["start"]
     if marker.get("backend") is not None:

@@ -159,7 +159,7 @@ class Diagnostics:
 
     def busy_wait(self, thread: SimThread, where: str) -> BusyWaitError:
         return BusyWaitError(
-            f"{thread.label} reads the virtual clock over and over without doing anything "
+            f"{self._recorder.label(thread.invocation_id)} reads the virtual clock over and over without doing anything "
             f"else (a busy wait) at {where}. Inside the simulation the clock is virtual: it "
             "stands still while a task runs and only moves when every invocation is parked, "
             "so a loop like `while datetime.now() < deadline: pass` never ends. Wait instead: "
@@ -170,7 +170,7 @@ class Diagnostics:
 
     def slice_timeout(self, thread: SimThread, where: str, timeout: float) -> SliceTimeoutError:
         return SliceTimeoutError(
-            f"{thread.label} ran for more than {timeout:g} s of real time without parking "
+            f"{self._recorder.label(thread.invocation_id)} ran for more than {timeout:g} s of real time without parking "
             f"(no child result awaited, no sleep, no wait): it spins at {where}. "
             "An invocation runs until it parks; code that loops without ever waiting hangs "
             "the simulation. If the work is really this slow, raise or disable the limit: "

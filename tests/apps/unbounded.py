@@ -65,3 +65,10 @@ def slow_but_finite(rounds: int) -> int:
     for i in range(rounds):
         total += i + int(time.time() > 0)
     return total
+
+
+@app.task
+def sleep_forever() -> None:
+    """Parks on a virtual sleep forever: many slices, no step."""
+    while True:
+        time.sleep(1)
