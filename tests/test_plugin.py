@@ -242,7 +242,7 @@ def test_cli_or_ini(wf_env):
 @pytest.mark.wf(slice_timeout=dt.timedelta(seconds=0.1))
 def test_marker(wf_env):
     wf_env.use(app)
-    with pytest.raises(SliceTimeoutError, match="spin#1 ran for more than 0.1 s"):
+    with pytest.raises(SliceTimeoutError, match=r"spin#1 .* ran for more than 0.1 s"):
         wf_env.start(spin).result
 
 
@@ -293,11 +293,11 @@ def test_bad_marker_arguments_error_clearly(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             (
-                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options; got 7. "
+                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, slice_timeout; got 7. "
                 "Write e.g. @pytest.mark.wf(seed=7)."
             ),
             (
-                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options; "
+                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, slice_timeout; "
                 "got sead. *"
             ),
         ]
