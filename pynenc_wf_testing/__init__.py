@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.env.environment import WorkflowEnv as WorkflowEnv
     from pynenc_wf_testing.env.environment import WorkflowRun as WorkflowRun
     from pynenc_wf_testing.errors import AppConfigurationError as AppConfigurationError
+    from pynenc_wf_testing.errors import BusyWaitError as BusyWaitError
     from pynenc_wf_testing.errors import CrashSafetyError as CrashSafetyError
     from pynenc_wf_testing.errors import DeadlockError as DeadlockError
     from pynenc_wf_testing.errors import HistoryFormatError as HistoryFormatError
     from pynenc_wf_testing.errors import IncompatibleVersionError as IncompatibleVersionError
     from pynenc_wf_testing.errors import InvalidArgument as InvalidArgument
     from pynenc_wf_testing.errors import NondeterminismError as NondeterminismError
+    from pynenc_wf_testing.errors import SliceTimeoutError as SliceTimeoutError
     from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
     from pynenc_wf_testing.errors import UnknownStepError as UnknownStepError
     from pynenc_wf_testing.errors import UnusedMockError as UnusedMockError
@@ -55,6 +57,8 @@ _HOMES = {
     "ScheduledCrash": "checks.faults",
     "ScheduledFailure": "checks.faults",
     "Step": "runtime.history",
+    "BusyWaitError": "errors",
+    "SliceTimeoutError": "errors",
     "StepLimitExceeded": "errors",
     "UnknownStepError": "errors",
     "UnusedMockError": "errors",
@@ -76,6 +80,7 @@ _HOMES = {
 
 __all__ = [
     "AppConfigurationError",
+    "BusyWaitError",
     "CrashReport",
     "CrashSafetyError",
     "DeadlockError",
@@ -90,6 +95,7 @@ __all__ = [
     "ScheduleOutcome",
     "ScheduledCrash",
     "ScheduledFailure",
+    "SliceTimeoutError",
     "Step",
     "StepLimitExceeded",
     "TaskCall",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 __all__ = [
     "AppConfigurationError",
+    "BusyWaitError",
     "CrashSafetyError",
     "DeadlockError",
     "HistoryFormatError",
     "IncompatibleVersionError",
     "InvalidArgument",
     "NondeterminismError",
+    "SliceTimeoutError",
     "StepLimitExceeded",
     "UnknownStepError",
     "UnusedMockError",
@@ -51,7 +53,19 @@ class DeadlockError(WorkflowTestingError):
 
 
 class StepLimitExceeded(WorkflowTestingError):
-    """The simulation ran more scheduler steps than allowed: probably a run that never ends."""
+    """The simulation ran more scheduler slices, or committed more history steps, than
+    ``max_steps`` allows: probably a run that never ends."""
+
+
+class BusyWaitError(WorkflowTestingError):
+    """A simulated task read the frozen virtual clock over and over within one slice without
+    any progress: a busy wait (``while datetime.now() < deadline: pass``) that can never end,
+    because the virtual clock only moves while every invocation is parked."""
+
+
+class SliceTimeoutError(WorkflowTestingError):
+    """One scheduler slice (an invocation running between two parkings) took longer than the
+    environment's ``slice_timeout`` of real time: code that spins without yielding."""
 
 
 class UnknownStepError(WorkflowTestingError):

@@ -52,6 +52,8 @@ OPT_APP = "--wf-app"
 INI_APP = "wf_app"
 OPT_MAX_STEPS = "--wf-max-steps"
 INI_MAX_STEPS = "wf_max_steps"
+OPT_SLICE_TIMEOUT = "--wf-slice-timeout"
+INI_SLICE_TIMEOUT = "wf_slice_timeout"
 OPT_LOG_LEVEL = "--wf-log-level"
 INI_LOG_LEVEL = "wf_log_level"
 OPT_SUMMARY = "--wf-summary"
@@ -70,7 +72,10 @@ OPT_NO_REPLAY_CHECK = "--wf-no-replay-check"
 INI_REPLAY_CHECK = "wf_replay_check"
 REDIS_URL_ENV = "PYNENC_WF_REDIS_URL"
 
-MARKER_KWARGS = ("seed", "max_steps", "app", "start", "backend", "backend_options", "replay")
+MARKER_KWARGS = (
+    "seed", "max_steps", "app", "start", "backend", "backend_options", "slice_timeout",
+    "replay",
+)
 
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
 REPORT_ATTR = "pynenc_wf"
@@ -109,6 +114,8 @@ class Settings:
     keep_db_dir: str | None = None
     #: After each passing test, replay every workflow of its env from the recorded history.
     replay_check: bool = True
+    #: real seconds one slice may run (0: no watchdog); None: the library's default
+    slice_timeout: Setting | None = None
 
 
 @dataclass
@@ -156,6 +163,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="N",
         help=f"scheduler step limit of each simulation (overrides ini {INI_MAX_STEPS}).",
+    )
+    group.addoption(
+        OPT_SLICE_TIMEOUT,
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="real seconds one slice of a simulated invocation may run before the watchdog "
+        f"stops it (0 disables it; overrides ini {INI_SLICE_TIMEOUT}; default 5).",
     )
     group.addoption(
         OPT_LOG_LEVEL,
@@ -218,6 +233,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(INI_SEED, f"seed of every wf_env simulation (see {OPT_SEED}).", default="")
     parser.addini(INI_APP, "pynenc app that wf_env uses automatically (module:app).", default="")
     parser.addini(INI_MAX_STEPS, "scheduler step limit of each wf_env simulation.", default="")
+    parser.addini(
+        INI_SLICE_TIMEOUT,
+        "real seconds one slice of a wf_env simulation may run (0 disables the watchdog).",
+        default="",
+    )
     parser.addini(INI_LOG_LEVEL, "pynenc log level inside wf_env simulations.", default="")
     parser.addini(INI_SUMMARY, f"same as {OPT_SUMMARY}.", type="bool", default=False)
     parser.addini(
@@ -251,6 +271,29 @@ def _cli_int(config: pytest.Config, opt: str, *, minimum: int) -> Setting | None
     if value < minimum:
         raise pytest.UsageError(f"{opt}={value}: expected an integer >= {minimum}.")
     return Setting(value, opt)
+
+
+def _slice_timeout(config: pytest.Config) -> Setting | None:
+    value = config.getoption(OPT_SLICE_TIMEOUT)
+    if value is not None:
+        if value < 0:
+            raise pytest.UsageError(
+                f"{OPT_SLICE_TIMEOUT}={value}: expected seconds >= 0 (0 disables the watchdog)."
+            )
+        return Setting(value, OPT_SLICE_TIMEOUT)
+    raw = str(config.getini(INI_SLICE_TIMEOUT)).strip()
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise pytest.UsageError(
+            f"ini option {INI_SLICE_TIMEOUT} = {raw!r}: expected seconds >= 0 (0 disables the "
+            f"watchdog), e.g. {INI_SLICE_TIMEOUT} = 30."
+        )
+    return Setting(seconds, f"ini option {INI_SLICE_TIMEOUT}")
 
 
 def _cli_or_ini_text(config: pytest.Config, opt: str, ini: str) -> Setting | None:
@@ -290,6 +333,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         report_dir=config.getoption(OPT_REPORT),
         keep_db_dir=config.getoption(OPT_KEEP_DB),
         replay_check=replay_check,
+        slice_timeout=_slice_timeout(config),
     )
 
 
@@ -297,10 +341,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None, "
-        "backend_options=None, replay=None): settings of this test's wf_env simulation (seed: reproduce a "
-        "run; app: 'module:app' to use automatically; start: the virtual start instant; "
-        "backend: memory, sqlite or redis, with backend_options such as {'path': ...}; "
-        "replay: False to skip replaying this test's workflows from their history after it).",
+        "backend_options=None, slice_timeout=None, replay=None): settings of this test's wf_env simulation "
+        "(seed: reproduce a run; app: 'module:app' to use automatically; start: the virtual "
+        "start instant; backend: memory, sqlite or redis, with backend_options such as "
+        "{'path': ...}; slice_timeout: a timedelta or seconds one slice may run, 0 disables "
+        "the watchdog; replay: False to skip replaying this test's workflows from their history "
+        "after it).",
     )
     # Appended after the user's own ini filters, so it wins over a blanket ``error``; a ``-W``
     # on the command line still comes last and wins (pytest applies those after ini ones).
@@ -431,6 +477,12 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
         kwargs["max_steps"] = marker["max_steps"]
     elif settings.max_steps is not None:
         kwargs["max_steps"] = settings.max_steps.value
+    slice_timeout = marker.get("slice_timeout")
+    if slice_timeout is None and settings.slice_timeout is not None:
+        slice_timeout = settings.slice_timeout.value
+    if slice_timeout is not None:
+        # 0 (or a zero timedelta) disables the watchdog
+        kwargs["slice_timeout"] = slice_timeout or None
     if marker.get("start") is not None:
         kwargs["start"] = marker["start"]
     if marker.get("backend") is not None:

@@ -149,10 +149,13 @@ def test_step_limit_on_endless_retries() -> None:
         with pytest.raises(StepLimitExceeded) as info:
             run.result
     assert str(info.value) == (
-        "the simulation ran 200 scheduler steps without finishing (limit max_steps=200). "
-        "If the run is meant to be this long, raise the limit: WorkflowEnv(max_steps=...) or "
-        "@pytest.mark.wf(max_steps=...). Otherwise look for a workflow that never ends (an "
-        "endless loop of children, sleeps or retries). Last steps: "
+        "the simulation committed 200 history steps without finishing (limit max_steps=200, "
+        "which bounds both scheduler slices and committed steps). If the run is meant to be "
+        "this long, raise the limit: WorkflowEnv(max_steps=...) or @pytest.mark.wf(max_steps=...) "
+        "(or --wf-max-steps / the wf_max_steps ini value). Otherwise look for a workflow that "
+        "never ends (an endless loop of children, sleeps, retries or wf.root.uuid()/random() "
+        "calls). Busiest invocations over the last 200 steps: "
+        f"{label(run, 'always_fails#1')} (200). Last steps: "
         + ", ".join(["retry_status:always_fails#1", "retry:always_fails#1"] * 4)
         + ". Virtual time: 2030-01-01T00:00:00+00:00; seed: 0."
     )
@@ -163,10 +166,10 @@ def test_step_limit_on_a_workflow_spawning_children_forever() -> None:
         run = env.start(flows.spawn_forever)
         with pytest.raises(
             StepLimitExceeded,
-            match=re.escape(
-                "the simulation ran 300 scheduler steps without finishing (limit max_steps=300). "
-                "If the run is meant to be this long, raise the limit: WorkflowEnv(max_steps=...)"
-            ),
+            match=r"the simulation (ran 300 scheduler|committed 300 history) steps without "
+            r"finishing \(limit max_steps=300, which bounds both scheduler slices and committed "
+            r"steps\)\. If the run is meant to be this long, raise the limit: "
+            r"WorkflowEnv\(max_steps=\.\.\.\)",
         ) as info:
             run.result
         message = str(info.value)

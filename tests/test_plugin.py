@@ -184,6 +184,8 @@ def test_default_seed_is_derived_from_the_node_id(pytester: pytest.Pytester) -> 
         ([], "wf_max_steps = -3", "ERROR: ini option wf_max_steps = '-3': expected an int*"),
         ([], "wf_log_level = loud", "ERROR: ini option wf_log_level = 'loud': expected one of*"),
         (["--wf-log-level=loud"], "", "*argument --wf-log-level: invalid choice: 'loud'*"),
+        (["--wf-slice-timeout=-1"], "", "ERROR: --wf-slice-timeout=-1.0: expected seconds >= 0*"),
+        ([], "wf_slice_timeout = soon", "ERROR: ini option wf_slice_timeout = 'soon': expected*"),
     ],
 )
 def test_bad_option_values_are_usage_errors(
@@ -216,6 +218,45 @@ def test_max_steps_from_marker_cli_and_ini(pytester: pytest.Pytester, wfapp: str
     pytester.runpytest("--wf-max-steps=3").assert_outcomes(passed=2)
     pytester.makeini("[pytest]\nwf_max_steps = 3\n")
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+SPIN_SOURCE = """
+import datetime as dt
+import pytest
+from pynenc import Pynenc
+from pynenc_wf_testing import SliceTimeoutError
+
+app = Pynenc(config_values={"app_id": "spin-APP_ID"})
+
+
+@app.task
+def spin() -> None:
+    while True:
+        pass
+
+
+def test_cli_or_ini(wf_env):
+    assert wf_env.world.slice_timeout == 0.25
+
+
+@pytest.mark.wf(slice_timeout=dt.timedelta(seconds=0.1))
+def test_marker(wf_env):
+    wf_env.use(app)
+    with pytest.raises(SliceTimeoutError, match=r"spin#1 .* ran for more than 0.1 s"):
+        wf_env.start(spin).result
+
+
+@pytest.mark.wf(slice_timeout=0)
+def test_marker_disables(wf_env):
+    assert wf_env.world.slice_timeout is None
+"""
+
+
+def test_slice_timeout_from_marker_cli_and_ini(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_spin=SPIN_SOURCE.replace("APP_ID", pytester.path.name))
+    pytester.runpytest("--wf-slice-timeout=0.25").assert_outcomes(passed=3)
+    pytester.makeini("[pytest]\nwf_slice_timeout = 0.25\n")
+    pytester.runpytest().assert_outcomes(passed=3)
 
 
 def test_log_level_reaches_the_app(pytester: pytest.Pytester, wfapp: str) -> None:
@@ -252,11 +293,11 @@ def test_bad_marker_arguments_error_clearly(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             (
-                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, replay; got 7. "
+                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, slice_timeout, replay; got 7. "
                 "Write e.g. @pytest.mark.wf(seed=7)."
             ),
             (
-                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, replay; "
+                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, slice_timeout, replay; "
                 "got sead. *"
             ),
         ]

@@ -10,6 +10,7 @@ from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.backends import Backend, resolve_backend
 from pynenc_wf_testing.runtime.clock import normalize_start
 from pynenc_wf_testing.runtime.faults import ArmedFaults
+from pynenc_wf_testing.runtime.watchdog import DEFAULT_SLICE_TIMEOUT
 from pynenc_wf_testing.runtime.world import CLOSED_MESSAGE, WorldHost
 
 if TYPE_CHECKING:
@@ -18,6 +19,19 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.runtime.simulation import Simulation
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _slice_seconds(value: dt.timedelta | float | None) -> float | None:
+    """``slice_timeout`` as seconds (None: no watchdog)."""
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise InvalidArgument(
+            f"slice_timeout must be a positive timedelta (or seconds), or None to disable the "
+            f"watchdog, got {value!r}. The default is {DEFAULT_SLICE_TIMEOUT:g} seconds."
+        )
+    return float(seconds)
 
 
 class EnvCore:
@@ -32,6 +46,7 @@ class EnvCore:
         log_level: str = "error",
         backend: str | Backend = "memory",
         backend_options: dict[str, Any] | None = None,
+        slice_timeout: dt.timedelta | float | None = dt.timedelta(seconds=DEFAULT_SLICE_TIMEOUT),
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InvalidArgument(
@@ -47,6 +62,7 @@ class EnvCore:
                 f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}."
             )
         self._host = WorldHost(
+            slice_timeout=_slice_seconds(slice_timeout),
             seed=seed,
             start=normalize_start(start),
             max_steps=max_steps,

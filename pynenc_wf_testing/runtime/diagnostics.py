@@ -7,7 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pynenc_wf_testing.engine import schema as engine_schema
-from pynenc_wf_testing.errors import DeadlockError, StepLimitExceeded
+from pynenc_wf_testing.errors import (
+    BusyWaitError,
+    DeadlockError,
+    SliceTimeoutError,
+    StepLimitExceeded,
+)
 from pynenc_wf_testing.runtime.clock import VirtualClock, from_micros
 from pynenc_wf_testing.runtime.recorder import StepRecorder
 from pynenc_wf_testing.runtime.scheduler import Scheduler, SimThread
@@ -111,13 +116,66 @@ class Diagnostics:
         lines.append(f"Virtual time: {self._clock.now.isoformat()}; seed: {self.seed}.")
         return DeadlockError("\n".join(lines), blocked)
 
-    def step_limit(self) -> StepLimitExceeded:
-        recent = [s.name for s in self._recorder.history[-8:]]
+    def _busiest(self) -> str:
+        """The invocations with the most committed steps among the last ones, and the last
+        steps' names."""
+        recorder = self._recorder
+        recent = [s for s in recorder.history[-200:] if s.number is not None]
+        workflows = {
+            info.workflow_id: info.invocation_id
+            for info in recorder.invocations.values()
+            if info.is_workflow and info.workflow_id is not None
+        }
+        counts: dict[str, int] = {}
+        for step in recent:
+            inv_id = step.invocation_id or workflows.get(step.workflow_id or "")
+            who = recorder.label(inv_id) if inv_id else "(no invocation)"
+            counts[who] = counts.get(who, 0) + 1
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+        busiest = ", ".join(f"{who} ({n})" for who, n in top) or "none"
+        last = ", ".join(s.name for s in recent[-8:]) or "none"
+        return (
+            f"Busiest invocations over the last {len(recent)} steps: {busiest}. "
+            f"Last steps: {last}."
+        )
+
+    def step_limit(self, what: str = "slices") -> StepLimitExceeded:
+        """``what``: "slices" (scheduler slices) or "steps" (committed history steps)."""
+        counted = (
+            f"ran {self.max_steps} scheduler steps"
+            if what == "slices"
+            else f"committed {self.max_steps} history steps"
+        )
         return StepLimitExceeded(
-            f"the simulation ran {self.max_steps} scheduler steps without finishing "
-            f"(limit max_steps={self.max_steps}). If the run is meant to be this long, raise "
-            "the limit: WorkflowEnv(max_steps=...) or @pytest.mark.wf(max_steps=...). "
+            f"the simulation {counted} without finishing "
+            f"(limit max_steps={self.max_steps}, which bounds both scheduler slices and "
+            "committed steps). If the run is meant to be this long, raise "
+            "the limit: WorkflowEnv(max_steps=...) or @pytest.mark.wf(max_steps=...) "
+            "(or --wf-max-steps / the wf_max_steps ini value). "
             "Otherwise look for a workflow that never ends (an endless loop of children, "
-            f"sleeps or retries). Last steps: {', '.join(recent) or 'none'}. "
+            f"sleeps, retries or wf.root.uuid()/random() calls). {self._busiest()} "
+            f"Virtual time: {self._clock.now.isoformat()}; seed: {self.seed}."
+        )
+
+    def busy_wait(self, thread: SimThread, where: str) -> BusyWaitError:
+        return BusyWaitError(
+            f"{self._recorder.label(thread.invocation_id)} reads the virtual clock over and over without doing anything "
+            f"else (a busy wait) at {where}. Inside the simulation the clock is virtual: it "
+            "stands still while a task runs and only moves when every invocation is parked, "
+            "so a loop like `while datetime.now() < deadline: pass` never ends. Wait instead: "
+            "time.sleep(seconds) or wf.root.sleep(...) in a task or workflow (they park it and "
+            "the clock jumps), or env.advance(...) from the test. "
+            f"Virtual time: {self._clock.now.isoformat()}; seed: {self.seed}."
+        )
+
+    def slice_timeout(self, thread: SimThread, where: str, timeout: float) -> SliceTimeoutError:
+        return SliceTimeoutError(
+            f"{self._recorder.label(thread.invocation_id)} ran for more than {timeout:g} s of real time without parking "
+            f"(no child result awaited, no sleep, no wait): it spins at {where}. "
+            "An invocation runs until it parks; code that loops without ever waiting hangs "
+            "the simulation. If the work is really this slow, raise or disable the limit: "
+            "WorkflowEnv(slice_timeout=timedelta(seconds=...)) or slice_timeout=None, "
+            "@pytest.mark.wf(slice_timeout=...) or --wf-slice-timeout=SECONDS "
+            "(0 disables it). "
             f"Virtual time: {self._clock.now.isoformat()}; seed: {self.seed}."
         )

@@ -8,6 +8,7 @@ decide anything (crash points are consulted by the caller around :meth:`StepReco
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +65,16 @@ class StepRecorder:
         "clock",
         "history",
         "invocations",
+        "max_steps",
+        "over_limit",
         "workflow_parent",
     )
 
-    def __init__(self, clock: VirtualClock) -> None:
+    def __init__(self, clock: VirtualClock, max_steps: int = 1 << 62) -> None:
         self.clock = clock
+        #: Committed steps allowed; one more calls ``over_limit`` (once).
+        self.max_steps = max_steps
+        self.over_limit: Callable[[], None] | None = None
         self.history: list[Step] = []
         self.invocations: dict[str, InvocationInfo] = {}
         #: sub-workflow id -> parent workflow id (None for a top-level workflow)
@@ -104,6 +110,19 @@ class StepRecorder:
     def commit(self, step: Step) -> None:
         self._step_count += 1
         self.history.append(step)
+        if self._step_count > self.max_steps:
+            self._limit_reached()
+
+    def _limit_reached(self) -> None:
+        over_limit, self.over_limit = self.over_limit, None
+        self.max_steps = 1 << 62  # fire once: the run is over
+        if over_limit is not None:
+            over_limit()
+
+    @property
+    def step_count(self) -> int:
+        """Steps committed so far."""
+        return self._step_count
 
     def event(
         self,

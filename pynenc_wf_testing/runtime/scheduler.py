@@ -23,6 +23,7 @@ from pynenc import context as pynenc_context
 from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.clock import VirtualClock
 from pynenc_wf_testing.runtime.seeding import derive_rng
+from pynenc_wf_testing.runtime.watchdog import WATCHDOG, SliceInterrupt
 
 __all__ = ["Scheduler", "SchedulerEvents", "SimThread"]
 
@@ -81,6 +82,10 @@ class SchedulerEvents(Protocol):
         """The error raised when the slice budget (``max_steps``) is used up."""
         ...
 
+    def slice_timeout_error(self, thread: SimThread, where: str) -> BaseException:
+        """The error raised when one slice ran longer than ``slice_timeout`` (real time)."""
+        ...
+
 
 class Scheduler:
     """Greenlet workers, the ready queue and every kind of parking of one simulation."""
@@ -99,6 +104,7 @@ class Scheduler:
         "rng",
         "runners",
         "sleepers",
+        "slice_timeout",
         "slices",
         "threads",
         "waiters",
@@ -112,8 +118,11 @@ class Scheduler:
         max_steps: int,
         runners: dict[str, SimRunner],
         events: SchedulerEvents,
+        slice_timeout: float | None = None,
     ) -> None:
         self.clock = clock
+        #: Real seconds one slice may run before the watchdog interrupts it (None: never).
+        self.slice_timeout = slice_timeout
         self.max_steps = max_steps
         self.runners = runners
         self.events = events
@@ -251,6 +260,32 @@ class Scheduler:
             return ("abort", exc)
         return ("done", None)
 
+    def _switch_watched(self, thread: SimThread, timeout: float) -> Any:
+        """Switch into ``thread`` under the watchdog. The interrupt may surface inside the
+        slice (out of the switch) or, at worst, on the way out before :meth:`disarm`:
+        both are caught here; once disarmed none can come any more."""
+        watchdog = WATCHDOG
+        try:
+            try:
+                watchdog.arm(timeout)
+                if thread.started:
+                    return thread.glet.switch()  # type: ignore[union-attr]
+                thread.started = True
+                idle = self._idle_glets
+                if idle:
+                    glet = idle.pop()
+                    glet.gr_context = None
+                else:
+                    glet = greenlet.greenlet(self._worker_main, parent=self.main_glet)
+                thread.glet = glet
+                return glet.switch(thread)
+            finally:
+                if watchdog.disarm():
+                    raise SliceInterrupt
+        except SliceInterrupt:
+            watchdog.disarm()
+            return ("timeout", None)
+
     def run_slice(self, thread: SimThread) -> None:
         """Run ``thread`` until it parks, finishes, crashes the worker or aborts."""
         self.slices += 1
@@ -266,8 +301,11 @@ class Scheduler:
         main_loop = _get_running_loop()
         _set_running_loop(thread.event_loop)
         self.current = thread
+        timeout = self.slice_timeout
         try:
-            if thread.started:
+            if timeout is not None:
+                message = self._switch_watched(thread, timeout)
+            elif thread.started:
                 message = thread.glet.switch()  # type: ignore[union-attr]
             else:
                 # A worker is taken when the invocation first runs (not when it is fetched:
@@ -283,6 +321,8 @@ class Scheduler:
                     glet = greenlet.greenlet(self._worker_main, parent=self.main_glet)
                 thread.glet = glet
                 message = glet.switch(thread)
+        except SliceInterrupt:
+            message = ("timeout", None)
         finally:
             self.current = None
             thread.tl = dict(tl)
@@ -332,6 +372,11 @@ class Scheduler:
             self.threads.pop(thread.invocation_id, None)
             self.events.invocation_aborted(thread.invocation_id)
             raise message[1]
+        elif kind == "timeout":
+            self.graveyard.append(thread.glet)
+            self.threads.pop(thread.invocation_id, None)
+            self.events.invocation_aborted(thread.invocation_id)
+            raise self.events.slice_timeout_error(thread, WATCHDOG.where)
         else:  # pragma: no cover - protocol error
             raise RuntimeError(f"unknown scheduler message {message!r}")
 

@@ -39,6 +39,7 @@ from pynenc_wf_testing.runtime.recorder import StepRecorder
 from pynenc_wf_testing.runtime.scheduler import Scheduler, SimThread
 from pynenc_wf_testing.runtime.store_hooks import StoreHooks
 from pynenc_wf_testing.runtime.triggers import Triggers
+from pynenc_wf_testing.runtime.watchdog import user_location
 from pynenc_wf_testing.runtime.workers import Workers
 
 __all__ = ["Simulation"]
@@ -68,6 +69,7 @@ class Simulation:
         max_steps: int,
         faults: FaultHooks | None = None,
         worker_tag: str = "",
+        slice_timeout: float | None = None,
     ) -> None:
         self.seed = seed
         self.clock = clock
@@ -82,9 +84,13 @@ class Simulation:
 
         workers = self._workers = Workers(worker_tag=worker_tag)
         scheduler = self._scheduler = Scheduler(
-            seed=seed, clock=clock, max_steps=max_steps, runners=workers.runners, events=self
+            seed=seed, clock=clock, max_steps=max_steps, runners=workers.runners, events=self,
+            slice_timeout=slice_timeout,
         )
-        recorder = self._recorder = StepRecorder(clock)
+        recorder = self._recorder = StepRecorder(clock, max_steps)
+        recorder.over_limit = self._steps_exceeded
+        self._busy_mark: tuple[int, int] | None = None
+        self._limit_kind = "slices"
         ledger = self._ledger = ExecutionLedger(recorder.now_iso)
         guard = self._guard = DeterminismGuard(seed=seed, recorder=recorder, scheduler=scheduler)
         crashes = self._crashes = CrashHandler(
@@ -216,7 +222,33 @@ class Simulation:
         self._ledger.finish(invocation_id, "aborted")
 
     def step_limit_error(self) -> BaseException:
-        return self._diagnostics.step_limit()
+        return self._diagnostics.step_limit(self._limit_kind)
+
+    def slice_timeout_error(self, thread: SimThread, where: str) -> BaseException:
+        return self._diagnostics.slice_timeout(thread, where, self._scheduler.slice_timeout or 0)
+
+    def _steps_exceeded(self) -> None:
+        """More steps committed than ``max_steps``: stop the invocation that committed the
+        last one (from inside its slice) and fail the driving call."""
+        self._limit_kind = "steps"
+        self._scheduler.max_steps = -1  # driving again raises again, as for slices
+        self._scheduler.abort(self._diagnostics.step_limit("steps"))
+
+    def clock_reads_check(self, frame: Any) -> None:
+        """Many reads of the virtual clock since the last check (see
+        :data:`~pynenc_wf_testing.runtime.watchdog.CLOCK_READS`): nothing happened since the
+        previous check in the same slice (no other slice, no committed step) is a busy wait."""
+        scheduler = self._scheduler
+        thread = scheduler.current
+        if thread is None or greenlet.getcurrent() is not thread.glet:
+            self._busy_mark = None
+            return
+        mark = (scheduler.slices, self._recorder.step_count)
+        if mark != self._busy_mark:
+            self._busy_mark = mark
+            return
+        self._busy_mark = None
+        scheduler.abort(self._diagnostics.busy_wait(thread, user_location(frame)))
 
     def assertion_failed(self, invocation: Any, error: AssertionError) -> None:
         if error not in self.errors_to_raise:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument
 from pynenc_wf_testing.runtime.clock import VirtualClock, normalize_start
+from pynenc_wf_testing.runtime.watchdog import CLOCK_READS, DEFAULT_SLICE_TIMEOUT
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -177,10 +178,13 @@ class WorldHost:
         log_level: str,
         backend: Backend,
         faults: ArmedFaults | None = None,
+        slice_timeout: float | None = DEFAULT_SLICE_TIMEOUT,
     ) -> None:
         self.seed = seed
         self.start = start
         self.max_steps = max_steps
+        #: Real seconds one slice may run (None: no watchdog).
+        self.slice_timeout = slice_timeout
         self.log_level = log_level
         self.backend = backend
         self.opened_at = ""
@@ -237,6 +241,8 @@ class WorldHost:
                 speedups=not getattr(self.backend, "stock", False),
             )
             self._patches.start()
+            CLOCK_READS.count = 0
+            CLOCK_READS.on_limit = self._clock_reads_check
             plug_in()
             self._new_world(self.start, self._faults)
         except BaseException:
@@ -282,6 +288,8 @@ class WorldHost:
         if self._patches is not None:
             attempt(self._patches.stop)
             attempt(unplug)
+            if CLOCK_READS.on_limit == self._clock_reads_check:
+                CLOCK_READS.on_limit = None
         if _active is self:
             _active = None
         if errors:
@@ -344,6 +352,10 @@ class WorldHost:
         if self._patches is None or self._closed:
             raise InvalidArgument(CLOSED_MESSAGE if self._closed else NOT_OPEN_MESSAGE)
         return self._patches
+
+    def _clock_reads_check(self, frame: Any) -> None:
+        if self._sim is not None:
+            self._sim.clock_reads_check(frame)
 
     def _sleep_hook(self, seconds: float) -> bool:
         return self._sim.sleep_hook(seconds) if self._sim is not None else False
@@ -416,6 +428,7 @@ class WorldHost:
         self._sim = Simulation(
             seed=self.seed, clock=self._clock, max_steps=self.max_steps, faults=faults,
             worker_tag=str(getattr(self.backend, "worker_tag", "")),
+            slice_timeout=self.slice_timeout,
         )
         self._sim.after_crash = self.backend.after_crash
         patches.bind_ids(self._sim)

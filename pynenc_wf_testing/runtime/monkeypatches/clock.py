@@ -15,7 +15,9 @@ started once per environment (its start scans every loaded module) and then move
   module, to validate its per-module cache) is replaced by :func:`_module_names_hash`.
 - With ``speedups``: ``FakeDatetime.now`` and ``fake_time`` answer from a memo while the frozen
   instant is unchanged (freezegun recomputes both on every call; pynenc calls them several
-  times per status change).
+  times per status change). Both count their calls in
+  :data:`~pynenc_wf_testing.runtime.watchdog.CLOCK_READS` (busy-wait detection; only with
+  speed-ups: the stock backend runs freezegun as shipped).
 
 These use freezegun's private module state (``freeze_factories``, ``tz_offsets``,
 ``ignore_lists``, ``undo_changes``, ``reals``, ...): :mod:`.compat` names the freezegun
@@ -35,6 +37,7 @@ from typing import Any
 import freezegun.api as _fz
 
 from pynenc_wf_testing.runtime.monkeypatches.registry import PatchSet
+from pynenc_wf_testing.runtime.watchdog import CLOCK_READS
 
 __all__ = ["start_frozen_clock"]
 
@@ -107,7 +110,12 @@ def _memo_fake_now() -> Callable[..., Any]:
     frozen_factory = _fz.FrozenDateTimeFactory
     cache: dict[tuple[Any, int], tuple[Any, Any, Any, Any]] = {}
 
+    reads = CLOCK_READS
+
     def now(cls: Any, tz: Any = None) -> Any:
+        reads.count += 1
+        if reads.count >= reads.limit:
+            reads.check()
         factories = _fz.freeze_factories
         if not factories or type(factories[-1]) is not frozen_factory:
             return original(cls, tz)
@@ -132,8 +140,12 @@ def _memo_fake_time() -> Callable[[], float]:
     real_time = fz.real_time
     frozen_factory = fz.FrozenDateTimeFactory
     memo: list[Any] = [None, 0.0]
+    reads = CLOCK_READS
 
     def time_() -> float:
+        reads.count += 1
+        if reads.count >= reads.limit:
+            reads.check()
         ignore_lists = fz.ignore_lists
         if not ignore_lists:
             return real_time()  # type: ignore[no-any-return]
