@@ -10,6 +10,10 @@ one) and says what it skips and why the skipped work is unobservable:
 - :class:`SimMemTrigger`: pynenc's status and result reports build a condition context
   (loading the invocation and deserializing its arguments) and then look for conditions
   sourced from the task: with no such condition registered there is nothing to find.
+  Its retention purge (run at the end of every trigger-loop iteration) finds expired
+  monitoring records through a heap by purge time instead of scanning them all, and keeps the
+  trigger-run indexes exact at each write instead of rebuilding them from every record: the
+  state it leaves is pynenc's, and a cron firing no longer costs more as records pile up.
 - :class:`SimMemStateBackend`: a new invocation is upserted by its constructor and again,
   identically, by ``register_new_invocations``: the second write is skipped. History records are
   kept as compact rows (rebuilt as pynenc's ``InvocationHistory`` on read): the status record
