@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class Triggers:
     """The apps with trigger conditions, and whether their loop has work to look at."""
 
-    __slots__ = ("_runners", "_runs", "apps", "clock", "pending")
+    __slots__ = ("_next_fire", "_runners", "_runs", "apps", "clock", "pending")
 
     def __init__(self, *, clock: VirtualClock, runners: dict[str, SimRunner]) -> None:
         self.clock = clock
@@ -31,6 +31,10 @@ class Triggers:
         #: Something happened that a condition may match: run the loop before idling.
         self.pending = False
         self._runs = 0
+        #: cron expression -> (from, next): croniter's next fire after ``from``, which is also
+        #: the next fire after any instant in [from, next) (the clock only moves forward, and a
+        #: step back simply misses the cache).
+        self._next_fire: dict[str, tuple[int, int]] = {}
 
     def refresh(self, apps: list[Any]) -> None:
         """Note which apps have trigger conditions (cron, events): only those pay for the
@@ -50,8 +54,14 @@ class Triggers:
         for app in self.apps:
             for condition in app.trigger._get_all_conditions():
                 if isinstance(condition, CronCondition):
-                    nxt = croniter(condition.cron_expression, now).get_next(type(now))
-                    micros = to_micros(nxt)
+                    expression = condition.cron_expression
+                    cached = self._next_fire.get(expression)
+                    if cached is not None and cached[0] <= self.clock.micros < cached[1]:
+                        micros = cached[1]
+                    else:
+                        nxt = croniter(expression, now).get_next(type(now))
+                        micros = to_micros(nxt)
+                        self._next_fire[expression] = (self.clock.micros, micros)
                     if best is None or micros < best:
                         best = micros
         return best

@@ -21,6 +21,8 @@ Installed by :class:`ProcessPatches` when an environment opens, in this order:
 - :mod:`.pynenc_speedups` (speed-ups): ``Arguments.from_call``,
   ``pynenc.call.compute_args_id``, ``pynenc.util.import_app.extract_module_info``,
   ``DistributedInvocation.status``.
+- :mod:`.croniter_cache` (speed-ups): ``croniter._expand`` parses a plain cron expression
+  once (pynenc's cron condition builds a new ``croniter`` at every evaluation).
 - :mod:`.gc_thresholds`: rarer full garbage collections.
 - :mod:`.sleep`: ``time.sleep``, ``asyncio.sleep``, and ``from time import sleep`` names in
   the modules of the simulated tasks.

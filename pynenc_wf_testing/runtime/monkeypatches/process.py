@@ -10,6 +10,7 @@ from typing import Any
 from pynenc_wf_testing.runtime.monkeypatches import sleep as _sleep
 from pynenc_wf_testing.runtime.monkeypatches.clock import start_frozen_clock
 from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions
+from pynenc_wf_testing.runtime.monkeypatches.croniter_cache import install_croniter_cache
 from pynenc_wf_testing.runtime.monkeypatches.deterministic_executor import (
     install_execute_task_hook,
 )
@@ -55,6 +56,7 @@ class ProcessPatches:
             self.factory = start_frozen_clock(self._patches, self._start, speedups=self._speedups)
             if self._speedups:
                 install_pynenc_speedups(self._patches)
+                install_croniter_cache(self._patches)
             tune_gc(self._patches)
             _sleep.install_sleep(self._patches, self._sleep_hook)
             install_execute_task_hook(

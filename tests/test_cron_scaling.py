@@ -1,0 +1,165 @@
+"""A cron firing costs the same on day 30 as on day 1 (figures: ``benchmarks/cron_month.py``).
+
+pynenc's memory trigger ends every trigger-loop iteration with a retention purge that scanned
+every monitoring record and rebuilt the trigger-run indexes from all of them: a per-minute cron
+slowed down with every firing. These tests count work, not time: the operations (Python and
+builtin calls) of an hour of firings late in a run against an early hour, the records the
+simulator's purge looks at, and that the purge leaves exactly what pynenc's leaves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from croniter import croniter
+from freezegun import freeze_time
+from pynenc.trigger.mem_trigger import MemTrigger
+from pynenc.trigger.monitoring import EventRecord, TriggerRunRecord
+
+from benchmarks import cron_app
+from pynenc_wf_testing import WorkflowEnv
+from pynenc_wf_testing.runtime.memory_components import SimMemTrigger
+from pynenc_wf_testing.runtime.monkeypatches.croniter_cache import install_croniter_cache
+from pynenc_wf_testing.runtime.monkeypatches.registry import PatchSet
+
+T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+def _operations_during(action: Any) -> int:
+    """Python and builtin calls made by ``action()`` (a count of work, not a timing)."""
+    count = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+
+    sys.setprofile(profile)
+    try:
+        action()
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+def test_work_per_cron_firing_does_not_grow_with_the_records() -> None:
+    cron_app.FIRED.clear()
+    with WorkflowEnv(seed=0, log_level="error") as env:
+        env.use(cron_app.app)
+        env.advance(minutes=30)
+        early = _operations_during(lambda: env.advance(minutes=30))
+        records_early = len(cron_app.app.trigger._trigger_runs)
+        env.advance(hours=3)
+        late = _operations_during(lambda: env.advance(minutes=30))
+        records_late = len(cron_app.app.trigger._trigger_runs)
+    assert len(cron_app.FIRED) == 4.5 * 60 + 1  # (the first evaluation fires at once)
+    assert records_late >= 4 * records_early  # the records did pile up ...
+    assert late <= early * 1.05, (early, late)  # ... and a firing did not get dearer
+
+
+# --------------------------------------------------------------------------- retention
+
+
+@pytest.fixture()
+def pair() -> Iterator[tuple[MemTrigger, SimMemTrigger]]:
+    yield MemTrigger(cron_app.app), SimMemTrigger(cron_app.app)
+
+
+def _run(i: int, when: dt.datetime | None, **kw: Any) -> TriggerRunRecord:
+    return TriggerRunRecord(
+        trigger_run_id=f"run-{i}",
+        trigger_id="t",
+        task_id_key="k",
+        logic_value="and",
+        valid_condition_ids=[f"vc-{i % 3}"],
+        triggered_invocation_id=kw.pop("inv", f"inv-{i}"),
+        claimed_at=when,
+        **kw,
+    )
+
+
+def _state(trigger: MemTrigger) -> tuple[Any, ...]:
+    def index(d: dict[str, set[str]]) -> dict[str, set[str]]:
+        return {k: set(v) for k, v in d.items() if v}
+
+    return (
+        list(trigger._trigger_runs.items()),
+        list(trigger._events.items()),
+        index(trigger._run_ids_by_event_id),
+        index(trigger._run_ids_by_invocation_id),
+        index(trigger._run_ids_by_source_invocation_id),
+        index(trigger._run_ids_by_valid_condition_id),
+        index(trigger._event_ids_by_code),
+        index(trigger._event_ids_by_emitter),
+        dict(trigger._invocations_by_event_id),
+    )
+
+
+def test_retention_purge_leaves_what_pynencs_leaves(pair: tuple[MemTrigger, SimMemTrigger]) -> None:
+    for trigger in pair:
+        for i in range(40):
+            when = T0 + dt.timedelta(hours=6 * i)
+            trigger.store_event(
+                EventRecord(event_id=f"ev-{i}", event_code=f"code-{i % 4}", timestamp=when,
+                            emitted_by_invocation_id=f"inv-{i % 5}")
+            )
+            events = [f"ev-{i}"] if i % 2 else []
+            trigger.store_trigger_run(_run(i, when, event_ids=events,
+                                           source_invocation_ids=[f"src-{i % 7}"]))
+        trigger.store_trigger_run(_run(40, None))  # no time yet
+        # a stored-again run (new invocation, later time) and one changed in place
+        trigger.store_trigger_run(_run(3, T0 + dt.timedelta(days=9), inv="inv-again"))
+        trigger._trigger_runs["run-5"].executed_at = T0 + dt.timedelta(days=9, hours=1)
+    for day in (8, 9, 10, 12, 20):
+        with freeze_time(T0 + dt.timedelta(days=day)):
+            deleted = [trigger._auto_purge_events() for trigger in pair]
+        assert deleted[0] == deleted[1]
+        assert _state(pair[0]) == _state(pair[1]), day
+    assert len(pair[1]._trigger_runs) == 1  # only the run without a time is left
+
+
+def test_the_age_purge_looks_only_at_what_it_removes() -> None:
+    trigger = SimMemTrigger(cron_app.app)
+    for i in range(5000):
+        trigger.store_trigger_run(_run(i, T0 + dt.timedelta(minutes=i)))
+    visits = []
+    for minute in range(0, 5000, 500):
+        before = trigger.purge_visits
+        removed = trigger._age_purge_trigger_runs(T0 + dt.timedelta(minutes=minute))
+        visits.append((trigger.purge_visits - before, removed))
+    assert all(looked == removed for looked, removed in visits)
+    assert len(trigger._trigger_runs) == 500
+
+
+# --------------------------------------------------------------------------- croniter
+
+
+def test_croniter_cache_gives_croniters_answers_and_is_undone() -> None:
+    expressions = ["* * * * *", "*/5 1-3 * * 1,2", "0 0 1 * *", "15,45 * * * *", "0 12 * * mon",
+                   "0 0 L * *", "@hourly"]
+    start = dt.datetime(2030, 1, 30, 23, 59, 30, tzinfo=dt.UTC)
+
+    def answers() -> list[Any]:
+        out = []
+        for expression in expressions:
+            it = croniter(expression, start)
+            out.append([it.get_next(dt.datetime) for _ in range(5)])
+            out.append(croniter(expression, start).get_prev(dt.datetime))
+            out.append(croniter.match(expression, start))
+        return out
+
+    original = croniter.__dict__["_expand"]
+    expected = answers()
+    patches = PatchSet()
+    install_croniter_cache(patches)
+    try:
+        assert croniter.__dict__["_expand"] is not original
+        assert answers() == expected
+        assert answers() == expected  # (from the cache)
+    finally:
+        patches.undo()
+    assert croniter.__dict__["_expand"] is original
