@@ -203,7 +203,7 @@ def test_start_with_arguments_the_task_cannot_take_is_refused_at_the_call() -> N
     with WorkflowEnv() as env:
         with pytest.raises(
             InvalidArgument,
-            match=r"^start\(\): chain\(n: 'int'\) cannot be called with these arguments "
+            match=r"^start\(\): chain\(n\) cannot be called with these arguments "
             r"\(missing a required argument: 'n'\)\.",
         ):
             env.start(fuzz_apps.chain)

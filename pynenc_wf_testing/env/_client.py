@@ -33,11 +33,17 @@ def check_arguments(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[st
         signature.bind(*args, **kwargs)
     except TypeError as error:
         raise InvalidArgument(
-            f"{what}: {task.task_id.func_name}({', '.join(map(str, signature.parameters.values()))}) "
+            f"{what}: {task.task_id.func_name}({', '.join(map(_param, signature.parameters.values()))}) "
             "cannot be called with these "
             f"arguments ({error}). Pass the arguments of the task's function, e.g. "
             f"env.start(task, *args, **kwargs)."
         ) from None
+
+
+def _param(parameter: Any) -> str:
+    """A parameter as written, without its annotation (often a string under PEP 563)."""
+    stars = {parameter.VAR_POSITIONAL: "*", parameter.VAR_KEYWORD: "**"}
+    return stars.get(parameter.kind, "") + str(parameter.name)
 
 
 class EnvClient(EnvCore):
