@@ -73,7 +73,9 @@ STEP_REFS = st.one_of(
 )
 RESTART = st.sampled_from([None, dt.timedelta(minutes=5), dt.timedelta(seconds=-1), 5, "soon"])
 EXC = st.sampled_from([
-    RuntimeError, ValueError("odd"), FuzzBoom, _Odd(1, 2), _Odd, 42, "boom", None,
+    # Not an _Odd instance: pynenc's store cannot rebuild it (issue 14 point 5, the
+    # serializer round-trip, is not this test's).
+    RuntimeError, ValueError("odd"), FuzzBoom, _Odd, 42, "boom", None,
     KeyboardInterrupt, SystemExit(3), GeneratorExit, Exception, BaseException, object,
 ])
 IDS = st.one_of(st.integers(0, 3), st.text(max_size=6), st.sampled_from([None, 7, "", b"x"]))
@@ -228,3 +230,25 @@ def test_run_of_a_non_string_or_before_any_app_is_refused_at_the_call() -> None:
             env.run_of(0)  # type: ignore[arg-type]
         run = env.start(fuzz_apps.double, 3)
         assert env.run_of(run.invocation_id).result == 6
+
+
+def test_fail_with_an_exc_that_cannot_be_raised_is_refused_at_the_call() -> None:
+    import pytest
+
+    from pynenc_wf_testing import InvalidArgument
+
+    with WorkflowEnv() as env:
+        for bad in (42, "boom", None, object):
+            # Used to be accepted: a TypeError inside the task later, or (None) no failure.
+            with pytest.raises(InvalidArgument, match=r"expected an exception class or inst"):
+                env.fail(fuzz_apps.double, exc=bad)  # type: ignore[arg-type]
+        with pytest.raises(
+            InvalidArgument,
+            match=r"^fail\(exc=_Odd\): the harness raises _Odd\(<message>\), and that raised "
+            r"TypeError: .*Pass an instance instead",
+        ):
+            env.fail(fuzz_apps.double, exc=_Odd)
+        assert env.start(fuzz_apps.chain, 0).result == 0  # nothing was armed
+        env.fail(fuzz_apps.double, exc=ValueError("an instance"))
+        with pytest.raises(ValueError, match="^an instance$"):
+            env.start(fuzz_apps.chain, 1).result
