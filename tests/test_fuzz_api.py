@@ -250,5 +250,5 @@ def test_fail_with_an_exc_that_cannot_be_raised_is_refused_at_the_call() -> None
             env.fail(fuzz_apps.double, exc=_Odd)
         assert env.start(fuzz_apps.chain, 0).result == 0  # nothing was armed
         env.fail(fuzz_apps.double, exc=ValueError("an instance"))
-        with pytest.raises(ValueError, match="^an instance$"):
+        with pytest.raises(ValueError, match=r"^an instance$"):
             env.start(fuzz_apps.chain, 1).result
