@@ -220,7 +220,8 @@ BAD_INPUTS: list[tuple[list[str], int, str]] = [
     (["simulate", WF, "--args", '["x"]', "--runs", "2"], 1,
      "2 of 2 runs failed to run; first (seed 0): the fault-free run raised TypeError"),
     (["simulate", WF, "--args", "[1, 2, 3]", "--runs", "1"], 1,
-     "1 of 1 runs failed to run; first (seed 0): TypeError: too many positional arguments"),
+     "1 of 1 runs failed to run; first (seed 0): InvalidArgument: start(): sequential(n) cannot "
+     "be called with these arguments (too many positional arguments)"),
     (["simulate", "tests.replay_apps:checkout", "--faults", "fail"], 1,
      "no task of this app retries"),
     (["export"], 2, "required: --app"),

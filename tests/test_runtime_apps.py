@@ -289,3 +289,21 @@ def test_two_apps_in_one_env(tmp_path: Path) -> None:
     assert_restored(flows.app, before[0])
     assert_restored(second, before[1])
     assert not db.exists()
+
+
+def test_an_app_bound_after_another_gets_its_unparsed_config_back(tmp_path: Path) -> None:
+    """Binding a second app compares app ids, which parses (and caches) the new app's config:
+    close must put the unparsed state back (test_two_apps_in_one_env failed alone)."""
+    first = builder_app.build(tmp_path / "first.sqlite", f"wf-tests-builder-{next(_app_ids)}")
+    app_id = f"wf-tests-lazy-{next(_app_ids)}"
+    lazy = Pynenc(config_values={"app_id": app_id})
+    try:
+        assert lazy._conf is None
+        before = snapshot(lazy)
+        with WorkflowEnv() as env:
+            env.use(first)
+            env.use(lazy)
+        assert_restored(lazy, before)
+        assert lazy._conf is None
+    finally:
+        Pynenc._instances.pop(app_id, None)

@@ -19,6 +19,33 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def check_arguments(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                    what: str) -> None:
+    """Refuse, at the call, arguments that the task's function cannot take (pynenc would
+    raise a bare ``TypeError`` from deep inside its argument binding)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(task.func)
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        raise InvalidArgument(
+            f"{what}: {task.task_id.func_name}({', '.join(map(_param, signature.parameters.values()))}) "
+            "cannot be called with these "
+            f"arguments ({error}). Pass the arguments of the task's function, e.g. "
+            f"env.start(task, *args, **kwargs)."
+        ) from None
+
+
+def _param(parameter: Any) -> str:
+    """A parameter as written, without its annotation (often a string under PEP 563)."""
+    stars = {parameter.VAR_POSITIONAL: "*", parameter.VAR_KEYWORD: "**"}
+    return stars.get(parameter.kind, "") + str(parameter.name)
+
+
 class EnvClient(EnvCore):
     """The client part of :class:`WorkflowEnv`: start, drive, signal, query."""
 
@@ -31,6 +58,7 @@ class EnvClient(EnvCore):
         from pynenc.invocation.dist_invocation import DistributedInvocation
 
         checked = check_task(task, "start()")
+        check_arguments(checked, args, kwargs, "start()")
         self._require_sim()
         self.use(checked.app)
         invocation = checked(*args, **kwargs)
@@ -56,6 +84,7 @@ class EnvClient(EnvCore):
         from pynenc_wf_testing.engine import start_workflow
 
         checked = check_task(task, "start_workflow()")
+        check_arguments(checked, args, kwargs, "start_workflow()")
         self._require_sim()
         self.use(checked.app)
         invocation = start_workflow(
@@ -128,10 +157,17 @@ class EnvClient(EnvCore):
         another process left behind), by its invocation id or the workflow id given to
         :meth:`start_workflow` (its current run)."""
         sim = self._require_sim()
-        app = sim.app_of(invocation_id)
-        run_id = self._find_run(app, invocation_id)
-        if run_id is None:
-            others = [a for a in self.world.apps if a is not app]
+        if not isinstance(invocation_id, str):
+            raise InvalidArgument(
+                f"run_of() expects an invocation id or a workflow id (a str), got "
+                f"{type(invocation_id).__name__}: {invocation_id!r}."
+            )
+        apps = self.world.apps
+        # With no app in use yet there is no store to look in (the id is unknown).
+        app: Pynenc | None = sim.app_of(invocation_id) if apps else None
+        run_id = None if app is None else self._find_run(app, invocation_id)
+        if app is None or run_id is None:
+            others = [a for a in apps if a is not app]
             found = [(a, r) for a in others if (r := self._find_run(a, invocation_id))]
             if len(found) != 1:
                 raise InvalidArgument(

@@ -38,6 +38,26 @@ def check_task(task: object, what: str) -> Task[Any, Any]:
     return task
 
 
+def check_exc(exc: object, task_name: str) -> None:
+    """Refuse at the call an ``exc=`` that could not be raised later (it would surface as
+    an unrelated ``TypeError`` inside the task, or, for ``None``, inject nothing)."""
+    if isinstance(exc, BaseException):
+        return
+    if not (isinstance(exc, type) and issubclass(exc, BaseException)):
+        raise InvalidArgument(
+            f"fail(exc={exc!r}): expected an exception class or instance, e.g. "
+            "exc=TimeoutError or exc=TimeoutError('gateway down')."
+        )
+    try:
+        ArmedFailure("", task_name, 1, exc).make_exception()
+    except Exception as error:
+        raise InvalidArgument(
+            f"fail(exc={exc.__name__}): the harness raises {exc.__name__}(<message>), and "
+            f"that raised {type(error).__name__}: {error}. Pass an instance instead, e.g. "
+            f"exc={exc.__name__}(...)."
+        ) from None
+
+
 def raise_unfired(sim: Simulation, unfired: Sequence[Any]) -> None:
     names = sorted({s.name for s in sim.history if s.is_step})
     wanted = ", ".join(p.snippet() for p in unfired)
@@ -103,6 +123,7 @@ class EnvFaults(EnvCore):
         checked = check_task(task, "fail()")
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise InvalidArgument(f"fail(times={times!r}): expected a positive int.")
+        check_exc(exc, checked.task_id.func_name)
         self._faults.failures.append(
             ArmedFailure(checked.task_id.key, checked.task_id.func_name, times, exc)
         )

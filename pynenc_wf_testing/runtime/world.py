@@ -378,13 +378,15 @@ class WorldHost:
         sim = self.sim
         if id(app) in self._saved:
             return app
+        # Snapshot first: reading ``app.app_id`` below parses and caches the app's config
+        # (``app._conf``), which close must put back as it was.
+        saved = SavedApp(app)
         for other, _ in self._saved.values():
             if other.app_id == app.app_id:
                 raise AppConfigurationError(
                     f"two different apps share app_id {app.app_id!r}; pynenc keys apps by id. "
                     "Give each app its own app_id."
                 )
-        saved = SavedApp(app)
         self._saved[id(app)] = (app, saved)
         sim_config = {**self.backend.config(app), **SIM_CONFIG}
         app.config_values = {**(app.config_values or {}), **sim_config}
