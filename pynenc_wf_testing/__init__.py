@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.env.environment import WorkflowEnv as WorkflowEnv
     from pynenc_wf_testing.env.environment import WorkflowRun as WorkflowRun
     from pynenc_wf_testing.errors import AppConfigurationError as AppConfigurationError
+    from pynenc_wf_testing.errors import (
+        ArgumentSerializationError as ArgumentSerializationError,
+    )
     from pynenc_wf_testing.errors import CrashSafetyError as CrashSafetyError
     from pynenc_wf_testing.errors import DeadlockError as DeadlockError
     from pynenc_wf_testing.errors import HistoryFormatError as HistoryFormatError
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.errors import NondeterminismError as NondeterminismError
     from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
     from pynenc_wf_testing.errors import UnknownStepError as UnknownStepError
+    from pynenc_wf_testing.errors import UnserializableValueError as UnserializableValueError
     from pynenc_wf_testing.errors import (
         WorkflowDataSerializationError as WorkflowDataSerializationError,
     )
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "AppConfigurationError": "errors",
+    "ArgumentSerializationError": "errors",
     "CrashReport": "checks.crash_check",
     "CrashSafetyError": "errors",
     "DeadlockError": "errors",
@@ -55,6 +60,7 @@ _HOMES = {
     "Step": "runtime.history",
     "StepLimitExceeded": "errors",
     "UnknownStepError": "errors",
+    "UnserializableValueError": "errors",
     "VirtualClock": "runtime.clock",
     "Violation": "checks.crash_check",
     "WorkflowEnv": "env.environment",
@@ -72,6 +78,7 @@ _HOMES = {
 
 __all__ = [
     "AppConfigurationError",
+    "ArgumentSerializationError",
     "CrashReport",
     "CrashSafetyError",
     "DeadlockError",
@@ -89,6 +96,7 @@ __all__ = [
     "Step",
     "StepLimitExceeded",
     "UnknownStepError",
+    "UnserializableValueError",
     "VirtualClock",
     "Violation",
     "WorkflowEnv",
