@@ -9,7 +9,15 @@ other setting of the file applies, and the file's configuration is back after.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
+from pynenc.conf.config_sqlite import ConfigSQLite  # noqa: F401 - see below
+
+# pytester restores sys.modules after each in-process run, keeping only what was imported
+# before it: import what the inner runs use once here (as tests/test_plugin.py does), or an
+# inner run's copy of WorkflowEnv outlives it in the package's lazy names.
+from pynenc_wf_testing import WorkflowEnv
 
 APP = """
 import time
@@ -129,8 +137,6 @@ def test_the_harness_keys_win_in_a_plain_workflow_env(
 
     from pynenc import Pynenc
 
-    from pynenc_wf_testing import WorkflowEnv
-
     saved = dict(Pynenc._instances)
     try:
         shopapp = importlib.import_module("shopapp")
@@ -142,5 +148,6 @@ def test_the_harness_keys_win_in_a_plain_workflow_env(
         assert shopapp.app.conf.orchestrator_cls == "SQLiteOrchestrator"
         assert not (pytester.path / "production.db").exists()
     finally:
+        sys.modules.pop("shopapp", None)
         Pynenc._instances.clear()
         Pynenc._instances.update(saved)
