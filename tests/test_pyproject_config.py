@@ -66,49 +66,49 @@ import os
 
 import pytest
 
-import shopapp
+import pyprojectshop
 
 
 def test_memory(wf_env):
-    wf_env.use(shopapp.app)
-    assert shopapp.flow(3).result == 3
-    conf = shopapp.app.conf
+    wf_env.use(pyprojectshop.app)
+    assert pyprojectshop.flow(3).result == 3
+    conf = pyprojectshop.app.conf
     # the harness's components win ...
     assert conf.orchestrator_cls == "SimMemOrchestrator"
     assert conf.runner_cls == "SimRunner"
     assert conf.logging_level == "error"
     assert conf.field_info("orchestrator_cls").source == "pynenc-wf-testing"
-    assert type(shopapp.app.runner).__name__ == "SimRunner"
+    assert type(pyprojectshop.app.runner).__name__ == "SimRunner"
     # ... every other setting of the file applies
     assert conf.truncate_arguments_length == 7
     assert conf.field_info("truncate_arguments_length").source == "pyproject.toml"
-    assert shopapp.app.orchestrator.conf.auto_final_invocation_purge_hours == 5.0
+    assert pyprojectshop.app.orchestrator.conf.auto_final_invocation_purge_hours == 5.0
     assert not os.path.exists("production.db")
 
 
 def test_direct_call_without_use(wf_env):
-    assert shopapp.add(1, 2).result == 3
-    assert type(shopapp.app.orchestrator).__name__ == "SimMemOrchestrator"
+    assert pyprojectshop.add(1, 2).result == 3
+    assert type(pyprojectshop.app.orchestrator).__name__ == "SimMemOrchestrator"
     assert not os.path.exists("production.db")
 
 
 @pytest.mark.wf(backend="sqlite")
 def test_sqlite(wf_env):
-    assert wf_env.start(shopapp.flow, 2).result == 1
-    backend = shopapp.app.state_backend
+    assert wf_env.start(pyprojectshop.flow, 2).result == 1
+    backend = pyprojectshop.app.state_backend
     assert type(backend).__name__ == "SimSQLiteStateBackend"
     assert backend.sqlite_db_path == wf_env.backend.path != "production.db"
-    assert shopapp.app.orchestrator.conf.auto_final_invocation_purge_hours == 5.0
+    assert pyprojectshop.app.orchestrator.conf.auto_final_invocation_purge_hours == 5.0
     assert not os.path.exists("production.db")
 
 
 def test_the_file_applies_again_after_the_env():
-    conf = shopapp.app.conf
+    conf = pyprojectshop.app.conf
     assert conf.orchestrator_cls == "SQLiteOrchestrator"
     assert conf.runner_cls == "ThreadRunner"
     from pynenc.conf.config_sqlite import ConfigSQLite
 
-    assert ConfigSQLite(config_values=shopapp.app.config_values).sqlite_db_path == "production.db"
+    assert ConfigSQLite(config_values=pyprojectshop.app.config_values).sqlite_db_path == "production.db"
     assert conf.logging_level == "debug"
     assert not os.path.exists("production.db")  # nothing opened the production store
 """
@@ -118,8 +118,8 @@ def test_a_project_configured_in_pyproject_runs_under_the_harness(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyprojecttoml(PYPROJECT)
-    pytester.makepyfile(shopapp=APP.replace("APP_ID", f"shop-{pytester.path.name}"))
-    pytester.makepyfile(test_shop=TESTS)
+    pytester.makepyfile(pyprojectshop=APP.replace("APP_ID", f"shop-{pytester.path.name}"))
+    pytester.makepyfile(test_pyproject_shop=TESTS)
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=4)
     assert not (pytester.path / "production.db").exists()
@@ -130,7 +130,7 @@ def test_the_harness_keys_win_in_a_plain_workflow_env(
 ) -> None:
     """The same without pytest's fixture: WorkflowEnv in a script's working directory."""
     pytester.makepyprojecttoml(PYPROJECT)
-    pytester.makepyfile(shopapp=APP.replace("APP_ID", f"shop-plain-{pytester.path.name}"))
+    pytester.makepyfile(pyprojectshop=APP.replace("APP_ID", f"shop-plain-{pytester.path.name}"))
     monkeypatch.chdir(pytester.path)
     monkeypatch.syspath_prepend(str(pytester.path))
     import importlib
@@ -139,15 +139,15 @@ def test_the_harness_keys_win_in_a_plain_workflow_env(
 
     saved = dict(Pynenc._instances)
     try:
-        shopapp = importlib.import_module("shopapp")
-        assert shopapp.app.conf.orchestrator_cls == "SQLiteOrchestrator"
+        pyprojectshop = importlib.import_module("pyprojectshop")
+        assert pyprojectshop.app.conf.orchestrator_cls == "SQLiteOrchestrator"
         with WorkflowEnv(seed=1) as env:
-            assert env.start(shopapp.flow, 3).result == 3
-            assert shopapp.app.conf.orchestrator_cls == "SimMemOrchestrator"
-            assert shopapp.app.conf.truncate_arguments_length == 7
-        assert shopapp.app.conf.orchestrator_cls == "SQLiteOrchestrator"
+            assert env.start(pyprojectshop.flow, 3).result == 3
+            assert pyprojectshop.app.conf.orchestrator_cls == "SimMemOrchestrator"
+            assert pyprojectshop.app.conf.truncate_arguments_length == 7
+        assert pyprojectshop.app.conf.orchestrator_cls == "SQLiteOrchestrator"
         assert not (pytester.path / "production.db").exists()
     finally:
-        sys.modules.pop("shopapp", None)
+        sys.modules.pop("pyprojectshop", None)
         Pynenc._instances.clear()
         Pynenc._instances.update(saved)
