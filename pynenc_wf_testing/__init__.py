@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.env.environment import WorkflowEnv as WorkflowEnv
     from pynenc_wf_testing.env.environment import WorkflowRun as WorkflowRun
     from pynenc_wf_testing.errors import AppConfigurationError as AppConfigurationError
+    from pynenc_wf_testing.errors import (
+        ArgumentSerializationError as ArgumentSerializationError,
+    )
     from pynenc_wf_testing.errors import BusyWaitError as BusyWaitError
     from pynenc_wf_testing.errors import CrashSafetyError as CrashSafetyError
     from pynenc_wf_testing.errors import DeadlockError as DeadlockError
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.errors import SliceTimeoutError as SliceTimeoutError
     from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
     from pynenc_wf_testing.errors import UnknownStepError as UnknownStepError
+    from pynenc_wf_testing.errors import UnserializableValueError as UnserializableValueError
     from pynenc_wf_testing.errors import UnusedMockError as UnusedMockError
     from pynenc_wf_testing.errors import (
         WorkflowDataSerializationError as WorkflowDataSerializationError,
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "AppConfigurationError": "errors",
+    "ArgumentSerializationError": "errors",
     "CrashReport": "checks.crash_check",
     "CrashSafetyError": "errors",
     "DeadlockError": "errors",
@@ -63,6 +68,7 @@ _HOMES = {
     "UnknownStepError": "errors",
     "UnusedMockError": "errors",
     "TaskCall": "env.environment",
+    "UnserializableValueError": "errors",
     "VirtualClock": "runtime.clock",
     "Violation": "checks.crash_check",
     "WorkflowEnv": "env.environment",
@@ -81,6 +87,7 @@ _HOMES = {
 __all__ = [
     "AppConfigurationError",
     "BusyWaitError",
+    "ArgumentSerializationError",
     "CrashReport",
     "CrashSafetyError",
     "DeadlockError",
@@ -101,6 +108,7 @@ __all__ = [
     "TaskCall",
     "UnknownStepError",
     "UnusedMockError",
+    "UnserializableValueError",
     "VirtualClock",
     "Violation",
     "WorkflowEnv",

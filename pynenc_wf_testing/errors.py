@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AppConfigurationError",
     "BusyWaitError",
+    "ArgumentSerializationError",
     "CrashSafetyError",
     "DeadlockError",
     "HistoryFormatError",
@@ -19,6 +20,7 @@ __all__ = [
     "StepLimitExceeded",
     "UnknownStepError",
     "UnusedMockError",
+    "UnserializableValueError",
     "WorkflowDataSerializationError",
     "WorkflowTestingError",
 ]
@@ -88,10 +90,28 @@ class HistoryFormatError(WorkflowTestingError, ValueError):
     """A history file is not a valid ``pynenc-wf-history`` document."""
 
 
-class WorkflowDataSerializationError(WorkflowTestingError):
-    """A value stored as workflow data does not survive pynenc's serializer.
+class UnserializableValueError(WorkflowTestingError):
+    """A value handed to pynenc does not survive its serializer (the app's ``serializer``).
 
-    The memory backend keeps workflow data by reference, so the bug only shows on a
-    persistent backend; pynenc's jsonpickle serializer even stores some values (functions,
-    open files) silently as ``null``. The message names the workflow, the key and the type.
+    pynenc's jsonpickle serializer stores some values (a lambda, a closure, an open file, a
+    socket) silently as ``null``, drops function-valued attributes and turns non-str dict keys
+    into strings: in production the receiving side gets ``None`` or something else. The
+    harness checks what goes into the store on every backend (the memory backend keeps objects
+    by reference and would hide the loss) and raises where the value is handed over.
+    """
+
+
+class ArgumentSerializationError(UnserializableValueError, TypeError):
+    """An argument of a task call (``env.start``, a direct call, a child call) does not survive
+    pynenc's serializer. The message names the task, the parameter and the type."""
+
+
+class WorkflowDataSerializationError(UnserializableValueError):
+    """A value stored as workflow data (``task.wf.set_data``, a signal's payload, the engine's
+    records) does not survive pynenc's serializer.
+
+    The memory backend keeps workflow data by reference, so without the harness's check the bug
+    would only show on a persistent backend; pynenc's jsonpickle serializer even stores some
+    values (functions, open files) silently as ``null``. The message names the workflow, the key
+    (or the signal) and the type.
     """

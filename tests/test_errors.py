@@ -102,25 +102,14 @@ def test_blocked_is_empty_when_nothing_waits() -> None:
         assert env.blocked() == {}
 
 
-def test_waiting_on_a_task_of_an_unused_app_never_hangs() -> None:
+def test_waiting_on_a_task_of_an_unused_app_joins_the_simulation() -> None:
+    """A task awaiting a task of an app no env uses yet: the call hands that app to the env
+    (as use() would), so the awaited task runs in the simulation instead of being polled."""
     with guard_app(other.app), WorkflowEnv(max_steps=300) as env:
         run = env.start(flows.calls_unused_app)
-        with pytest.raises((DeadlockError, StepLimitExceeded)):
-            run.result
-
-
-@pytest.mark.xfail(
-    reason="GAP: a task that awaits a task of an app no env uses is polled by that app's "
-    "DummyRunner (time.sleep loop, virtual) until max_steps; a DeadlockError naming the "
-    "awaited invocation (or auto-using its app) would say what is wrong",
-    strict=True,
-    raises=StepLimitExceeded,
-)
-def test_waiting_on_a_task_of_an_unused_app_is_a_deadlock() -> None:
-    with guard_app(other.app), WorkflowEnv(max_steps=300) as env:
-        run = env.start(flows.calls_unused_app)
-        with pytest.raises(DeadlockError, match="echo"):
-            run.result
+        assert run.result == 1
+        assert other.app in env.world.apps
+        assert env.executions(other.echo) == 1
 
 
 @pytest.mark.xfail(

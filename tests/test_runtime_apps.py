@@ -153,25 +153,28 @@ def test_two_apps_with_the_same_app_id_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "b.sqlite").exists()
 
 
-def test_env_overridden_by_environment_variable_is_reported(
+def test_environment_variables_do_not_override_the_simulated_components(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """PYNENC__ variables outrank an app's config_values in pynenc; the harness's keys win
+    all the same while the env uses the app, and the variable applies again after."""
     monkeypatch.setenv("PYNENC__RUNNER_CLS", "ThreadRunner")
+    monkeypatch.setenv("PYNENC__ORCHESTRATOR_CLS", "SQLiteOrchestrator")
+    monkeypatch.setenv("PYNENC__TRUNCATE_ARGUMENTS_LENGTH", "7")
     before = snapshot(flows.app)
-    with (
-        WorkflowEnv() as env,
-        pytest.raises(
-            AppConfigurationError,
-            match=(
-                "^app 'wf-tests-flows' keeps runner_cls='ThreadRunner' although the harness "
-                "set the simulated components in its config_values: something with higher "
-                r"priority \(an environment variable PYNENC__\.\.\., or a config file\) "
-                "overrides them. Unset those variables for the test run.$"
-            ),
-        ),
-    ):
+    with WorkflowEnv() as env:
         env.use(flows.app)
+        conf = flows.app.conf
+        assert (conf.runner_cls, conf.orchestrator_cls) == ("SimRunner", "SimMemOrchestrator")
+        assert conf.field_info("runner_cls").source == "pynenc-wf-testing"
+        assert conf.truncate_arguments_length == 7  # the variable's other settings apply
+        assert env.start(flows.child, 1).result == 10
     assert_restored(flows.app, before)
+    flows.app._conf = None
+    try:
+        assert flows.app.conf.runner_cls == "ThreadRunner"
+    finally:
+        flows.app._conf = before["_conf"]  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------------------- isolation

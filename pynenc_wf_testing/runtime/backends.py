@@ -49,12 +49,22 @@ class MemoryBackend:
     (``memory_components.py``: the same stored state, minus work nobody observes);
     ``stock=True`` (backend name ``"memory-stock"``) selects pynenc's own memory classes, with
     the same observation hooks.
+
+    pynenc's memory components keep arguments and workflow data by reference: the harness
+    checks that they would survive the app's serializer all the same
+    (``runtime/serialization.py``); ``check_serialization=False`` turns that off.
     """
 
     name = "memory"
 
-    def __init__(self, *, stock: bool = False) -> None:
+    def __init__(self, *, stock: bool = False, check_serialization: bool = True) -> None:
+        if not isinstance(check_serialization, bool):
+            raise InvalidArgument(
+                "backend_options['check_serialization'] must be True or False, got "
+                f"{check_serialization!r}."
+            )
         self.stock = stock
+        self.check_serialization = check_serialization
         if stock:
             self.name = "memory-stock"
 
@@ -96,12 +106,27 @@ def _redis_backend(**options: Any) -> Backend:
     return RedisBackend.from_options(**options)
 
 
+def _memory_options(name: str, options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - {"check_serialization"})
+    if unknown:
+        raise InvalidArgument(
+            f"unknown backend_options for the {name} backend: {', '.join(unknown)}; "
+            "it accepts: check_serialization."
+        )
+
+
+def _memory_backend(**options: Any) -> Backend:
+    _memory_options("memory", options)
+    return MemoryBackend(**options)
+
+
 def _memory_stock_backend(**options: Any) -> Backend:
+    _memory_options("memory-stock", options)
     return MemoryBackend(stock=True, **options)
 
 
 _FACTORIES: dict[str, Any] = {
-    "memory": MemoryBackend,
+    "memory": _memory_backend,
     "memory-stock": _memory_stock_backend,
     "sqlite": _sqlite_backend,
     "redis": _redis_backend,

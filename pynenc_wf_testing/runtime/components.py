@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pynenc.orchestrator.mem_orchestrator import MemOrchestrator
 from pynenc.state_backend.mem_state_backend import MemStateBackend
 
+from pynenc_wf_testing.runtime.serialization import check_call_arguments, check_workflow_data
+
 __all__ = ["SIM_ATTR", "SimOrchestratorMixin", "SimStateBackendMixin", "SimStockMemOrchestrator", "SimStockMemStateBackend", "sim_of"]
 
 if TYPE_CHECKING:
@@ -53,8 +55,12 @@ class SimOrchestratorMixin:
 
     def register_new_invocations(self, invocations: list[DistributedInvocation]) -> None:
         sim = sim_of(self.app)
-        if sim is not None and sim.faults.crash_points:
-            sim.before_register(self.app, invocations)
+        if sim is not None:
+            if sim.check_serialization:
+                # Before anything is written: the call fails where it is made.
+                check_call_arguments(self.app, invocations)
+            if sim.faults.crash_points:
+                sim.before_register(self.app, invocations)
         super().register_new_invocations(invocations)  # type: ignore[misc]
         if sim is not None:
             sim.after_register(self.app, invocations)
@@ -122,4 +128,13 @@ class SimStockMemOrchestrator(SimOrchestratorMixin, MemOrchestrator):
 
 class SimStockMemStateBackend(SimStateBackendMixin, MemStateBackend):
     """pynenc's ``MemStateBackend`` observed by the simulation (backend ``"memory-stock"``;
-    the default memory backend uses ``memory_components.SimMemStateBackend``)."""
+    the default memory backend uses ``memory_components.SimMemStateBackend``, a subclass).
+
+    pynenc keeps workflow data by reference here: a value its serializer would lose (a
+    lambda, an open file) fails the write all the same, as on a persistent backend."""
+
+    def set_workflow_data(self, workflow_identity: WorkflowIdentity, key: str, value: Any) -> None:
+        sim = sim_of(self.app)
+        if sim is not None and sim.check_serialization:
+            check_workflow_data(self.app, workflow_identity, key, value, "memory")
+        super().set_workflow_data(workflow_identity, key, value)

@@ -44,9 +44,9 @@ from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument
 from pynenc_wf_testing.runtime.components import SimOrchestratorMixin, SimStateBackendMixin
 from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions, redis_distributions
 from pynenc_wf_testing.runtime.redis_compat import CompatRedisBroker, CompatRedisOrchestrator
+from pynenc_wf_testing.runtime.serialization import check_workflow_data
 from pynenc_wf_testing.runtime.sqlite_backend import (
     check_options,
-    check_workflow_data,
     drop_process_state,
     open_components,
 )
@@ -373,6 +373,11 @@ class RedisBackend:
         self._stores: list[_RedisStore] = []
         self._apps: set[int] = set()
         self._closed = False
+
+    @property
+    def check_serialization(self) -> bool:
+        """Whether arguments and workflow data are checked against the serializer."""
+        return self._check
 
     @classmethod
     def from_options(cls, **options: Any) -> RedisBackend:

@@ -34,6 +34,9 @@ class AttachedSimulation(Protocol):
 
     #: Something was routed since the last fetch (set by the components).
     broker_dirty: bool
+    #: Whether call arguments and workflow data must survive pynenc's serializer (an error
+    #: naming the value when they cannot).
+    check_serialization: bool
 
     @property
     def faults(self) -> FaultHooks: ...

@@ -81,6 +81,9 @@ class Simulation:
         self.errors_to_raise: list[BaseException] = []
         #: Invocations whose code returned but that stay RUNNING/PAUSED -> why.
         self.stalled: dict[str, str] = {}
+        #: Check that call arguments and workflow data survive the app's serializer
+        #: (runtime/serialization.py); the backend's ``check_serialization`` option.
+        self.check_serialization = True
 
         workers = self._workers = Workers(worker_tag=worker_tag)
         scheduler = self._scheduler = Scheduler(

@@ -17,8 +17,9 @@ Options (``backend_options``):
 - ``resume``: open the existing file at ``path`` instead of replacing it, as a new process
   would after the one that wrote it died: everything that process left RUNNING or PENDING is
   recovered with pynenc's recovery transitions when the first worker starts.
-- ``check_serialization`` (default True): fail ``set_data`` of a value that does not come
-  back from pynenc's serializer as the same type (see :class:`WorkflowDataSerializationError`).
+- ``check_serialization`` (default True): fail a call whose arguments, or a ``set_data`` whose
+  value, do not come back from pynenc's serializer with the same types (see
+  ``runtime/serialization.py``).
 """
 
 from __future__ import annotations
@@ -36,13 +37,10 @@ from pynenc.invocation.status import InvocationStatus
 from pynenc.orchestrator.sqlite_orchestrator import SQLiteOrchestrator
 from pynenc.state_backend.sqlite_state_backend import SQLiteStateBackend
 
-from pynenc_wf_testing.errors import (
-    AppConfigurationError,
-    InvalidArgument,
-    WorkflowDataSerializationError,
-)
+from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument
 from pynenc_wf_testing.runtime.components import SimOrchestratorMixin, SimStateBackendMixin, sim_of
 from pynenc_wf_testing.runtime.monkeypatches.sqlite import POOLS, register_pool, unregister_pool
+from pynenc_wf_testing.runtime.serialization import check_workflow_data
 
 if TYPE_CHECKING:
 
@@ -56,65 +54,6 @@ __all__ = [
 ]
 
 _DB_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
-
-
-# --------------------------------------------------------------------------- serialization
-
-
-def _first_mismatch(original: Any, restored: Any, where: str, depth: int = 0) -> str | None:
-    """Where (and how) ``restored`` differs in type from ``original``, or None."""
-    if type(restored) is not type(original):
-        return (
-            f"{where}: {type(original).__module__}.{type(original).__qualname__} comes back "
-            f"as {type(restored).__qualname__} ({restored!r:.60})"
-        )
-    if depth > 20:
-        return None
-    if isinstance(original, dict):
-        for key, value in original.items():
-            if key not in restored:
-                return f"{where}[{key!r}]: the key is lost"
-            found = _first_mismatch(value, restored[key], f"{where}[{key!r}]", depth + 1)
-            if found:
-                return found
-    elif isinstance(original, list | tuple) and len(original) == len(restored):
-        for index, (a, b) in enumerate(zip(original, restored, strict=True)):
-            found = _first_mismatch(a, b, f"{where}[{index}]", depth + 1)
-            if found:
-                return found
-    elif hasattr(original, "__dict__") and hasattr(restored, "__dict__"):
-        for name, value in vars(original).items():
-            if name not in vars(restored):
-                return f"{where}.{name}: the attribute is lost"
-            found = _first_mismatch(value, vars(restored)[name], f"{where}.{name}", depth + 1)
-            if found:
-                return found
-    return None
-
-
-def check_workflow_data(
-    app: Pynenc, identity: WorkflowIdentity, key: str, value: Any, backend: str
-) -> None:
-    """Raise :class:`WorkflowDataSerializationError` unless ``value`` round-trips through the
-    app's serializer with the same types (what a persistent backend stores and reads back)."""
-    serializer = app.serializer
-    try:
-        restored = serializer.deserialize(serializer.serialize(value))
-        problem = _first_mismatch(value, restored, "value")
-    except Exception as exc:  # any serializer failure is the finding
-        problem = f"the serializer raised {type(exc).__name__}: {exc}"
-    if problem is None:
-        return
-    workflow = getattr(identity.workflow_type, "key", identity.workflow_type)
-    raise WorkflowDataSerializationError(
-        f"workflow {workflow} (id {identity.workflow_id}) stores key {key!r} with a value of "
-        f"type {type(value).__module__}.{type(value).__qualname__} that the {backend} backend "
-        f"cannot store faithfully ({type(serializer).__name__}): {problem}. The memory "
-        "backend keeps workflow data by reference and hides this; in production the value "
-        "would be lost or changed. Store plain data (str, int, float, bool, None, lists, "
-        "dicts, dataclasses of those) and rebuild objects such as locks, clients, files or "
-        "functions in the task that needs them."
-    )
 
 
 # --------------------------------------------------------------------------- components
@@ -349,6 +288,11 @@ class SQLiteBackend:
         """Build from ``WorkflowEnv(backend_options=...)``, naming any unknown option."""
         check_options("sqlite", options, ("path", "resume", "check_serialization"))
         return cls(**options)
+
+    @property
+    def check_serialization(self) -> bool:
+        """Whether arguments and workflow data are checked against the serializer."""
+        return self._check
 
     @property
     def paths(self) -> list[str]:

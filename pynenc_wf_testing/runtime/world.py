@@ -239,6 +239,7 @@ class WorldHost:
                 self.seed, self.start, self._sleep_hook, self._execute_task_hook,
                 # "memory-stock" runs pynenc exactly as shipped: no speed-up patches either.
                 speedups=not getattr(self.backend, "stock", False),
+                adopt_hook=self._adopt,
             )
             self._patches.start()
             CLOCK_READS.count = 0
@@ -363,7 +364,18 @@ class WorldHost:
     def _execute_task_hook(self, original: Any, executor: Any, task: Any, a: Any, kw: Any) -> Any:
         if self._sim is None:
             return original(executor, task, *a, **kw)
+        if id(task.app) not in self._saved:
+            # A child of an app nobody used yet: routed without Task._call (see _adopt).
+            self._adopt(task.app)
         return self._sim.execute_task_hook(original, executor, task, a, kw)
+
+    def _adopt(self, app: Pynenc) -> None:
+        """A task of ``app`` is about to be routed (a direct call ``my_task(1)``, a batch, a
+        child): bind the app if it is not yet, as ``use(app)`` would, so that the call goes
+        into the simulation and ``.result`` drives it (monkeypatches/direct_calls.py)."""
+        if id(app) in self._saved or self._sim is None or self._closed:
+            return
+        self.bind(app)
 
     # ------------------------------------------------------------------ apps
 
@@ -391,6 +403,12 @@ class WorldHost:
         sim_config = {**self.backend.config(app), **SIM_CONFIG}
         app.config_values = {**(app.config_values or {}), **sim_config}
         app.config_values["logging_level"] = self.log_level
+        # The app's config_values are pynenc's lowest source: [tool.pynenc] of pyproject.toml,
+        # config files and PYNENC__ variables would override them. The harness's keys (and
+        # those the backend adds, e.g. the SQLite file) win; the rest of the file applies.
+        self.patches.force_config(
+            app.config_values, {*sim_config, "logging_level"}, saved.config_values
+        )
         self._attach(app, saved, sim, check=sim_config)
         sim.refresh_triggers()
         self.patches.patch_imported_sleep(
@@ -434,6 +452,7 @@ class WorldHost:
         )
         self._sim.after_crash = self.backend.after_crash
         patches.bind_ids(self._sim)
+        self._sim.check_serialization = bool(getattr(self.backend, "check_serialization", True))
 
     def arm_mock(self, mock: ArmedMock) -> None:
         """Mock ``mock.task_key`` in every world of this host until it closes; the first
@@ -466,8 +485,14 @@ class WorldHost:
 
         patches = self.patches
         self._sim, self._clock = world.sim, world.clock
-        for app, _ in self._saved.values():
-            for name, value in world.components[id(app)].items():
+        for app, saved in self._saved.values():
+            components = world.components.get(id(app))
+            if components is None:
+                # Bound after ``world`` was captured (a task of a new app called inside a
+                # crash check's run): it gets a fresh store in this world too.
+                self._attach(app, saved, world.sim)
+                continue
+            for name, value in components.items():
                 setattr(app, name, value)
             setattr(app, SIM_ATTR, world.sim)
             app._runner_instance = world.sim.runners[app.app_id]
@@ -529,10 +554,10 @@ def _check_config(app: Pynenc, sim_config: dict[str, Any]) -> None:
         for key in ("orchestrator_cls", "state_backend_cls", "broker_cls", "runner_cls")
         if getattr(conf, key) != sim_config[key]
     ]
-    if wrong:
+    if wrong:  # pragma: no cover - the harness's keys win over every source (config_priority)
         raise AppConfigurationError(
             f"app {app.app_id!r} keeps {', '.join(wrong)} although the harness set the "
-            "simulated components in its config_values: something with higher priority "
-            "(an environment variable PYNENC__..., or a config file) overrides them. "
-            "Unset those variables for the test run."
+            "simulated components in its config_values and made them win over pynenc's "
+            "config files and environment variables: something replaced the app's config "
+            "after use(app). Configure the app before the WorkflowEnv uses it."
         )

@@ -29,6 +29,11 @@ Installed by :class:`ProcessPatches` when an environment opens, in this order:
 - :mod:`.deterministic_executor`: ``DeterministicExecutor.execute_task`` (the simulator's
   hook; with speed-ups, one ``Call`` per child).
 - :mod:`.pynenc_logging`: ``pynenc.app.create_logger`` keeps one context filter per logger.
+- :mod:`.direct_calls`: ``Task._call`` and ``Task.parallelize`` hand the task's app to the
+  environment before pynenc routes the call (a task called directly joins the simulation).
+- :mod:`.config_priority` (on the first ``use(app)``): ``ConfigPynencBase.__init__`` assigns
+  the harness's keys after pynenc resolved its sources (``[tool.pynenc]`` of pyproject.toml,
+  config files, ``PYNENC__...`` variables), so the simulated components win.
 
 Installed by the sqlite backend while a store is open: :mod:`.sqlite` (pynenc's
 ``sqlite_conn`` names). :mod:`.compat` checks the versions of pynenc and freezegun before any of

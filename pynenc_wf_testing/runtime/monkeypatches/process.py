@@ -10,10 +10,12 @@ from typing import Any
 from pynenc_wf_testing.runtime.monkeypatches import sleep as _sleep
 from pynenc_wf_testing.runtime.monkeypatches.clock import start_frozen_clock
 from pynenc_wf_testing.runtime.monkeypatches.compat import check_versions
+from pynenc_wf_testing.runtime.monkeypatches.config_priority import ConfigPriority
 from pynenc_wf_testing.runtime.monkeypatches.croniter_cache import install_croniter_cache
 from pynenc_wf_testing.runtime.monkeypatches.deterministic_executor import (
     install_execute_task_hook,
 )
+from pynenc_wf_testing.runtime.monkeypatches.direct_calls import install_adopt_hook
 from pynenc_wf_testing.runtime.monkeypatches.gc_thresholds import tune_gc
 from pynenc_wf_testing.runtime.monkeypatches.ids import SeededIds
 from pynenc_wf_testing.runtime.monkeypatches.pynenc_logging import install_logger_dedup
@@ -25,7 +27,9 @@ __all__ = ["ProcessPatches"]
 
 class ProcessPatches:
     """Process-wide patches of one simulation: virtual wall clock, seeded ids, virtual sleep,
-    the simulator's ``execute_task`` hook, pynenc's logger filters and (``speedups``) caches of
+    the simulator's ``execute_task`` hook, the adoption of apps whose tasks are called directly
+    (``adopt_hook``), the priority of the harness's config keys over pynenc's config files and
+    environment (:meth:`force_config`), pynenc's logger filters and (``speedups``) caches of
     repeated pynenc/freezegun work. Each module of this package says what it patches and why;
     all of them go into one :class:`PatchSet`, undone in reverse order by :meth:`stop`."""
 
@@ -37,14 +41,17 @@ class ProcessPatches:
         execute_task_hook: Callable[..., Any] | None = None,
         *,
         speedups: bool = True,
+        adopt_hook: Callable[[Any], None] | None = None,
     ) -> None:
         self._speedups = speedups
         self._seed = seed
         self._start = start
         self._sleep_hook = sleep_hook
         self._execute_task_hook = execute_task_hook
+        self._adopt_hook = adopt_hook
         self._patches = PatchSet()
         self._ids = SeededIds(self._patches)
+        self._config = ConfigPriority(self._patches)
         self.factory: Any = None
 
     def start(self) -> None:
@@ -63,6 +70,8 @@ class ProcessPatches:
                 self._patches, self._execute_task_hook, one_call=self._speedups
             )
             install_logger_dedup(self._patches)
+            if self._adopt_hook is not None:
+                install_adopt_hook(self._patches, self._adopt_hook)
         except BaseException:
             # The error that stopped the patching is the one to report, not an undo's.
             with contextlib.suppress(Exception):
@@ -91,6 +100,13 @@ class ProcessPatches:
         randint``, ...) in the simulated tasks' modules."""
         _sleep.patch_imported_sleep(self._patches, module_names)
         self._ids.patch_imported(module_names)
+
+    def force_config(
+        self, config_values: dict[str, Any], keys: set[str], user_values: dict[str, Any] | None
+    ) -> None:
+        """Make the harness's ``keys`` of an app's ``config_values`` win over pynenc's config
+        files and environment variables (see :mod:`.config_priority`)."""
+        self._config.force(config_values, keys, user_values)
 
     def move_to(self, when: _dt.datetime) -> None:
         self.factory.move_to(when)
