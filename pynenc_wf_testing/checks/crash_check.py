@@ -409,14 +409,7 @@ def check_crash_safety(
     )
     if before_each is not None and not callable(before_each):
         raise InvalidArgument(f"before_each must be a function, got {before_each!r}.")
-    report = CrashReport(
-        workflow=task.task_id.func_name,
-        seed=env.seed,
-        golden_outcome="",
-        golden_steps=[],
-        call_repr=_call_repr(task, args, kwargs),
-        rerun_hint=env.rerun_hint,
-    )
+    report = _empty_report(env, task, args, kwargs)
     # Every run gets a fresh world; the user's own world is put back however the check ends.
     with env.world.isolated():
         _golden_run(checker, report)
@@ -488,7 +481,19 @@ def check_fault_schedules(
         env, task, args, kwargs, compare=None, invariant=None,
         non_idempotent=marked_keys() | (non_idempotent or set()), starter=starter,
     )
-    report = CrashReport(
+    report = _empty_report(env, task, args, kwargs)
+    with env.world.isolated():
+        _golden_run(checker, report)
+        _explore(checker, report, schedules(report.golden_steps), max_examples, fine,
+                 search_seed=search_seed)
+    report.minimal_failure = report.smallest_failure()
+    return report
+
+
+def _empty_report(
+    env: CrashCheckEnv, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> CrashReport:
+    return CrashReport(
         workflow=task.task_id.func_name,
         seed=env.seed,
         golden_outcome="",
@@ -496,12 +501,6 @@ def check_fault_schedules(
         call_repr=_call_repr(task, args, kwargs),
         rerun_hint=env.rerun_hint,
     )
-    with env.world.isolated():
-        _golden_run(checker, report)
-        _explore(checker, report, schedules(report.golden_steps), max_examples, fine,
-                 search_seed=search_seed)
-    report.minimal_failure = report.smallest_failure()
-    return report
 
 
 def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
