@@ -20,6 +20,7 @@ Undone by the :class:`PatchSet`: pynenc's methods and the previous hook come bac
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -53,14 +54,6 @@ def _parallelize(self: Any, *args: Any, **kwargs: Any) -> Any:
 
 def install_adopt_hook(patches: PatchSet, hook: Callable[[Any], None] | None) -> None:
     """Call ``hook(task.app)`` before pynenc routes any task call, until ``patches`` undo."""
-    global _adopt_hook
-    previous = _adopt_hook
-
-    def restore() -> None:
-        global _adopt_hook
-        _adopt_hook = previous
-
-    patches.on_undo(restore)
-    _adopt_hook = hook
+    patches.set_attr(sys.modules[__name__], "_adopt_hook", hook)
     patches.set_attr(Task, "_call", _call)
     patches.set_attr(Task, "parallelize", _parallelize)

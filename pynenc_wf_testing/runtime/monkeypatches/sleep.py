@@ -46,15 +46,7 @@ def _patched_sleep(seconds: float) -> None:
 
 
 def install_sleep(patches: PatchSet, hook: Callable[[float], bool]) -> None:
-    global _sleep_hook
-    previous_hook = _sleep_hook
-
-    def restore_hook() -> None:
-        global _sleep_hook
-        _sleep_hook = previous_hook
-
-    patches.on_undo(restore_hook)
-    _sleep_hook = hook
+    patches.set_attr(sys.modules[__name__], "_sleep_hook", hook)
     patches.set_attr(time, "sleep", _patched_sleep)
     patches.set_attr(asyncio, "sleep", _patched_async_sleep)
 
