@@ -27,29 +27,20 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from pynenc_wf_testing.engine import schema as engine_schema
+from pynenc_wf_testing.env.report_model import (
+    InvocationView,
+    ReportData,
+    ReportedEnv,
+    RunView,
+    report_data,
+)
 from pynenc_wf_testing.runtime.clock import to_micros
 from pynenc_wf_testing.runtime.history import Step
 
-if TYPE_CHECKING:
-    from pynenc_wf_testing.runtime.ledger import Execution
-    from pynenc_wf_testing.runtime.simulation import InvocationInfo, Simulation
-    from pynenc_wf_testing.runtime.world import WorldHost
-
-__all__ = ["ReportedEnv", "render_html", "render_text"]
-
-
-class ReportedEnv(Protocol):
-    """What the reports read of an environment (a ``WorkflowEnv``): its world (simulation
-    and start of the virtual clock) and how to rerun it."""
-
-    @property
-    def world(self) -> WorldHost: ...
-
-    @property
-    def rerun_hint(self) -> str: ...
+__all__ = ["render_html", "render_text"]
 
 #: Prefixes of step names that point at an invocation's own step (``route:charge_payment#1``).
 _NAME_PREFIXES = ("route:", "retry_status:", "retry:", "record:", *engine_schema.CHILD_STEP_PREFIXES)
@@ -111,15 +102,17 @@ class _Node:
 
 @dataclass
 class _Report:
-    seed: int
-    rerun: str
+    source: str
+    rerun: str | None
+    clock: str
+    notes: tuple[str, ...]
     t0: int
     now: int
     roots: list[_Node | _Crash]
     nodes: list[_Node]  # depth-first, tree order
     crashes: list[_Crash]
     history: list[Step]
-    ledger: list[Execution]
+    ledger: list[RunView]
     names: dict[str, str]  # invocation id -> step name
     steps: int
 
@@ -135,27 +128,16 @@ def _micros(iso: str, cache: dict[str, int]) -> int:
     return value
 
 
-def _status_of(sim: Simulation, inv_id: str) -> str:
-    """pynenc's current status of ``inv_id``; never raises (a report must not fail a test)."""
-    try:
-        app = sim._app_of(inv_id)
-        if not sim.is_stored(app, inv_id):
-            return "never stored"
-        return str(app.orchestrator.get_invocation_status(inv_id).value)
-    except Exception:
-        return "unknown"
-
-
-def _build(env: ReportedEnv) -> _Report:
-    sim = env.world.sim
-    history = list(sim.history)
-    ledger = list(sim.ledger)
+def _build(source: ReportedEnv | ReportData) -> _Report:
+    data = source if isinstance(source, ReportData) else report_data(source)
+    history = list(data.steps)
+    ledger = list(data.runs)
     cache: dict[str, int] = {}
-    now = sim.clock.micros
-    t0 = to_micros(env.world.start)
+    now = _micros(data.now, cache)
+    t0 = _micros(data.start, cache)
     for entry in history[:1]:
         t0 = min(t0, _micros(entry.time, cache))
-    infos = sim.invocations
+    infos = {view.invocation_id: view for view in data.invocations}
 
     # First appearance, results and retries per invocation, crashes, from the history.
     first: dict[str, int] = {}
@@ -193,11 +175,10 @@ def _build(env: ReportedEnv) -> _Report:
         start = _micros(execution.started, cache)
         end: int | None = None
         crash_no: int | None = None
-        finished = getattr(execution, "finished", None)  # recorded by newer simulations
         if execution.outcome == "crashed":
             crash_no = _next_crash(crashes, start, used_crashes, inv_id)
-        if isinstance(finished, str):
-            end = _micros(finished, cache)
+        if execution.finished is not None:
+            end = _micros(execution.finished, cache)
         elif execution.outcome in ("success", "failed"):
             end = _next_at_or_after(results.get(inv_id, []), start, used_results, inv_id)
         elif execution.outcome == "retry":
@@ -215,7 +196,6 @@ def _build(env: ReportedEnv) -> _Report:
             )
         )
 
-    blocked_by_label = sim.blocked_report()
     nodes: dict[str, _Node] = {}
     fallback = len(history)
     for order, (inv_id, info) in enumerate(infos.items()):
@@ -227,7 +207,7 @@ def _build(env: ReportedEnv) -> _Report:
         )
         if runs:
             start = min(start, runs[0].start)
-        status = _status_of(sim, inv_id)
+        status = info.status
         node_end: int | None = None
         if inv_id in results and status in ("success", "failed"):
             node_end = results[inv_id][-1]
@@ -241,7 +221,7 @@ def _build(env: ReportedEnv) -> _Report:
             start=start,
             end=node_end,
             attempts=runs,
-            blocked=blocked_by_label.get(sim.label(inv_id)),
+            blocked=info.blocked,
         )
 
     # Nest: direct parent invocation, else the owning workflow, else a root.
@@ -269,8 +249,10 @@ def _build(env: ReportedEnv) -> _Report:
 
     walk(roots, 0)
     return _Report(
-        seed=sim.seed,
-        rerun=env.rerun_hint,
+        source=data.source,
+        rerun=data.rerun,
+        clock=data.clock,
+        notes=data.notes,
         t0=t0,
         now=now,
         roots=roots,
@@ -317,7 +299,7 @@ def _follow_text(entry: Step, crash: _Crash) -> str:
     return f"recover: worker {worker} took over at once"
 
 
-def _parent_of(info: InvocationInfo, nodes: dict[str, _Node]) -> str | None:
+def _parent_of(info: InvocationView, nodes: dict[str, _Node]) -> str | None:
     for candidate in (info.parent_invocation_id, info.owner_workflow_id):
         if candidate is not None and candidate in nodes and candidate != info.invocation_id:
             return candidate
@@ -327,7 +309,7 @@ def _parent_of(info: InvocationInfo, nodes: dict[str, _Node]) -> str | None:
 def _crash_container(
     crash: _Crash,
     history: list[Step],
-    infos: dict[str, InvocationInfo],
+    infos: dict[str, InvocationView],
     nodes: dict[str, _Node],
 ) -> str | None:
     """The workflow whose children list shows ``crash`` (None: top level).
@@ -438,18 +420,21 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _header_lines(report: _Report) -> list[str]:
-    return [
+    lines = [
         (
-            f"seed {report.seed}; {_plural(report.steps, 'step')}, "
+            f"{report.source}; {_plural(report.steps, 'step')}, "
             f"{_plural(len(report.crashes), 'crash')}, "
             f"{_plural(len(report.ledger), 'task execution')}"
         ),
-        f"rerun: {report.rerun}",
-        (
-            f"virtual time: {_iso(report.t0)} -> {_iso(report.now)} "
-            f"(+{_format_span(report.now - report.t0)})"
-        ),
     ]
+    if report.rerun is not None:
+        lines.append(f"rerun: {report.rerun}")
+    lines.extend(report.notes)
+    lines.append(
+        f"{report.clock} time: {_iso(report.t0)} -> {_iso(report.now)} "
+        f"(+{_format_span(report.now - report.t0)})"
+    )
+    return lines
 
 
 def _crash_text(report: _Report, crash: _Crash) -> str:
@@ -463,7 +448,7 @@ def _follow_lines(report: _Report, crash: _Crash) -> list[str]:
 # ------------------------------------------------------------------------------ text
 
 
-def render_text(env: ReportedEnv) -> str:
+def render_text(env: ReportedEnv | ReportData) -> str:
     """The workflow tree of everything ``env`` ran so far, as plain text.
 
     One line per invocation, nested workflow -> sub-workflows -> children, in order of first
@@ -473,6 +458,9 @@ def render_text(env: ReportedEnv) -> str:
     happened (``x crash: crash_after('charge_payment#1') at charge_payment#1``), followed by
     the recovery (``~``); an unfinished invocation says what it waits for (``!``). A header
     gives the seed, how to rerun, and the virtual time span. Deterministic for a given seed.
+
+    ``env`` is an open ``WorkflowEnv``, or a :class:`ReportData` read from a production store
+    or a history file (``env.report_sources``): the same tree, on real time for a store.
     """
     report = _build(env)
     lines = _header_lines(report)
@@ -595,14 +583,15 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def render_html(env: ReportedEnv, *, title: str) -> str:
+def render_html(env: ReportedEnv | ReportData, *, title: str) -> str:
     """A self-contained HTML page of ``env``'s run: no external resource, no script.
 
     It holds the seed line and rerun recipe, the workflow tree of :func:`render_text`
     (collapsible ``<details>``), a timeline of the virtual clock (one row per invocation, its
     runs as coloured bars, crashes as red markers), the step list and the executions
     (ledger). ``title`` heads the page (the plugin passes the test's node id). The page is
-    well-formed XML as well as HTML (it parses with ``xml.etree``).
+    well-formed XML as well as HTML (it parses with ``xml.etree``). ``env`` may also be a
+    :class:`ReportData` (a production store or a history file, ``env.report_sources``).
     """
     report = _build(env)
     parts: list[str] = [
@@ -611,8 +600,8 @@ def render_html(env: ReportedEnv, *, title: str) -> str:
         f"<h1>{_e(title)}</h1>\n",
     ]
     header = _header_lines(report)
-    parts.append(f"<p class=\"seed\">{_e(header[0])}<br/>{_e(header[1])}</p>\n")
-    parts.append(f"<p class=\"meta\">{_e(header[2])}</p>\n")
+    parts.append(f"<p class=\"seed\">{'<br/>'.join(_e(line) for line in header[:-1])}</p>\n")
+    parts.append(f"<p class=\"meta\">{_e(header[-1])}</p>\n")
     parts.append("<h2>Workflow tree</h2>\n")
     if report.roots:
         parts.append("<ul class=\"tree\">\n")
@@ -621,7 +610,7 @@ def render_html(env: ReportedEnv, *, title: str) -> str:
     else:
         parts.append("<p>Nothing ran in this environment yet.</p>\n")
     parts.append(_html_legend())
-    parts.append("<h2>Timeline (virtual clock)</h2>\n")
+    parts.append(f"<h2>Timeline ({_clock_name(report)})</h2>\n")
     parts.append(_svg_timeline(report))
     parts.append(
         "<p class=\"note\">The time axis is compressed: each instant at which something starts "
@@ -636,6 +625,10 @@ def render_html(env: ReportedEnv, *, title: str) -> str:
     parts.append(_executions_table(report))
     parts.append("</body>\n</html>\n")
     return "".join(parts)
+
+
+def _clock_name(report: _Report) -> str:
+    return "virtual clock" if report.clock == "virtual" else "real time"
 
 
 def _html_legend() -> str:
@@ -725,7 +718,8 @@ def _svg_timeline(report: _Report) -> str:
         (
             f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
             f"viewBox=\"0 0 {width} {height}\" role=\"img\" "
-            "aria-label=\"timeline of the virtual clock\" style=\"max-width:100%;height:auto\">\n"
+            f"aria-label=\"timeline of the {_clock_name(report)}\" "
+            "style=\"max-width:100%;height:auto\">\n"
         ),
         f"<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#ffffff\"/>\n",
     ]
@@ -802,7 +796,7 @@ def _svg_timeline(report: _Report) -> str:
 def _steps_table(report: _Report) -> str:
     rows = [
         (
-            "<table class=\"steps\">\n<tr><th>#</th><th>virtual time</th><th>kind</th>"
+            f"<table class=\"steps\">\n<tr><th>#</th><th>{report.clock} time</th><th>kind</th>"
             "<th>name</th><th>workflow</th><th>invocation</th><th>detail</th></tr>\n"
         )
     ]
