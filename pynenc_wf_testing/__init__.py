@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.errors import NondeterminismError as NondeterminismError
     from pynenc_wf_testing.errors import SliceTimeoutError as SliceTimeoutError
     from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
+    from pynenc_wf_testing.errors import StoreReadError as StoreReadError
     from pynenc_wf_testing.errors import UnknownStepError as UnknownStepError
     from pynenc_wf_testing.errors import UnserializableValueError as UnserializableValueError
     from pynenc_wf_testing.errors import UnusedMockError as UnusedMockError
@@ -65,6 +66,7 @@ _HOMES = {
     "BusyWaitError": "errors",
     "SliceTimeoutError": "errors",
     "StepLimitExceeded": "errors",
+    "StoreReadError": "errors",
     "UnknownStepError": "errors",
     "UnusedMockError": "errors",
     "TaskCall": "env.environment",
@@ -105,6 +107,7 @@ __all__ = [
     "SliceTimeoutError",
     "Step",
     "StepLimitExceeded",
+    "StoreReadError",
     "TaskCall",
     "UnknownStepError",
     "UnusedMockError",

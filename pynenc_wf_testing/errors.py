@@ -18,6 +18,7 @@ __all__ = [
     "NondeterminismError",
     "SliceTimeoutError",
     "StepLimitExceeded",
+    "StoreReadError",
     "UnknownStepError",
     "UnusedMockError",
     "UnserializableValueError",
@@ -88,6 +89,11 @@ class CrashSafetyError(WorkflowTestingError, AssertionError):
 
 class HistoryFormatError(WorkflowTestingError, ValueError):
     """A history file is not a valid ``pynenc-wf-history`` document."""
+
+
+class StoreReadError(WorkflowTestingError):
+    """A report source cannot be read: a missing file, a file that is not a pynenc store, an
+    unknown app or workflow id, an unreachable Redis server (``env.report_sources``)."""
 
 
 class UnserializableValueError(WorkflowTestingError):
