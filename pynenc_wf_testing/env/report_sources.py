@@ -106,18 +106,49 @@ def read_sqlite_store(
         raise StoreReadError(f"{where} is a directory; give the database file.")
     if not os.access(text, os.R_OK):
         raise StoreReadError(f"{where}: permission denied.")
-    # No -wal file: everything is in the main file, and immutable=1 reads it without locks,
-    # creating no side file. A -wal file means a live database: mode=ro reads its committed
-    # transactions through the existing side files and writes nothing.
-    live = os.path.exists(text + "-wal")
-    uri = (
-        "file:" + os.path.abspath(text).replace("?", "%3f").replace("#", "%23")
-        + ("?mode=ro" if live else "?immutable=1")
-    )
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error as error:
-        raise StoreReadError(f"{where}: cannot open it read-only ({error}).") from None
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="pynenc-wf-report-") as workdir:
+        try:
+            conn = _open_read_only(text, workdir)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreReadError(f"{where}: cannot open it read-only ({error}).") from None
+        return _read_sqlite(conn, text, where, app_id, workflow_id)
+
+
+def _open_read_only(path: str, workdir: str) -> sqlite3.Connection:
+    """A connection that cannot change ``path`` or its side files.
+
+    Without a ``-wal`` file everything is in the main file, and ``immutable=1`` reads it in
+    place without locks, creating no side file. A ``-wal`` file means a live database, whose
+    readers write their read marks into the ``-shm`` file: the main file and the ``-wal``
+    are copied instead (the main file's size and mtime checked unchanged across the copy, so
+    no checkpoint ran in between; a frame the writer was appending fails its checksum and is
+    ignored), and the copy is read.
+    """
+    import shutil
+    import sqlite3
+
+    if not os.path.exists(path + "-wal"):
+        uri = "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23")
+        return sqlite3.connect(uri + "?immutable=1", uri=True)
+    copy = os.path.join(workdir, "snapshot.db")
+    for _ in range(5):
+        before = os.stat(path)
+        shutil.copyfile(path, copy)
+        if os.path.exists(path + "-wal"):
+            shutil.copyfile(path + "-wal", copy + "-wal")
+        after = os.stat(path)
+        if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+            break
+    return sqlite3.connect(copy)
+
+
+def _read_sqlite(
+    conn: sqlite3.Connection, text: str, where: str, app_id: str | None, workflow_id: str | None
+) -> ReportData:
+    import sqlite3
+
     try:
         try:
             tables = sorted(
@@ -423,9 +454,11 @@ def _from_store(
 
     first_run = {r.invocation_id: r.started for r in reversed(runs)}
     statuses = {r.invocation_id: (r.statuses[-1][1] if r.statuses else "unknown") for r in chosen}
-    final_at = {
-        r.invocation_id: r.statuses[-1][0] for r in chosen
-        if r.statuses and r.statuses[-1][1] in _FINAL
+    times = {
+        r.invocation_id: (
+            r.statuses[0][0], r.statuses[-1][0] if r.statuses[-1][1] in _FINAL else None
+        )
+        for r in chosen if r.statuses
     }
     blocked: dict[str, str] = {}
     for record in chosen:
@@ -435,7 +468,7 @@ def _from_store(
         began = first_run.get(record.invocation_id) or (
             record.statuses[0][0] if record.statuses else _EPOCH_ISO
         )
-        for when, step in _data_steps(items, record, names, final_at, began):
+        for when, step in _data_steps(items, record, names, times, began):
             steps.append((when, len(steps), step))
         if statuses[record.invocation_id] not in _FINAL:
             reason = _waiting_on(items, record, chosen, names, statuses)
@@ -485,15 +518,29 @@ def _data_steps(
     items: list[tuple[str, Any]],
     record: _Record,
     names: dict[str, str],
-    final_at: dict[str, str],
+    times: dict[str, tuple[str, str | None]],
     began: str,
 ) -> Iterable[tuple[str, Step]]:
-    """The workflow's recorded data as steps, each at its own instant where the record
-    carries or implies one (a timer's wake-up is its deadline, a signal its arrival), else
-    at the start of the workflow's first run, marked ``time=not recorded``."""
+    """The workflow's recorded data as steps.
+
+    A record's instant: its own where it carries or implies one (a timer's wake-up is its
+    deadline, a signal's arrival its ``at``, a child's id the child's routing); a record
+    written by the workflow itself is never before the one written before it (SQLite keeps
+    the write order), so one without an instant takes the previous one's, marked
+    ``time=not recorded``.
+    """
     values = dict(items)
     wf_id = record.invocation_id
+    previous = began
     for key, value in items:
+        own = _instant_of(key, value, values, times)
+        external = key.startswith(engine_schema.PREFIX + "signal:")  # written by the sender
+        if own is not None and (external or own >= previous):
+            when = own
+        else:
+            when = previous
+        if not external:
+            previous = when
         if key.startswith("task_invocation:"):
             continue  # pynenc's record of a child id: the child's own route step shows it
         if engine_schema.is_engine_key(key):
@@ -505,18 +552,21 @@ def _data_steps(
             kind, name = "value", key.replace(":", "#", 1)
         else:
             kind, name = "data", f"data:{key}"
-        when = _instant_of(key, value, values, final_at)
         detail: dict[str, Any] = {"key": key}
-        if when is None:
-            when, detail["time"] = began, "not recorded"
+        if own is None:
+            detail["time"] = "not recorded"
         yield when, Step(0, kind, name, wf_id, wf_id, when, record.task, detail)
 
 
 def _instant_of(
-    key: str, value: Any, values: Mapping[str, Any], final_at: dict[str, str]
+    key: str, value: Any, values: Mapping[str, Any], times: dict[str, tuple[str, str | None]]
 ) -> str | None:
+    """The instant a record carries or implies (``times``: first and final instant of
+    each invocation), or None."""
     parts = key.removeprefix(engine_schema.PREFIX).split(":")
     try:
+        if key.startswith("task_invocation:") or engine_schema.records_child(key):
+            return times[str(value)][0]
         if parts[0] == "timer_fired":
             return _normal_iso(str(values[engine_schema.timer(int(parts[-1]))]))
         if parts[0] in ("now", "deadline") and isinstance(value, str):
@@ -529,9 +579,7 @@ def _instant_of(
                 return _normal_iso(str(values[engine_schema.signal(name, int(value["slot"]))]["at"]))
             return _normal_iso(str(values[engine_schema.signal_deadline(name, j)]))
         if parts[0] == "task_wait" and isinstance(value, Mapping) and "done" in value:
-            return final_at.get(str(value["done"]))
-        if parts[0] == "retry":
-            return None
+            return times[str(value["done"])][1]
     except (KeyError, TypeError, ValueError):
         return None
     return None

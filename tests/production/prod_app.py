@@ -318,3 +318,12 @@ def versioned(x: int) -> Any:
     root.now()
     root.halt("deploy window")
     return took_new_branch
+
+
+@_workflow
+def trip(name: str) -> str:
+    """A sub-workflow (timed_sleep) between two activities: for the report views."""
+    root = trip.wf.root
+    root.execute_task(note, f"plan {name}").result
+    root.execute_task(timed_sleep, 0.05).result
+    return root.execute_task(note, f"done {name}").result  # type: ignore[no-any-return]
