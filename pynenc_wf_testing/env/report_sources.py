@@ -471,9 +471,9 @@ def _from_store(
         for when, step in _data_steps(items, record, names, times, began):
             steps.append((when, len(steps), step))
         if statuses[record.invocation_id] not in _FINAL:
-            reason = _waiting_on(items, record, chosen, names, statuses)
-            if reason:
-                blocked[record.invocation_id] = reason
+            waits = _waiting_on(items, record, chosen, names, statuses)
+            if waits:
+                blocked[record.invocation_id] = waits
 
     steps.sort(key=lambda item: (item[0], item[1]))
     numbered: list[Step] = []
@@ -535,10 +535,7 @@ def _data_steps(
     for key, value in items:
         own = _instant_of(key, value, values, times)
         external = key.startswith(engine_schema.PREFIX + "signal:")  # written by the sender
-        if own is not None and (external or own >= previous):
-            when = own
-        else:
-            when = previous
+        when = own if own is not None and (external or own >= previous) else previous
         if not external:
             previous = when
         if key.startswith("task_invocation:"):
@@ -625,14 +622,14 @@ def read_history(source: str | os.PathLike[str] | Mapping[str, Any], *, workflow
     itself for the timeline."""
     from pynenc_wf_testing.checks.replay import load_history
 
-    if isinstance(source, (str, os.PathLike)) and not str(source).lstrip().startswith("{"):
-        if not os.path.exists(os.fspath(source)):
-            raise StoreReadError(f"history file {os.fspath(source)!r}: no such file.")
+    is_path = isinstance(source, (str, os.PathLike)) and not str(source).lstrip().startswith("{")
+    if is_path and not os.path.exists(os.fspath(source)):  # type: ignore[arg-type]
+        raise StoreReadError(f"history file {os.fspath(source)!r}: no such file.")  # type: ignore[arg-type]
     try:
         history = load_history(source)
     except HistoryFormatError as error:
         raise StoreReadError(str(error)) from None
-    label = os.fspath(source) if isinstance(source, (str, os.PathLike)) and len(str(source)) < 300 else "history"
+    label = os.fspath(source) if is_path else "document"  # type: ignore[arg-type]
     steps = list(history.steps)
     records = history.workflows
     if workflow_id is not None:

@@ -565,10 +565,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             data = read_history(args.history, workflow_id=args.workflow_id)
     except StoreReadError as error:
         raise CommandError(_one_line(error), usage=True) from None
-    if args.text:
-        text = render_text(data)
-    else:
-        text = render_html(data, title=args.title or data.source)
+    text = render_text(data) if args.text else render_html(data, title=args.title or data.source)
     if not args.output:
         sys.stdout.write(text)
         return 0
