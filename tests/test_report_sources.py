@@ -76,10 +76,8 @@ def test_the_view_of_a_sqlite_store_is_the_simulators_tree(sqlite_run: tuple[Pat
         "|   ! waits for the result of dispatch#1 [fe76de15] (status: running)",
         "`-- dispatch#1 [fe76de15]         RUNNING  +4:00:07..open      1 run: running",
     ]
-    header = text.splitlines()[:2]
-    app = header[0].split(", app ")[1].split(";")[0]
-    assert header == [
-        f"sqlite store {db}, app {app}; 17 steps, 0 crashes, 9 task executions",
+    assert text.splitlines()[:2] == [
+        f"sqlite store {db}, app render-apps; 17 steps, 0 crashes, 9 task executions",
         "real time: 2030-01-01T00:00:00+00:00 -> 2030-01-01T04:00:07+00:00 (+4:00:07)",
     ]
 
@@ -301,9 +299,13 @@ def test_clear_errors_with_exit_status_2(
         2, f"--sqlite '{other}': the file holds no pynenc store (no state backend tables/keys); "
         "give the database a pynenc app writes to."
     )
-    code, message = run_cli(["--sqlite", str(db), "--app-id", "shop"], capsys)
-    assert code == 2
-    assert message.startswith(f"--sqlite '{db}': no store of app 'shop'; the file holds: render")
+    assert run_cli(["--sqlite", str(db), "--app-id", "shop"], capsys) == (
+        2, f"--sqlite '{db}': no store of app 'shop'; the file holds: render-apps. Give one of "
+        "these with --app-id."
+    )
+    # the app id, or the prefix of its tables
+    assert read_sqlite_store(db, app_id="render-apps").source.endswith("app render-apps")
+    assert read_sqlite_store(db, app_id="render_apps_4488c63f").source.endswith("render-apps")
     code, message = run_cli(["--sqlite", str(db), "--workflow-id", "nope"], capsys)
     assert code == 2 and "no workflow 'nope'; its top-level workflows are: c2c04fa9-" in message
     assert run_cli(["--redis", "redis://127.0.0.1:1/0"], capsys)[1].startswith(

@@ -160,19 +160,37 @@ def _read_sqlite(
                 "SQLite backend writes (PynencBuilder().sqlite(path))."
             ) from None
         suffix = "__state_backend_invocations"
-        apps = [t[: -len(suffix)] for t in tables if t.endswith(suffix)]
-        prefix = _choose_app(apps, app_id, where, "the file")
+        prefixes = [t[: -len(suffix)] for t in tables if t.endswith(suffix)]
+        # Table names hold a sanitized app id (``shop_8d9001d3``); pynenc's app info row
+        # holds the app id itself.
+        apps = {_sqlite_app_id(conn, prefix, tables): prefix for prefix in prefixes}
+        name = _choose_app(sorted(apps), app_id, where, "the file", aliases=apps)
+        prefix = apps[name]
         records = _sqlite_records(conn, prefix)
         data = _sqlite_data(conn, prefix)
     except sqlite3.DatabaseError as error:
         raise StoreReadError(f"{where}: reading the store failed ({error}).") from None
     finally:
         conn.close()
-    source = f"sqlite store {text}, app {prefix}"
+    source = f"sqlite store {text}, app {name}"
     return _from_store(records, data, source, workflow_id)
 
 
-def _choose_app(apps: list[str], app_id: str | None, where: str, what: str) -> str:
+def _sqlite_app_id(conn: sqlite3.Connection, prefix: str, tables: list[str]) -> str:
+    table = f"{prefix}__state_backend_app_info"
+    if table in tables:
+        row = conn.execute(f"SELECT app_id FROM {table} LIMIT 1").fetchone()
+        if row and isinstance(row[0], str):
+            return row[0]
+    return prefix
+
+
+def _choose_app(
+    apps: list[str], app_id: str | None, where: str, what: str,
+    aliases: Mapping[str, str] | None = None,
+) -> str:
+    """The app to read: ``app_id`` among ``apps`` (or one of their ``aliases``: the table
+    prefix of a SQLite app), or the only one."""
     if not apps:
         raise StoreReadError(
             f"{where}: {what} holds no pynenc store (no state backend tables/keys); give the "
@@ -185,15 +203,15 @@ def _choose_app(apps: list[str], app_id: str | None, where: str, what: str) -> s
                 "choose one with --app-id."
             )
         return apps[0]
-    from pynenc.util.sqlite_utils import sanitize_table_prefix
-
-    wanted = sanitize_table_prefix(app_id) if where.startswith("--sqlite") else app_id
-    if wanted not in apps:
-        raise StoreReadError(
-            f"{where}: no store of app {app_id!r}; {what} holds: {', '.join(apps)}. "
-            "Give one of these with --app-id."
-        )
-    return wanted
+    if app_id in apps:
+        return app_id
+    for name, alias in (aliases or {}).items():
+        if alias == app_id:
+            return name
+    raise StoreReadError(
+        f"{where}: no store of app {app_id!r}; {what} holds: {', '.join(apps)}. "
+        "Give one of these with --app-id."
+    )
 
 
 def _sqlite_records(conn: sqlite3.Connection, prefix: str) -> dict[str, _Record]:
@@ -325,15 +343,14 @@ def _read_redis(client: Any, where: str, app_id: str | None, workflow_id: str | 
         record.statuses = sorted(entries, key=lambda entry: entry[0])
     data: dict[str, list[tuple[str, Any]]] = {}
     head = prefix + "workflow:"
-    for wf_id in sorted({r.workflow_id for r in records.values() if r.workflow_id}):
-        key_head = f"{head}{wf_id}:data:"
-        items = []
-        for raw in client.scan_iter(_glob(key_head) + "*", count=1000):
-            value = client.get(raw)
-            if value is not None:
-                items.append((_text(raw)[len(key_head):], _decode(value)))
+    for raw in client.scan_iter(_glob(head) + "*:data:*", count=1000):
+        wf_id, marker_, key = _text(raw)[len(head):].partition(":data:")
+        value = client.get(raw)
+        if marker_ and ":" not in wf_id and value is not None:
+            data.setdefault(wf_id, []).append((key, _decode(value)))
+    for items in data.values():
         # Redis keeps no write order: the engine's positioned keys sort well enough by name.
-        data[wf_id] = sorted(items, key=lambda item: item[0])
+        items.sort(key=lambda item: item[0])
     source = f"redis store {where.removeprefix('--redis ').strip(chr(39))}, app {app}"
     return _from_store(records, data, source, workflow_id)
 
