@@ -53,7 +53,7 @@ def line_of(text: str, name: str) -> str:
 
 
 @pytest.fixture
-def ran(prod: Production) -> dict[str, object]:
+def ran(prod: Production) -> dict[str, str]:
     """A few workflows on a ThreadRunner: retries, a saga that compensates, a sleep and a
     signal, a sub-workflow, one waiting for a signal and one halted."""
     prod.start_runner()
@@ -76,12 +76,11 @@ def ran(prod: Production) -> dict[str, object]:
         return "waits for signal 'go'" in text and "halted:" in text
 
     prod.wait_until(both_waiting)
-    ids = {
+    return {
         "retried": retried.invocation_id, "trip": trip.invocation_id,
         "fragile": fragile.invocation_id, "booking": booking.invocation_id,
         "waiting": waiting.invocation_id, "halted": halted.invocation_id,
     }
-    return ids
 
 
 def test_the_report_of_a_live_sqlite_store(prod: Production, ran: dict[str, str]) -> None:
