@@ -317,7 +317,7 @@ def test_clear_errors_with_exit_status_2(
     code, message = run_cli(["--history", str(text_file)], capsys)
     assert code == 2 and message.startswith(str(text_file)) and "JSON" in message
     assert run_cli(["--history", str(db), "--app-id", "x"], capsys) == (
-        2, "--app-id applies to --sqlite and --redis, not to --history."
+        2, "--app and --app-id apply to a store (--sqlite, --redis), not to --history."
     )
 
 
@@ -335,3 +335,31 @@ def test_a_database_of_several_apps_needs_an_app_id(
     )
     with pytest.raises(StoreReadError, match="several apps"):
         read_sqlite_store(db)
+
+
+def test_app_names_its_configured_store_as_for_export(
+    tmp_path: Path, sqlite_run: tuple[Path, str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db, _ = sqlite_run
+    (tmp_path / "views_cli_apps.py").write_text(
+        "from pynenc import Pynenc, PynencBuilder\n"
+        f"on_sqlite = PynencBuilder().app_id('views-cli').sqlite({str(db)!r}).build()\n"
+        "in_memory = Pynenc(config_values={'app_id': 'views-cli-memory'})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # The app's own SQLite file is read, for the app's id (which this file does not hold).
+    assert run_cli(["--app", "views_cli_apps:on_sqlite"], capsys) == (
+        2, f"--sqlite '{db}': no store of app 'views-cli'; the file holds: render-apps. Give "
+        "one of these with --app-id."
+    )
+    assert run_cli(["--app", "views_cli_apps:in_memory"], capsys) == (
+        2, "--app 'views-cli-memory' uses MemStateBackend, which keeps its data inside the "
+        "process that runs it: there is no store to read. Point at a SQLite or Redis store "
+        "(--sqlite, --redis)."
+    )
+    assert run_cli([], capsys) == (
+        2, "name what to read: --sqlite PATH, --redis URL, --history FILE or --app "
+        "package.module:app (the store it is configured with)."
+    )
+    assert db.exists() and not (tmp_path / "pynenc.db").exists()

@@ -164,3 +164,13 @@ def test_the_cli_renders_one_workflow_and_never_writes_to_the_store(
                  "-o", str(out / "all.html")]) == 0
     assert "fragile_booking#1" in (out / "all.html").read_text()
     assert files_of(prod.db_path) == before
+
+
+def test_the_cli_finds_the_store_of_an_app(
+    prod: Production, ran: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--app`` as for ``pynenc-wf export``: the app's id and its configured database."""
+    assert main(["report", "--app", "tests.production.prod_app:app", "--text"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"sqlite store {prod.db_path}, app {prod.app_id};")
+    assert f"booking#1 [{ran['booking'][:8]}]" in text
