@@ -363,3 +363,20 @@ def test_app_names_its_configured_store_as_for_export(
         "package.module:app (the store it is configured with)."
     )
     assert db.exists() and not (tmp_path / "pynenc.db").exists()
+
+
+def test_the_simulators_report_is_drawn_from_the_same_model() -> None:
+    """The seam: ``render_text(env)`` draws ``report_data(env)``, the model a store gives."""
+    from pynenc_wf_testing.env.report_model import ReportData, report_data
+
+    with WorkflowEnv(seed=11) as env:
+        env.fail(ra.charge, times=2, exc=ra.Transient)
+        env.crash_after("print_label")
+        env.start(ra.order, "book", 25).result
+        data = report_data(env)
+        assert isinstance(data, ReportData) and data.clock == "virtual" and data.source == "seed 11"
+        assert render_text(data) == render_text(env)
+        assert render_html(data, title="t") == render_html(env, title="t")
+    assert [view.name for view in data.invocations][:3] == ["order#1", "reserve#1", "charge#1"]
+    assert [run.outcome for run in data.runs if run.name == "charge#1"] == ["retry", "retry", "success"]
+    assert all(run.injected for run in data.runs if run.name == "charge#1" and run.outcome == "retry")
