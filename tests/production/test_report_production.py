@@ -174,3 +174,35 @@ def test_the_cli_finds_the_store_of_an_app(
     text = capsys.readouterr().out
     assert text.startswith(f"sqlite store {prod.db_path}, app {prod.app_id};")
     assert f"booking#1 [{ran['booking'][:8]}]" in text
+
+
+def test_a_runner_stopped_mid_run_shows_as_a_crash_and_the_run_that_resumed(
+    prod: Production,
+) -> None:
+    """pynenc's graceful stop kills what the runner was running and reroutes it; a new
+    runner resumes it: the view shows the killed run as crashed, one crash line, then the run
+    that finished."""
+    first = prod.start_runner()
+    run = pa.signals(30.0)
+    prod.wait_until(lambda: prod.status(run).value == "running")
+    prod.stop_runner(first)
+    prod.start_runner()
+    prod.wait_until(lambda: signal_workflow(prod.app, run, "go", 1))
+    prod.wait_until(lambda: signal_workflow(prod.app, run, "go", 2) == 2)
+    assert prod.result(run) == [1, 2]
+
+    def view() -> list[str]:
+        return render_text(read_sqlite_store(prod.db_path, app_id=prod.app_id)).splitlines()
+
+    def finished() -> list[str] | None:
+        lines = view()
+        return lines if "SUCCESS" in line_of("\n".join(lines), "signals#1") else None
+
+    # pynenc writes the status, then its history record: the view follows the history.
+    lines = prod.wait_until(finished)
+    assert "1 crash" in lines[0]
+    workflow = line_of("\n".join(lines), "signals#1")
+    assert workflow.endswith("2 runs: crashed, success") and "SUCCESS" in workflow
+    crash = [line for line in lines if line.startswith(("x crash:", "`-- x crash:", "|-- x crash:"))]
+    assert len(crash) == 1, lines
+    assert re.search(r"x crash: runner \S{1,8} stopped: its invocations were killed and rerouted", crash[0])
