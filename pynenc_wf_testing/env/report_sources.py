@@ -349,10 +349,9 @@ def _read_redis(client: Any, where: str, app_id: str | None, workflow_id: str | 
         if marker_ and ":" not in wf_id and value is not None:
             data.setdefault(wf_id, []).append((key, _decode(value)))
     for items in data.values():
-        # Redis keeps no write order: the engine's positioned keys sort well enough by name.
-        items.sort(key=lambda item: item[0])
+        items.sort(key=lambda item: item[0])  # Redis keeps no write order: by key, stably
     source = f"redis store {where.removeprefix('--redis ').strip(chr(39))}, app {app}"
-    return _from_store(records, data, source, workflow_id)
+    return _from_store(records, data, source, workflow_id, write_order=False)
 
 
 # ---------------------------------------------------------------------- store -> model
@@ -394,7 +393,11 @@ def _from_store(
     data: dict[str, list[tuple[str, Any]]],
     source: str,
     workflow_id: str | None,
+    *,
+    write_order: bool = True,
 ) -> ReportData:
+    """The model of a store's ``records`` and workflow ``data`` (``write_order``: the data
+    of each workflow is listed in the order it was written)."""
     if workflow_id is not None:
         workflow_id = _unique_prefix(
             workflow_id, sorted(r.invocation_id for r in records.values() if r.is_workflow)
@@ -485,7 +488,7 @@ def _from_store(
         began = first_run.get(record.invocation_id) or (
             record.statuses[0][0] if record.statuses else _EPOCH_ISO
         )
-        for when, step in _data_steps(items, record, names, times, began):
+        for when, step in _data_steps(items, record, names, times, began, write_order):
             steps.append((when, len(steps), step))
         if statuses[record.invocation_id] not in _FINAL:
             waits = _waiting_on(items, record, chosen, names, statuses)
@@ -537,6 +540,7 @@ def _data_steps(
     names: dict[str, str],
     times: dict[str, tuple[str, str | None]],
     began: str,
+    write_order: bool,
 ) -> Iterable[tuple[str, Step]]:
     """The workflow's recorded data as steps.
 
@@ -544,7 +548,8 @@ def _data_steps(
     deadline, a signal's arrival its ``at``, a child's id the child's routing); a record
     written by the workflow itself is never before the one written before it (SQLite keeps
     the write order), so one without an instant takes the previous one's, marked
-    ``time=not recorded``.
+    ``time=not recorded``. Without the write order (Redis), such a record is put at the start
+    of the workflow's first run.
     """
     values = dict(items)
     wf_id = record.invocation_id
@@ -552,8 +557,11 @@ def _data_steps(
     for key, value in items:
         own = _instant_of(key, value, values, times)
         external = key.startswith(engine_schema.PREFIX + "signal:")  # written by the sender
-        when = own if own is not None and (external or own >= previous) else previous
-        if not external:
+        if not write_order:
+            when = own if own is not None else began
+        else:
+            when = own if own is not None and (external or own >= previous) else previous
+        if not external and write_order:
             previous = when
         if key.startswith("task_invocation:"):
             continue  # pynenc's record of a child id: the child's own route step shows it
