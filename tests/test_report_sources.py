@@ -380,3 +380,50 @@ def test_the_simulators_report_is_drawn_from_the_same_model() -> None:
     assert [view.name for view in data.invocations][:3] == ["order#1", "reserve#1", "charge#1"]
     assert [run.outcome for run in data.runs if run.name == "charge#1"] == ["retry", "retry", "success"]
     assert all(run.injected for run in data.runs if run.name == "charge#1" and run.outcome == "retry")
+
+
+def step_rows(page: str) -> list[list[str]]:
+    """The cells of the steps table: number, time, kind, name, workflow, invocation, detail."""
+    import re
+
+    table = page.split("<table class=\"steps\">")[1].split("</table>")[0]
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr.*?</tr>", table)]
+    return [cells for cells in rows if cells]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_waits_and_their_wake_ups_in_a_store(backend: str, tmp_path: Path) -> None:
+    """Timers fire at their deadlines and a signal wait ends when its signal came; an
+    unfinished workflow says what it waits for (a timer, a signal with a timeout)."""
+    from tests import engine_apps as ea
+
+    options = {"path": str(tmp_path / "w.db")} if backend == "sqlite" else {}
+    with WorkflowEnv(seed=5, backend=backend, backend_options=options) as env:
+        env.use(ea.app)
+        naps = env.start(ea.two_naps)
+        approvals = env.start(ea.approvals)
+        waiting = env.start(ea.payment_or_raise)
+        sleeper = env.start(ea.month_sleeper)
+        env.advance(minutes=30)
+        env.signal(approvals, "approve", "yes")
+        env.advance(hours=3)
+        env.signal(approvals, "approve", "again")
+        env.advance(minutes=1)
+        assert naps.done and approvals.done and not waiting.done and not sleeper.done
+        if backend == "sqlite":
+            data = read_sqlite_store(tmp_path / "w.db")
+        else:
+            client = fakeredis.FakeRedis(server=env.backend._stores[-1].server)  # type: ignore[attr-defined]
+            data = read_redis_store(client)
+    text = render_text(data)
+    assert "! waits for signal 'payment' (until 2030-01-04T00:00:00+00:00)" in text
+    assert "! waits for timer sleep#1 (until 2030-01-31T00:00:00+00:00)" in text
+    rows = step_rows(render_html(data, title="waits"))
+    naps_rows = [(c[1], c[2], c[3]) for c in rows if c[4] == "two_naps#1"]
+    assert ("+1:00:00", "timer", "timer#1") in naps_rows  # woke at the first deadline
+    assert ("+3:00:00", "timer", "timer#2") in naps_rows  # and at the second
+    signal_rows = {c[3]: c[1] for c in rows if c[4] == "approvals#1"}
+    assert signal_rows["signal:approve#1"] == "+0:30:00"  # arrivals
+    assert signal_rows["signal:approve#2"] == "+3:30:00"
+    assert signal_rows["wait_signal:approve#1"] == "+0:30:00"  # the waits they ended
+    assert signal_rows["wait_signal:approve#2"] == "+3:30:00"
