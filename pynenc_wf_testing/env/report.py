@@ -1,11 +1,14 @@
-"""Readable reports of a simulation: the workflow tree as text, and a self-contained HTML page.
+"""Readable reports of a simulation or a store: the workflow tree as text, and a self-contained
+HTML page.
 
-Both are built from one model of the environment's current world (:class:`_Report`): every
-invocation the simulation saw, nested workflow -> sub-workflows -> children, with its final
-status (asked of pynenc's orchestrator), its executions from the side-effect ledger, its
-virtual start and end, and the worker crashes placed where they happened. Output is
-deterministic: the same seed and code give byte-identical text and HTML (no ``id()``, no wall
-clock, ordering by first appearance in the history).
+Both draw a :class:`~pynenc_wf_testing.env.report_model.ReportData`: of an open environment
+(``report_data(env)``: every invocation the simulation saw, its status asked of pynenc's
+orchestrator, its executions from the side-effect ledger) or read from a production store or a
+history file (``env.report_sources``). From it :func:`_build` makes the tree (:class:`_Report`):
+nested workflow -> sub-workflows -> children, each with its start, end and runs, and the
+worker crashes placed where they happened. Output is deterministic: the same seed and code (or
+the same store) give byte-identical text and HTML (no ``id()``, no wall clock, ordering by
+first appearance in the history).
 
 Symbols of the text tree (plain ASCII so that any terminal and CI log shows them)::
 
@@ -15,8 +18,8 @@ Symbols of the text tree (plain ASCII so that any terminal and CI log shows them
     ~         what followed a crash (worker restart, pynenc's recovery)
     !         what an unfinished invocation waits for right now
 
-Times are virtual, relative to the start of the environment's clock (``+H:MM:SS``,
-``+Nd HH:MM:SS`` past a day).
+Times are relative to the start (``+H:MM:SS``, ``+Nd HH:MM:SS`` past a day): of the
+environment's virtual clock, or of the first record of a store (real time).
 """
 
 from __future__ import annotations
