@@ -727,19 +727,21 @@ def _svg_timeline(report: _Report) -> str:
         f"<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#ffffff\"/>\n",
     ]
     # Axis: ticks at every instant, labels where they do not collide.
-    last_label = -1e9
+    last_label, last_width = -1e9, 0.0
     for instant in ordered:
         x = position[instant]
         out.append(
             f"<line x1=\"{x:.1f}\" y1=\"{top - 24}\" x2=\"{x:.1f}\" y2=\"{height - 12}\" "
             "stroke=\"#eaeef2\" stroke-width=\"1\"/>\n"
         )
-        if x - last_label >= 64:
+        tick = report.offset(instant)
+        tick_width = 6.2 * len(tick)  # about 11 px sans-serif: real-time offsets are long
+        if x - last_label >= max(64.0, (last_width + tick_width) / 2 + 8):
             out.append(
                 f"<text x=\"{x:.1f}\" y=\"{top - 28}\" text-anchor=\"middle\" "
-                f"fill=\"#57606a\">{_e(report.offset(instant))}</text>\n"
+                f"fill=\"#57606a\">{_e(tick)}</text>\n"
             )
-            last_label = x
+            last_label, last_width = x, tick_width
     for row, node in enumerate(report.nodes):
         y = top + row * row_height
         if row % 2:
