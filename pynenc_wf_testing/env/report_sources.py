@@ -5,8 +5,9 @@ read what pynenc and the engine stored and return the :class:`~pynenc_wf_testing
 report_model.ReportData` that ``render_text``/``render_html`` draw.
 
 - :func:`read_sqlite_store`: pynenc's SQLite store (the file a ``PynencBuilder().sqlite(...)``
-  app writes), opened read-only (``immutable=1``; ``mode=ro`` while a ``-wal`` file shows a
-  live database): the file, its side files and their bytes stay as they were.
+  app writes), opened with ``immutable=1``, or copied first while a ``-wal`` file shows a
+  live database (see ``_open_read_only``): the file, its side files and their bytes stay as
+  they were.
 - :func:`read_redis_store`: a Redis server (pynenc-redis's key layout), with read commands
   only (``SCAN``, ``GET``, ``LRANGE``).
 - :func:`read_history`: a ``pynenc-wf-history`` document (``env.history_json()``,
