@@ -52,6 +52,7 @@ class StoreHooks:
         "_describe_new",
         "_faults",
         "_finish_execution",
+        "_interrupt_after",
         "_invocations",
         "_ledger",
         "_next_step",
@@ -87,13 +88,17 @@ class StoreHooks:
         self._before = crashes.before
         self._crash_after = crashes.after
         self._finish_execution = ledger.finish
+        self._interrupt_after: Any = None  # set by the coordinator (Simulation.interrupt_after)
         #: Final statuses written so far: a goal that waits for one is re-checked only then.
         self.finals = 0
 
     def _commit(self, step: Step) -> None:
         self._record(step)
-        if self._faults.crash_points:
+        faults = self._faults
+        if faults.crash_points:
             self._crash_after(step)
+        if faults.interrupts:
+            self._interrupt_after(step)
 
     # ------------------------------------------------------------------ routing
 
