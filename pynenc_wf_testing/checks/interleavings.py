@@ -214,7 +214,8 @@ class _Runner:
         #: The last run started (the golden run's handle, right after it).
         self.last_run: Any = None
 
-    def run(self, schedule: EventSchedule) -> InterleavingOutcome:
+    def run(self, schedule: EventSchedule, *, golden: bool = False) -> InterleavingOutcome:
+        """One run under ``schedule``, judged (the golden run may raise anything)."""
         env = self.env
         sim = env.world.renew()
         log: list[str] = []
@@ -237,6 +238,9 @@ class _Runner:
             halted = self._halted(run)
             if halted is not None:
                 outcome = f"halted ({halted}), waiting for a resume"
+                lost = self._lost_resume(schedule, sim.history, run.invocation_id)
+                if lost:
+                    violations.append(("incomplete", lost))
             else:
                 outcome = f"never finished: {exc}"
                 violations.append(("incomplete", f"DeadlockError: {exc}"))
@@ -256,7 +260,7 @@ class _Runner:
                 outcome = f"returned {_text(value)}"
             except Exception as exc:
                 outcome = f"raised {type(exc).__name__}: {exc}"
-                if not self._expected(exc):
+                if not golden and not self._expected(exc):
                     violations.append((
                         "error",
                         f"the workflow raised {type(exc).__name__}: {exc} (not an engine "
@@ -306,6 +310,32 @@ class _Runner:
         except WorkflowEngineError:
             return None
         return halted
+
+    def _lost_resume(
+        self, schedule: EventSchedule, history: Sequence[Step], workflow_id: str
+    ) -> str | None:
+        """A run halted at the end although a ``Resume()`` arrived after its last halt was
+        recorded: the resume was accepted and lost."""
+        # The first write of each halt#n records the halt (a resume rewrites it later).
+        halts: dict[str, Step] = {}
+        for step in history:
+            if step.workflow_id == workflow_id and step.name.startswith("halt#") and step.number:
+                halts.setdefault(step.name, step)
+        if not halts:
+            return None
+        last = max(halts.values(), key=lambda step: step.number or 0)
+        assert last.number is not None
+        points = self.env.world.faults.interrupts
+        for scheduled, point in zip(schedule.events, points, strict=True):
+            at = point.fired_at
+            if isinstance(scheduled.event, Resume) and at is not None and at.number is not None:
+                if at.number >= last.number:
+                    return (
+                        f"still halted although Resume() was delivered after {at.name} "
+                        f"(step {at.number}), once {last.name} was recorded: the resume was "
+                        "accepted and lost"
+                    )
+        return None
 
     def _note_waits(self, history: Sequence[Step], workflow_id: str) -> None:
         for step in history:
@@ -417,14 +447,14 @@ def check_interleavings(
         rerun_hint=env.rerun_hint,
     )
     with env.world.isolated():
-        golden = runner.run(EventSchedule())
+        golden = runner.run(EventSchedule(), golden=True)
         report.golden_outcome = golden.outcome
         report.golden_steps = list(env.world.sim.history)
         if not golden.ok:
             raise InterleavingError(
                 f"the golden run of {report.call_repr} (no events) did not behave, so events "
-                f"cannot be judged against it: {golden.outcome}; "
-                + "; ".join(m for _, m in golden.violations)
+                f"cannot be judged against it: {golden.outcome}"
+                + "".join(f"; {m}" for k, m in golden.violations if k != "incomplete")
                 + ". A workflow that needs a signal to finish gets it from "
                 "after_start=lambda env, run: env.signal(run, ...)."
             )
