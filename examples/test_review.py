@@ -4,8 +4,8 @@ that ``wf_env.check_interleavings`` finds in it."""
 from datetime import timedelta
 
 import pytest
-
 from pynenc_wf_testing import Advance, Cancel, InterleavingError, Signal
+
 from review import tasks
 from review.services import documents
 

@@ -23,11 +23,11 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.checks.faults import ScheduledCrash as ScheduledCrash
     from pynenc_wf_testing.checks.faults import ScheduledFailure as ScheduledFailure
     from pynenc_wf_testing.checks.idempotency import is_non_idempotent as is_non_idempotent
+    from pynenc_wf_testing.checks.idempotency import non_idempotent as non_idempotent
     from pynenc_wf_testing.checks.interleavings import (
         InterleavingOutcome as InterleavingOutcome,
     )
     from pynenc_wf_testing.checks.interleavings import InterleavingReport as InterleavingReport
-    from pynenc_wf_testing.checks.idempotency import non_idempotent as non_idempotent
     from pynenc_wf_testing.checks.replay import Replayer as Replayer
     from pynenc_wf_testing.checks.replay import ReplayResult as ReplayResult
     from pynenc_wf_testing.checks.replay import load_history as load_history

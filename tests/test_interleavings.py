@@ -112,11 +112,11 @@ def test_deliver_after_refuses_what_is_not_an_event() -> None:
 
 
 def test_event_types_refuse_bad_arguments() -> None:
-    with pytest.raises(InvalidArgument, match="non-empty string"):
+    with pytest.raises(InvalidArgument, match=r"non-empty string"):
         Signal("")
-    with pytest.raises(InvalidArgument, match="positive datetime.timedelta"):
+    with pytest.raises(InvalidArgument, match=r"positive datetime\.timedelta"):
         Advance(dt.timedelta(0))
-    with pytest.raises(InvalidArgument, match="positive datetime.timedelta"):
+    with pytest.raises(InvalidArgument, match=r"positive datetime\.timedelta"):
         Advance(3600)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match="must be a string"):
         Cancel(3)  # type: ignore[arg-type]
@@ -282,24 +282,23 @@ def test_same_seed_same_schedules_and_report() -> None:
     ],
 )
 def test_bad_events_are_refused_at_the_call(events: Any, message: str) -> None:
-    with WorkflowEnv(seed=5) as env:
-        with pytest.raises(InvalidArgument, match=message):
-            env.check_interleavings(apps.go_or_expire, "k", events=events)
+    with WorkflowEnv(seed=5) as env, pytest.raises(InvalidArgument, match=message):
+        env.check_interleavings(apps.go_or_expire, "k", events=events)
 
 
 def test_a_signal_the_workflow_never_waits_for_is_refused() -> None:
-    with WorkflowEnv(seed=5) as env:
-        with pytest.raises(
-            InvalidArgument,
-            match=r"never waited for a signal named 'og' \(.*it waited for 'go'\)",
-        ):
-            env.check_interleavings(apps.go_or_expire, "k", events=[Signal("og")])
+    with WorkflowEnv(seed=5) as env, pytest.raises(
+        InvalidArgument,
+        match=r"never waited for a signal named 'og' \(.*it waited for 'go'\)",
+    ):
+        env.check_interleavings(apps.go_or_expire, "k", events=[Signal("og")])
 
 
 def test_resume_of_a_workflow_that_never_halts_is_refused() -> None:
-    with WorkflowEnv(seed=5) as env:
-        with pytest.raises(InvalidArgument, match=r"Resume\(\) can change nothing"):
-            env.check_interleavings(apps.go_or_expire, "k", events=[Resume()])
+    with WorkflowEnv(seed=5) as env, pytest.raises(
+        InvalidArgument, match=r"Resume\(\) can change nothing"
+    ):
+        env.check_interleavings(apps.go_or_expire, "k", events=[Resume()])
 
 
 def test_a_plain_task_or_an_app_without_the_engine_is_refused() -> None:
@@ -356,7 +355,7 @@ def test_schedules_are_data() -> None:
     schedule = EventSchedule((ScheduledEvent(3, Signal("go", {"by": "ann"}), "timer#1"),))
     assert str(schedule) == "env.deliver_after('timer#1', Signal('go', {'by': 'ann'}))"
     assert schedule.event_types() == ["Signal"]
-    with pytest.raises(InvalidArgument, match="ScheduledEvent.step must be an int >= 1"):
+    with pytest.raises(InvalidArgument, match=r"ScheduledEvent\.step must be an int >= 1"):
         ScheduledEvent(0, Cancel())
 
 

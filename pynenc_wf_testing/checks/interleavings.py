@@ -328,13 +328,17 @@ class _Runner:
         points = self.env.world.faults.interrupts
         for scheduled, point in zip(schedule.events, points, strict=True):
             at = point.fired_at
-            if isinstance(scheduled.event, Resume) and at is not None and at.number is not None:
-                if at.number >= last.number:
-                    return (
-                        f"still halted although Resume() was delivered after {at.name} "
-                        f"(step {at.number}), once {last.name} was recorded: the resume was "
-                        "accepted and lost"
-                    )
+            if (
+                isinstance(scheduled.event, Resume)
+                and at is not None
+                and at.number is not None
+                and at.number >= last.number
+            ):
+                return (
+                    f"still halted although Resume() was delivered after {at.name} "
+                    f"(step {at.number}), once {last.name} was recorded: the resume was "
+                    "accepted and lost"
+                )
         return None
 
     def _note_waits(self, history: Sequence[Step], workflow_id: str) -> None:
