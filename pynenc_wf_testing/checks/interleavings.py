@@ -117,6 +117,11 @@ class InterleavingReport:
         return all(o.ok for o in self.explored)
 
     @property
+    def violations(self) -> list[tuple[str, str]]:
+        """Every ``(kind, message)`` found, in exploration order."""
+        return [v for o in self.explored for v in o.violations]
+
+    @property
     def failing(self) -> list[InterleavingOutcome]:
         return [o for o in self.explored if not o.ok]
 
@@ -325,7 +330,7 @@ class _Runner:
             return None
         last = max(halts.values(), key=lambda step: step.number or 0)
         assert last.number is not None
-        points = self.env.world.faults.interrupts
+        points = self.env.world.faults.interrupts[: len(schedule.events)]
         for scheduled, point in zip(schedule.events, points, strict=True):
             at = point.fired_at
             if (
@@ -359,9 +364,9 @@ class _Runner:
             if step.number is not None:
                 first.setdefault(step.name, step.number)
         fired: list[ScheduledEvent] = []
-        for scheduled, point in zip(
-            schedule.events, self.env.world.faults.interrupts, strict=True
-        ):
+        # armed first, in schedule order, on the fresh world of this run
+        points = self.env.world.faults.interrupts[: len(schedule.events)]
+        for scheduled, point in zip(schedule.events, points, strict=True):
             at = point.fired_at
             if at is None or at.number is None:
                 continue
