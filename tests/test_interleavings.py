@@ -263,6 +263,20 @@ def test_the_report_prints_a_runnable_reproduction() -> None:
             exec("\n".join(lines), namespace)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_events_at_boundaries_on_a_persistent_backend(backend: str) -> None:
+    """An invocation preempted inside a store write while the test writes a signal."""
+    with WorkflowEnv(seed=5, backend=backend) as env:
+        report = env.check_interleavings(
+            apps.both_signals_break_it, "k", events=[Signal("a", 1), Signal("b", 2)],
+            max_examples=10,
+        )
+    singles = report.explored[: len(report.boundaries) * 2]
+    assert all(o.ok for o in singles)
+    assert {o.outcome for o in singles} == {"returned 'ok'"}
+    assert not report.ok  # the combination is found here too
+
+
 def test_same_seed_same_schedules_and_report() -> None:
     first = _example_report(7)
     second = _example_report(7)

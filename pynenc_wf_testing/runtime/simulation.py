@@ -107,9 +107,8 @@ class Simulation:
         )
         hooks = self._hooks = StoreHooks(
             recorder=recorder, scheduler=scheduler, ledger=ledger, guard=guard,
-            crashes=crashes, triggers=triggers,
+            crashes=crashes, triggers=triggers, interrupt_after=self._interrupt_after,
         )
-        hooks._interrupt_after = self._interrupt_after
         #: External events whose step committed, delivered by the drive loop in this order.
         self._interrupts: list[tuple[Any, Step]] = []
 

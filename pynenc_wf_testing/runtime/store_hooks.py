@@ -11,6 +11,7 @@ once, here, rather than looked up on every write.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pynenc.invocation.status import InvocationStatus
@@ -72,6 +73,7 @@ class StoreHooks:
         guard: DeterminismGuard,
         crashes: CrashHandler,
         triggers: Triggers,
+        interrupt_after: Callable[[Step], None],
     ) -> None:
         self._scheduler = scheduler
         self._ledger = ledger
@@ -88,7 +90,7 @@ class StoreHooks:
         self._before = crashes.before
         self._crash_after = crashes.after
         self._finish_execution = ledger.finish
-        self._interrupt_after: Any = None  # set by the coordinator (Simulation.interrupt_after)
+        self._interrupt_after = interrupt_after
         #: Final statuses written so far: a goal that waits for one is re-checked only then.
         self.finals = 0
 
