@@ -14,6 +14,7 @@ __all__ = [
     "DeadlockError",
     "HistoryFormatError",
     "IncompatibleVersionError",
+    "InterleavingError",
     "InvalidArgument",
     "NondeterminismError",
     "SliceTimeoutError",
@@ -85,6 +86,11 @@ class NondeterminismError(WorkflowTestingError):
 
 class CrashSafetyError(WorkflowTestingError, AssertionError):
     """A crash/replay check found a fault schedule under which the workflow misbehaves."""
+
+
+class InterleavingError(WorkflowTestingError, AssertionError):
+    """An interleaving check found a schedule of external events (signals, cancellation,
+    resume, time passing) under which the workflow misbehaves, or its golden run did not."""
 
 
 class HistoryFormatError(WorkflowTestingError, ValueError):

@@ -100,6 +100,7 @@ class Scheduler:
         "graveyard",
         "main_glet",
         "max_steps",
+        "preempted",
         "ready",
         "rng",
         "runners",
@@ -135,6 +136,9 @@ class Scheduler:
         self._sleep_seq = 0
         self.threads: dict[str, SimThread] = {}
         self.current: SimThread | None = None
+        #: The invocation stopped at a step boundary while the test delivers an external
+        #: event (:meth:`preempt`); the drive loop resumes it first.
+        self.preempted: SimThread | None = None
         self.graveyard: list[greenlet.greenlet] = []
         self._idle_glets: list[greenlet.greenlet] = []
         self.slices = 0
@@ -165,6 +169,11 @@ class Scheduler:
         if not self.in_simulated_invocation():
             raise InvalidArgument("wait_condition() is only for simulated invocations")
         self.main_glet.switch(("cond", keys, deadline, what))
+
+    def preempt(self) -> None:
+        """Stop the current invocation right here (a step boundary) and let the driving
+        greenlet run; the drive loop resumes it first, before any other invocation."""
+        self.main_glet.switch(("preempt",))
 
     def crash_out(self, reason: str, restart_after: float | None) -> None:
         """The worker dies while this invocation runs. Never returns: this greenlet's frames
@@ -358,6 +367,8 @@ class Scheduler:
                 thread.sleeping_until = max(deadline, self.clock.micros)
                 self._sleep_seq += 1
                 heapq.heappush(self.sleepers, (thread.sleeping_until, self._sleep_seq, thread))
+        elif kind == "preempt":
+            self.preempted = thread
         elif kind == "done":
             glet = thread.glet
             thread.glet = None
@@ -393,6 +404,7 @@ class Scheduler:
         self.waiters.clear()
         self.cond_waiters.clear()
         self.sleepers.clear()
+        self.preempted = None
 
     def close(self) -> None:
         """End every greenlet deliberately (call after detaching the apps).
@@ -410,6 +422,7 @@ class Scheduler:
         self.sleepers.clear()
         self.threads.clear()
         self.graveyard.clear()
+        self.preempted = None
         tl = _TL.__dict__
         main_state = dict(tl)
         for glet in glets:

@@ -107,8 +107,10 @@ class Simulation:
         )
         hooks = self._hooks = StoreHooks(
             recorder=recorder, scheduler=scheduler, ledger=ledger, guard=guard,
-            crashes=crashes, triggers=triggers,
+            crashes=crashes, triggers=triggers, interrupt_after=self._interrupt_after,
         )
+        #: External events whose step committed, delivered by the drive loop in this order.
+        self._interrupts: list[tuple[Any, Step]] = []
 
         # The collaborators' containers under the names other layers read.
         self.apps = workers.apps
@@ -261,6 +263,32 @@ class Simulation:
             )
             self.errors_to_raise.append(error)
 
+    # ------------------------------------------------------------------ external events
+
+    def _interrupt_after(self, step: Step) -> None:
+        """``step`` just committed: queue the external events armed there. Inside an
+        invocation, it stops at this boundary so that the events land before its next step
+        (the drive loop delivers them, then resumes it first); from the test's own context
+        they are delivered when the world is next driven, before anything else runs."""
+        points = self.faults.interrupts_for(step)
+        if not points:
+            return
+        self._interrupts.extend((point, step) for point in points)
+        if self._scheduler.in_simulated_invocation():
+            self._scheduler.preempt()
+
+    def _deliver_interrupts(self) -> None:
+        pending = self._interrupts
+        while pending:
+            point, step = pending.pop(0)
+            point.deliver(step)
+
+    def jump_clock(self, micros: int) -> None:
+        """Move the clock forward without running anything (an external event: time passes
+        at a step boundary); what became due runs when the world is next driven."""
+        self._move_clock(micros)
+        self._scheduler.wake_sleepers()
+
     # ------------------------------------------------------------------ driving
 
     def wait_for_results(self, invocation_ids: list[Any]) -> None:
@@ -330,6 +358,12 @@ class Simulation:
                 crashes.route_recovery_tasks()
             if self.errors_to_raise:
                 self._raise_deferred()
+            if self._interrupts:
+                self._deliver_interrupts()
+            if scheduler.preempted is not None:
+                thread, scheduler.preempted = scheduler.preempted, None
+                self._run_slice(thread)
+                continue
             if goal is not None and (checked != hooks.finals or not on_final):
                 checked = hooks.finals
                 if goal():

@@ -11,6 +11,7 @@ once, here, rather than looked up on every write.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pynenc.invocation.status import InvocationStatus
@@ -52,6 +53,7 @@ class StoreHooks:
         "_describe_new",
         "_faults",
         "_finish_execution",
+        "_interrupt_after",
         "_invocations",
         "_ledger",
         "_next_step",
@@ -71,6 +73,7 @@ class StoreHooks:
         guard: DeterminismGuard,
         crashes: CrashHandler,
         triggers: Triggers,
+        interrupt_after: Callable[[Step], None],
     ) -> None:
         self._scheduler = scheduler
         self._ledger = ledger
@@ -87,13 +90,17 @@ class StoreHooks:
         self._before = crashes.before
         self._crash_after = crashes.after
         self._finish_execution = ledger.finish
+        self._interrupt_after = interrupt_after
         #: Final statuses written so far: a goal that waits for one is re-checked only then.
         self.finals = 0
 
     def _commit(self, step: Step) -> None:
         self._record(step)
-        if self._faults.crash_points:
+        faults = self._faults
+        if faults.crash_points:
             self._crash_after(step)
+        if faults.interrupts:
+            self._interrupt_after(step)
 
     # ------------------------------------------------------------------ routing
 
