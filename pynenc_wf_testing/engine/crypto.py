@@ -254,9 +254,10 @@ class EncryptedSerializer(BaseSerializer):  # type: ignore[misc]
         from cryptography.exceptions import InvalidTag
 
         body = serialized_obj[len(PREFIX) + len(key_id) + 1 :]
+        cipher = self._cipher(key_id)  # MissingEncryptionKey names the id
         try:
             sealed = base64.urlsafe_b64decode(body.encode())
-            plain = self._cipher(key_id).decrypt(sealed, [PREFIX.encode(), key_id.encode()])
+            plain = cipher.decrypt(sealed, [PREFIX.encode(), key_id.encode()])
         except (InvalidTag, binascii.Error, ValueError):
             raise EncryptionError(
                 f"a stored payload encrypted with key id {key_id!r} does not decrypt: it was "
