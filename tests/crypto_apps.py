@@ -1,12 +1,16 @@
 """Module-level app with encrypted payloads for the harness tests (tests/test_crypto.py).
 
 The keys are fixed bytes so that histories are reproducible (AES-SIV is deterministic: the
-same key and plaintext give the same ciphertext). Every payload carries ``MARKER``.
+same key and plaintext give the same ciphertext). Every payload carries ``MARKER``. Like a
+production app, it takes its keys from the environment when ``PYNENC_WF_TEST_KEYS`` is set
+(``Keyring.from_env``): that is how ``pynenc-wf replay`` and ``export``, which import the
+app, get them (tests/test_crypto.py runs them so).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from pynenc import Pynenc
@@ -16,7 +20,10 @@ from pynenc_wf_testing.engine import Keyring, enable_workflows
 MARKER = "SECRET-CARD-4242"
 KEY_1 = bytes(range(64))
 KEY_2 = bytes(range(64, 128))
-KEYRING = Keyring({"k1": KEY_1}, current="k1")
+KEYS_ENV = "PYNENC_WF_TEST_KEYS"
+KEYRING = (
+    Keyring.from_env(KEYS_ENV) if os.environ.get(KEYS_ENV) else Keyring({"k1": KEY_1}, "k1")
+)
 
 app = enable_workflows(Pynenc(config_values={"app_id": "crypto-tests"}), encryption=KEYRING)
 
