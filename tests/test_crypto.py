@@ -27,6 +27,7 @@ from pynenc_wf_testing.engine import (
     payload_key_id,
 )
 from tests import crypto_apps as c
+from tests.production.crypto_app import redis_dump
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("PYNENC_WF_REDIS_URL")
@@ -51,27 +52,6 @@ def rotated() -> Iterator[None]:
     enable_workflows(c.app, encryption=c.KEYRING)
 
 
-def _redis_dump(client: Any, pattern: str = "*") -> bytes:
-    """Every key matching ``pattern`` and its value, raw."""
-    out = []
-    for key in sorted(client.keys(pattern)):
-        kind = client.type(key).decode()
-        if kind == "string":
-            values = [client.get(key)]
-        elif kind == "hash":
-            values = [b for pair in client.hgetall(key).items() for b in pair]
-        elif kind == "list":
-            values = client.lrange(key, 0, -1)
-        elif kind == "set":
-            values = sorted(client.smembers(key))
-        elif kind == "zset":
-            values = [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
-        else:
-            raise AssertionError(f"unexpected redis type {kind} of {key!r}")
-        out.append(key + b"\n" + b"\n".join(values))
-    return b"\n".join(out)
-
-
 def test_the_sqlite_store_holds_no_plaintext(tmp_path: Path) -> None:
     with WorkflowEnv(seed=1, backend="sqlite", backend_options={"path": str(tmp_path)}) as env:
         _run_checkout(env)
@@ -89,7 +69,7 @@ def test_the_redis_store_holds_no_plaintext(url: str | None) -> None:
         _run_checkout(env)
         store = env.backend._stores[-1]  # type: ignore[attr-defined]
         # on a shared server, only this environment's namespace
-        raw = _redis_dump(store.client, f"__pynenc__:{store.namespace}:*" if url else "*")
+        raw = redis_dump(store.client, f"__pynenc__:{store.namespace}:*" if url else "*")
     assert raw and c.MARKER.encode() not in raw
     assert raw.count(ENCRYPTED.encode()) >= 10
 

@@ -48,7 +48,13 @@ def build(
         builder = builder.sqlite(db_path)
     else:
         assert redis_url is not None
-        builder = builder.redis(url=redis_url)
+        # pynenc-redis 0.3.0 cannot run on pynenc 0.4 as released: its broker and
+        # orchestrator through the smallest compatible subclasses (docs/backends.md)
+        from pynenc_wf_testing.runtime import redis_compat  # noqa: F401  (registers them)
+
+        builder = builder.redis(url=redis_url).custom_config(
+            orchestrator_cls="CompatRedisOrchestrator", broker_cls="CompatRedisBroker"
+        )
     if serializer == "json":
         builder = builder.serializer_json()
     builder = builder.thread_runner(min_threads=1, max_threads=4).runner_tuning(
@@ -105,3 +111,24 @@ def two_charges(card: str) -> list[str]:
     root.wait_for_signal("continue", timeout=dt.timedelta(seconds=10))
     second = root.execute_task(charge, card).result
     return [first, second]
+
+
+def redis_dump(client: Any, pattern: str = "*") -> bytes:
+    """Every key matching ``pattern`` and its value, raw, as a Redis server holds them."""
+    out = []
+    for key in sorted(client.keys(pattern)):
+        kind = client.type(key).decode()
+        if kind == "string":
+            values = [client.get(key)]
+        elif kind == "hash":
+            values = [b for pair in client.hgetall(key).items() for b in pair]
+        elif kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind == "set":
+            values = sorted(client.smembers(key))
+        elif kind == "zset":
+            values = [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
+        else:
+            raise AssertionError(f"unexpected redis type {kind} of {key!r}")
+        out.append(key + b"\n" + b"\n".join(values))
+    return b"\n".join(out)

@@ -33,6 +33,7 @@ from tests.production import crypto_app as ca
 pytestmark = pytest.mark.production
 
 MARKER = "SECRET-CARD-4242"
+REDIS_URL = os.environ.get("PYNENC_WF_REDIS_URL")
 K1 = Keyring.generate_key()
 K2 = Keyring.generate_key()
 _ids = itertools.count()
@@ -124,6 +125,33 @@ def test_the_sqlite_file_holds_no_plaintext_payload(world: World) -> None:
     # what stays in clear: task names, invocation ids, statuses (docs/security.md)
     assert b"tests.production.crypto_app.checkout" in raw
     assert run.invocation_id.encode() in raw
+
+
+@pytest.mark.skipif(
+    not REDIS_URL, reason="no real Redis server: set PYNENC_WF_REDIS_URL (.ci/run does)"
+)
+def test_the_redis_server_holds_no_plaintext_payload(world: World) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)  # type: ignore[arg-type]
+    pattern = f"__pynenc__:{world.app_id}:*"
+    try:
+        world.app = ca.build(world.app_id, Keyring({"k1": K1}, current="k1"), redis_url=REDIS_URL)
+        world.start_runner()
+        run = ca.checkout(MARKER)
+        world.wait_until(lambda: query_workflow(world.app, run).state)
+        signal_workflow(world.app, run, "approve", f"approved {MARKER}")
+        assert world.result(run)["approval"] == f"approved {MARKER}"
+        with pytest.raises(ca.SecretError, match=f"declined {MARKER}"):
+            world.result(ca.failing_checkout(MARKER))
+        world.stop_runners()
+        raw = ca.redis_dump(client, pattern)
+        assert raw and MARKER.encode() not in raw
+        assert raw.count(b"pynenc-wf-enc:1:k1:") >= 10
+    finally:
+        for key in client.keys(pattern):
+            client.delete(key)
+        client.close()
 
 
 def test_a_serializer_chosen_after_enable_workflows_is_wrapped_not_used_in_clear(
