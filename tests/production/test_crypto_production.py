@@ -131,6 +131,7 @@ def test_the_sqlite_file_holds_no_plaintext_payload(world: World) -> None:
     not REDIS_URL, reason="no real Redis server: set PYNENC_WF_REDIS_URL (.ci/run does)"
 )
 def test_the_redis_server_holds_no_plaintext_payload(world: World) -> None:
+    pytest.importorskip("pynenc_redis", reason="the redis extra is not installed")
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)  # type: ignore[arg-type]
