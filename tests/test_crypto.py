@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pynenc_wf_testing import Replayer, WorkflowEnv
 from pynenc_wf_testing.engine import (
@@ -218,3 +220,40 @@ def test_payloads_are_deterministic_per_key_and_bound_to_their_key_id() -> None:
             c.app.serializer.deserialize(relabelled)
     finally:
         enable_workflows(c.app, encryption=c.KEYRING)
+
+
+def test_the_serializer_class_cannot_be_configured_by_name_alone() -> None:
+    from pynenc.serializer.base_serializer import BaseSerializer
+    from pynenc.util.subclasses import get_subclass
+
+    with pytest.raises(InvalidWorkflowArgument, match="has no keyring in this process: configure "
+                       r"encryption with enable_workflows\(app, encryption=Keyring\(...\)\)"):
+        get_subclass(BaseSerializer, "EncryptedSerializer")()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values)
+@settings(max_examples=60, deadline=None)
+def test_every_value_round_trips_and_encrypts_the_same_way_twice(value: Any) -> None:
+    serializer = c.app.serializer
+    text = serializer.serialize(value)
+    assert text.startswith(ENCRYPTED) and serializer.serialize(value) == text
+    assert serializer.deserialize(text) == serializer.inner.deserialize(
+        serializer.inner.serialize(value)
+    )
+
+
+@pytest.mark.wf(backend="sqlite")
+def test_wf_env_runs_an_encrypted_app_and_replays_it_after_the_test(wf_env: WorkflowEnv) -> None:
+    # the plugin replays every workflow of this test from its (encrypted) history afterwards
+    run = _run_checkout(wf_env)
+    assert wf_env.query(run).state == {"phase": f"charged {c.MARKER}"}
+    assert c.MARKER not in wf_env.history_json()
+    report = wf_env.check_crash_safety(c.checkout, "card-2")
+    assert report.ok, report

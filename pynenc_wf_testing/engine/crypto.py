@@ -158,6 +158,9 @@ class Keyring:
         """``key`` as the base64 text ``from_env`` reads."""
         return base64.b64encode(key).decode()
 
+    def __contains__(self, key_id: object) -> bool:
+        return key_id in self._keys
+
     @property
     def key_ids(self) -> list[str]:
         """The key ids in the ring, sorted."""
@@ -195,9 +198,6 @@ def payload_key_id(text: str) -> str | None:
 _KEYRINGS: dict[str, Keyring] = {}
 _CLASSES: dict[str, type[EncryptedSerializer]] = {}
 _REGISTRY_LOCK = threading.Lock()
-#: Set while this thread looks for the running invocation's key (reading its arguments must
-#: not look again).
-_LOCAL = threading.local()
 
 
 class EncryptedSerializer(BaseSerializer):  # type: ignore[misc]
@@ -269,16 +269,8 @@ class EncryptedSerializer(BaseSerializer):  # type: ignore[misc]
         """The current key, or the key of the running invocation's own arguments if they
         were encrypted with another key of the ring (keeps call ids stable across a
         rotation; see the module docstring)."""
-        if getattr(_LOCAL, "busy", False):
-            return self.keyring.current
-        _LOCAL.busy = True
-        try:
-            pinned = _running_invocation_key_id()
-        finally:
-            _LOCAL.busy = False
-        if pinned is not None and pinned in self.keyring._keys:
-            return pinned
-        return self.keyring.current
+        pinned = _running_invocation_key_id()
+        return pinned if pinned is not None and pinned in self.keyring else self.keyring.current
 
 
 def _running_invocation_key_id() -> str | None:
@@ -290,8 +282,9 @@ def _running_invocation_key_id() -> str | None:
     invocation = context.get_dist_invocation_context(app.app_id)
     if invocation is None:
         return None
-    # The arguments as stored (a LazyCall read from the store holds them): reading them here
-    # never serializes anything.
+    # The arguments as stored (a LazyCall read from the store holds them), read from the
+    # private attribute: the public property would serialize them if they were not yet, and
+    # serializing here would recurse.
     stored = getattr(invocation.call, "_serialized_arguments", None) or {}
     for name in sorted(stored):
         key_id = payload_key_id(stored[name])
