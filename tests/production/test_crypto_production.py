@@ -242,3 +242,29 @@ def test_plaintext_written_before_encryption_is_read_only_if_allowed(world: Worl
     lenient = world.build(Keyring({"k1": K1}, current="k1", allow_plaintext=True))
     assert lenient.serializer.deserialize(old) == {"card": MARKER}
     assert payload_key_id(lenient.serializer.serialize("x")) == "k1"  # writes stay encrypted
+
+
+def test_a_worker_without_the_key_stops_before_running_and_leaves_it_pending(
+    world: World,
+) -> None:
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.thread_runner import ThreadRunner
+
+    run = ca.charge(MARKER)  # routed under k1, not run yet
+    app = world.build(Keyring({"k2": K2}, current="k2"))
+    errors: list[BaseException] = []
+    runner = ThreadRunner(app)
+
+    def serve() -> None:
+        try:
+            runner.run()
+        except BaseException as error:  # what ends the runner's loop
+            errors.append(error)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    world.wait_until(lambda: not thread.is_alive())
+    assert len(errors) == 1 and isinstance(errors[0], MissingEncryptionKey)
+    assert errors[0].key_id == "k1"
+    assert app.orchestrator.get_invocation_status(run.invocation_id) == InvocationStatus.PENDING
+    assert ca.CHARGED == []
