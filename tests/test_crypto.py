@@ -257,3 +257,21 @@ def test_wf_env_runs_an_encrypted_app_and_replays_it_after_the_test(wf_env: Work
     assert c.MARKER not in wf_env.history_json()
     report = wf_env.check_crash_safety(c.checkout, "card-2")
     assert report.ok, report
+
+
+def test_a_serializer_set_outside_the_app_config_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pynenc import Pynenc, PynencBuilder
+
+    # pynenc prefers PYNENC__* variables (and config files) to the app's own config values:
+    # the app would store plaintext
+    monkeypatch.setenv("PYNENC__SERIALIZER_CLS", "JsonSerializer")
+    expected = ("but pynenc resolves it to 'JsonSerializer': an environment variable "
+                "PYNENC__SERIALIZER_CLS, a config file or pyproject.toml's \\[tool.pynenc\\] sets it")
+    app = Pynenc(config_values={"app_id": "crypto-tests-env-override"})
+    with pytest.raises(InvalidWorkflowArgument, match=expected):
+        enable_workflows(app, encryption=c.KEYRING)
+    assert app.config_values == {"app_id": "crypto-tests-env-override"}  # left as it was
+    with pytest.raises(ValueError, match=expected):
+        PynencBuilder().app_id("crypto-tests-env-override-2").enable_workflows(
+            encryption=c.KEYRING
+        ).build()

@@ -33,16 +33,21 @@ def _enable_workflows(builder: Any, *, retry_policy: Any = None, **options: Any)
 def _keep_encryption(config: dict[str, Any]) -> None:
     """Builder validator (runs at ``build()``): a ``.serializer_json()`` (or any serializer
     choice) made after ``.enable_workflows(encryption=...)`` replaced the encrypting
-    serializer; wrap the chosen one instead of silently storing plaintext."""
+    serializer; wrap the chosen one instead of silently storing plaintext. And refuse a
+    ``serializer_cls`` from the environment or a config file, which pynenc would prefer."""
     from pynenc_wf_testing.engine import crypto
     from pynenc_wf_testing.engine._ops import DEFAULTS_KEY
 
     ref = (config.get(DEFAULTS_KEY) or {}).get("encryption")
-    chosen = config.get("serializer_cls")
-    if ref is None or crypto.is_encrypted_serializer(chosen):
+    if ref is None:
         return
-    keyring = crypto._KEYRINGS[ref]
-    config["serializer_cls"] = crypto.register_keyring(keyring, crypto.inner_serializer(chosen))[1]
+    chosen = config.get("serializer_cls")
+    if not crypto.is_encrypted_serializer(chosen):
+        keyring = crypto._KEYRINGS[ref]
+        config["serializer_cls"] = crypto.register_keyring(
+            keyring, crypto.inner_serializer(chosen)
+        )[1]
+    crypto.check_serializer_applies(config, config["serializer_cls"], config.get("config_filepath"))
 
 
 class WorkflowEnginePlugin:

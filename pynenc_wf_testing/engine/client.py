@@ -127,6 +127,8 @@ def enable_workflows(
     policy = default_policy(retry_policy, workflow_max_retries)
     values = dict(app.config_values or {})
     values.update(engine_config(policy, encryption, values.get("serializer_cls")))
+    if encryption is not None:
+        crypto.check_serializer_applies(values, values["serializer_cls"], app.config_filepath)
     app.config_values = values
     app._conf = None
     app._serializer = None  # rebuilt from the config (an encrypting one, if asked)

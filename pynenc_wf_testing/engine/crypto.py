@@ -319,6 +319,27 @@ def register_keyring(keyring: Keyring, inner_cls: str) -> tuple[str, str]:
     return ref, name
 
 
+def check_serializer_applies(
+    config: Mapping[str, Any], expected: str, config_filepath: str | None = None
+) -> None:
+    """Raise if pynenc would not use the encrypting serializer ``expected`` for an app with
+    these config values: in pynenc, ``PYNENC__SERIALIZER_CLS``, a config file and
+    pyproject.toml's ``[tool.pynenc]`` outrank an app's own config values, and would silently
+    store plaintext."""
+    from pynenc.conf.config_pynenc import ConfigPynenc
+
+    resolved = ConfigPynenc(config_values=dict(config), config_filepath=config_filepath)
+    if resolved.serializer_cls != expected:
+        raise InvalidWorkflowArgument(
+            f"encryption needs the app's serializer_cls to be {expected}, but pynenc resolves "
+            f"it to {resolved.serializer_cls!r}: an environment variable "
+            "PYNENC__SERIALIZER_CLS, a config file or pyproject.toml's [tool.pynenc] sets it, "
+            "and pynenc lets those outrank the app's own config. Remove that setting; to "
+            "choose the serializer that encryption wraps, set it in the app's own config "
+            "(e.g. PynencBuilder().serializer_json())."
+        )
+
+
 def inner_serializer(serializer_cls: str | None) -> str:
     """The serializer an encrypted one wraps, given the config's ``serializer_cls``."""
     if not serializer_cls:
