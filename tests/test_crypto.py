@@ -275,3 +275,21 @@ def test_a_serializer_set_outside_the_app_config_is_refused(monkeypatch: pytest.
         PynencBuilder().app_id("crypto-tests-env-override-2").enable_workflows(
             encryption=c.KEYRING
         ).build()
+
+
+def test_a_workflow_without_arguments_does_not_keep_its_key(rotated: None) -> None:
+    """The documented limit of the rule above: with no stored argument of its own, a run
+    started under k1 computes its children's call ids under the current key when it replays
+    after the rotation, so it does not find them (a replay reports it; a production replay
+    would route the child again)."""
+    from pynenc_wf_testing.errors import NondeterminismError
+
+    with WorkflowEnv(seed=6) as env:
+        run = env.start(c.nightly)
+        assert run.result == f"charged {c.MARKER}"
+        history = env.history_json()
+    enable_workflows(c.app, encryption=Keyring({"k2": c.KEY_2, "k1": c.KEY_1}, current="k2"))
+    with pytest.raises(NondeterminismError, match=r"at child call #1: the history recorded "
+                       r"charge\(card=pynenc-wf-enc:1:k1:.*but the replayed code now calls "
+                       r"charge\(card=pynenc-wf-enc:1:k2:"):
+        Replayer(c.app).replay(history, workflow_id=run.workflow_id)
