@@ -246,9 +246,10 @@ class EncryptedSerializer(BaseSerializer):  # type: ignore[misc]
         if key_id is None:
             if self.keyring.allow_plaintext:
                 return self.inner.deserialize(serialized_obj)
+            # (its length only: the message must not carry what should have been secret)
             raise EncryptionError(
-                f"a stored payload is not encrypted ({serialized_obj[:24]!r}...): this app "
-                "encrypts its payloads. Payloads written before it enabled encryption need "
+                f"a stored payload of {len(serialized_obj)} characters is not encrypted: this "
+                "app encrypts its payloads. Payloads written before it enabled encryption need "
                 "Keyring(..., allow_plaintext=True)."
             )
         from cryptography.exceptions import InvalidTag
