@@ -2,10 +2,12 @@
 
 Off by default: ``enable_workflows(app)`` (or ``PynencBuilder().enable_workflows()``) adds
 durable timers, signals, queries, waits, retry policies, halt/resume/cancel, run timeouts,
-compensation and workflow id aliases to ``task.wf`` / ``task.wf.root``. Every feature runs on
-pynenc's stock runners and backends as well as under a simulator.
+compensation and workflow id aliases to ``task.wf`` / ``task.wf.root``, and can encrypt the
+app's stored payloads (``encryption=Keyring(...)``). Every feature runs on pynenc's stock
+runners and backends as well as under a simulator.
 
-The engine imports pynenc and itself only. A simulator plugs in through ``hooks``; every key
+The engine imports pynenc and itself only (and ``cryptography`` once an app enables
+encryption). A simulator plugs in through ``hooks``; every key
 the engine stores is defined in ``schema``; ``task_wf`` swaps pynenc's ``task.wf``.
 """
 
@@ -22,6 +24,12 @@ from pynenc_wf_testing.engine.client import (
     signal_workflow,
     start_workflow,
     workflow_result,
+)
+from pynenc_wf_testing.engine.crypto import (
+    EncryptionError,
+    Keyring,
+    MissingEncryptionKey,
+    payload_key_id,
 )
 from pynenc_wf_testing.engine.exceptions import (
     AmbiguousWorkflowId,
@@ -46,7 +54,10 @@ from pynenc_wf_testing.engine.saga import Saga
 
 __all__ = [
     "AmbiguousWorkflowId",
+    "EncryptionError",
     "InvalidWorkflowArgument",
+    "Keyring",
+    "MissingEncryptionKey",
     "NotAWorkflow",
     "RetryPolicy",
     "Saga",
@@ -69,6 +80,7 @@ __all__ = [
     "describe_workflow",
     "enable_workflows",
     "enable_workflows_in_config",
+    "payload_key_id",
     "query_workflow",
     "resume_workflow",
     "set_retry_policy",

@@ -6,8 +6,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine import _ops, crypto, schema
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
+from pynenc_wf_testing.engine.crypto import Keyring
 from pynenc_wf_testing.engine.exceptions import (
     AmbiguousWorkflowId,
     InvalidWorkflowArgument,
@@ -77,12 +78,24 @@ def default_policy(
     return replace(retry_policy or RetryPolicy(), max_attempts=attempts)
 
 
-def engine_config(policy: RetryPolicy | None) -> dict[str, Any]:
+def engine_config(
+    policy: RetryPolicy | None,
+    encryption: Keyring | None = None,
+    serializer_cls: str | None = None,
+) -> dict[str, Any]:
     """The config values that switch the engine on for an app, with its defaults (kept in
-    the app's own config, so they belong to that app whatever its id or build order)."""
+    the app's own config, so they belong to that app whatever its id or build order).
+    ``serializer_cls``: the app's serializer, which an encrypted one wraps."""
     values: dict[str, Any] = {_ops.ENABLE_KEY: True}
+    defaults: dict[str, Any] = {}
     if policy is not None:
-        values[_ops.DEFAULTS_KEY] = {"retry_policy": policy_ref(policy)}
+        defaults["retry_policy"] = policy_ref(policy)
+    if encryption is not None:
+        ref, cls_name = crypto.register_keyring(encryption, crypto.inner_serializer(serializer_cls))
+        defaults["encryption"] = ref
+        values["serializer_cls"] = cls_name
+    if defaults:
+        values[_ops.DEFAULTS_KEY] = defaults
     return values
 
 
@@ -91,6 +104,7 @@ def enable_workflows(
     *,
     retry_policy: RetryPolicy | None = None,
     workflow_max_retries: int | Any | None = _UNSET,
+    encryption: Keyring | None = None,
 ) -> Pynenc:
     """Switch on the durable-workflow engine for ``app`` (off by default; apps that do not
     call this behave exactly as before). Call once, where the app is defined, or build the
@@ -100,6 +114,9 @@ def enable_workflows(
     (``set_retry_policy``) names a policy: ``retry_policy``, and ``workflow_max_retries``,
     how many times a failed call is retried (``None``: forever). A workflow's recorded
     failures replay identically, so retries are made per call, each attempt a fresh child.
+
+    ``encryption``: a ``Keyring``; the app's serializer then encrypts every payload the store
+    keeps (arguments, results, workflow data, signals, saved state; docs/security.md).
     """
     from pynenc.app import Pynenc as _Pynenc
 
@@ -109,9 +126,12 @@ def enable_workflows(
         )
     policy = default_policy(retry_policy, workflow_max_retries)
     values = dict(app.config_values or {})
-    values.update(engine_config(policy))
+    values.update(engine_config(policy, encryption, values.get("serializer_cls")))
+    if encryption is not None:
+        crypto.check_serializer_applies(values, values["serializer_cls"], app.config_filepath)
     app.config_values = values
     app._conf = None
+    app._serializer = None  # rebuilt from the config (an encrypting one, if asked)
     install_task_wf()
     for task in app.tasks.values():
         task.__dict__.pop("wf", None)  # rebuilt by the engine on next access
@@ -123,12 +143,14 @@ def enable_workflows_in_config(
     *,
     retry_policy: RetryPolicy | None = None,
     workflow_max_retries: int | Any | None = _UNSET,
+    encryption: Keyring | None = None,
 ) -> None:
     """``enable_workflows`` for an app not built yet: switch the engine on in the config
     mapping the app will be created with (what ``PynencBuilder().enable_workflows()`` does
     with its own). The settings go into that mapping, so they belong to the app it builds
     whatever its id or the order of the builder calls (``.app_id()`` may come later)."""
-    config.update(engine_config(default_policy(retry_policy, workflow_max_retries)))
+    policy = default_policy(retry_policy, workflow_max_retries)
+    config.update(engine_config(policy, encryption, config.get("serializer_cls")))
     install_task_wf()
 
 
