@@ -2,7 +2,7 @@
 
 Off by default: ``enable_workflows(app)`` (or ``PynencBuilder().enable_workflows()``) adds
 durable timers, signals, queries, waits, retry policies, halt/resume/cancel, run timeouts,
-compensation and workflow id aliases to ``task.wf`` / ``task.wf.root``. Every feature runs on
+compensation, workflow id aliases and continue-as-new to ``task.wf`` / ``task.wf.root``. Every feature runs on
 pynenc's stock runners and backends as well as under a simulator.
 
 The engine imports pynenc and itself only. A simulator plugs in through ``hooks``; every key
@@ -25,7 +25,9 @@ from pynenc_wf_testing.engine.client import (
 )
 from pynenc_wf_testing.engine.exceptions import (
     AmbiguousWorkflowId,
+    ContinuedAsNew,
     InvalidWorkflowArgument,
+    InvalidWorkflowOperation,
     NotAWorkflow,
     SignalTimeout,
     UnknownWorkflow,
@@ -46,7 +48,9 @@ from pynenc_wf_testing.engine.saga import Saga
 
 __all__ = [
     "AmbiguousWorkflowId",
+    "ContinuedAsNew",
     "InvalidWorkflowArgument",
+    "InvalidWorkflowOperation",
     "NotAWorkflow",
     "RetryPolicy",
     "Saga",

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine import _chain, _ops, schema
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.exceptions import (
     AmbiguousWorkflowId,
@@ -246,6 +246,10 @@ def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
         )
     run_id = str(invocation.invocation_id)
     workflow = invocation.workflow
+    if workflow is not None and str(workflow.workflow_id) == run_id:
+        # A run that continued as new stands for its chain: act on the chain's last run.
+        invocation = _chain.latest_run(app, invocation)
+        run_id, workflow = str(invocation.invocation_id), invocation.workflow
     if workflow is None or str(workflow.workflow_id) != run_id:
         where = "" if workflow is None else f" inside workflow {workflow.workflow_id}"
         hint = (
@@ -283,13 +287,19 @@ def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) 
     _ops.require_enabled(app, "signal_workflow()")
     if not isinstance(name, str) or not name:
         raise InvalidWorkflowArgument(f"a signal name must be a non-empty string, got {name!r}.")
-    run = _resolve(app, workflow, "signal_workflow()")
-    _require_running(
-        app, run, f"signal {name!r}",
-        "a signal reaches only a running workflow. Start a new run to act on it "
-        "(start_workflow(..., workflow_id=..., id_reuse='allow_after_completion')).",
-    )
-    return _ops.send_signal(app, run.run_id, name, payload)
+    # Held from the lookup to the store: a continue-as-new in this process (which carries
+    # unconsumed signals over under the same lock) cannot slip in between and lose it.
+    with _ops.STORE_LOCK:
+        run = _resolve(app, workflow, "signal_workflow()")
+        _require_running(
+            app, run, f"signal {name!r}",
+            "a signal reaches only a running workflow. Start a new run to act on it "
+            "(start_workflow(..., workflow_id=..., id_reuse='allow_after_completion')).",
+        )
+        names = list(_ops.get_data(app, run.identity, schema.SIGNAL_NAMES) or [])
+        if name not in names:
+            _ops.set_data(app, run.identity, schema.SIGNAL_NAMES, sorted([*names, name]))
+        return _ops.send_signal(app, run.run_id, name, payload)
 
 
 @dataclass(frozen=True)
@@ -312,6 +322,11 @@ class WorkflowDescription:
     """The reason of a halt the run waits in, if it is halted."""
     cancelled: str | None = None
     """The reason given to ``cancel_workflow``, if it was cancelled."""
+    continued_from: str | None = None
+    """The run this one continued (``wf.root.continue_as_new``), if any."""
+    runs: tuple[str, ...] = ()
+    """The run ids of the workflow's chain, oldest first, ending with ``run_id`` (one run
+    for a workflow that never continued as new)."""
 
 
 def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
@@ -330,6 +345,8 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
         finished=bool(record.status.is_final()),
         halted=_ops.get_data(app, run.identity, schema.HALTED),
         cancelled=_ops.get_data(app, run.identity, schema.CANCEL),
+        continued_from=_ops.get_data(app, run.identity, schema.CONTINUED_FROM),
+        runs=tuple(_chain.chain_runs(app, run.invocation)),
     )
 
 
@@ -535,12 +552,18 @@ def start_workflow(
             registry = _alias_identity(task)
             alias_key = schema.alias(workflow_id)
             existing = app.state_backend.get_workflow_data(registry, alias_key)
+            first = existing
             if existing is not None:
+                # A chain (continue-as-new) answers with its last run, and was started with
+                # the arguments of its first.
+                latest = _chain.latest_run(app, app.state_backend.get_invocation(existing))
+                first = _chain.chain_runs(app, latest)[0]
+                existing = str(latest.invocation_id)
                 final = app.orchestrator.get_invocation_status(existing).is_final()
                 if id_reuse != "allow_after_completion" or not final:
                     # The id names that run: handing it back (or refusing) for a call with
                     # other arguments would answer a question that was not asked.
-                    _check_same_call(app, task, workflow_id, existing, args, kwargs, id_reuse)
+                    _check_same_call(app, task, workflow_id, first, args, kwargs, id_reuse)
                 if id_reuse == "reject":
                     raise WorkflowAlreadyStarted(
                         f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
