@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 #: Namespace of the ids of continued runs (``uuid5(namespace, old run id)``).
 _RUN_NAMESPACE = uuid.UUID("8f0b4a4e-3c1d-5e7a-9b2f-6a1c0d7e4b53")
 
+#: Types whose value (not only type) must survive the serializer.
+_BY_VALUE = (dict, list, tuple, set, frozenset, str, bytes, int, float, bool)
+
 #: The result pynenc stores for a run that continued as new (its status is SUCCESS).
 RESULT_KEY = "continued_as_new"
 
@@ -107,14 +110,23 @@ def _checked_arguments(
                 f"cannot be serialized by pynenc ({type(error).__name__}: {error}). Pass plain "
                 "data (str, numbers, lists, dicts, dataclasses of those)."
             ) from None
-        if type(back) is not type(value):
+        if type(back) is not type(value) or (
+            # Containers compare by value (a dict's int keys come back as str); other
+            # objects may compare by identity, so only their type is checked.
+            isinstance(value, _BY_VALUE) and back != value
+        ):
             raise InvalidWorkflowArgument(
                 f"continue_as_new(): argument {key!r} of {name} ({type(value).__name__}) does "
-                f"not survive pynenc's serializer (it reads back as {type(back).__name__}). "
+                f"not survive pynenc's serializer (it reads back as {_short(back)}). "
                 "Pass plain data (str, numbers, lists, dicts, dataclasses of those) and build "
                 "functions, files or clients inside the workflow."
             )
     return Call(task, arguments)
+
+
+def _short(value: Any) -> str:
+    text = f"{type(value).__name__} {value!r}"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def continue_as_new(

@@ -101,6 +101,8 @@ class _Node:
     end: int | None
     attempts: list[_Attempt]
     blocked: str | None = None
+    #: ``continued as renewal#2 [fb353203]`` for a run that continued as new.
+    chain: str | None = None
     depth: int = 0
     children: list[_Node | _Crash] = field(default_factory=list)
 
@@ -162,8 +164,17 @@ def _build(env: ReportedEnv) -> _Report:
     results: dict[str, list[int]] = {}
     retries: dict[str, list[int]] = {}
     crashes: list[_Crash] = []
+    # Continue-as-new: the new run's back link is written right before the old run's
+    # forward link (engine/_chain.py), so each forward link pairs with the back link before it.
+    continued: dict[str, str] = {}
+    back_link: str | None = None
     for index, entry in enumerate(history):
         when = _micros(entry.time, cache)
+        if entry.kind == "chain" and entry.workflow_id is not None:
+            if entry.name.startswith("continued_from"):
+                back_link = entry.workflow_id
+            elif back_link is not None:
+                continued[entry.workflow_id] = back_link
         if entry.invocation_id is not None:
             first.setdefault(entry.invocation_id, index)
             if entry.kind == "result":
@@ -242,6 +253,9 @@ def _build(env: ReportedEnv) -> _Report:
             end=node_end,
             attempts=runs,
             blocked=blocked_by_label.get(sim.label(inv_id)),
+            chain=(
+                f"continued as {sim.label(continued[inv_id])}" if inv_id in continued else None
+            ),
         )
 
     # Nest: direct parent invocation, else the owning workflow, else a root.
@@ -516,7 +530,10 @@ def render_text(env: ReportedEnv) -> str:
         label = text.ljust(width)
         status = node.status.upper().ljust(status_width)
         interval = _interval(report, node).ljust(interval_width)
-        lines.append(f"{label}  {status}  {interval}  {_runs_text(node.attempts)}".rstrip())
+        chain = f"  {node.chain}" if node.chain else ""
+        lines.append(
+            f"{label}  {status}  {interval}  {_runs_text(node.attempts)}{chain}".rstrip()
+        )
     legend = _legend(report)
     if legend:
         lines.append(legend)
@@ -661,6 +678,7 @@ def _html_row(report: _Report, node: _Node) -> str:
         f"{_e(node.status.upper())}</span> "
         f"<span class=\"time\">{_e(_interval(report, node))}</span> "
         f"{runs} <span class=\"runs\">{_e(_runs_text(node.attempts))}</span>"
+        + (f" <span class=\"note\">{_e(node.chain)}</span>" if node.chain else "")
     )
 
 
