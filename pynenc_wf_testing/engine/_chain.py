@@ -202,12 +202,17 @@ def _route_or_adopt(app: Pynenc, call: Any, new_id: str) -> DistributedInvocatio
 def _link(execution: _ops.WorkflowExecution, new_run: Any) -> None:
     """Carry unconsumed signals over, link the runs both ways (the forward link last: it is
     the recorded decision)."""
+    from pynenc_wf_testing.engine.client import _index_identity
+
     app = execution.app
     new_identity = new_run.workflow
-    set_new = app.state_backend.set_workflow_data
+    backend = app.state_backend
+    set_new = backend.set_workflow_data
+    index = _index_identity()
     with _ops.STORE_LOCK:
         carried: list[str] = []
-        for name in execution.get(schema.SIGNAL_NAMES) or []:
+        names_key = schema.SIGNAL_NAMES.format(execution.workflow_id)
+        for name in backend.get_workflow_data(index, names_key) or []:
             slot = execution.counters.get(f"consumed:{name}", 0) + 1
             count = 0
             while (record := execution.get(schema.signal(name, slot))) is not None:
@@ -218,7 +223,9 @@ def _link(execution: _ops.WorkflowExecution, new_run: Any) -> None:
                 set_new(new_identity, schema.signal_count(name), count)
                 carried.append(name)
         if carried:
-            set_new(new_identity, schema.SIGNAL_NAMES, carried)
+            backend.set_workflow_data(
+                index, schema.SIGNAL_NAMES.format(new_run.invocation_id), carried
+            )
         set_new(new_identity, schema.CONTINUED_FROM, execution.workflow_id)
         execution.set(schema.CONTINUED_AS, str(new_run.invocation_id))
 

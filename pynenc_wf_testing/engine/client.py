@@ -296,9 +296,12 @@ def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) 
             "a signal reaches only a running workflow. Start a new run to act on it "
             "(start_workflow(..., workflow_id=..., id_reuse='allow_after_completion')).",
         )
-        names = list(_ops.get_data(app, run.identity, schema.SIGNAL_NAMES) or [])
+        names_key = schema.SIGNAL_NAMES.format(run.run_id)
+        names = list(app.state_backend.get_workflow_data(_index_identity(), names_key) or [])
         if name not in names:
-            _ops.set_data(app, run.identity, schema.SIGNAL_NAMES, sorted([*names, name]))
+            app.state_backend.set_workflow_data(
+                _index_identity(), names_key, sorted([*names, name])
+            )
         return _ops.send_signal(app, run.run_id, name, payload)
 
 

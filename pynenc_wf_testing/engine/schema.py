@@ -89,9 +89,6 @@ STATE_LATEST = PREFIX + "state_latest"
 CONTINUED_AS = PREFIX + "continued_as"
 #: In a run started by ``continue_as_new``: the invocation id of the run before it.
 CONTINUED_FROM = PREFIX + "continued_from"
-#: The names of the signals sent to a run (a sorted list): what ``continue_as_new`` carries
-#: over to the next run when some were not consumed.
-SIGNAL_NAMES = PREFIX + "signal_names"
 
 
 # ---------------------------------------------------------------------- positioned records
@@ -201,6 +198,10 @@ def alias_registry(task_key: str) -> str:
 #: the workflow types that use an id, and the id a run was started under.
 ID_TYPES = PREFIX + "id_types:{}"
 ID_OF_RUN = PREFIX + "id_of_run:{}"
+#: In the same index (formatted with a run id): the names of the signals sent to that run, a
+#: sorted list, which ``continue_as_new`` reads to carry unconsumed signals over. Kept out of
+#: the run's own data so that its recorded history is what it was before chains existed.
+SIGNAL_NAMES = PREFIX + "signal_names:{}"
 
 
 def alias(workflow_id: str) -> str:
