@@ -4,7 +4,7 @@ replay of each run's history, bad inputs. The workflows are in tests/chain_apps.
 
 from __future__ import annotations
 
-import datetime as dt
+import itertools
 
 import pytest
 from pynenc.invocation.status import InvocationStatus
@@ -23,8 +23,6 @@ from pynenc_wf_testing.engine import (
     workflow_result,
 )
 from tests import chain_apps as ca
-
-DAY = dt.timedelta(days=1)
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +43,7 @@ def test_a_chain_runs_under_one_workflow_id_and_returns_the_last_runs_result(
     ids = [r.invocation_id for r in runs]
     assert len(set(ids)) == 3
     # The old runs ended SUCCESS with a link to the next; the next is a top-level run.
-    for old, new in zip(runs, runs[1:], strict=False):
+    for old, new in itertools.pairwise(runs):
         assert old.invocation.get_final_result() == {"continued_as_new": new.invocation_id}
         assert old.invocation.status == InvocationStatus.SUCCESS
         assert new.invocation.workflow.parent_workflow_id is None
@@ -228,8 +226,8 @@ def test_continue_as_new_outside_its_workflow_body_is_an_error(wf_env: WorkflowE
 
 def test_continue_as_new_in_a_sub_workflow_is_an_error(wf_env: WorkflowEnv) -> None:
     wf_env.use(ca.app)
-    with pytest.raises(InvalidWorkflowOperation, match="in sub-workflow renewal .*Loop inside "
-                       "the sub-workflow"):
+    with pytest.raises(InvalidWorkflowOperation, match=r"in sub-workflow renewal .*Loop inside "
+                       r"the sub-workflow"):
         wf_env.start(ca.parent_of_chain).result
     assert ca.CHARGES == [("sub", 1)]
 
@@ -244,3 +242,15 @@ def test_signal_to_an_old_run_id_reaches_the_current_run(wf_env: WorkflowEnv) ->
     # By the first run's invocation id (the chain's id when none was given).
     signal_workflow(ca.app, first_id, "msg", "stop")
     assert run.result == ["a", "stop"]
+
+
+def test_the_benchmark_counts_flat_replays_with_continue_as_new() -> None:
+    from benchmarks.continue_as_new import renewal_loop
+
+    one_run = renewal_loop(4, chain=False)
+    chained = renewal_loop(4, chain=True)
+    assert one_run["replayed_months_per_resume"] == [1, 2, 3, 4]
+    assert chained["replayed_months_per_resume"] == [1, 1, 1, 1]
+    assert (one_run["runs"], chained["runs"]) == (1, 4)
+    assert one_run["result"] == chained["result"] == {"account": "acct", "months": 4}
+    assert chained["records_per_run_max"] < one_run["records_per_run_max"]

@@ -337,7 +337,7 @@ class CrashChecker:
                 while not run.done:  # one run of a continue-as-new chain at a time
                     stuck = getattr(run, "current", run).invocation_id
                     sim.drive(
-                        goal=lambda: run.done
+                        goal=lambda stuck=stuck: run.done
                         or getattr(run, "current", run).invocation_id != stuck,
                         goal_ids=[stuck],
                         on_final=True,

@@ -22,7 +22,7 @@ def drive_chain(sim: Any, run: Any) -> None:
     while not run.done:
         stuck = run.current.invocation_id
         sim.drive(
-            goal=lambda: run.done or run.current.invocation_id != stuck,
+            goal=lambda stuck=stuck: run.done or run.current.invocation_id != stuck,
             goal_ids=[stuck],
             on_final=True,
         )
