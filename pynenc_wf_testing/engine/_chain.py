@@ -172,10 +172,11 @@ def _route_or_adopt(app: Pynenc, call: Any, new_id: str) -> DistributedInvocatio
     from pynenc.invocation.dist_invocation import WorkflowInvocation
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
+    existing: DistributedInvocation[Any, Any] | None
     try:
-        existing: DistributedInvocation[Any, Any] = app.state_backend.get_invocation(new_id)
+        existing = app.state_backend.get_invocation(new_id)
     except (InvocationNotFoundError, KeyError):
-        existing = None  # type: ignore[assignment]
+        existing = None
     if existing is not None:
         try:
             app.orchestrator.get_invocation_status(new_id)
