@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pynenc import context
 
-from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine import _ids, _ops, schema
 from pynenc_wf_testing.engine.exceptions import (
     ContinuedAsNew,
     InvalidWorkflowArgument,
@@ -203,13 +203,11 @@ def _route_or_adopt(app: Pynenc, call: Any, new_id: str) -> DistributedInvocatio
 def _link(execution: _ops.WorkflowExecution, new_run: Any) -> None:
     """Carry unconsumed signals over, link the runs both ways (the forward link last: it is
     the recorded decision)."""
-    from pynenc_wf_testing.engine.client import _index_identity
-
     app = execution.app
     new_identity = new_run.workflow
     backend = app.state_backend
     set_new = backend.set_workflow_data
-    index = _index_identity()
+    index = _ids.index_identity()
     with _ops.STORE_LOCK:
         carried: list[str] = []
         names_key = schema.SIGNAL_NAMES.format(execution.workflow_id)
@@ -235,12 +233,10 @@ def _name_new_run(app: Pynenc, task: Task[Any, Any], old_id: str, new_id: str) -
     """Point the chain's workflow id at the new run. Only if it still names the old run: a
     late replay of an old run must not take the id back from a run further down the chain
     (client lookups follow the links anyway, so a stale pointer costs reads, not answers)."""
-    from pynenc_wf_testing.engine.client import _alias_identity, _index_identity
-
     backend = app.state_backend
-    index = _index_identity()
+    index = _ids.index_identity()
     workflow_id = str(backend.get_workflow_data(index, schema.ID_OF_RUN.format(old_id)) or old_id)
-    registry = _alias_identity(task)
+    registry = _ids.alias_identity_of(task.task_id.key)
     key = schema.alias(workflow_id)
     with _ops.STORE_LOCK:
         current = backend.get_workflow_data(registry, key)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pynenc_wf_testing.engine import _chain, _ops, schema
+from pynenc_wf_testing.engine import _chain, _ids, _ops, schema
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.exceptions import (
     AmbiguousWorkflowId,
@@ -151,14 +151,8 @@ class _Run:
 
 
 def _index_identity() -> WorkflowIdentity:
-    from pynenc.identifiers.invocation_id import InvocationId
-    from pynenc.identifiers.task_id import TaskId
-    from pynenc.workflow.workflow_identity import WorkflowIdentity
-
-    return WorkflowIdentity(
-        workflow_id=InvocationId("pynenc-wf-ids"),
-        workflow_type=TaskId("pynenc_wf_testing.engine", "workflow_ids"),
-    )
+    identity: WorkflowIdentity = _ids.index_identity()
+    return identity
 
 
 def _stored_invocation(app: Pynenc, invocation_id: str) -> DistributedInvocation[Any, Any] | None:
@@ -469,14 +463,7 @@ def _alias_identity(task: Task[Any, Any]) -> Any:
 
 
 def _alias_identity_of(task_key: str) -> Any:
-    from pynenc.identifiers.invocation_id import InvocationId
-    from pynenc.identifiers.task_id import TaskId
-    from pynenc.workflow.workflow_identity import WorkflowIdentity
-
-    return WorkflowIdentity(
-        workflow_id=InvocationId(schema.alias_registry(task_key)),
-        workflow_type=TaskId.from_key(task_key),
-    )
+    return _ids.alias_identity_of(task_key)
 
 
 def _call_id(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
