@@ -205,7 +205,8 @@ def _unindexed_run(app: Pynenc, workflow_id: str) -> str | None:
 
 def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
     """The current run of a workflow given by the id passed to ``start_workflow``, its
-    invocation id, a ``WorkflowRun`` or a workflow invocation."""
+    invocation id, a ``WorkflowRun`` or a workflow invocation (the last run of its chain, if
+    it continued as new)."""
     from pynenc.invocation.dist_invocation import DistributedInvocation
 
     invocation: DistributedInvocation[Any, Any] | None
@@ -328,7 +329,8 @@ class WorkflowDescription:
 
 def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
     """The current run of a workflow (its workflow id, invocation id, run or invocation):
-    status, and the ids to reach it. Reads the store; runs nothing."""
+    status, the ids to reach it and, after ``continue_as_new``, its chain of runs. Reads the
+    store; runs nothing."""
     _ops.require_enabled(app, "describe_workflow()")
     run = _resolve(app, workflow, "describe_workflow()")
     record = app.orchestrator.get_invocation_status_record(run.run_id)
@@ -350,7 +352,8 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
 def workflow_result(app: Pynenc, workflow: Any) -> Any:
     """The result of a workflow's current run once it finished (its workflow id, invocation
     id, run or invocation); raises the run's own exception if it failed, and
-    ``WorkflowNotFinished`` (without waiting) while it runs."""
+    ``WorkflowNotFinished`` (without waiting) while it runs. A workflow that continued as new
+    gives its chain's last run's result."""
     _ops.require_enabled(app, "workflow_result()")
     run = _resolve(app, workflow, "workflow_result()")
     status = app.orchestrator.get_invocation_status(run.run_id)

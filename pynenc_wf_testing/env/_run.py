@@ -133,4 +133,8 @@ class WorkflowRun(Generic[R]):
         ]
 
     def __repr__(self) -> str:
-        return f"<WorkflowRun {self.invocation_id[:8]} status={self.status.value}>"
+        try:
+            status = self.status.value
+        except Exception:  # a closed environment's store (repr must not raise)
+            status = "unknown"
+        return f"<WorkflowRun {self.invocation_id[:8]} status={status}>"
