@@ -40,7 +40,14 @@ def inbox(seen: list[str]) -> list[str]:
     inbox.wf.root.continue_as_new(seen)  # type: ignore[attr-defined]
 
 
-_FUNCTIONS = {"charge": charge, "renewal": renewal, "inbox": inbox}
+def bad_argument(callback: object = None) -> None:
+    """Continues as new with an argument pynenc's serializer would store as null."""
+    bad_argument.wf.root.continue_as_new(lambda: 1)  # type: ignore[attr-defined]
+
+
+_FUNCTIONS = {
+    "charge": charge, "renewal": renewal, "inbox": inbox, "bad_argument": bad_argument,
+}
 
 
 def bind(app: Pynenc) -> None:

@@ -9,6 +9,7 @@ from pynenc.identifiers.task_id import TaskId
 from pynenc.invocation.status import InvocationStatus
 
 from pynenc_wf_testing.engine import (
+    InvalidWorkflowArgument,
     WorkflowNotFinished,
     describe_workflow,
     signal_workflow,
@@ -84,3 +85,14 @@ def test_a_runner_stopped_mid_chain_resumes_it_without_a_second_run(chain: Produ
     assert len(info.runs) == 4
     assert sorted(runs_of(chain, cp.renewal)) == sorted(info.runs)
     assert sorted(set(cp.CHARGES)) == [("acct-2", m) for m in range(1, 5)]
+
+
+def test_an_argument_that_cannot_be_stored_fails_the_run_and_starts_nothing(
+    chain: Production,
+) -> None:
+    run = start_workflow(cp.bad_argument, workflow_id="bad")
+    chain.start_runner()
+    with pytest.raises(InvalidWorkflowArgument, match="does not survive pynenc's serializer"):
+        chain.result(run)
+    assert describe_workflow(chain.app, "bad").runs == (str(run.invocation_id),)
+    assert runs_of(chain, cp.bad_argument) == [str(run.invocation_id)]
