@@ -254,3 +254,19 @@ def test_the_benchmark_counts_flat_replays_with_continue_as_new() -> None:
     assert (one_run["runs"], chained["runs"]) == (1, 4)
     assert one_run["result"] == chained["result"] == {"account": "acct", "months": 4}
     assert chained["records_per_run_max"] < one_run["records_per_run_max"]
+
+
+def test_a_run_timeout_bounds_the_whole_chain(wf_env: WorkflowEnv) -> None:
+    import datetime as dt
+
+    from pynenc_wf_testing.engine import WorkflowTimeout
+
+    wf_env.use(ca.app)
+    run = wf_env.start_workflow(
+        ca.renewal, "acct-8", months=5, workflow_id="acct-8", run_timeout=dt.timedelta(days=45)
+    )
+    with pytest.raises(WorkflowTimeout, match="run timeout"):
+        run.result
+    assert len(run.runs) == 2  # the second run's sleep was cut at day 45
+    assert ca.CHARGES == [("acct-8", 1), ("acct-8", 2)]
+    assert wf_env.now - wf_env.world.start == dt.timedelta(days=45)

@@ -11,7 +11,8 @@ run after a crash at any point redoes the missing ones and never starts a second
 1. the new run, under an invocation id derived from the old run's id (``uuid5``): a replay
    that finds it stored adopts it instead of routing another;
 2. in the new run's data, the signals the old run received and did not consume (so a signal
-   sent between the runs is not lost) and the link back (``schema.CONTINUED_FROM``);
+   sent between the runs is not lost), the run deadline if there is one (``run_timeout``
+   bounds the chain) and the link back (``schema.CONTINUED_FROM``);
 3. in the old run's data, the link forward (``schema.CONTINUED_AS``): the decision, recorded;
 4. the workflow id (the ``workflow_id`` given to ``start_workflow``, else the chain's first
    run id) now names the new run;
@@ -225,6 +226,9 @@ def _link(execution: _ops.WorkflowExecution, new_run: Any) -> None:
             backend.set_workflow_data(
                 index, schema.SIGNAL_NAMES.format(new_run.invocation_id), carried
             )
+        deadline = execution.get(schema.DEADLINE)
+        if deadline is not None:  # start_workflow's run_timeout bounds the whole chain
+            set_new(new_identity, schema.DEADLINE, deadline)
         set_new(new_identity, schema.CONTINUED_FROM, execution.workflow_id)
         execution.set(schema.CONTINUED_AS, str(new_run.invocation_id))
 
