@@ -5,6 +5,7 @@ replay of each run's history, bad inputs. The workflows are in tests/chain_apps.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from pynenc.invocation.status import InvocationStatus
@@ -270,3 +271,30 @@ def test_a_run_timeout_bounds_the_whole_chain(wf_env: WorkflowEnv) -> None:
     assert len(run.runs) == 2  # the second run's sleep was cut at day 45
     assert ca.CHARGES == [("acct-8", 1), ("acct-8", 2)]
     assert wf_env.now - wf_env.world.start == dt.timedelta(days=45)
+
+
+def test_a_cancel_between_routing_the_next_run_and_linking_it_reaches_the_next_run(
+    wf_env: WorkflowEnv,
+) -> None:
+    import datetime as dt
+
+    wf_env.use(ca.app)
+
+    def cancel_then_crash(step: Any) -> bool:
+        # A client cancels at the instant the next run is routed, and the worker dies before
+        # the first run links it: the cancellation lands in the first run.
+        if step.name != "route:renewal#2":
+            return False
+        wf_env.cancel("acct-9", "closed")
+        return True
+
+    wf_env.crash_after(cancel_then_crash, restart_after=dt.timedelta(hours=1))
+    run = wf_env.start_workflow(ca.renewal, "acct-9", months=3, workflow_id="acct-9")
+    with pytest.raises(WorkflowCancelled, match="closed"):
+        run.result
+    # The recovered first run linked the run it had routed (no orphan, no second one), and
+    # that run got the cancellation.
+    assert len(run.runs) == 2
+    routed = {s.invocation_id for s in wf_env.history if s.name.startswith("route:renewal")}
+    assert routed == {r.invocation_id for r in run.runs}
+    assert wf_env.describe("acct-9").cancelled == "closed"

@@ -12,15 +12,16 @@ run after a crash at any point redoes the missing ones and never starts a second
    that finds it stored adopts it instead of routing another;
 2. in the new run's data, the signals the old run received and did not consume (so a signal
    sent between the runs is not lost), the run deadline if there is one (``run_timeout``
-   bounds the chain) and the link back (``schema.CONTINUED_FROM``);
+   bounds the chain), a cancellation that arrived after the old run last checked, and the
+   link back (``schema.CONTINUED_FROM``);
 3. in the old run's data, the link forward (``schema.CONTINUED_AS``): the decision, recorded;
 4. the workflow id (the ``workflow_id`` given to ``start_workflow``, else the chain's first
    run id) now names the new run;
 5. the old run ends SUCCESS with ``{"continued_as_new": <new run id>}`` as its result.
 
-Steps 2 and 3 hold the engine's store lock, as ``signal_workflow`` does while it resolves its
-target and stores: a signal in the same process lands before the carry-over or follows the
-link to the new run.
+Steps 2 and 3 hold the engine's store lock, as ``signal_workflow`` and ``cancel_workflow``
+do while they resolve their target and write: a signal or a cancellation in the same process
+lands before the carry-over or follows the link to the new run.
 """
 
 from __future__ import annotations
@@ -150,8 +151,12 @@ def continue_as_new(
     old_id = execution.workflow_id
     recorded = execution.get(schema.CONTINUED_AS)
     if recorded is None:
-        execution.check_interrupts()  # a cancelled or timed-out run does not go on
-        new_run = _route_or_adopt(app, call, next_run_id(old_id))
+        new_id = next_run_id(old_id)
+        if _stored(app, new_id) is None:
+            execution.check_interrupts()  # a cancelled or timed-out run does not go on
+        # else an earlier execution decided and routed it: link it (a cancellation that came
+        # since is carried over) rather than leave a run nobody can reach.
+        new_run = _route_or_adopt(app, call, new_id)
         _link(execution, new_run)
     else:
         new_run = app.state_backend.get_invocation(str(recorded))
@@ -165,19 +170,26 @@ def continue_as_new(
     raise ContinuedAsNew(new_id)
 
 
+def _stored(app: Pynenc, invocation_id: str) -> DistributedInvocation[Any, Any] | None:
+    from pynenc.exceptions import InvocationNotFoundError
+
+    try:
+        invocation: DistributedInvocation[Any, Any] = app.state_backend.get_invocation(
+            invocation_id
+        )
+    except (InvocationNotFoundError, KeyError):
+        return None
+    return invocation
+
+
 def _route_or_adopt(app: Pynenc, call: Any, new_id: str) -> DistributedInvocation[Any, Any]:
     """Route the next run under ``new_id``, or adopt it if an earlier execution of the old
     run routed it and crashed before recording it."""
-    from pynenc.exceptions import InvocationNotFoundError
     from pynenc.identifiers.invocation_id import InvocationId
     from pynenc.invocation.dist_invocation import WorkflowInvocation
     from pynenc.workflow.workflow_identity import WorkflowIdentity
 
-    existing: DistributedInvocation[Any, Any] | None
-    try:
-        existing = app.state_backend.get_invocation(new_id)
-    except (InvocationNotFoundError, KeyError):
-        existing = None
+    existing = _stored(app, new_id)
     if existing is not None:
         try:
             app.orchestrator.get_invocation_status(new_id)
@@ -229,6 +241,9 @@ def _link(execution: _ops.WorkflowExecution, new_run: Any) -> None:
         deadline = execution.get(schema.DEADLINE)
         if deadline is not None:  # start_workflow's run_timeout bounds the whole chain
             set_new(new_identity, schema.DEADLINE, deadline)
+        cancel = execution.get(schema.CANCEL)
+        if cancel is not None:  # arrived after this run checked: the next run gets it
+            set_new(new_identity, schema.CANCEL, cancel)
         set_new(new_identity, schema.CONTINUED_FROM, execution.workflow_id)
         execution.set(schema.CONTINUED_AS, str(new_run.invocation_id))
 

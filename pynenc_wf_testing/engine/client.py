@@ -452,11 +452,12 @@ def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> No
     and the cancellation is raised at its ``halt()``. A finished workflow raises
     ``WorkflowFinished``."""
     _ops.require_enabled(app, "cancel_workflow()")
-    run = _resolve(app, workflow, "cancel_workflow()")
-    _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
-    workflow_id, identity = run.run_id, run.identity
-    if _ops.get_data(app, identity, schema.CANCEL) is None:
-        _ops.set_data(app, identity, schema.CANCEL, reason)
+    with _ops.STORE_LOCK:  # as signal_workflow: no continue-as-new between lookup and write
+        run = _resolve(app, workflow, "cancel_workflow()")
+        _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
+        workflow_id, identity = run.run_id, run.identity
+        if _ops.get_data(app, identity, schema.CANCEL) is None:
+            _ops.set_data(app, identity, schema.CANCEL, reason)
     _unpark(app, workflow_id, identity)
     _ops.notify(app, workflow_id)
 
