@@ -2,9 +2,9 @@
 
 Off by default: ``enable_workflows(app)`` (or ``PynencBuilder().enable_workflows()``) adds
 durable timers, signals, queries, waits, retry policies, halt/resume/cancel, run timeouts,
-compensation and workflow id aliases to ``task.wf`` / ``task.wf.root``, and can encrypt the
-app's stored payloads (``encryption=Keyring(...)``). Every feature runs on pynenc's stock
-runners and backends as well as under a simulator.
+compensation, workflow id aliases and continue-as-new to ``task.wf`` / ``task.wf.root``, and
+can encrypt the app's stored payloads (``encryption=Keyring(...)``). Every feature runs on
+pynenc's stock runners and backends as well as under a simulator.
 
 The engine imports pynenc and itself only (and ``cryptography`` once an app enables
 encryption). A simulator plugs in through ``hooks``; every key
@@ -33,7 +33,9 @@ from pynenc_wf_testing.engine.crypto import (
 )
 from pynenc_wf_testing.engine.exceptions import (
     AmbiguousWorkflowId,
+    ContinuedAsNew,
     InvalidWorkflowArgument,
+    InvalidWorkflowOperation,
     NotAWorkflow,
     SignalTimeout,
     UnknownWorkflow,
@@ -54,8 +56,10 @@ from pynenc_wf_testing.engine.saga import Saga
 
 __all__ = [
     "AmbiguousWorkflowId",
+    "ContinuedAsNew",
     "EncryptionError",
     "InvalidWorkflowArgument",
+    "InvalidWorkflowOperation",
     "Keyring",
     "MissingEncryptionKey",
     "NotAWorkflow",

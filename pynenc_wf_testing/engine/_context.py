@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pynenc.workflow.workflow_context import (
     WorkflowContext,
@@ -143,6 +143,17 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         code, False when replaying a run that went past it under the old code. Once no
         such old runs remain, keep only the new branch and call ``deprecate_patch``."""
         return _ops.patched(self._execution("patched"), change_id)
+
+    # -- execution chains
+
+    def continue_as_new(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """End this run and start a new run of this workflow with ``args``/``kwargs`` and an
+        empty history, under the same workflow id (client lookups, signals, results follow
+        it). Never returns: raises ``ContinuedAsNew``, which must not be caught. Signals this
+        run received and did not consume are delivered to the new run."""
+        from pynenc_wf_testing.engine import _chain
+
+        _chain.continue_as_new(_chain.current_execution(self.task), args, kwargs)
 
     def deprecate_patch(self, change_id: str) -> None:
         """Mark a retired patch: the new code runs unconditionally; histories recorded

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pynenc_wf_testing.engine import _ops, crypto, schema
+from pynenc_wf_testing.engine import _chain, _ids, _ops, crypto, schema
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.crypto import Keyring
 from pynenc_wf_testing.engine.exceptions import (
@@ -173,14 +173,8 @@ class _Run:
 
 
 def _index_identity() -> WorkflowIdentity:
-    from pynenc.identifiers.invocation_id import InvocationId
-    from pynenc.identifiers.task_id import TaskId
-    from pynenc.workflow.workflow_identity import WorkflowIdentity
-
-    return WorkflowIdentity(
-        workflow_id=InvocationId("pynenc-wf-ids"),
-        workflow_type=TaskId("pynenc_wf_testing.engine", "workflow_ids"),
-    )
+    identity: WorkflowIdentity = _ids.index_identity()
+    return identity
 
 
 def _stored_invocation(app: Pynenc, invocation_id: str) -> DistributedInvocation[Any, Any] | None:
@@ -233,7 +227,8 @@ def _unindexed_run(app: Pynenc, workflow_id: str) -> str | None:
 
 def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
     """The current run of a workflow given by the id passed to ``start_workflow``, its
-    invocation id, a ``WorkflowRun`` or a workflow invocation."""
+    invocation id, a ``WorkflowRun`` or a workflow invocation (the last run of its chain, if
+    it continued as new)."""
     from pynenc.invocation.dist_invocation import DistributedInvocation
 
     invocation: DistributedInvocation[Any, Any] | None
@@ -268,6 +263,10 @@ def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
         )
     run_id = str(invocation.invocation_id)
     workflow = invocation.workflow
+    if workflow is not None and str(workflow.workflow_id) == run_id:
+        # A run that continued as new stands for its chain: act on the chain's last run.
+        invocation = _chain.latest_run(app, invocation)
+        run_id, workflow = str(invocation.invocation_id), invocation.workflow
     if workflow is None or str(workflow.workflow_id) != run_id:
         where = "" if workflow is None else f" inside workflow {workflow.workflow_id}"
         hint = (
@@ -305,13 +304,22 @@ def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) 
     _ops.require_enabled(app, "signal_workflow()")
     if not isinstance(name, str) or not name:
         raise InvalidWorkflowArgument(f"a signal name must be a non-empty string, got {name!r}.")
-    run = _resolve(app, workflow, "signal_workflow()")
-    _require_running(
-        app, run, f"signal {name!r}",
-        "a signal reaches only a running workflow. Start a new run to act on it "
-        "(start_workflow(..., workflow_id=..., id_reuse='allow_after_completion')).",
-    )
-    return _ops.send_signal(app, run.run_id, name, payload)
+    # Held from the lookup to the store: a continue-as-new in this process (which carries
+    # unconsumed signals over under the same lock) cannot slip in between and lose it.
+    with _ops.STORE_LOCK:
+        run = _resolve(app, workflow, "signal_workflow()")
+        _require_running(
+            app, run, f"signal {name!r}",
+            "a signal reaches only a running workflow. Start a new run to act on it "
+            "(start_workflow(..., workflow_id=..., id_reuse='allow_after_completion')).",
+        )
+        names_key = schema.SIGNAL_NAMES.format(run.run_id)
+        names = list(app.state_backend.get_workflow_data(_index_identity(), names_key) or [])
+        if name not in names:
+            app.state_backend.set_workflow_data(
+                _index_identity(), names_key, sorted([*names, name])
+            )
+        return _ops.send_signal(app, run.run_id, name, payload)
 
 
 @dataclass(frozen=True)
@@ -334,11 +342,17 @@ class WorkflowDescription:
     """The reason of a halt the run waits in, if it is halted."""
     cancelled: str | None = None
     """The reason given to ``cancel_workflow``, if it was cancelled."""
+    continued_from: str | None = None
+    """The run this one continued (``wf.root.continue_as_new``), if any."""
+    runs: tuple[str, ...] = ()
+    """The run ids of the workflow's chain, oldest first, ending with ``run_id`` (one run
+    for a workflow that never continued as new)."""
 
 
 def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
     """The current run of a workflow (its workflow id, invocation id, run or invocation):
-    status, and the ids to reach it. Reads the store; runs nothing."""
+    status, the ids to reach it and, after ``continue_as_new``, its chain of runs. Reads the
+    store; runs nothing."""
     _ops.require_enabled(app, "describe_workflow()")
     run = _resolve(app, workflow, "describe_workflow()")
     record = app.orchestrator.get_invocation_status_record(run.run_id)
@@ -352,13 +366,16 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
         finished=bool(record.status.is_final()),
         halted=_ops.get_data(app, run.identity, schema.HALTED),
         cancelled=_ops.get_data(app, run.identity, schema.CANCEL),
+        continued_from=_ops.get_data(app, run.identity, schema.CONTINUED_FROM),
+        runs=tuple(_chain.chain_runs(app, run.invocation)),
     )
 
 
 def workflow_result(app: Pynenc, workflow: Any) -> Any:
     """The result of a workflow's current run once it finished (its workflow id, invocation
     id, run or invocation); raises the run's own exception if it failed, and
-    ``WorkflowNotFinished`` (without waiting) while it runs."""
+    ``WorkflowNotFinished`` (without waiting) while it runs. A workflow that continued as new
+    gives its chain's last run's result."""
     _ops.require_enabled(app, "workflow_result()")
     run = _resolve(app, workflow, "workflow_result()")
     status = app.orchestrator.get_invocation_status(run.run_id)
@@ -457,11 +474,12 @@ def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> No
     and the cancellation is raised at its ``halt()``. A finished workflow raises
     ``WorkflowFinished``."""
     _ops.require_enabled(app, "cancel_workflow()")
-    run = _resolve(app, workflow, "cancel_workflow()")
-    _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
-    workflow_id, identity = run.run_id, run.identity
-    if _ops.get_data(app, identity, schema.CANCEL) is None:
-        _ops.set_data(app, identity, schema.CANCEL, reason)
+    with _ops.STORE_LOCK:  # as signal_workflow: no continue-as-new between lookup and write
+        run = _resolve(app, workflow, "cancel_workflow()")
+        _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
+        workflow_id, identity = run.run_id, run.identity
+        if _ops.get_data(app, identity, schema.CANCEL) is None:
+            _ops.set_data(app, identity, schema.CANCEL, reason)
     _unpark(app, workflow_id, identity)
     _ops.notify(app, workflow_id)
 
@@ -471,14 +489,7 @@ def _alias_identity(task: Task[Any, Any]) -> Any:
 
 
 def _alias_identity_of(task_key: str) -> Any:
-    from pynenc.identifiers.invocation_id import InvocationId
-    from pynenc.identifiers.task_id import TaskId
-    from pynenc.workflow.workflow_identity import WorkflowIdentity
-
-    return WorkflowIdentity(
-        workflow_id=InvocationId(schema.alias_registry(task_key)),
-        workflow_type=TaskId.from_key(task_key),
-    )
+    return _ids.alias_identity_of(task_key)
 
 
 def _call_id(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -557,12 +568,18 @@ def start_workflow(
             registry = _alias_identity(task)
             alias_key = schema.alias(workflow_id)
             existing = app.state_backend.get_workflow_data(registry, alias_key)
+            first = existing
             if existing is not None:
+                # A chain (continue-as-new) answers with its last run, and was started with
+                # the arguments of its first.
+                latest = _chain.latest_run(app, app.state_backend.get_invocation(existing))
+                first = _chain.chain_runs(app, latest)[0]
+                existing = str(latest.invocation_id)
                 final = app.orchestrator.get_invocation_status(existing).is_final()
                 if id_reuse != "allow_after_completion" or not final:
                     # The id names that run: handing it back (or refusing) for a call with
                     # other arguments would answer a question that was not asked.
-                    _check_same_call(app, task, workflow_id, existing, args, kwargs, id_reuse)
+                    _check_same_call(app, task, workflow_id, first, args, kwargs, id_reuse)
                 if id_reuse == "reject":
                     raise WorkflowAlreadyStarted(
                         f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "

@@ -23,6 +23,8 @@ from typing import Any, NotRequired, TypedDict
 __all__ = [
     "CANCEL",
     "CHILD_STEP_PREFIXES",
+    "CONTINUED_AS",
+    "CONTINUED_FROM",
     "DEADLINE",
     "HALTED",
     "ID_OF_RUN",
@@ -30,6 +32,7 @@ __all__ = [
     "POSITIONED",
     "PREFIX",
     "SCHEMA_VERSION",
+    "SIGNAL_NAMES",
     "STATE_LATEST",
     "STEP_KINDS",
     "HaltRecord",
@@ -63,7 +66,9 @@ __all__ = [
     "wake",
 ]
 
-#: Version of the layout below. 1: the layout the engine first shipped with.
+#: Version of the layout below. 1: the layout the engine first shipped with (later additions
+#: of new keys, such as the continue-as-new links, leave it: a store without them reads them
+#: as absent).
 SCHEMA_VERSION = 1
 
 #: Every engine key starts with this; user data must not (docs/engine.md, limitations).
@@ -79,6 +84,11 @@ DEADLINE = PREFIX + "deadline"
 HALTED = PREFIX + "halted"
 #: The slot of the latest published snapshot (``wf.save_state``), an int.
 STATE_LATEST = PREFIX + "state_latest"
+#: In a run that called ``wf.root.continue_as_new``: the invocation id of the run it
+#: started (recorded once; a replay of the old run adopts that run instead of starting another).
+CONTINUED_AS = PREFIX + "continued_as"
+#: In a run started by ``continue_as_new``: the invocation id of the run before it.
+CONTINUED_FROM = PREFIX + "continued_from"
 
 
 # ---------------------------------------------------------------------- positioned records
@@ -188,6 +198,10 @@ def alias_registry(task_key: str) -> str:
 #: the workflow types that use an id, and the id a run was started under.
 ID_TYPES = PREFIX + "id_types:{}"
 ID_OF_RUN = PREFIX + "id_of_run:{}"
+#: In the same index (formatted with a run id): the names of the signals sent to that run, a
+#: sorted list, which ``continue_as_new`` reads to carry unconsumed signals over. Kept out of
+#: the run's own data so that its recorded history is what it was before chains existed.
+SIGNAL_NAMES = PREFIX + "signal_names:{}"
 
 
 def alias(workflow_id: str) -> str:
@@ -257,14 +271,14 @@ CHILD_STEP_PREFIXES = ("attempt:",)
 
 #: Step kinds of the engine's records, as :func:`classify` names them.
 STEP_KINDS = frozenset(
-    {"timer", "value", "signal", "state", "halt", "retry", "cancel", "data"}
+    {"timer", "value", "signal", "state", "halt", "retry", "cancel", "chain", "data"}
 )
 
 # Records that only support another step (counters, deadlines of waits, flags; the client's
 # index of workflow ids, which follows the start's own alias record).
 _SUPPORTING = frozenset(
     {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted", "id_types",
-     "id_of_run"}
+     "id_of_run", "signal_names"}
 )
 
 
@@ -316,6 +330,10 @@ def classify(
         return "value", f"patch:{':'.join(parts[1:])}"
     if kind == "cancel":
         return "cancel", "cancel#1"
+    if kind == "continued_as":
+        return "chain", "continue_as_new#1"
+    if kind == "continued_from":
+        return "chain", "continued_from#1"
     if kind == "deadline":
         return "timer", "run_timeout#1"
     if kind == "check":
