@@ -185,14 +185,29 @@ class WorkflowExecution:
         """Raise ``WorkflowCancelled`` / ``WorkflowTimeout`` if due; return the run deadline."""
         cancel = self.get(schema.CANCEL)
         if cancel is not None:
+            self.counters["interrupted"] = 1
             raise WorkflowCancelled(f"workflow {self.workflow_id} was cancelled: {cancel}")
         recorded = self.get(schema.DEADLINE)
         deadline = None if recorded is None else _parse(recorded)
         if deadline is not None and utc_now() >= deadline:
+            from pynenc_wf_testing.engine._close import cancel_children
+
+            self.counters["interrupted"] = 1
+            # The parent-close policy at the instant the timeout is raised (cancel_workflow
+            # does the same for a cancellation): the children still running stop now.
+            cancel_children(self.app, self.workflow_id, f"passed its run timeout ({recorded})")
             raise WorkflowTimeout(
                 f"workflow {self.workflow_id} passed its run timeout ({recorded})"
             )
         return deadline
+
+    def blocked_result_deadline(self) -> dt.datetime | None:
+        """A plain ``.result`` of this workflow is about to block (in the simulator): raise
+        its cancellation or timeout now, unless this execution already raised one (code that
+        caught it, compensations, may wait on results); else return the run deadline."""
+        if self.counters.get("interrupted"):
+            return None
+        return self.check_interrupts()
 
     def check_owned(self) -> None:
         """Outside the simulator: stop if this execution lost its invocation.

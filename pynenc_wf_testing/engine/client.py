@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine import _close, _ops, schema
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.exceptions import (
     AmbiguousWorkflowId,
@@ -409,24 +409,7 @@ def resume_workflow(app: Pynenc, workflow: Any) -> None:
 
 def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
     """Route a halted workflow again (it replays from the top); no-op if not halted."""
-    from pynenc.invocation.status import InvocationStatus
-    from pynenc.runner.runner_context import RunnerContext
-
-    if _ops.get_data(app, identity, schema.HALTED) is None:
-        return
-    _ops.set_data(app, identity, schema.HALTED, None)
-    record = app.orchestrator.get_invocation_status_record(workflow_id)
-    if record.status not in (InvocationStatus.PAUSED, InvocationStatus.RUNNING):
-        return
-    # KILLED -> REROUTED is pynenc's own path back to the queue; the transition needs the
-    # owner's id, which a caller outside the runner does not have a context for.
-    owner = RunnerContext(runner_cls="Owner", runner_id=record.runner_id or "unknown")
-    app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
-    app.orchestrator.reroute_invocations([workflow_id], owner)
-    hooks = active_hooks()
-    if hooks is not None:
-        hooks.workflow_restarted(app, workflow_id)
-    _ops.notify(app, workflow_id)
+    _close.unpark(app, workflow_id, identity)
 
 
 def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> None:
@@ -437,11 +420,7 @@ def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> No
     _ops.require_enabled(app, "cancel_workflow()")
     run = _resolve(app, workflow, "cancel_workflow()")
     _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
-    workflow_id, identity = run.run_id, run.identity
-    if _ops.get_data(app, identity, schema.CANCEL) is None:
-        _ops.set_data(app, identity, schema.CANCEL, reason)
-    _unpark(app, workflow_id, identity)
-    _ops.notify(app, workflow_id)
+    _close.request_cancel(app, run.run_id, run.identity, reason)
 
 
 def _alias_identity(task: Task[Any, Any]) -> Any:

@@ -32,17 +32,20 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATE_LATEST",
     "STEP_KINDS",
+    "AbandonRecord",
     "HaltRecord",
     "SideEffectRecord",
     "SignalRecord",
     "SignalWaitRecord",
     "StateRecord",
     "TaskWaitRecord",
+    "abandon",
     "alias",
     "alias_registry",
     "check",
     "classify",
     "halt",
+    "interrupt",
     "is_engine_key",
     "now",
     "patch",
@@ -200,6 +203,19 @@ def wake(workflow_id: str) -> str:
     return f"{PREFIX}{workflow_id}"
 
 
+def interrupt(workflow_id: str) -> str:
+    """Wake-up key of a workflow blocked in a plain ``.result`` (cancellation only, so a
+    signal does not wake it); never stored."""
+    return f"{PREFIX}interrupt:{workflow_id}"
+
+
+def abandon(call_id: str) -> str:
+    """Key of a child call made with ``parent_close=ParentClosePolicy.ABANDON`` (pynenc's
+    call id: task and arguments), recorded before the child is routed; holds an
+    :class:`AbandonRecord`. A call without one is cancelled when its parent closes."""
+    return f"{PREFIX}abandon:{call_id}"
+
+
 # ---------------------------------------------------------------------- record layouts
 
 
@@ -220,6 +236,10 @@ class SignalWaitRecord(TypedDict, total=False):
 class StateRecord(TypedDict):
     state: Any
     at: str  # ISO-8601 publication instant
+
+
+class AbandonRecord(TypedDict):
+    task: str  # the child task's function name (for step names)
 
 
 class HaltRecord(TypedDict):
@@ -316,6 +336,8 @@ def classify(
         return "value", f"patch:{':'.join(parts[1:])}"
     if kind == "cancel":
         return "cancel", "cancel#1"
+    if kind == "abandon" and isinstance(value, dict):
+        return "value", f"abandon:{value.get('task')}"
     if kind == "deadline":
         return "timer", "run_timeout#1"
     if kind == "check":
