@@ -9,6 +9,7 @@ The engine imports pynenc and itself only. A simulator plugs in through ``hooks`
 the engine stores is defined in ``schema``; ``task_wf`` swaps pynenc's ``task.wf``.
 """
 
+from pynenc_wf_testing.engine._close import ParentClosePolicy
 from pynenc_wf_testing.engine.client import (
     WorkflowDescription,
     WorkflowQuery,
@@ -48,6 +49,7 @@ __all__ = [
     "AmbiguousWorkflowId",
     "InvalidWorkflowArgument",
     "NotAWorkflow",
+    "ParentClosePolicy",
     "RetryPolicy",
     "Saga",
     "SignalTimeout",

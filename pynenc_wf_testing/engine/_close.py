@@ -21,11 +21,16 @@ The same cancellation reaches the running children at the instant a workflow is 
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import TYPE_CHECKING, Any
 
 from pynenc_wf_testing.engine import schema
-from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument, WorkflowCancelled
+from pynenc_wf_testing.engine.exceptions import (
+    InvalidWorkflowArgument,
+    WorkflowCancelled,
+    WorkflowTimeout,
+)
 from pynenc_wf_testing.engine.hooks import active_hooks
 
 if TYPE_CHECKING:
@@ -78,10 +83,20 @@ def _enabled(app: Pynenc) -> bool:
     return bool((app.config_values or {}).get("enable_workflows"))
 
 
-def cancel_children(app: Pynenc, workflow_run_id: str, why: str) -> list[str]:
+def cancel_children(
+    app: Pynenc,
+    workflow_run_id: str,
+    why: str,
+    *,
+    deadline: str | None = None,
+    message: str | None = None,
+) -> list[str]:
     """Cancel every unfinished child of workflow run ``workflow_run_id`` (and the unfinished
-    member tasks they called) that was not abandoned; return the ids cancelled, in order."""
-    return apply_close(app, workflow_run_id, open_children(app, workflow_run_id), why)
+    member tasks they called) that was not abandoned; return the ids cancelled, in order.
+    ``deadline``: the run timeout (ISO-8601) the workflow passed, if that is why;
+    ``message``: the error message of the terminated children (see :func:`apply_close`)."""
+    children = open_children(app, workflow_run_id)
+    return apply_close(app, workflow_run_id, children, why, deadline=deadline, message=message)
 
 
 def open_children(app: Pynenc, workflow_run_id: str) -> list[Any]:
@@ -118,21 +133,49 @@ def open_children(app: Pynenc, workflow_run_id: str) -> list[Any]:
     return found
 
 
-def apply_close(app: Pynenc, workflow_run_id: str, children: list[Any], why: str) -> list[str]:
+def apply_close(
+    app: Pynenc,
+    workflow_run_id: str,
+    children: list[Any],
+    why: str,
+    *,
+    deadline: str | None = None,
+    message: str | None = None,
+) -> list[str]:
     """Cancel ``children`` (from :func:`open_children`): request the cancellation of
-    sub-workflows, terminate the others. Returns the ids actually cancelled."""
+    sub-workflows, terminate the others. Returns the ids actually cancelled.
+
+    ``message``: the terminated children's error message; a cancellation or timeout gives
+    the workflow's own (``workflow <id> was cancelled: <reason>``), so that a workflow that
+    ends through the error of the child it waited on raises what it would have raised
+    itself. Each error carries a note naming the child and why it was cancelled.
+
+    When the parent timed out (``deadline``), a terminated child fails with
+    ``WorkflowTimeout`` and a sub-workflow gets the parent's deadline as its own (it times
+    out at once, closing its own children), else they end with ``WorkflowCancelled``. A
+    parent waiting on one in a plain ``.result`` raises that error, and raises it again in
+    every replay, where the child is found final."""
     done: list[str] = []
     for child in children:
         child_id = str(child.invocation_id)
         if _is_workflow_root(child):
             if not app.orchestrator.get_invocation_status(child_id).is_final():
-                _cancel_sub_workflow(app, child, f"its parent workflow {workflow_run_id} {why}")
+                _cancel_sub_workflow(
+                    app, child, f"its parent workflow {workflow_run_id} {why}", deadline
+                )
                 done.append(child_id)
-        elif terminate(
-            app, child, f"task {child.task.task_id.func_name} ({child_id}) was cancelled: "
-            f"its parent workflow {workflow_run_id} {why}",
-        ):
-            done.append(child_id)
+        else:
+            note = (
+                f"task {child.task.task_id.func_name} ({child_id}) was cancelled: its "
+                f"parent workflow {workflow_run_id} {why}"
+            )
+            error = (WorkflowCancelled if deadline is None else WorkflowTimeout)(
+                message or note
+            )
+            if message is not None:
+                error.add_note(note)
+            if terminate(app, child, error):
+                done.append(child_id)
     return done
 
 
@@ -142,24 +185,46 @@ def _abandoned(app: Pynenc, workflow: Any, child: Any) -> bool:
     )
 
 
-def _cancel_sub_workflow(app: Pynenc, child: Any, reason: str) -> None:
+def _cancel_sub_workflow(app: Pynenc, child: Any, reason: str, deadline: str | None) -> None:
+    sub_id = str(child.invocation_id)
     if not _enabled(app):
-        terminate(app, child, f"sub-workflow {child.invocation_id} was cancelled: {reason}")
+        error = (WorkflowCancelled if deadline is None else WorkflowTimeout)(
+            f"sub-workflow {sub_id} was cancelled: {reason}"
+        )
+        terminate(app, child, error)
         return
-    request_cancel(app, str(child.invocation_id), child.workflow, reason)
+    if deadline is None:
+        request_cancel(app, sub_id, child.workflow, reason)
+        return
+    # The parent's run timeout becomes the sub-workflow's (if earlier than its own): it
+    # times out, with WorkflowTimeout, wherever it waits.
+    own = app.state_backend.get_workflow_data(child.workflow, schema.DEADLINE)
+    if own is None or dt.datetime.fromisoformat(own) > dt.datetime.fromisoformat(deadline):
+        app.state_backend.set_workflow_data(child.workflow, schema.DEADLINE, deadline)
+    unpark(app, sub_id, child.workflow)
+    wake(app, sub_id)
 
 
 def request_cancel(app: Pynenc, workflow_id: str, identity: Any, reason: str) -> list[str]:
     """What ``cancel_workflow`` does once it found the run: record the request (the first
-    reason stays), cancel the running children, route a halted run again, and wake the
-    workflow wherever it waits. Returns the children cancelled."""
+    reason stays), cancel the running children (production), route a halted run again, and
+    wake the workflow wherever it waits. Returns the children cancelled."""
     # Children are listed before the request is recorded: the workflow routes its
     # compensations only once it sees the request, so none of them is among these.
     cancelled: list[str] = []
     if app.state_backend.get_workflow_data(identity, schema.CANCEL) is None:
-        children = open_children(app, workflow_id)
+        # In production nothing else reaches a workflow blocked in pynenc's .result: the
+        # children are cancelled here, and the one it waits on fails. A simulator wakes
+        # the workflow instead, which cancels them when it first sees the request (as on
+        # every wait), so children it routes afterwards (cleanup) are left alone.
+        hooks = active_hooks()
+        simulated = hooks is not None and hooks.drives(app)
+        children = [] if simulated else open_children(app, workflow_id)
         app.state_backend.set_workflow_data(identity, schema.CANCEL, reason)
-        cancelled = apply_close(app, workflow_id, children, f"was cancelled: {reason}")
+        cancelled = apply_close(
+            app, workflow_id, children, f"was cancelled: {reason}",
+            message=f"workflow {workflow_id} was cancelled: {reason}",
+        )
     unpark(app, workflow_id, identity)
     wake(app, workflow_id)
     return cancelled
@@ -210,9 +275,9 @@ _TOWARD_FAILED = {
 }
 
 
-def terminate(app: Pynenc, invocation: DistributedInvocation[Any, Any], message: str) -> bool:
-    """Make ``invocation`` FAILED with ``WorkflowCancelled(message)`` through pynenc's status
-    graph (as its owner); False if it became final on its own first."""
+def terminate(app: Pynenc, invocation: DistributedInvocation[Any, Any], error: Exception) -> bool:
+    """Make ``invocation`` FAILED with ``error`` through pynenc's status graph (as its
+    owner); False if it became final on its own first."""
     from pynenc.exceptions import InvocationStatusOwnershipError, InvocationStatusTransitionError
     from pynenc.invocation.status import InvocationStatus
     from pynenc.runner.runner_context import RunnerContext
@@ -230,9 +295,7 @@ def terminate(app: Pynenc, invocation: DistributedInvocation[Any, Any], message:
         )
         try:
             if record.status == InvocationStatus.RUNNING:
-                app.orchestrator.set_invocation_exception(
-                    invocation, WorkflowCancelled(message), owner
-                )
+                app.orchestrator.set_invocation_exception(invocation, error, owner)
                 return True
             following = InvocationStatus(_TOWARD_FAILED[record.status.value])
             app.orchestrator.set_invocation_status(inv_id, following, owner)

@@ -31,9 +31,11 @@ __all__ = [
     "PREFIX",
     "SCHEMA_VERSION",
     "STATE_LATEST",
+    "INTERRUPTED",
     "STEP_KINDS",
     "AbandonRecord",
     "HaltRecord",
+    "InterruptRecord",
     "SideEffectRecord",
     "SignalRecord",
     "SignalWaitRecord",
@@ -78,6 +80,9 @@ PREFIX = "wfx:"
 CANCEL = PREFIX + "cancel"
 #: The run deadline, an ISO-8601 instant (``start_workflow(..., run_timeout=...)``).
 DEADLINE = PREFIX + "deadline"
+#: Why the run ended early, recorded the first time it saw its cancellation or run timeout
+#: (after cancelling its open children): an :class:`InterruptRecord`.
+INTERRUPTED = PREFIX + "interrupted"
 #: Why the workflow is halted (``wf.root.halt``); reset to None when it is resumed.
 HALTED = PREFIX + "halted"
 #: The slot of the latest published snapshot (``wf.save_state``), an int.
@@ -204,8 +209,8 @@ def wake(workflow_id: str) -> str:
 
 
 def interrupt(workflow_id: str) -> str:
-    """Wake-up key of a workflow blocked in a plain ``.result`` (cancellation only, so a
-    signal does not wake it); never stored."""
+    """Wake-up key of a workflow blocked in a plain ``.result`` in the simulator (a
+    cancellation, a new run deadline; not a signal); never stored."""
     return f"{PREFIX}interrupt:{workflow_id}"
 
 
@@ -240,6 +245,11 @@ class StateRecord(TypedDict):
 
 class AbandonRecord(TypedDict):
     task: str  # the child task's function name (for step names)
+
+
+class InterruptRecord(TypedDict):
+    why: str  # "was cancelled: <reason>" or "passed its run timeout (<deadline>)"
+    deadline: str | None  # the run deadline passed (ISO-8601), None for a cancellation
 
 
 class HaltRecord(TypedDict):
@@ -340,6 +350,8 @@ def classify(
         return "value", f"abandon:{value.get('task')}"
     if kind == "deadline":
         return "timer", "run_timeout#1"
+    if kind == "interrupted":
+        return "cancel", "interrupted#1"
     if kind == "check":
         return "value", f"check_cancelled#{last}"
     if kind == "retry_route":

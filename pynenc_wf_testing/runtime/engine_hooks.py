@@ -65,6 +65,9 @@ class SimulationHooks:
         if sim is not None:
             sim.stalled.pop(workflow_id, None)
 
+    def drives(self, app: Pynenc) -> bool:
+        return sim_of(app) is not None
+
     def invocation_cancelled(self, app: Pynenc, invocation_id: str) -> None:
         sim = sim_of(app)
         if sim is not None:
@@ -92,19 +95,25 @@ def unplug() -> None:
     unregister_hooks(SIMULATOR_HOOKS)
 
 
-def result_wait_interrupts(app: Pynenc, invocation: Any) -> tuple[tuple[str, ...], int | None] | None:
-    """What interrupts a plain ``.result`` of a simulated workflow (its wake-up keys and run
-    deadline in micros), or None for an invocation that is not the root of a workflow of an
-    app with the engine. Raises the workflow's ``WorkflowCancelled`` / ``WorkflowTimeout``
-    if one is due: a blocked workflow ends at the instant it is cancelled or times out."""
+def result_wait_interrupts(
+    app: Pynenc, invocation: Any, awaited: list[str]
+) -> tuple[tuple[str, ...], int | None] | bool | None:
+    """What interrupts a plain ``.result`` on ``awaited`` of a simulated workflow: its
+    wake-up keys and run deadline (micros); None for an invocation that is not the root of a
+    workflow of an app with the engine; True when it must not block (an awaited invocation
+    became final). Raises the workflow's ``WorkflowCancelled`` / ``WorkflowTimeout`` if one
+    is due: a blocked workflow ends at the instant it is cancelled or times out."""
     workflow = invocation.workflow
     if workflow is None or not _ops.workflows_enabled(app):
         return None
     workflow_id = str(workflow.workflow_id)
     if workflow_id != str(invocation.invocation_id):
         return None
-    deadline = _ops.WorkflowExecution(app, invocation).blocked_result_deadline()
-    return (schema.interrupt(workflow_id),), None if deadline is None else to_micros(deadline)
+    deadline = _ops.WorkflowExecution(app, invocation).blocked_result_deadline(awaited)
+    if deadline is True:
+        return True
+    micros = None if deadline is None or deadline is False else to_micros(deadline)
+    return (schema.interrupt(workflow_id),), micros
 
 
 def close_workflow(app: Pynenc, workflow_id: str, status: str) -> None:
@@ -112,10 +121,12 @@ def close_workflow(app: Pynenc, workflow_id: str, status: str) -> None:
     children at that instant (production has no hook there; see docs/engine.md)."""
     if not _ops.workflows_enabled(app):
         return
+    deadline = None
     if status == "success":
         why = "completed"
     else:
         identity = app.state_backend.get_invocation(workflow_id).workflow
-        cancel = app.state_backend.get_workflow_data(identity, schema.CANCEL)
-        why = "failed" if cancel is None else f"was cancelled: {cancel}"
-    _close.cancel_children(app, workflow_id, why)
+        seen = app.state_backend.get_workflow_data(identity, schema.INTERRUPTED)
+        why = "failed" if seen is None else seen["why"]
+        deadline = None if seen is None else seen["deadline"]
+    _close.cancel_children(app, workflow_id, why, deadline=deadline)

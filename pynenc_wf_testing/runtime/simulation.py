@@ -271,10 +271,11 @@ class Simulation:
         if scheduler.in_simulated_invocation():
             thread = scheduler.current
             assert thread is not None
-            interrupts = result_wait_interrupts(thread.app, thread.invocation)
+            interrupts = result_wait_interrupts(thread.app, thread.invocation, ids)
             if interrupts is None:
                 scheduler.park_for_results(ids)
-            else:
+            elif interrupts is not True:
+                assert interrupts is not False
                 scheduler.park_for_results(ids, *interrupts)
             return
         self.drive(goal=lambda: self._any_final(ids), goal_ids=ids, on_final=True)
@@ -372,8 +373,9 @@ class Simulation:
 
     def drop_invocation(self, invocation_id: str) -> None:
         """The engine terminates ``invocation_id``: its execution, if parked or ready,
-        stops for good (its ledger entry ends when its FAILED status is written)."""
-        self._scheduler.drop(invocation_id)
+        stops for good and its ledger entry ends ``cancelled``."""
+        if self._scheduler.drop(invocation_id):
+            self._ledger.finish(invocation_id, "cancelled")
 
     def _raise_deferred(self) -> None:
         if self.errors_to_raise:
