@@ -58,7 +58,7 @@ def test_a_cancel_ends_a_workflow_blocked_in_result_at_its_instant(wf_env) -> No
         run.result
     assert wf_env.now - start == 10 * MIN  # not at 1 hour, when the child would have ended
     # The saga compensated at that instant; the child never finished its work.
-    assert ea.CALLS == [("undo", "booking", start + 10 * MIN)]
+    assert [("undo", "booking", start + 10 * MIN)] == ea.CALLS
     wf_env.advance(hours=3)
     assert ea.calls("slow_job") == []
     [child] = _children(wf_env, run, "slow_job")
@@ -77,8 +77,14 @@ def test_the_history_shows_the_cancelled_child_failing_at_the_cancel(wf_env) -> 
     assert names[names.index(("cancel#1", None)) + 1] == ("slow_job#1", "failed")
     assert names[-1] == ("blocked_on_child#1", "failed")
     [child_id] = _child_ids(run.invocation_id)[:1]
-    with pytest.raises(WorkflowCancelled, match="its parent workflow .* was cancelled"):
+    with pytest.raises(WorkflowCancelled) as raised:
         ea.app.state_backend.get_invocation(child_id).result
+    # The workflow's own error (it ended with it), with a note on the child.
+    assert str(raised.value) == f"workflow {run.invocation_id} was cancelled: cancelled"
+    assert raised.value.__notes__ == [
+        f"task slow_job ({child_id}) was cancelled: its parent workflow {run.invocation_id} "
+        "was cancelled: cancelled"
+    ]
 
 
 def test_a_run_timeout_ends_a_workflow_blocked_in_result_at_the_deadline(wf_env) -> None:
@@ -87,7 +93,7 @@ def test_a_run_timeout_ends_a_workflow_blocked_in_result_at_the_deadline(wf_env)
     with pytest.raises(WorkflowTimeout, match="run timeout"):
         run.result
     assert wf_env.now - start == 10 * MIN
-    assert ea.CALLS == [("undo", "booking", start + 10 * MIN)]
+    assert [("undo", "booking", start + 10 * MIN)] == ea.CALLS
     wf_env.advance(hours=3)
     assert ea.calls("slow_job") == []  # the child was cancelled with it
 
@@ -102,7 +108,7 @@ def test_a_plain_result_on_an_abandoned_child_is_not_interrupted(wf_env) -> None
     wf_env.cancel(run)
     assert run.result == "abandoned"
     assert wf_env.now - start == 2 * H
-    assert ea.CALLS == [("slow_job", "abandoned", start + 2 * H)]
+    assert [("slow_job", "abandoned", start + 2 * H)] == ea.CALLS
 
 
 def test_a_workflow_that_caught_its_cancellation_may_wait_on_results(wf_env) -> None:
@@ -142,7 +148,7 @@ def test_an_abandoned_child_runs_on_after_its_parent_completed(wf_env) -> None:
     run = wf_env.start(ca.fire_and_forget, "abandon")
     assert run.result == "done"
     wf_env.advance(hours=3)
-    assert ea.CALLS == [("slow_job", "forgotten-abandon", start + 2 * H)]
+    assert [("slow_job", "forgotten-abandon", start + 2 * H)] == ea.CALLS
     assert "abandon:slow_job" in [s.name for s in run.history]  # recorded before routing
 
 
@@ -175,7 +181,7 @@ def test_a_completed_parent_asks_its_sub_workflow_to_cancel(wf_env) -> None:
     with pytest.raises(WorkflowCancelled, match=f"parent workflow {run.invocation_id} completed"):
         sub.result
     assert wf_env.now == start
-    assert ea.CALLS == [("undo", "sub", start)]
+    assert [("undo", "sub", start)] == ea.CALLS
     wf_env.advance(hours=10)
     assert ea.calls("slow_job") == []
 
@@ -188,7 +194,7 @@ def test_a_cancel_cascades_through_a_waiting_sub_workflow(wf_env) -> None:
     with pytest.raises(WorkflowCancelled, match="abort all"):
         run.result
     assert wf_env.now - start == H
-    assert ea.CALLS == [("undo", "sub", start + H)]
+    assert [("undo", "sub", start + H)] == ea.CALLS
     assert wf_env.query(run).cancelled == "abort all"
 
 
@@ -204,7 +210,7 @@ def test_a_bad_parent_close_value_is_an_error_at_the_call(wf_env, bad: Any) -> N
     with pytest.raises(InvalidWorkflowArgument) as raised:
         run.result
     message = str(raised.value)
-    assert f"parent_close must be one of ParentClosePolicy.CANCEL ('cancel'), " in message
+    assert "parent_close must be one of ParentClosePolicy.CANCEL ('cancel'), " in message
     assert f"ParentClosePolicy.ABANDON ('abandon'); got {bad!r}." in message
     assert ea.calls("slow_job") == [] and _child_ids(run.invocation_id) == []
 

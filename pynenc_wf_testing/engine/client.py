@@ -18,7 +18,6 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowIdConflict,
     WorkflowNotFinished,
 )
-from pynenc_wf_testing.engine.hooks import active_hooks
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.task_wf import install_task_wf
 

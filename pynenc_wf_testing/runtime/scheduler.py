@@ -358,8 +358,7 @@ class Scheduler:
                     waiting = self.waiters.setdefault(inv_id, [])
                     waiting[:] = [t for t in waiting if t is not thread]
                     waiting.append(thread)
-                _, _, keys, deadline = message
-                self._park_on(thread, keys, deadline, "")
+                self._park_on(thread, message[2], message[3], "")
         elif kind == "sleep":
             deadline: int = message[1]
             if deadline <= self.clock.micros:

@@ -13,7 +13,12 @@ from collections.abc import Iterator
 import pytest
 from pynenc.invocation.status import InvocationStatus
 
-from pynenc_wf_testing.engine import WorkflowCancelled, WorkflowTimeout, cancel_workflow, start_workflow
+from pynenc_wf_testing.engine import (
+    WorkflowCancelled,
+    WorkflowTimeout,
+    cancel_workflow,
+    start_workflow,
+)
 from tests.production import prod_app as pa
 from tests.production.conftest import Production
 
