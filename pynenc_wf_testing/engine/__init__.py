@@ -9,7 +9,6 @@ The engine imports pynenc and itself only. A simulator plugs in through ``hooks`
 the engine stores is defined in ``schema``; ``task_wf`` swaps pynenc's ``task.wf``.
 """
 
-from pynenc_wf_testing.engine._close import ParentClosePolicy
 from pynenc_wf_testing.engine.client import (
     WorkflowDescription,
     WorkflowQuery,
@@ -42,6 +41,7 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowsNotEnabled,
     WorkflowTimeout,
 )
+from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.saga import Saga
 

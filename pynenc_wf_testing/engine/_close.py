@@ -22,7 +22,6 @@ The same cancellation reaches the running children at the instant a workflow is 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from typing import TYPE_CHECKING, Any
 
 from pynenc_wf_testing.engine import schema
@@ -32,24 +31,14 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowTimeout,
 )
 from pynenc_wf_testing.engine.hooks import active_hooks
+from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
     from pynenc.invocation.dist_invocation import DistributedInvocation
     from pynenc.task import Task
 
-__all__ = ["ParentClosePolicy", "cancel_children", "parse_policy", "request_cancel"]
-
-
-class ParentClosePolicy(enum.Enum):
-    """What happens to a running child when its parent workflow ends (completes, fails, is
-    cancelled or times out). Named after Temporal's ``ParentClosePolicy``."""
-
-    CANCEL = "cancel"
-    """The default: a sub-workflow is asked to cancel (``WorkflowCancelled`` inside it, its
-    compensations run); any other child is terminated (FAILED with ``WorkflowCancelled``)."""
-    ABANDON = "abandon"
-    """The child runs on to its own end, whatever happens to the parent."""
+__all__ = ["cancel_children", "parse_policy", "request_cancel"]
 
 
 def parse_policy(value: Any) -> ParentClosePolicy:

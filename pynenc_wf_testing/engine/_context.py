@@ -18,7 +18,8 @@ from pynenc.workflow.workflow_context import (
 )
 
 from pynenc_wf_testing.engine import _ops, schema
-from pynenc_wf_testing.engine._close import ParentClosePolicy, call_id, parse_policy
+from pynenc_wf_testing.engine._close import call_id, parse_policy
+from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
 from pynenc_wf_testing.engine.retry import RetryPolicy
 
 if TYPE_CHECKING:
