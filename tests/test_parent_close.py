@@ -255,12 +255,32 @@ def test_cancelling_a_blocked_workflow_is_crash_safe(wf_env) -> None:
     assert report.golden_outcome.startswith("raised WorkflowCancelled")
 
 
-def test_a_timed_out_blocked_workflow_is_crash_safe(wf_env) -> None:
+def _child_cancelled_and_compensated(env: WorkflowEnv) -> None:
+    assert ea.calls("slow_job") == []
+    assert ea.calls("undo") in (["sub"], ["sub", "sub"])  # at-least-once, like any activity
+
+
+def test_a_timed_out_parent_blocked_on_a_sub_workflow_is_crash_safe(wf_env) -> None:
+    # The sub-workflow inherits the deadline, cancels its child and compensates; the parent
+    # fails with the sub-workflow's WorkflowTimeout: under every crash too.
     report = wf_env.check_crash_safety(
         ca.parent_of_sub, True, before_each=ea.reset,
-        after_start=lambda env, run: None,
+        starter=lambda env: env.start_workflow(ca.parent_of_sub, True, run_timeout=2 * H),
+        invariant=_child_cancelled_and_compensated,
     )
     report.assert_ok()
+    assert report.golden_outcome.startswith("raised WorkflowTimeout")
+
+
+def test_a_parent_timeout_reaches_its_sub_workflow_at_the_deadline(wf_env) -> None:
+    start = wf_env.now
+    run = wf_env.start_workflow(ca.parent_of_sub, True, run_timeout=2 * H)
+    with pytest.raises(WorkflowTimeout, match="run timeout"):
+        run.result
+    assert wf_env.now - start == 2 * H
+    assert [("undo", "sub", start + 2 * H)] == ea.CALLS
+    [sub_id] = _child_ids(run.invocation_id)
+    assert _status(sub_id) == InvocationStatus.FAILED
 
 
 def test_the_same_seed_gives_the_same_history() -> None:
