@@ -30,11 +30,13 @@ pytestmark = [
 
 
 @pytest.fixture(autouse=True)
-def gates() -> Iterator[None]:
+def gates(prod: Production) -> Iterator[None]:
+    """Closed gates for the test; opened before ``prod`` stops its runners (this fixture
+    depends on it, so it ends first): every stale child thread ends within the test."""
     pa.GATES.clear()
     yield
     for gate in pa.GATES.values():
-        gate.set()  # let every stale child thread end before the runner stops
+        gate.set()
 
 
 def logged(name: str) -> list[object]:
@@ -57,8 +59,11 @@ def stored_result(prod: Production, invocation_id: str) -> object:
         return None
 
 
-def status(prod: Production, invocation_id: str) -> InvocationStatus:
-    return prod.app.orchestrator.get_invocation_status(invocation_id)
+def status(prod: Production, invocation_id: str) -> InvocationStatus | None:
+    try:
+        return prod.app.orchestrator.get_invocation_status(invocation_id)
+    except KeyError:  # stored, not registered with the orchestrator yet
+        return None
 
 
 def test_a_cancel_ends_a_workflow_blocked_in_a_plain_result(prod: Production) -> None:
@@ -72,12 +77,12 @@ def test_a_cancel_ends_a_workflow_blocked_in_a_plain_result(prod: Production) ->
         prod.result(run)
     # It ended while its child was still running (the gate is closed): the child was
     # cancelled, the saga compensated.
-    assert logged("gated_work") == []
+    assert "g1" not in logged("gated_work")
     assert logged("unbook") == ["g1"]
     assert status(prod, child_id) == InvocationStatus.FAILED
     # The child's thread ends on its own; pynenc refuses its late result.
     pa.GATES["g1"].set()
-    prod.wait_until(lambda: logged("gated_work") == ["g1"])
+    prod.wait_until(lambda: "g1" in logged("gated_work"))
     # pynenc stores the late result, then refuses the FAILED -> SUCCESS transition.
     prod.wait_until(lambda: stored_result(prod, child_id) == "g1")
     assert status(prod, child_id) == InvocationStatus.FAILED
@@ -112,6 +117,6 @@ def test_a_run_timeout_cancels_the_running_children(prod: Production) -> None:
         prod.result(run)
     [child_id] = children(prod, run).values()
     assert status(prod, child_id) == InvocationStatus.FAILED
-    assert logged("gated_work") == []
+    assert "t" not in logged("gated_work")
     with pytest.raises(WorkflowTimeout, match="run timeout"):
         prod.app.state_backend.get_invocation(child_id).result
