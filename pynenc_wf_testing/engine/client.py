@@ -413,9 +413,10 @@ def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
 
 def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> None:
     """Cancel a workflow: the durable operation it waits in (or its next one) raises
-    ``WorkflowCancelled``, so its compensations can run. A halted workflow is routed again
-    and the cancellation is raised at its ``halt()``. A finished workflow raises
-    ``WorkflowFinished``."""
+    ``WorkflowCancelled``, so its compensations can run; its running children are cancelled
+    (the parent-close policy), so a plain ``.result`` it is blocked in raises the same
+    error at once. A halted workflow is routed again and the cancellation is raised at its
+    ``halt()``. A finished workflow raises ``WorkflowFinished``."""
     _ops.require_enabled(app, "cancel_workflow()")
     run = _resolve(app, workflow, "cancel_workflow()")
     _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
@@ -492,7 +493,8 @@ def start_workflow(
     at a time per key. Starting it with other arguments than the run it names raises
     ``WorkflowIdConflict`` under every policy (a finished run does not block
     ``"allow_after_completion"``). ``run_timeout``: the run fails with ``WorkflowTimeout``
-    at its first durable operation after that long.
+    after that long, at the durable operation it waits in or its next one (in the
+    simulator also in a plain ``.result``), and its running children are cancelled.
     """
     from pynenc.task import Task as _Task
 
