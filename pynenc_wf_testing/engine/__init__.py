@@ -51,6 +51,7 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowsNotEnabled,
     WorkflowTimeout,
 )
+from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.saga import Saga
 
@@ -63,6 +64,7 @@ __all__ = [
     "Keyring",
     "MissingEncryptionKey",
     "NotAWorkflow",
+    "ParentClosePolicy",
     "RetryPolicy",
     "Saga",
     "SignalTimeout",

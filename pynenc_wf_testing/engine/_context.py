@@ -18,6 +18,8 @@ from pynenc.workflow.workflow_context import (
 )
 
 from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine._close import call_id, parse_policy
+from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
 from pynenc_wf_testing.engine.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -106,6 +108,29 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         from pynenc_wf_testing.engine._waits import wait_any
 
         return wait_any(self._execution("wait_any"), invocations)
+
+    # -- children
+
+    def start_child(
+        self,
+        task: Task[Any, T],
+        *args: Any,
+        parent_close: ParentClosePolicy | str = ParentClosePolicy.CANCEL,
+        **kwargs: Any,
+    ) -> DistributedInvocation[Any, T]:
+        """``execute_task(task, *args, **kwargs)`` with a parent-close policy: what happens
+        to the child if this workflow ends while it runs. ``ParentClosePolicy.CANCEL``
+        (``"cancel"``, the default, as for every ``execute_task`` child) cancels it;
+        ``ParentClosePolicy.ABANDON`` (``"abandon"``) lets it run on. The choice is
+        recorded before the child is routed, per call (task and arguments)."""
+        policy = parse_policy(parent_close)
+        execution = self._execution("start_child")
+        if policy is ParentClosePolicy.ABANDON:
+            key = schema.abandon(call_id(task, args, kwargs))
+            if execution.get(key) is None:
+                execution.set(key, schema.AbandonRecord(task=task.task_id.func_name))
+        invocation: DistributedInvocation[Any, T] = self.execute_task(task, *args, **kwargs)
+        return invocation
 
     # -- retries, compensation, halts, versions
 

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pynenc_wf_testing.engine import _chain, _ids, _ops, crypto, schema
+from pynenc_wf_testing.engine import _chain, _close, _ids, _ops, crypto, schema
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.crypto import Keyring
 from pynenc_wf_testing.engine.exceptions import (
@@ -19,7 +19,6 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowIdConflict,
     WorkflowNotFinished,
 )
-from pynenc_wf_testing.engine.hooks import active_hooks
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.task_wf import install_task_wf
 
@@ -448,40 +447,20 @@ def resume_workflow(app: Pynenc, workflow: Any) -> None:
 
 def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
     """Route a halted workflow again (it replays from the top); no-op if not halted."""
-    from pynenc.invocation.status import InvocationStatus
-    from pynenc.runner.runner_context import RunnerContext
-
-    if _ops.get_data(app, identity, schema.HALTED) is None:
-        return
-    _ops.set_data(app, identity, schema.HALTED, None)
-    record = app.orchestrator.get_invocation_status_record(workflow_id)
-    if record.status not in (InvocationStatus.PAUSED, InvocationStatus.RUNNING):
-        return
-    # KILLED -> REROUTED is pynenc's own path back to the queue; the transition needs the
-    # owner's id, which a caller outside the runner does not have a context for.
-    owner = RunnerContext(runner_cls="Owner", runner_id=record.runner_id or "unknown")
-    app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
-    app.orchestrator.reroute_invocations([workflow_id], owner)
-    hooks = active_hooks()
-    if hooks is not None:
-        hooks.workflow_restarted(app, workflow_id)
-    _ops.notify(app, workflow_id)
+    _close.unpark(app, workflow_id, identity)
 
 
 def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> None:
     """Cancel a workflow: the durable operation it waits in (or its next one) raises
-    ``WorkflowCancelled``, so its compensations can run. A halted workflow is routed again
-    and the cancellation is raised at its ``halt()``. A finished workflow raises
-    ``WorkflowFinished``."""
+    ``WorkflowCancelled``, so its compensations can run; its running children are cancelled
+    (the parent-close policy), so a plain ``.result`` it is blocked in raises the same
+    error at once. A halted workflow is routed again and the cancellation is raised at its
+    ``halt()``. A finished workflow raises ``WorkflowFinished``."""
     _ops.require_enabled(app, "cancel_workflow()")
     with _ops.STORE_LOCK:  # as signal_workflow: no continue-as-new between lookup and write
         run = _resolve(app, workflow, "cancel_workflow()")
         _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
-        workflow_id, identity = run.run_id, run.identity
-        if _ops.get_data(app, identity, schema.CANCEL) is None:
-            _ops.set_data(app, identity, schema.CANCEL, reason)
-    _unpark(app, workflow_id, identity)
-    _ops.notify(app, workflow_id)
+        _close.request_cancel(app, run.run_id, run.identity, reason)
 
 
 def _alias_identity(task: Task[Any, Any]) -> Any:
@@ -547,7 +526,8 @@ def start_workflow(
     at a time per key. Starting it with other arguments than the run it names raises
     ``WorkflowIdConflict`` under every policy (a finished run does not block
     ``"allow_after_completion"``). ``run_timeout``: the run fails with ``WorkflowTimeout``
-    at its first durable operation after that long.
+    after that long, at the durable operation it waits in or its next one (in the
+    simulator also in a plain ``.result``), and its running children are cancelled.
     """
     from pynenc.task import Task as _Task
 

@@ -34,18 +34,23 @@ __all__ = [
     "SCHEMA_VERSION",
     "SIGNAL_NAMES",
     "STATE_LATEST",
+    "INTERRUPTED",
     "STEP_KINDS",
+    "AbandonRecord",
     "HaltRecord",
+    "InterruptRecord",
     "SideEffectRecord",
     "SignalRecord",
     "SignalWaitRecord",
     "StateRecord",
     "TaskWaitRecord",
+    "abandon",
     "alias",
     "alias_registry",
     "check",
     "classify",
     "halt",
+    "interrupt",
     "is_engine_key",
     "now",
     "patch",
@@ -80,6 +85,9 @@ PREFIX = "wfx:"
 CANCEL = PREFIX + "cancel"
 #: The run deadline, an ISO-8601 instant (``start_workflow(..., run_timeout=...)``).
 DEADLINE = PREFIX + "deadline"
+#: Why the run ended early, recorded the first time it saw its cancellation or run timeout
+#: (after cancelling its open children): an :class:`InterruptRecord`.
+INTERRUPTED = PREFIX + "interrupted"
 #: Why the workflow is halted (``wf.root.halt``); reset to None when it is resumed.
 HALTED = PREFIX + "halted"
 #: The slot of the latest published snapshot (``wf.save_state``), an int.
@@ -214,6 +222,19 @@ def wake(workflow_id: str) -> str:
     return f"{PREFIX}{workflow_id}"
 
 
+def interrupt(workflow_id: str) -> str:
+    """Wake-up key of a workflow blocked in a plain ``.result`` in the simulator (a
+    cancellation, a new run deadline; not a signal); never stored."""
+    return f"{PREFIX}interrupt:{workflow_id}"
+
+
+def abandon(call_id: str) -> str:
+    """Key of a child call made with ``parent_close=ParentClosePolicy.ABANDON`` (pynenc's
+    call id: task and arguments), recorded before the child is routed; holds an
+    :class:`AbandonRecord`. A call without one is cancelled when its parent closes."""
+    return f"{PREFIX}abandon:{call_id}"
+
+
 # ---------------------------------------------------------------------- record layouts
 
 
@@ -234,6 +255,15 @@ class SignalWaitRecord(TypedDict, total=False):
 class StateRecord(TypedDict):
     state: Any
     at: str  # ISO-8601 publication instant
+
+
+class AbandonRecord(TypedDict):
+    task: str  # the child task's function name (for step names)
+
+
+class InterruptRecord(TypedDict):
+    why: str  # "was cancelled: <reason>" or "passed its run timeout (<deadline>)"
+    deadline: str | None  # the run deadline passed (ISO-8601), None for a cancellation
 
 
 class HaltRecord(TypedDict):
@@ -334,8 +364,12 @@ def classify(
         return "chain", "continue_as_new#1"
     if kind == "continued_from":
         return "chain", "continued_from#1"
+    if kind == "abandon" and isinstance(value, dict):
+        return "value", f"abandon:{value.get('task')}"
     if kind == "deadline":
         return "timer", "run_timeout#1"
+    if kind == "interrupted":
+        return "cancel", "interrupted#1"
     if kind == "check":
         return "value", f"check_cancelled#{last}"
     if kind == "retry_route":

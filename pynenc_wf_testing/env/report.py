@@ -561,6 +561,7 @@ _OUTCOME_COLOURS = {
     "running": "#1565c0",
     "stalled": "#6a1b9a",
     "aborted": "#6d4c41",
+    "cancelled": "#8d6e63",
 }
 _CRASH_RED = "#d50000"
 _SPAN_GREY = "#cfd8dc"
