@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import weakref
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.backends import Backend, resolve_backend
 from pynenc_wf_testing.runtime.clock import normalize_start
 from pynenc_wf_testing.runtime.faults import ArmedFaults
+from pynenc_wf_testing.runtime.pool import PoolSpec
 from pynenc_wf_testing.runtime.watchdog import DEFAULT_SLICE_TIMEOUT
 from pynenc_wf_testing.runtime.world import CLOSED_MESSAGE, WorldHost
 
@@ -34,6 +36,63 @@ def _slice_seconds(value: dt.timedelta | float | None) -> float | None:
     return float(seconds)
 
 
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(
+            f"{name} must be a positive int, got {value!r}. Pass e.g. "
+            "WorkflowEnv(workers=2, slots=4): 2 simulated workers with 4 slots each."
+        )
+    return value
+
+
+def pool_spec(
+    workers: int | None,
+    slots: int | None,
+    worker_queues: Mapping[int, Sequence[str]] | None,
+) -> PoolSpec | None:
+    """``WorkflowEnv``'s worker-pool arguments as a :class:`PoolSpec` (None: no pool)."""
+    if workers is None and slots is None:
+        if worker_queues:
+            raise InvalidArgument(
+                "worker_queues needs a worker pool: pass workers= (and slots=) too, e.g. "
+                "WorkflowEnv(workers=2, worker_queues={2: ['reports']})."
+            )
+        return None
+    count = 1 if workers is None else _positive("workers", workers)
+    per_worker = 1 if slots is None else _positive("slots", slots)
+    queues: list[tuple[str, ...] | None] = [None] * count
+    if worker_queues is not None:
+        if not isinstance(worker_queues, Mapping):
+            raise InvalidArgument(
+                f"worker_queues must map a worker number to its queue names, got "
+                f"{worker_queues!r}. Pass e.g. worker_queues={{2: ['reports']}}."
+            )
+        from pynenc.conf.config_broker import validate_queue_name
+        from pynenc.exceptions import ConfigError
+
+        for worker, names in worker_queues.items():
+            if isinstance(worker, bool) or not isinstance(worker, int) or not 1 <= worker <= count:
+                raise InvalidArgument(
+                    f"worker_queues: {worker!r} is not a worker of this pool; workers are "
+                    f"numbered 1 to {count}."
+                )
+            if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+                raise InvalidArgument(
+                    f"worker_queues[{worker}] must be a non-empty list of queue names, got "
+                    f"{names!r}. Pass e.g. worker_queues={{{worker}: ['default', 'reports']}}."
+                )
+            try:
+                checked = tuple(validate_queue_name(name) for name in names)
+            except ConfigError as error:
+                raise InvalidArgument(f"worker_queues[{worker}]: {error}") from None
+            if len(set(checked)) != len(checked):
+                raise InvalidArgument(
+                    f"worker_queues[{worker}] names a queue twice: {list(checked)!r}."
+                )
+            queues[worker - 1] = checked
+    return PoolSpec(workers=count, slots=per_worker, queues=tuple(queues))
+
+
 class EnvCore:
     """What every part of :class:`WorkflowEnv` stands on: its arguments and its world."""
 
@@ -47,6 +106,9 @@ class EnvCore:
         backend: str | Backend = "memory",
         backend_options: dict[str, Any] | None = None,
         slice_timeout: dt.timedelta | float | None = dt.timedelta(seconds=DEFAULT_SLICE_TIMEOUT),
+        workers: int | None = None,
+        slots: int | None = None,
+        worker_queues: Mapping[int, Sequence[str]] | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InvalidArgument(
@@ -61,7 +123,9 @@ class EnvCore:
             raise InvalidArgument(
                 f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}."
             )
+        pool = pool_spec(workers, slots, worker_queues)
         self._host = WorldHost(
+            pool=pool,
             slice_timeout=_slice_seconds(slice_timeout),
             seed=seed,
             start=normalize_start(start),
