@@ -78,3 +78,22 @@ def fan_out(count: int) -> list[str]:
     root = fan_out.wf.root
     children = [root.execute_task(work, f"child-{i}", 60) for i in range(count)]
     return [child.result for child in children]
+
+
+#: An app whose broker rules raise a task's priority over its own option.
+ruled_app = Pynenc(
+    config_values={
+        "app_id": "pool-tests-ruled",
+        "priority_rules": [{"task_id": "*.boosted", "priority": 90}],
+    }
+)
+
+
+@ruled_app.task(priority=50)
+def favoured(label: str) -> str:
+    return _work(label, 60)
+
+
+@ruled_app.task
+def boosted(label: str) -> str:
+    return _work(label, 60)

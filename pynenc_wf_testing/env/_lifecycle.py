@@ -175,6 +175,18 @@ class EnvCore:
         return self._host.closed
 
     @property
+    def workers(self) -> int | None:
+        """Simulated workers (``WorkflowEnv(workers=N)``); None without a worker pool."""
+        pool = self._host.pool
+        return None if pool is None else pool.workers
+
+    @property
+    def slots(self) -> int | None:
+        """Slots of each simulated worker; None without a worker pool."""
+        pool = self._host.pool
+        return None if pool is None else pool.slots
+
+    @property
     def world(self) -> WorldHost:
         """The simulated process behind this environment (internal: crash checks and
         replays swap its worlds)."""
