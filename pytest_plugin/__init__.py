@@ -78,7 +78,7 @@ REDIS_URL_ENV = "PYNENC_WF_REDIS_URL"
 
 MARKER_KWARGS = (
     "seed", "max_steps", "app", "start", "backend", "backend_options", "slice_timeout",
-    "replay", "workers", "slots", "worker_queues",
+    "replay", "workers", "slots", "worker_queues", "slow_workers",
 )
 
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
@@ -370,13 +370,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None, "
         "backend_options=None, slice_timeout=None, replay=None, workers=None, slots=None, "
-        "worker_queues=None): settings of this test's wf_env simulation "
+        "worker_queues=None, slow_workers=None): settings of this test's wf_env simulation "
         "(seed: reproduce a run; app: 'module:app' to use automatically; start: the virtual "
         "start instant; backend: memory, sqlite or redis, with backend_options such as "
         "{'path': ...}; slice_timeout: a timedelta or seconds one slice may run, 0 disables "
         "the watchdog; replay: False to skip replaying this test's workflows from their history "
         "after it; workers/slots: a pool of simulated workers with slots each, "
-        "worker_queues: {worker: [queue, ...]} the queues a worker consumes).",
+        "worker_queues: {worker: [queue, ...]} the queues a worker consumes, slow_workers: "
+        "{worker: factor} how many times longer its tasks' work takes).",
     )
     # Appended after the user's own ini filters, so it wins over a blanket ``error``; a ``-W``
     # on the command line still comes last and wins (pytest applies those after ini ones).
@@ -520,8 +521,9 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
             value = setting.value if setting is not None else None
         if value is not None:
             kwargs[name] = value
-    if marker.get("worker_queues") is not None:
-        kwargs["worker_queues"] = marker["worker_queues"]
+    for name in ("worker_queues", "slow_workers"):
+        if marker.get(name) is not None:
+            kwargs[name] = marker[name]
     if marker.get("start") is not None:
         kwargs["start"] = marker["start"]
     if marker.get("backend") is not None:

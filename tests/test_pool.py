@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import subprocess
@@ -47,7 +48,7 @@ def test_one_slot_runs_the_high_priority_tasks_first() -> None:
         low = [env.start(apps.background, f"low{i}") for i in range(2)]
         plain = env.start(apps.work, "plain")
         high = [env.start(apps.urgent, f"high{i}") for i in range(2)]
-        assert [r.result for r in low + [plain] + high] == ["low0", "low1", "plain", "high0", "high1"]
+        assert [r.result for r in [*low, plain, *high]] == ["low0", "low1", "plain", "high0", "high1"]
         # started one after the other, a virtual minute apart, highest priority first
         order = [(label, (start - T0).total_seconds()) for label, start, _ in apps.DONE]
         assert order == [
@@ -84,7 +85,7 @@ def test_broker_priority_rules_override_the_task_option() -> None:
 
 def _overlaps(spans: list[tuple[dt.datetime, dt.datetime]]) -> bool:
     ordered = sorted(spans)
-    return any(b_start < a_end for (_, a_end), (b_start, _) in zip(ordered, ordered[1:]))
+    return any(b_start < a_end for (_, a_end), (b_start, _) in itertools.pairwise(ordered))
 
 
 @pytest.mark.parametrize("pool", [None, (2, 2), (3, 1)])
@@ -156,6 +157,25 @@ def test_each_worker_uses_its_own_slots_and_the_ledger_names_it() -> None:
         assert env.workers is None and env.slots is None
 
 
+def test_a_slow_worker_takes_longer_and_holds_up_what_it_fetched() -> None:
+    with WorkflowEnv(seed=2, workers=2, slots=1, slow_workers={2: 3.0}) as env:
+        runs = [env.start(apps.work, f"w{i}") for i in range(4)]
+        assert [r.result for r in runs] == ["w0", "w1", "w2", "w3"]
+        executions = _runs(env, "work#")
+        for execution in executions:
+            took = _offset(execution.finished) - _offset(execution.started)
+            assert took == (180 if execution.worker == 2 else 60), execution
+        # worker 1 got through three jobs while worker 2 did one
+        assert sorted(e.worker for e in executions) == [1, 1, 1, 2]
+        assert env.now == _at(180)
+    with WorkflowEnv(seed=2, workers=2, slots=1, slow_workers={2: 3.0}) as env:
+        nap = env.start(apps.napper, "n")
+        assert nap.result == "n-after-nap"
+        # a durable timer is not work: the hour is an hour on any worker
+        label, started, _ = apps.DONE[-1]
+        assert (label, started) == ("n-after-nap", _at(3600))
+
+
 def test_a_durable_sleep_holds_no_slot() -> None:
     with WorkflowEnv(seed=1, workers=1, slots=1) as env:
         nap = env.start(apps.napper, "n")
@@ -176,10 +196,10 @@ def test_a_woken_workflow_waits_for_a_slot() -> None:
         assert nap.result == "n-after-nap"
         assert job.result == "long"
         # it woke at +1h but the only slot was busy until +2h: then its child ran a minute
-        assert apps.DONE == [
+        assert [
             ("long", _at(0), _at(7200)),
             ("n-after-nap", _at(7200), _at(7260)),
-        ]
+        ] == apps.DONE
 
 
 def test_waiting_for_children_holds_no_slot() -> None:
@@ -299,6 +319,11 @@ def test_crash_checks_run_on_the_pool() -> None:
         ({"workers": 2, "worker_queues": {1: ["bad name"]}}, "Invalid queue name"),
         ({"workers": 2, "worker_queues": [["default"]]}, "must map a worker number"),
         ({"workers": 1, "worker_queues": {1: ["a", "a"]}}, "names a queue twice"),
+        ({"slow_workers": {1: 2.0}}, "slow_workers needs a worker pool"),
+        ({"workers": 2, "slow_workers": {2: 0}}, "must be a positive number"),
+        ({"workers": 2, "slow_workers": {2: float("inf")}}, "must be a positive number"),
+        ({"workers": 2, "slow_workers": {0: 2.0}}, "numbered 1 to 2"),
+        ({"workers": 2, "slow_workers": [2.0]}, "must map a worker number"),
     ],
 )
 def test_bad_pool_arguments_are_refused_at_the_call(kwargs: dict[str, Any], match: str) -> None:

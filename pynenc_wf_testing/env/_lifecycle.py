@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
@@ -45,18 +46,54 @@ def _positive(name: str, value: object) -> int:
     return value
 
 
+def _worker_of(name: str, worker: object, count: int) -> int:
+    if isinstance(worker, bool) or not isinstance(worker, int) or not 1 <= worker <= count:
+        raise InvalidArgument(
+            f"{name}: {worker!r} is not a worker of this pool; workers are numbered 1 to "
+            f"{count}."
+        )
+    return worker
+
+
+def _slowdown(slow_workers: Mapping[int, float] | None, count: int) -> tuple[float, ...]:
+    factors = [1.0] * count
+    if slow_workers is None:
+        return tuple(factors)
+    if not isinstance(slow_workers, Mapping):
+        raise InvalidArgument(
+            f"slow_workers must map a worker number to how many times slower it works, got "
+            f"{slow_workers!r}. Pass e.g. slow_workers={{2: 3.0}}."
+        )
+    for worker, factor in slow_workers.items():
+        number = _worker_of("slow_workers", worker, count)
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, (int, float))
+            or not math.isfinite(factor)
+            or factor <= 0
+        ):
+            raise InvalidArgument(
+                f"slow_workers[{worker}] must be a positive number (3.0: its tasks' work takes "
+                f"three times as long), got {factor!r}."
+            )
+        factors[number - 1] = float(factor)
+    return tuple(factors)
+
+
 def pool_spec(
     workers: int | None,
     slots: int | None,
     worker_queues: Mapping[int, Sequence[str]] | None,
+    slow_workers: Mapping[int, float] | None = None,
 ) -> PoolSpec | None:
     """``WorkflowEnv``'s worker-pool arguments as a :class:`PoolSpec` (None: no pool)."""
     if workers is None and slots is None:
-        if worker_queues:
-            raise InvalidArgument(
-                "worker_queues needs a worker pool: pass workers= (and slots=) too, e.g. "
-                "WorkflowEnv(workers=2, worker_queues={2: ['reports']})."
-            )
+        for name, value in (("worker_queues", worker_queues), ("slow_workers", slow_workers)):
+            if value:
+                raise InvalidArgument(
+                    f"{name} needs a worker pool: pass workers= (and slots=) too, e.g. "
+                    f"WorkflowEnv(workers=2, {name}={{2: ...}})."
+                )
         return None
     count = 1 if workers is None else _positive("workers", workers)
     per_worker = 1 if slots is None else _positive("slots", slots)
@@ -71,11 +108,7 @@ def pool_spec(
         from pynenc.exceptions import ConfigError
 
         for worker, names in worker_queues.items():
-            if isinstance(worker, bool) or not isinstance(worker, int) or not 1 <= worker <= count:
-                raise InvalidArgument(
-                    f"worker_queues: {worker!r} is not a worker of this pool; workers are "
-                    f"numbered 1 to {count}."
-                )
+            _worker_of("worker_queues", worker, count)
             if isinstance(names, str) or not isinstance(names, Sequence) or not names:
                 raise InvalidArgument(
                     f"worker_queues[{worker}] must be a non-empty list of queue names, got "
@@ -90,7 +123,10 @@ def pool_spec(
                     f"worker_queues[{worker}] names a queue twice: {list(checked)!r}."
                 )
             queues[worker - 1] = checked
-    return PoolSpec(workers=count, slots=per_worker, queues=tuple(queues))
+    return PoolSpec(
+        workers=count, slots=per_worker, queues=tuple(queues),
+        slowdown=_slowdown(slow_workers, count),
+    )
 
 
 class EnvCore:
@@ -109,6 +145,7 @@ class EnvCore:
         workers: int | None = None,
         slots: int | None = None,
         worker_queues: Mapping[int, Sequence[str]] | None = None,
+        slow_workers: Mapping[int, float] | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InvalidArgument(
@@ -123,7 +160,7 @@ class EnvCore:
             raise InvalidArgument(
                 f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}."
             )
-        pool = pool_spec(workers, slots, worker_queues)
+        pool = pool_spec(workers, slots, worker_queues, slow_workers)
         self._host = WorldHost(
             pool=pool,
             slice_timeout=_slice_seconds(slice_timeout),

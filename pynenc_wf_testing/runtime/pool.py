@@ -35,11 +35,15 @@ class PoolSpec:
 
     ``queues``: per worker (index 0 is worker 1), the broker queues it consumes, or None for
     the queues pynenc's runner config gives (``runner.queues``, else every broker queue).
+    ``slowdown``: per worker, how many times longer the work of its tasks takes (a
+    ``time.sleep(s)`` inside a task it runs lasts ``s * slowdown`` virtual seconds); 1.0 is
+    normal speed. Durable timers (``wf.root.sleep``) are not work: they are not stretched.
     """
 
     workers: int
     slots: int
     queues: tuple[tuple[str, ...] | None, ...]
+    slowdown: tuple[float, ...] = ()
 
     def queues_of(self, worker: int) -> tuple[str, ...] | None:
         """The queues worker ``worker`` (1-based) consumes (None: the runner's)."""

@@ -124,6 +124,7 @@ class Scheduler:
         "sleepers",
         "slice_timeout",
         "slices",
+        "slowdown",
         "threads",
         "waiters",
     )
@@ -158,6 +159,8 @@ class Scheduler:
         self.slices = 0
         #: Slots per worker (0: no worker pool, unlimited parallelism).
         self.pool_slots = 0
+        #: Per worker (index: worker number), how much longer a task's time.sleep lasts.
+        self.slowdown: list[float] = [1.0]
         #: Slots held per worker (index: the worker number; index 0 unused).
         self.busy: list[int] = [0]
         #: Called when a slot frees (the coordinator fetches again).
@@ -170,10 +173,11 @@ class Scheduler:
         # id(task) -> (task, priority): a task's priority is fixed while the world lives.
         self._priorities: dict[int, tuple[Any, float]] = {}
 
-    def use_pool(self, workers: int, slots: int) -> None:
+    def use_pool(self, workers: int, slots: int, slowdown: tuple[float, ...] = ()) -> None:
         """Run on ``workers`` workers of ``slots`` slots each (see runtime/pool.py)."""
         self.pool_slots = slots
         self.busy = [0] * (workers + 1)
+        self.slowdown = [1.0, *(slowdown or (1.0,) * workers)]
 
     # ------------------------------------------------------------------ inside an invocation
 
@@ -191,6 +195,9 @@ class Scheduler:
             return False
         if seconds < 0:
             raise ValueError("sleep length must be non-negative")
+        worker = self.current.worker if self.current is not None else 0
+        if worker:
+            seconds *= self.slowdown[worker]  # a slow worker: its tasks' work takes longer
         deadline = self.clock.micros + round(seconds * 1_000_000)
         self.main_glet.switch(("sleep", deadline))
         return True

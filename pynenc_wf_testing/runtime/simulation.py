@@ -100,7 +100,7 @@ class Simulation:
         #: The next pool worker to offer free slots first (round robin over fetches).
         self._next_worker = 1
         if pool is not None:
-            scheduler.use_pool(pool.workers, pool.slots)
+            scheduler.use_pool(pool.workers, pool.slots, pool.slowdown)
             scheduler.on_slot_freed = self._slot_freed
         recorder = self._recorder = StepRecorder(clock, max_steps)
         recorder.over_limit = self._steps_exceeded
