@@ -388,3 +388,20 @@ def test_a_pool_run_is_the_same_in_any_process_and_hash_seed() -> None:
             text=True, check=True,
         )
         assert json.loads(out.stdout) == expected
+
+
+def test_the_html_report_names_the_workers() -> None:
+    from pynenc_wf_testing.env.report import render_html
+
+    with WorkflowEnv(seed=3, workers=2, slots=1) as env:
+        env.crash_worker(1, after=dt.timedelta(seconds=30))
+        runs = [env.start(apps.work, f"w{i}") for i in range(2)]
+        [r.result for r in runs]
+        page = render_html(env, title="pool")
+        assert "<th>worker</th>" in page
+        assert "<td>w1</td>" in page and "<td>w2</td>" in page
+        assert "run 1: crashed on worker 1" in page
+    with WorkflowEnv(seed=3) as env:
+        env.start(apps.work, "w").result
+        page = render_html(env, title="no pool")
+        assert "<th>worker</th>" not in page and "on worker" not in page
