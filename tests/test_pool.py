@@ -405,3 +405,16 @@ def test_the_html_report_names_the_workers() -> None:
         env.start(apps.work, "w").result
         page = render_html(env, title="no pool")
         assert "<th>worker</th>" not in page and "on worker" not in page
+
+
+def test_a_worker_down_that_never_fired_is_reported() -> None:
+    from pynenc_wf_testing import UnknownStepError
+
+    with WorkflowEnv(seed=1, workers=2) as env:
+        env.crash_worker(2, after=dt.timedelta(hours=1))
+        env.start(apps.work, "w").result
+        with pytest.raises(UnknownStepError, match=r"crash_worker\(2\) due at 2030-01-01T01:00:00"):
+            env.check_faults_fired()
+        env.advance(hours=1)
+        env.check_faults_fired()  # fired now
+        assert env.workers_down == [2]

@@ -194,7 +194,21 @@ class EnvFaults(EnvCore):
         return self._require_sim().crashes
 
     def check_faults_fired(self) -> None:
-        """Raise :class:`UnknownStepError` for any armed crash point that never fired."""
+        """Raise :class:`UnknownStepError` for any armed crash point, or ``crash_worker``,
+        that never fired."""
         unfired = self._faults.unfired()
         if unfired:
             raise_unfired(self._require_sim(), unfired)
+        sim = self._require_sim()
+        late = [down for down in sim.worker_downs if not down.fired]
+        if late:
+            from pynenc_wf_testing.runtime.clock import from_micros
+
+            when = ", ".join(
+                f"{down.reason} due at {from_micros(down.at).isoformat()}" for down in late
+            )
+            raise UnknownStepError(
+                f"{when}: never fired, the simulation stopped at {sim.clock.now.isoformat()} "
+                "before that instant. Arm it with a smaller after=, or drive the simulation "
+                "past it (env.advance(...))."
+            )

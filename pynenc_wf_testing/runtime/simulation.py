@@ -97,6 +97,8 @@ class Simulation:
         #: Worker-down faults not carried out yet, and restarts due: (micros, seq, down, up).
         self._pool_events: list[tuple[int, int, WorkerDown, bool]] = []
         self._pool_seq = 0
+        #: Every worker-down fault armed on this world, in arming order.
+        self.worker_downs: list[WorkerDown] = []
         #: The next pool worker to offer free slots first (round robin over fetches).
         self._next_worker = 1
         if pool is not None:
@@ -475,6 +477,7 @@ class Simulation:
                 f"1 to {self.pool.workers}."
             )
         down = WorkerDown(worker=worker, at=at, down_for=down_for, reason=reason)
+        self.worker_downs.append(down)
         self._push_pool_event(at, down, up=False)
         return down
 
