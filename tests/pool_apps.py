@@ -59,6 +59,16 @@ def exclusive(label: str, seconds: float = 60) -> str:
     return _work(label, seconds)
 
 
+@app.task(
+    running_concurrency=ConcurrencyControlType.KEYS,
+    key_arguments=("account",),
+    reroute_on_concurrency_control=True,
+)
+def per_account(account: str, label: str) -> str:
+    """One at a time per account; different accounts in parallel."""
+    return _work(f"{account}:{label}", 60)
+
+
 @app.task(running_concurrency=ConcurrencyControlType.TASK)
 def exclusive_or_drop(label: str, seconds: float = 60) -> str:
     return _work(label, seconds)

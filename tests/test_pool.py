@@ -106,6 +106,21 @@ def test_running_concurrency_task_never_runs_two_at_once(pool: tuple[int, int] |
         assert env.now == _at(60)
 
 
+@pytest.mark.parametrize("pool", [None, (2, 2)])
+def test_running_concurrency_keys_serializes_one_key_only(pool: tuple[int, int] | None) -> None:
+    kwargs: dict[str, Any] = {} if pool is None else {"workers": pool[0], "slots": pool[1]}
+    with WorkflowEnv(seed=8, **kwargs) as env:
+        runs = [env.start(apps.per_account, account, str(i))
+                for i, account in enumerate(["a", "a", "b", "a"])]
+        assert [r.result for r in runs] == ["a:0", "a:1", "b:2", "a:3"]
+        spans: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
+        for label, start, end in apps.DONE:
+            spans.setdefault(label.split(":")[0], []).append((start, end))
+        assert not _overlaps(spans["a"])  # account a: one at a time, three minutes
+        assert spans["b"] == [(_at(0), _at(60))]  # account b did not wait for a
+        assert env.now == _at(180)
+
+
 def test_running_concurrency_without_reroute_is_a_clear_error() -> None:
     with WorkflowEnv(seed=2, workers=1, slots=2) as env:
         first = env.start(apps.exclusive_or_drop, "a")
