@@ -433,3 +433,21 @@ def test_a_worker_down_that_never_fired_is_reported() -> None:
         env.advance(hours=1)
         env.check_faults_fired()  # fired now
         assert env.workers_down == [2]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_pool_runs_the_same_on_every_backend(backend: str) -> None:
+    def scenario(name: str) -> tuple[list[Any], dt.datetime, list[tuple[str, int, str]]]:
+        apps.reset()
+        with WorkflowEnv(seed=3, workers=2, slots=1, backend=name) as env:
+            env.crash_worker(1, after=dt.timedelta(minutes=1))
+            runs = [env.start(apps.work, f"w{i}", 600) for i in range(2)]
+            runs += [env.start(apps.fan_out, 2), env.start(apps.urgent, "u")]
+            runs += [env.start(apps.exclusive, f"x{i}") for i in range(2)]
+            results = [r.result for r in runs]
+            return results, env.now, [(e.name, e.worker, e.outcome) for e in env.ledger]
+
+    expected = scenario("memory")
+    assert expected[0] == ["w0", "w1", ["child-0", "child-1"], "u", "x0", "x1"]
+    assert ("urgent#1", 1, "crashed") in expected[2]  # the first fetched: highest priority
+    assert scenario(backend) == expected
