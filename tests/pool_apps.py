@@ -8,6 +8,7 @@ import time
 
 from pynenc import Pynenc
 from pynenc.conf.config_task import ConcurrencyControlType
+from pynenc.trigger.trigger_builder import TriggerBuilder
 
 from pynenc_wf_testing.engine import enable_workflows
 
@@ -21,6 +22,7 @@ DONE: list[tuple[str, dt.datetime, dt.datetime]] = []
 
 def reset() -> None:
     DONE.clear()
+    TICKS.clear()
 
 
 def now() -> dt.datetime:
@@ -107,3 +109,13 @@ def favoured(label: str) -> str:
 @ruled_app.task
 def boosted(label: str) -> str:
     return _work(label, 60)
+
+
+#: An app with a per-minute cron task (its own app: the others' tests see no cron).
+cron_app = Pynenc(config_values={"app_id": "pool-tests-cron"})
+TICKS: list[dt.datetime] = []
+
+
+@cron_app.task(triggers=TriggerBuilder().on_cron("* * * * *"))
+def tick() -> None:
+    TICKS.append(now())

@@ -451,3 +451,18 @@ def test_a_pool_runs_the_same_on_every_backend(backend: str) -> None:
     assert expected[0] == ["w0", "w1", ["child-0", "child-1"], "u", "x0", "x1"]
     assert ("urgent#1", 1, "crashed") in expected[2]  # the first fetched: highest priority
     assert scenario(backend) == expected
+
+
+def test_cron_fires_on_time_while_a_worker_is_saturated() -> None:
+    with WorkflowEnv(seed=1, workers=2, slots=1) as env:
+        env.use(apps.cron_app)
+        nap = env.start(apps.napper, "n")
+        env.run_until_idle()  # asleep for an hour: no slot held
+        long = env.start(apps.work, "long", 2 * 3600)  # one worker busy for two hours
+        env.advance(hours=2)
+        # from +1h the woken workflow waits for a slot on its worker; the other worker runs
+        # every per-minute tick on time all the same
+        minutes = [round((t - T0).total_seconds() / 60) for t in apps.TICKS]
+        assert minutes == list(range(121))
+        assert long.result == "long"
+        assert nap.result == "n-after-nap"

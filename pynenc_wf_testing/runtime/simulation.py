@@ -350,7 +350,8 @@ class Simulation:
                     return
             if self.broker_dirty:
                 self._fetch()
-            if not ready and triggers.pending:
+            # (with a pool, ready invocations may all wait for slots: cron still fires)
+            if triggers.pending and (not ready or self.pool is not None):
                 triggers.run()
                 if self.broker_dirty:
                     continue
