@@ -416,6 +416,7 @@ def test_the_html_report_names_the_workers() -> None:
         assert "<th>worker</th>" in page
         assert "<td>w1</td>" in page and "<td>w2</td>" in page
         assert "run 1: crashed on worker 1" in page
+        assert "work#1 [" in page and "] on w1, w2</text>" in page  # the timeline's row label
     with WorkflowEnv(seed=3) as env:
         env.start(apps.work, "w").result
         page = render_html(env, title="no pool")

@@ -762,7 +762,7 @@ def _svg_timeline(report: _Report) -> str:
                 f"<rect x=\"0\" y=\"{y}\" width=\"{width}\" height=\"{row_height}\" "
                 "fill=\"#f6f8fa\" fill-opacity=\"0.7\"/>\n"
             )
-        label = f"{node.name} [{node.short}]"
+        label = f"{node.name} [{node.short}]{_workers_text(node.attempts)}"
         out.append(
             f"<text x=\"{6 + 14 * node.depth}\" y=\"{y + 15}\" "
             f"font-weight=\"{'bold' if node.is_workflow else 'normal'}\" fill=\"#1b1f23\">"
