@@ -27,6 +27,17 @@ def report(label: str) -> str:
     return label
 
 
+@app.task
+def slow(label: str) -> str:
+    time.sleep(3600)
+    return label
+
+
+@app.workflow
+def waits_for_slow() -> str:
+    return waits_for_slow.wf.root.execute_task(slow, "s").result
+
+
 @app.workflow
 def flow(count: int) -> list[str]:
     children = [flow.wf.root.execute_task(job, f"c{i}") for i in range(count)]
@@ -113,6 +124,28 @@ def test_workflows_on_a_pool_pass_the_replay_check(pytester: pytest.Pytester, po
     )
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=1)
+
+
+def test_an_unfinished_workflow_on_a_pool_replays_without_warning(
+    pytester: pytest.Pytester, poolapp: None
+) -> None:
+    # The after-test replay stops where the recorded run stopped: the workflow parked on its
+    # unfinished child (its slot freed) is where it ends, not a deadlock.
+    pytester.makepyfile(
+        test_it="""
+        import pytest
+        import poolapp
+
+        @pytest.mark.wf(workers=1, slots=1)
+        def test_unfinished(wf_env):
+            run = wf_env.start(poolapp.waits_for_slow)
+            wf_env.advance(minutes=10)
+            assert not run.done
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    assert "WfReplayWarning" not in result.stdout.str()
 
 
 def test_bad_values_are_usage_errors(pytester: pytest.Pytester, poolapp: None) -> None:

@@ -101,6 +101,9 @@ class Simulation:
         self.worker_downs: list[WorkerDown] = []
         #: The next pool worker to offer free slots first (round robin over fetches).
         self._next_worker = 1
+        #: A slot freed or a worker came back: what waits in the broker may fit now. (Not
+        #: ``broker_dirty``, which says that something was routed: a replay's goal reads it.)
+        self._refetch = False
         if pool is not None:
             scheduler.use_pool(pool.workers, pool.slots, pool.slowdown)
             scheduler.on_slot_freed = self._slot_freed
@@ -348,7 +351,7 @@ class Simulation:
                 checked = hooks.finals
                 if goal():
                     return
-            if self.broker_dirty:
+            if self.broker_dirty or (self._refetch and self.pool is not None):
                 self._fetch()
             # (with a pool, ready invocations may all wait for slots: cron still fires)
             if triggers.pending and (not ready or self.pool is not None):
@@ -403,6 +406,7 @@ class Simulation:
         """Take everything routed to the apps' brokers into the scheduler."""
         self.broker_dirty = False
         if self.pool is not None:
+            self._refetch = False
             self._fetch_pool(self.pool)
             return
         describe = self._recorder.describe_new
@@ -422,8 +426,7 @@ class Simulation:
     # ------------------------------------------------------------------ worker pool
 
     def _slot_freed(self) -> None:
-        # What waits in the broker may fit now.
-        self.broker_dirty = True
+        self._refetch = True
 
     def _fetch_pool(self, pool: PoolSpec) -> None:
         """Each live worker takes at most its free slots from the broker, as pynenc's
@@ -499,7 +502,7 @@ class Simulation:
                 {"reason": down.reason, "pool_worker": worker,
                  "generation": workers.worker_generations[worker]},
             )
-            self.broker_dirty = True
+            self._refetch = True
             return
         down.fired = True
         if workers.down[worker]:
@@ -518,7 +521,6 @@ class Simulation:
         # pynenc's recovery core tasks (run by the live workers at their cron ticks) find
         # what the dead worker owned once its heartbeat is old enough.
         self._crashes.schedule_recovery()
-        self.broker_dirty = True
 
     def _any_worker_up(self) -> bool:
         """Some worker can run pynenc's recovery tasks (always, without a pool)."""
