@@ -271,6 +271,7 @@ def test_one_worker_down_the_other_keeps_going_and_pynenc_recovers() -> None:
         assert len(crash) == 1 and crash[0].detail["pool_worker"] == 1
         assert crash[0].detail["lost"] == [f"{lost[0].name} [{lost[0].invocation_id[:8]}]"]
         text = env.render()
+        assert "rerun: WorkflowEnv(seed=3, workers=2, slots=1) (in pytest" in text
         assert "x crash: crash_worker(1)" in text
         assert "2 runs: crashed, success on w1, w2" in text
 

@@ -129,6 +129,20 @@ def pool_spec(
     )
 
 
+def _pool_args(
+    pool: PoolSpec,
+    worker_queues: Mapping[int, Sequence[str]] | None,
+    slow_workers: Mapping[int, float] | None,
+) -> str:
+    """``, workers=2, slots=1, ...``: the pool arguments a rerun needs."""
+    parts = [f"workers={pool.workers}", f"slots={pool.slots}"]
+    if worker_queues:
+        parts.append(f"worker_queues={ {k: list(v) for k, v in sorted(worker_queues.items())} !r}")
+    if slow_workers:
+        parts.append(f"slow_workers={dict(sorted(slow_workers.items()))!r}")
+    return ", " + ", ".join(parts)
+
+
 class EnvCore:
     """What every part of :class:`WorkflowEnv` stands on: its arguments and its world."""
 
@@ -173,7 +187,10 @@ class EnvCore:
         )
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._non_idempotent: set[str] = set()
-        self.rerun_hint: str = f"WorkflowEnv(seed={seed}) (in pytest: --wf-seed={seed})"
+        pool_args = "" if pool is None else _pool_args(pool, worker_queues, slow_workers)
+        self.rerun_hint: str = (
+            f"WorkflowEnv(seed={seed}{pool_args}) (in pytest: --wf-seed={seed})"
+        )
         """How to rerun this simulation; the pytest plugin sets the exact command."""
 
     # ------------------------------------------------------------------ lifetime
