@@ -468,3 +468,18 @@ def test_cron_fires_on_time_while_a_worker_is_saturated() -> None:
         assert minutes == list(range(121))
         assert long.result == "long"
         assert nap.result == "n-after-nap"
+
+
+def test_the_pool_benchmark_reports_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import pool as bench_pool
+
+    assert bench_pool.main(["--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    configs = report["configs"]
+    assert set(configs) == {"no pool", "4 x 8", "1 x 1", "mixed prio"}
+    for data in configs.values():
+        assert data["min_cpu_seconds"] > 0 and data["ratio"] > 0
+    # 4 workflows x 3 one-second steps: virtual time is what the pool changes (no timing here)
+    assert {name: data["virtual_seconds"] for name, data in configs.items()} == {
+        "no pool": 3, "4 x 8": 3, "1 x 1": 12, "mixed prio": 3,
+    }
