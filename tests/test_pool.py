@@ -483,3 +483,17 @@ def test_the_pool_benchmark_reports_every_figure(capsys: pytest.CaptureFixture[s
     assert {name: data["virtual_seconds"] for name, data in configs.items()} == {
         "no pool": 3, "4 x 8": 3, "1 x 1": 12, "mixed prio": 3,
     }
+
+
+def test_slots_alone_mean_one_worker_and_workers_alone_one_slot_each() -> None:
+    with WorkflowEnv(seed=1, slots=3) as env:
+        assert (env.workers, env.slots) == (1, 3)
+        runs = [env.start(apps.work, f"w{i}") for i in range(6)]
+        [r.result for r in runs]
+        assert env.now == _at(120)
+    with WorkflowEnv(seed=1, workers=3) as env:
+        assert (env.workers, env.slots) == (3, 1)
+        runs = [env.start(apps.work, f"w{i}") for i in range(6)]
+        [r.result for r in runs]
+        assert env.now == _at(120)
+        assert sorted(e.worker for e in env.ledger) == [1, 1, 2, 2, 3, 3]
