@@ -497,3 +497,17 @@ def test_slots_alone_mean_one_worker_and_workers_alone_one_slot_each() -> None:
         [r.result for r in runs]
         assert env.now == _at(120)
         assert sorted(e.worker for e in env.ledger) == [1, 1, 2, 2, 3, 3]
+
+
+def test_work_a_dead_worker_fetched_but_never_started_is_recovered_as_pending() -> None:
+    with WorkflowEnv(seed=3, workers=2, slots=1) as env:
+        runs = [env.start(apps.work, f"w{i}") for i in range(2)]
+        env.crash_worker(1)  # now: worker 1 has fetched its job (PENDING) but not started it
+        assert [r.result for r in runs] == ["w0", "w1"]
+        crash = next(s for s in env.history if s.kind == "crash")
+        assert len(crash.detail["lost"]) == 1
+        jobs = _runs(env, "work#")
+        # the lost job never ran on worker 1: no crashed execution, one run on worker 2 later
+        assert [(e.worker, e.outcome) for e in jobs] == [(2, "success"), (2, "success")]
+        assert _offset(jobs[1].started) > 0
+        assert any(e.task.endswith("recover_pending_invocations") for e in env.ledger)
