@@ -54,6 +54,10 @@ OPT_MAX_STEPS = "--wf-max-steps"
 INI_MAX_STEPS = "wf_max_steps"
 OPT_SLICE_TIMEOUT = "--wf-slice-timeout"
 INI_SLICE_TIMEOUT = "wf_slice_timeout"
+OPT_WORKERS = "--wf-workers"
+INI_WORKERS = "wf_workers"
+OPT_SLOTS = "--wf-slots"
+INI_SLOTS = "wf_slots"
 OPT_LOG_LEVEL = "--wf-log-level"
 INI_LOG_LEVEL = "wf_log_level"
 OPT_SUMMARY = "--wf-summary"
@@ -74,7 +78,7 @@ REDIS_URL_ENV = "PYNENC_WF_REDIS_URL"
 
 MARKER_KWARGS = (
     "seed", "max_steps", "app", "start", "backend", "backend_options", "slice_timeout",
-    "replay",
+    "replay", "workers", "slots", "worker_queues", "slow_workers",
 )
 
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
@@ -116,6 +120,9 @@ class Settings:
     replay_check: bool = True
     #: real seconds one slice may run (0: no watchdog); None: the library's default
     slice_timeout: Setting | None = None
+    #: simulated workers and slots per worker (None: no worker pool)
+    workers: Setting | None = None
+    slots: Setting | None = None
 
 
 @dataclass
@@ -171,6 +178,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="real seconds one slice of a simulated invocation may run before the watchdog "
         f"stops it (0 disables it; overrides ini {INI_SLICE_TIMEOUT}; default 5).",
+    )
+    group.addoption(
+        OPT_WORKERS,
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"simulate N workers (overrides ini {INI_WORKERS}; a test's "
+        "@pytest.mark.wf(workers=...) still wins). Default: no worker pool (unlimited "
+        "parallelism).",
+    )
+    group.addoption(
+        OPT_SLOTS,
+        type=int,
+        default=None,
+        metavar="M",
+        help=f"slots of each simulated worker (overrides ini {INI_SLOTS}; default 1 with "
+        "a worker pool).",
     )
     group.addoption(
         OPT_LOG_LEVEL,
@@ -238,6 +262,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "real seconds one slice of a wf_env simulation may run (0 disables the watchdog).",
         default="",
     )
+    parser.addini(INI_WORKERS, f"simulated workers of wf_env simulations (see {OPT_WORKERS}).", default="")
+    parser.addini(INI_SLOTS, f"slots of each simulated worker (see {OPT_SLOTS}).", default="")
     parser.addini(INI_LOG_LEVEL, "pynenc log level inside wf_env simulations.", default="")
     parser.addini(INI_SUMMARY, f"same as {OPT_SUMMARY}.", type="bool", default=False)
     parser.addini(
@@ -334,6 +360,8 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         keep_db_dir=config.getoption(OPT_KEEP_DB),
         replay_check=replay_check,
         slice_timeout=_slice_timeout(config),
+        workers=_cli_int(config, OPT_WORKERS, minimum=1) or _ini_int(config, INI_WORKERS, minimum=1),
+        slots=_cli_int(config, OPT_SLOTS, minimum=1) or _ini_int(config, INI_SLOTS, minimum=1),
     )
 
 
@@ -341,12 +369,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None, "
-        "backend_options=None, slice_timeout=None, replay=None): settings of this test's wf_env simulation "
+        "backend_options=None, slice_timeout=None, replay=None, workers=None, slots=None, "
+        "worker_queues=None, slow_workers=None): settings of this test's wf_env simulation "
         "(seed: reproduce a run; app: 'module:app' to use automatically; start: the virtual "
         "start instant; backend: memory, sqlite or redis, with backend_options such as "
         "{'path': ...}; slice_timeout: a timedelta or seconds one slice may run, 0 disables "
         "the watchdog; replay: False to skip replaying this test's workflows from their history "
-        "after it).",
+        "after it; workers/slots: a pool of simulated workers with slots each, "
+        "worker_queues: {worker: [queue, ...]} the queues a worker consumes, slow_workers: "
+        "{worker: factor} how many times longer its tasks' work takes).",
     )
     # Appended after the user's own ini filters, so it wins over a blanket ``error``; a ``-W``
     # on the command line still comes last and wins (pytest applies those after ini ones).
@@ -483,6 +514,16 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
     if slice_timeout is not None:
         # 0 (or a zero timedelta) disables the watchdog
         kwargs["slice_timeout"] = slice_timeout or None
+    for name in ("workers", "slots"):
+        value = marker.get(name)
+        if value is None:
+            setting = settings.workers if name == "workers" else settings.slots
+            value = setting.value if setting is not None else None
+        if value is not None:
+            kwargs[name] = value
+    for name in ("worker_queues", "slow_workers"):
+        if marker.get(name) is not None:
+            kwargs[name] = marker[name]
     if marker.get("start") is not None:
         kwargs["start"] = marker["start"]
     if marker.get("backend") is not None:

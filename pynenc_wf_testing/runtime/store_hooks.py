@@ -258,6 +258,7 @@ class StoreHooks:
             arguments=arguments,
             started=self._now_iso(),
             logical_call=info.logical or (info.owner_workflow_id or "", info.name, 0),
+            worker=thread.worker,
         )
         self._ledger.open(execution)
         failure = self._faults.failure_for(info.task)
