@@ -39,6 +39,10 @@ class WorkflowRun(Generic[R]):
     @property
     def status(self) -> InvocationStatus:
         """pynenc's current status of the invocation (does not run anything)."""
+        # The app is module-level: once its environment closed it reads another store (its
+        # own, or a later environment's), which does not hold this run. (.sim raises
+        # InvalidArgument once the environment closed.)
+        _ = self._world.sim
         return self._app.orchestrator.get_invocation_status(self.invocation_id)
 
     @property
@@ -90,4 +94,6 @@ class WorkflowRun(Generic[R]):
         ]
 
     def __repr__(self) -> str:
+        if self._world.closed:
+            return f"<WorkflowRun {self.invocation_id[:8]} (environment closed)>"
         return f"<WorkflowRun {self.invocation_id[:8]} status={self.status.value}>"
