@@ -143,3 +143,16 @@ def test_crash_checks_leave_no_registry_grown() -> None:
     after = _registries()
     assert after == before
     assert len(gc.get_objects()) - objects_before <= GC_SLACK
+
+
+def test_the_many_envs_benchmark_reports_its_windows(capsys: Any) -> None:
+    """``benchmarks/many_envs.py`` runs (a few environments here) and reports every figure."""
+    import json
+
+    from benchmarks import many_envs
+
+    assert many_envs.main(["--envs", "4", "--window", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [w["envs"] for w in report["windows"]] == ["1-2", "3-4"]
+    assert report["last_window"]["closed_worlds_alive"] == 0
+    assert report["gc_objects_growth_after_first_window"] <= GC_SLACK
