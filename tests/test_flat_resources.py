@@ -154,5 +154,9 @@ def test_the_many_envs_benchmark_reports_its_windows(capsys: Any) -> None:
     assert many_envs.main(["--envs", "4", "--window", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [w["envs"] for w in report["windows"]] == ["1-2", "3-4"]
-    assert report["last_window"]["closed_worlds_alive"] == 0
+    # (equal, not 0: in a shared session earlier tests may hold worlds of their own)
+    assert (
+        report["last_window"]["closed_worlds_alive"]
+        == report["first_window"]["closed_worlds_alive"]
+    )
     assert report["gc_objects_growth_after_first_window"] <= GC_SLACK
