@@ -322,6 +322,43 @@ def _slice_timeout(config: pytest.Config) -> Setting | None:
     return Setting(seconds, f"ini option {INI_SLICE_TIMEOUT}")
 
 
+def _output_dir(config: pytest.Config, opt: str) -> str | None:
+    """A directory option (``--wf-record`` ...), made at start-up: a file's path or a place
+    where no directory can be made is a usage error now, not an error in every test."""
+    import os
+
+    value: str | None = config.getoption(opt)
+    if not value:
+        return None
+    if os.path.exists(value) and not os.path.isdir(value):
+        raise pytest.UsageError(f"{opt}={value}: exists and is not a directory. Name a directory.")
+    try:
+        os.makedirs(value, exist_ok=True)
+    except OSError as error:
+        raise pytest.UsageError(
+            f"{opt}={value}: cannot create the directory ({error.strerror or error}). Name a "
+            "directory you can write to."
+        ) from None
+    return value
+
+
+def _backend_setting(config: pytest.Config) -> Setting | None:
+    setting = _cli_or_ini_text(config, OPT_BACKEND, INI_BACKEND)
+    if setting is None:
+        return None
+    from pynenc_wf_testing.runtime.backends import backend_names
+
+    names = backend_names()
+    if setting.value not in names:
+        where = setting.origin if setting.origin.startswith("ini") else OPT_BACKEND
+        raise pytest.UsageError(
+            f"{where} = {setting.value!r}: unknown backend; choose one of {', '.join(names)} "
+            "(a backend added with register_backend must be registered before pytest starts "
+            "its session, e.g. in conftest.py)."
+        )
+    return setting
+
+
 def _cli_or_ini_text(config: pytest.Config, opt: str, ini: str) -> Setting | None:
     if config.getoption(opt):
         return Setting(config.getoption(opt), opt)
@@ -344,7 +381,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
             )
         log_level = raw or DEFAULT_LOG_LEVEL
     summary = bool(config.getoption(OPT_SUMMARY)) or bool(config.getini(INI_SUMMARY))
-    backend = _cli_or_ini_text(config, OPT_BACKEND, INI_BACKEND)
+    backend = _backend_setting(config)
     replay_check = not config.getoption(OPT_NO_REPLAY_CHECK) and bool(
         config.getini(INI_REPLAY_CHECK)
     )
@@ -355,9 +392,9 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         log_level=log_level,
         summary=summary,
         backend=backend,
-        record_dir=config.getoption(OPT_RECORD),
-        report_dir=config.getoption(OPT_REPORT),
-        keep_db_dir=config.getoption(OPT_KEEP_DB),
+        record_dir=_output_dir(config, OPT_RECORD),
+        report_dir=_output_dir(config, OPT_REPORT),
+        keep_db_dir=_output_dir(config, OPT_KEEP_DB),
         replay_check=replay_check,
         slice_timeout=_slice_timeout(config),
         workers=_cli_int(config, OPT_WORKERS, minimum=1) or _ini_int(config, INI_WORKERS, minimum=1),
@@ -420,7 +457,22 @@ def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
             f"got {got}. Write e.g. @pytest.mark.{MARKER}(seed=7).",
             pytrace=False,
         )
-    return dict(marker.kwargs)
+    kwargs = dict(marker.kwargs)
+    replay = kwargs.get("replay")
+    if replay is not None and not isinstance(replay, bool):
+        pytest.fail(
+            f"@pytest.mark.{MARKER}(replay={replay!r}): expected True or False (False skips "
+            "replaying this test's workflows from their history after it).",
+            pytrace=False,
+        )
+    options = kwargs.get("backend_options")
+    if options is not None and not isinstance(options, dict):
+        pytest.fail(
+            f"@pytest.mark.{MARKER}(backend_options={options!r}): expected a dict, e.g. "
+            f"@pytest.mark.{MARKER}(backend='sqlite', backend_options={{'path': 'wf.db'}}).",
+            pytrace=False,
+        )
+    return kwargs
 
 
 def _resolve_seed(item: pytest.Item, marker: dict[str, Any], settings: Settings) -> Setting:
@@ -548,10 +600,26 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
     if marker.get("app") is not None:
         app_setting = Setting(marker["app"], f"@pytest.mark.{MARKER}(app=...)")
 
+    from pynenc_wf_testing.errors import InvalidArgument
+
+    invalid = ""
+    try:
+        env_or_none: WorkflowEnv | None = WorkflowEnv(seed=seed.value, **kwargs)
+    except InvalidArgument as error:
+        env_or_none, invalid = None, str(error)
+    if env_or_none is None:  # (failed outside the except: no "during handling" chain)
+        # Options and ini values were checked at start-up: what is left comes from the
+        # marker (or from what a backend makes of its options).
+        given = ", ".join(f"{k}={v!r}" for k, v in marker.items()) or "none"
+        pytest.fail(
+            f"the settings of this test's wf_env are invalid: {invalid} (@pytest.mark.{MARKER} "
+            f"values: {given}; seed {seed.value} from {seed.origin})",
+            pytrace=False,
+        )
     registries = RegistrySnapshot()
     env: WorkflowEnv | None = None
+    env = env_or_none
     try:
-        env = WorkflowEnv(seed=seed.value, **kwargs)
         env.rerun_hint = (
             f"pytest {shell_quote(item.nodeid)} --wf-seed={seed.value}"
             f"  (or @pytest.mark.{MARKER}(seed={seed.value}))"

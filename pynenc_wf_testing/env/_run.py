@@ -82,6 +82,10 @@ class WorkflowRun(Generic[R]):
     def status(self) -> InvocationStatus:
         """pynenc's current status of the workflow's current run (see :attr:`current`);
         does not run anything."""
+        # The app is module-level: once its environment closed it reads another store (its
+        # own, or a later environment's), which does not hold this run. (.sim raises
+        # InvalidArgument once the environment closed.)
+        _ = self._world.sim
         return self._app.orchestrator.get_invocation_status(self.current.invocation_id)
 
     @property
@@ -145,8 +149,10 @@ class WorkflowRun(Generic[R]):
         ]
 
     def __repr__(self) -> str:
+        if self._world.closed:
+            return f"<WorkflowRun {self.invocation_id[:8]} (environment closed)>"
         try:
             status = self.status.value
-        except Exception:  # a closed environment's store (repr must not raise)
+        except Exception:  # a store that cannot answer (repr must not raise)
             status = "unknown"
         return f"<WorkflowRun {self.invocation_id[:8]} status={status}>"

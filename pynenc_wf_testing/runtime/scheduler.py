@@ -40,6 +40,8 @@ _set_running_loop = asyncio.events._set_running_loop
 
 # Finished worker greenlets kept for the next invocations (see Scheduler._worker_main).
 _IDLE_WORKERS = 64
+#: GreenletExit throws into one greenlet at close before it is left alive (a task may catch it).
+_CLOSE_THROWS = 3
 
 
 @dataclass(eq=False, slots=True)
@@ -373,7 +375,10 @@ class Scheduler:
         while True:
             outcome = self._run_invocation(thread)
             del thread  # nothing of the finished invocation stays referenced while idle
-            if len(self._idle_glets) >= _IDLE_WORKERS:
+            if len(self._idle_glets) >= _IDLE_WORKERS or outcome[0] == "abort":
+                # (an abort is GreenletExit: thrown by close() into a crashed worker, or raised
+                # by a task. The worker ends instead of parking here: a parked greenlet that
+                # nothing references keeps its frames, and the whole simulation, alive.)
                 return outcome
             thread = self.main_glet.switch(outcome)
 
@@ -606,7 +611,11 @@ class Scheduler:
         tl = _TL.__dict__
         main_state = dict(tl)
         for glet in glets:
-            if glet and not glet.dead:
+            # A task may catch GreenletExit and park again: a few more throws, then leave it
+            # (a live greenlet keeps its simulation in memory; bounded, so close never hangs).
+            for _ in range(_CLOSE_THROWS):
+                if not glet or glet.dead:
+                    break
                 tl.clear()
                 with contextlib.suppress(BaseException):  # a dying greenlet may raise anything
                     glet.throw(greenlet.GreenletExit)

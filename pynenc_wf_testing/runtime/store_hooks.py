@@ -171,7 +171,7 @@ class StoreHooks:
         if status.is_final():
             self.finals += 1
             if self._triggers.apps:
-                self._triggers.pending = True
+                self._triggers.note_final()
             scheduler = self._scheduler
             if scheduler.cond_waiters:
                 scheduler.notify(f"inv:{inv_id}")
