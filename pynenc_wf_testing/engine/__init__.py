@@ -30,6 +30,7 @@ from pynenc_wf_testing.engine.exceptions import (
     SignalTimeout,
     UnknownWorkflow,
     UnsupportedPynencVersion,
+    UnsupportedStateBackend,
     WaitTimeout,
     WorkflowAlreadyStarted,
     WorkflowCancelled,
@@ -39,6 +40,7 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowIdConflict,
     WorkflowNotFinished,
     WorkflowsNotEnabled,
+    WorkflowSuspended,
     WorkflowTimeout,
 )
 from pynenc_wf_testing.engine.retry import RetryPolicy
@@ -53,6 +55,7 @@ __all__ = [
     "SignalTimeout",
     "UnknownWorkflow",
     "UnsupportedPynencVersion",
+    "UnsupportedStateBackend",
     "WaitTimeout",
     "WorkflowAlreadyStarted",
     "WorkflowCancelled",
@@ -63,6 +66,7 @@ __all__ = [
     "WorkflowIdConflict",
     "WorkflowNotFinished",
     "WorkflowQuery",
+    "WorkflowSuspended",
     "WorkflowTimeout",
     "WorkflowsNotEnabled",
     "cancel_workflow",

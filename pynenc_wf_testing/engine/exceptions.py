@@ -11,6 +11,7 @@ __all__ = [
     "SignalTimeout",
     "UnknownWorkflow",
     "UnsupportedPynencVersion",
+    "UnsupportedStateBackend",
     "WaitTimeout",
     "WorkflowAlreadyStarted",
     "WorkflowCancelled",
@@ -19,6 +20,7 @@ __all__ = [
     "WorkflowHaltException",
     "WorkflowIdConflict",
     "WorkflowNotFinished",
+    "WorkflowSuspended",
     "WorkflowTimeout",
     "WorkflowsNotEnabled",
 ]
@@ -35,6 +37,11 @@ class InvalidWorkflowArgument(WorkflowEngineError, TypeError):
 
 class UnsupportedPynencVersion(WorkflowEngineError):
     """The installed pynenc lacks something the engine builds on."""
+
+
+class UnsupportedStateBackend(WorkflowEngineError):
+    """The app's state backend has no atomic operations the engine knows how to use
+    (``engine.atomic``: pynenc's SQLite and Memory backends, pynenc-redis' Redis backend)."""
 
 
 class WorkflowsNotEnabled(WorkflowEngineError):
@@ -66,6 +73,13 @@ class WorkflowHaltException(WorkflowPauseError):  # type: ignore[misc]
         invocation = context.get_dist_invocation_context(app.app_id)
         if invocation is not None and invocation.workflow is not None:
             record_halt(app, invocation, reason)
+
+
+class WorkflowSuspended(WorkflowPauseError):  # type: ignore[misc]
+    """Raised by a durable wait in production to leave the worker: the workflow recorded its
+    wake-up condition and is PAUSED until a signal, a deadline, an awaited invocation, a
+    cancel or a resume routes it again. Do not catch it in workflow code (like any
+    ``WorkflowPauseError``, pynenc ends the execution quietly when it propagates)."""
 
 
 class WorkflowCancelled(WorkflowEngineError):

@@ -1,0 +1,199 @@
+"""Durable suspension of waiting workflows in production, and the one function that wakes them.
+
+A production wait whose condition does not hold records its wake-up condition in the
+workflow's data (``schema.SUSPENDED``), indexes its deadline and awaited invocations in the
+atomic store, moves the invocation RUNNING -> PAUSED and leaves the worker
+(``WorkflowSuspended``, a pynenc ``WorkflowPauseError``). Then it re-checks the condition: a
+signal stored between the first check and PAUSED would otherwise be lost (its sender found
+no suspension to wake); if it holds, the workflow wakes itself (PAUSED -> RUNNING, it never
+left its thread).
+
+:func:`wake` routes a suspended workflow again (PAUSED -> KILLED -> REROUTED, pynenc's own
+path back to the queue, as ``resume_workflow`` does for halts); its body re-executes and gets
+its recorded results back up to the wait, which now finds its condition true. Several wakers
+(a signal, the timer service, a cancel, in several processes) race through one atomic claim
+per suspension (``schema.wake_claim(workflow, gen)``): exactly one reroutes it.
+
+Deadlines and awaited invocations are watched by one timer service for all workflows (see
+``_service``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pynenc import context
+
+from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
+from pynenc_wf_testing.engine.exceptions import WorkflowSuspended
+
+if TYPE_CHECKING:
+    from pynenc.app import Pynenc
+
+    from pynenc_wf_testing.engine._ops import WorkflowExecution
+
+T = TypeVar("T")
+
+#: How long a waker waits for a suspending workflow to reach PAUSED (it records its
+#: condition a few store writes before): past this, the workflow's runner died in between
+#: and pynenc's recovery of RUNNING invocations will re-run it (it then suspends again).
+PAUSE_GRACE_SECONDS = 10.0
+
+
+def _inv_key(invocation_id: str) -> str:
+    return f"inv:{invocation_id}"
+
+
+def _watched(record: schema.SuspensionRecord, workflow_id: str) -> list[str]:
+    return [
+        f"{key.removeprefix('inv:')} {workflow_id}"
+        for key in record["keys"] if key.startswith("inv:")
+    ]
+
+
+def can_suspend(keys: tuple[str, ...]) -> bool:
+    """Whether something wakes a wait on ``keys``: signals (the sender) and invocations (the
+    timer service's watch); a wait for any new run of a task is not watched and polls."""
+    return all(
+        key.startswith("inv:") or key.startswith(schema.wake_signal("")) for key in keys
+    )
+
+
+def suspend(
+    execution: WorkflowExecution,
+    ready: Callable[[], T | None],
+    *,
+    limit: dt.datetime | None,
+    until: dt.datetime | None,
+    what: str,
+    keys: tuple[str, ...],
+    interruptible: bool,
+) -> None:
+    """Suspend the running workflow on ``keys`` / ``limit``; returns only if the condition
+    came true while suspending (the workflow woke itself and goes on in this thread),
+    otherwise raises ``WorkflowSuspended``. ``until`` is the wait's own deadline, ``limit``
+    the earlier of it and the run deadline."""
+    from pynenc.invocation.status import InvocationStatus
+
+    from pynenc_wf_testing.engine._ops import _iso, utc_now
+    from pynenc_wf_testing.engine._service import ensure_timer_service
+
+    app = execution.app
+    workflow_id = execution.workflow_id
+    store = atomic_store(app)
+    previous: schema.SuspensionRecord | None = execution.get(schema.SUSPENDED)
+    record = schema.SuspensionRecord(
+        gen=(previous["gen"] if previous else 0) + 1,
+        keys=list(keys),
+        deadline=None if limit is None else _iso(limit),
+        what=what,
+        at=_iso(utc_now()),
+    )
+    execution.set(schema.SUSPENDED, record)
+    if limit is not None:
+        store.schedule(schema.DUE_INDEX, workflow_id, limit.timestamp())
+    for member in _watched(record, workflow_id):
+        store.add_member(schema.WATCHED, member)
+    ensure_timer_service(app)
+    runner_ctx = context.get_runner_context(app.app_id)
+    invocation_id = execution.invocation.invocation_id
+    app.orchestrator.set_invocation_status(invocation_id, InvocationStatus.PAUSED, runner_ctx)
+    # The lost wake-up: a waker that came between the first check and PAUSED found the
+    # record but waits for PAUSED, or came before the record and found nothing to wake.
+    if _holds(execution, ready, until, interruptible):
+        if store.put_if_absent(schema.wake_claim(workflow_id, record["gen"]), "self") is None:
+            clear_indexes(store, workflow_id, record)
+            app.orchestrator.set_invocation_status(
+                invocation_id, InvocationStatus.RUNNING, runner_ctx
+            )
+            return
+        # another waker claimed it: it reroutes the invocation, this execution leaves
+    raise WorkflowSuspended(f"workflow {workflow_id} suspended: waits for {what}")
+
+
+def _holds(
+    execution: WorkflowExecution,
+    ready: Callable[[], Any],
+    until: dt.datetime | None,
+    interruptible: bool,
+) -> bool:
+    from pynenc_wf_testing.engine._ops import utc_now
+
+    if ready() is not None:
+        return True
+    if until is not None and utc_now() >= until:
+        return True
+    if interruptible:
+        try:
+            execution.check_interrupts()
+        except Exception:  # cancelled or timed out: the wait raises it when it goes on
+            return True
+    return False
+
+
+def clear_indexes(store: AtomicStore, workflow_id: str, record: schema.SuspensionRecord) -> None:
+    """Take a woken suspension out of the due-time index and the watch set."""
+    store.unschedule(schema.DUE_INDEX, workflow_id)
+    for member in _watched(record, workflow_id):
+        store.remove_member(schema.WATCHED, member)
+
+
+def wake(app: Pynenc, workflow_id: str, *, cause: str | None = None) -> bool:
+    """Route a suspended workflow again, once: True if this call did it.
+
+    ``cause``: the wake key that happened (``schema.wake_signal(name)``, ``"inv:<id>"``);
+    a suspension that does not wait on it stays suspended. None (a deadline, a cancel, a
+    resume) wakes whatever it waits for. A workflow that is not suspended is left alone."""
+    from pynenc_wf_testing.engine._ops import identity_of
+
+    identity = identity_of(app, workflow_id)
+    record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+        identity, schema.SUSPENDED, None
+    )
+    if record is None:
+        return False
+    if cause is not None and cause not in record["keys"]:
+        return False
+    store = atomic_store(app)
+    if store.put_if_absent(schema.wake_claim(workflow_id, record["gen"]), "woken") is not None:
+        return False  # woken already (by another waker, or by itself)
+    clear_indexes(store, workflow_id, record)
+    reroute_paused(app, workflow_id)
+    return True
+
+
+def reroute_paused(app: Pynenc, workflow_id: str) -> bool:
+    """PAUSED -> KILLED -> REROUTED: pynenc's own path back to the queue (the transition
+    needs the owner's id, which a waker outside the runner does not have a context for)."""
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+
+    deadline = time.monotonic() + PAUSE_GRACE_SECONDS
+    while True:
+        record = app.orchestrator.get_invocation_status_record(workflow_id)
+        if record.status == InvocationStatus.PAUSED:
+            break
+        if record.status != InvocationStatus.RUNNING or time.monotonic() > deadline:
+            return False  # finished, rerouted already, or its runner died while suspending
+        time.sleep(0.005)  # the suspending execution is a few writes away from PAUSED
+    owner = RunnerContext(runner_cls="Owner", runner_id=record.runner_id or "unknown")
+    app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
+    app.orchestrator.reroute_invocations([workflow_id], owner)
+    return True
+
+
+def suspension_of(app: Pynenc, identity: Any) -> schema.SuspensionRecord | None:
+    """The wake-up condition a workflow is suspended on now, or None."""
+    record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+        identity, schema.SUSPENDED, None
+    )
+    if record is None:
+        return None
+    workflow_id = str(identity.workflow_id)
+    if atomic_store(app).get(schema.wake_claim(workflow_id, record["gen"])) is not None:
+        return None  # woken: running again
+    return record
