@@ -318,3 +318,26 @@ def versioned(x: int) -> Any:
     root.now()
     root.halt("deploy window")
     return took_new_branch
+
+
+@_workflow
+def await_signal(name: str) -> list[Any]:
+    """Waits for signal ``name``; returns its payload and the wall time it woke at."""
+    root = await_signal.wf.root
+    payload = root.wait_for_signal(name)
+    return [payload, root.now().timestamp()]
+
+
+@_workflow
+def await_child(label: str, seconds: float) -> str:
+    root = await_child.wf.root
+    child = root.execute_task(work, label, seconds)
+    return root.wait_for_task(child)  # type: ignore[no-any-return]
+
+
+@_workflow
+def sleeper(seconds: float) -> float:
+    """Sleeps; returns the wall time it woke at."""
+    root = sleeper.wf.root
+    root.sleep(seconds)
+    return root.now().timestamp()
