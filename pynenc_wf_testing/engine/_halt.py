@@ -42,7 +42,7 @@ def _index_run_deadline(app: Pynenc, invocation: Any, reason: str) -> None:
         return
     import datetime as dt
 
-    from pynenc_wf_testing.engine._service import ensure_timer_service
+    from pynenc_wf_testing.engine._timers import ensure_timer_service
     from pynenc_wf_testing.engine.atomic import atomic_store
 
     previous = app.state_backend.get_workflow_data(invocation.workflow, schema.SUSPENDED)

@@ -23,6 +23,8 @@ from pynenc import context
 from pynenc.exceptions import InvocationStatusOwnershipError
 
 from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine._suspend import can_suspend, suspend, wake
+from pynenc_wf_testing.engine._timers import ensure_timer_service
 from pynenc_wf_testing.engine.exceptions import (
     InvalidWorkflowArgument,
     SignalTimeout,
@@ -30,7 +32,6 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowsNotEnabled,
     WorkflowTimeout,
 )
-from pynenc_wf_testing.engine._suspend import can_suspend, suspend, wake
 from pynenc_wf_testing.engine.hooks import active_hooks, suspension_mode
 
 if TYPE_CHECKING:
@@ -260,6 +261,7 @@ class WorkflowExecution:
             if run_deadline is not None and (limit is None or run_deadline < limit):
                 limit = run_deadline
             if suspends:
+                ensure_timer_service(self.app)
                 suspend(
                     self, ready, limit=limit, until=until, what=what, keys=suspend_keys,
                     interruptible=interruptible,

@@ -21,8 +21,6 @@ service lost with a runner killed without pynenc's recovery having run yet.
 
 from __future__ import annotations
 
-import datetime as dt
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -30,39 +28,20 @@ from pynenc import context
 from pynenc.core_tasks import core_tasks_registry
 
 from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine._suspend import wake, wake_due
+from pynenc_wf_testing.engine._timers import tick_seconds
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
-from pynenc_wf_testing.engine.hooks import active_hooks
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
-TICK_SECONDS = 0.25
-STALE_SECONDS = 5.0
-
-_LAST_CHECK: dict[str, float] = {}
-_CHECK_LOCK = threading.Lock()
-
-
-def tick_seconds(app: Pynenc) -> float:
-    return float((app.config_values or {}).get("engine_timer_tick_sec", TICK_SECONDS))
-
-
-def stale_seconds(app: Pynenc) -> float:
-    values = app.config_values or {}
-    return max(float(values.get("engine_timer_stale_sec", STALE_SECONDS)), 4 * tick_seconds(app))
-
-
 def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
     """Wake what is due; returns how many workflows this tick woke."""
-    from pynenc_wf_testing.engine._suspend import wake
-
     now = time.time() if now is None else now
     woken = 0
-    for workflow_id, _when in store.due(schema.DUE_INDEX, now):
-        if wake(app, workflow_id):
-            woken += 1
-        else:  # woken by something else, or no longer suspended: drop the stale entry
-            store.unschedule(schema.DUE_INDEX, workflow_id)
+    due = [workflow_id for workflow_id, _when in store.due(schema.DUE_INDEX, now)]
+    if due:
+        woken += wake_due(app, due)
     for member in store.members(schema.WATCHED):
         invocation_id, _, workflow_id = member.partition(" ")
         if app.orchestrator.get_invocation_status(invocation_id).is_final():
@@ -76,8 +55,6 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
 def engine_timer_service(generation: int) -> int:
     """The engine's timer service (see the module): ticks until a newer generation starts or
     its runner takes the invocation away; returns the number of workflows it woke."""
-    from pynenc_wf_testing.engine._ops import OwnershipLost, WorkflowExecution
-
     app = context.get_current_app()
     assert app is not None
     invocation = context.get_dist_invocation_context(app.app_id)
@@ -86,18 +63,32 @@ def engine_timer_service(generation: int) -> int:
     pause = tick_seconds(app)
     _release_slot(app, invocation)
     woken = 0
-    checker = WorkflowExecution.__new__(WorkflowExecution)  # only check_owned() is used
-    checker.app, checker.invocation = app, invocation
     while True:
         if store.get(schema.SERVICE_GEN) != str(generation):
             return woken  # superseded
-        try:
-            checker.check_owned()
-        except OwnershipLost:
-            raise  # a stopping runner rerouted it: pynenc ends this execution quietly
+        _check_owned(app, invocation)
         store.set(schema.SERVICE_BEAT, str(time.time()))
         woken += tick(app, store)
         time.sleep(pause)
+
+
+def _check_owned(app: Pynenc, invocation: Any) -> None:
+    """Stop when this execution no longer owns the service's invocation (a stopping runner
+    rerouted it): pynenc ends an execution that raises this quietly."""
+    from pynenc.exceptions import InvocationStatusOwnershipError
+    from pynenc.invocation.status import InvocationStatus
+
+    runner_ctx = context.get_runner_context(app.app_id)
+    runner_id = None if runner_ctx is None else runner_ctx.runner_id
+    record = app.orchestrator.get_invocation_status_record(invocation.invocation_id)
+    if record.status != InvocationStatus.RUNNING or (
+        runner_id is not None and record.runner_id not in (None, runner_id)
+    ):
+        raise InvocationStatusOwnershipError(
+            record.status, InvocationStatus.RUNNING, record.runner_id, runner_id,
+            f"timer service {invocation.invocation_id} is now {record.status.value}: this "
+            "execution stops and its new owner ticks",
+        )
 
 
 def _release_slot(app: Pynenc, invocation: Any) -> None:
@@ -108,36 +99,3 @@ def _release_slot(app: Pynenc, invocation: Any) -> None:
         runner.waiting_for_results(invocation.invocation_id, [], context.get_runner_args())
 
 
-def ensure_timer_service(app: Pynenc) -> None:
-    """Start the timer service if none is alive (no fresh heartbeat). Reads the heartbeat at
-    most once per tick per process; a no-op under a simulator."""
-    if active_hooks() is not None:
-        return
-    now = time.monotonic()
-    with _CHECK_LOCK:
-        if now - _LAST_CHECK.get(app.app_id, -1e9) < tick_seconds(app):
-            return
-        _LAST_CHECK[app.app_id] = now
-    store = atomic_store(app)
-    beat = store.get(schema.SERVICE_BEAT)
-    if beat is not None and time.time() - float(beat) < stale_seconds(app):
-        return
-    start_timer_service(app, store)
-
-
-def start_timer_service(app: Pynenc, store: AtomicStore | None = None) -> Any:
-    """Route a new generation of the timer service (the previous one stops at its next
-    tick); returns its invocation."""
-    from pynenc.identifiers.task_id import TaskId
-
-    store = store or atomic_store(app)
-    generation = store.incr(schema.SERVICE_GEN)
-    store.set(schema.SERVICE_BEAT, str(time.time()))  # others wait for this one to start
-    task = app.get_task(TaskId(__name__, "engine_timer_service"))
-    return task(generation)
-
-
-def service_status(app: Pynenc) -> dt.datetime | None:
-    """When the timer service last ticked (None: never)."""
-    beat = atomic_store(app).get(schema.SERVICE_BEAT)
-    return None if beat is None else dt.datetime.fromtimestamp(float(beat), dt.UTC)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pynenc import context
 
@@ -34,9 +34,29 @@ from pynenc_wf_testing.engine.exceptions import WorkflowSuspended
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
-    from pynenc_wf_testing.engine._ops import WorkflowExecution
-
 T = TypeVar("T")
+
+
+class Suspendable(Protocol):
+    """What :func:`suspend` needs of the running workflow (``_ops.WorkflowExecution``)."""
+
+    app: Pynenc
+    invocation: Any
+    workflow_id: str
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def check_interrupts(self) -> dt.datetime | None: ...
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat()
 
 #: How long a waker waits for a suspending workflow to reach PAUSED (it records its
 #: condition a few store writes before): past this, the workflow's runner died in between
@@ -64,7 +84,7 @@ def can_suspend(keys: tuple[str, ...]) -> bool:
 
 
 def suspend(
-    execution: WorkflowExecution,
+    execution: Suspendable,
     ready: Callable[[], T | None],
     *,
     limit: dt.datetime | None,
@@ -76,11 +96,8 @@ def suspend(
     """Suspend the running workflow on ``keys`` / ``limit``; returns only if the condition
     came true while suspending (the workflow woke itself and goes on in this thread),
     otherwise raises ``WorkflowSuspended``. ``until`` is the wait's own deadline, ``limit``
-    the earlier of it and the run deadline."""
+    the earlier of it and the run deadline. The caller starts the timer service."""
     from pynenc.invocation.status import InvocationStatus
-
-    from pynenc_wf_testing.engine._ops import _iso, utc_now
-    from pynenc_wf_testing.engine._service import ensure_timer_service
 
     app = execution.app
     workflow_id = execution.workflow_id
@@ -91,41 +108,36 @@ def suspend(
         keys=list(keys),
         deadline=None if limit is None else _iso(limit),
         what=what,
-        at=_iso(utc_now()),
+        at=_iso(_now()),
     )
     execution.set(schema.SUSPENDED, record)
     if limit is not None:
         store.schedule(schema.DUE_INDEX, workflow_id, limit.timestamp())
     for member in _watched(record, workflow_id):
         store.add_member(schema.WATCHED, member)
-    ensure_timer_service(app)
     runner_ctx = context.get_runner_context(app.app_id)
     invocation_id = execution.invocation.invocation_id
     app.orchestrator.set_invocation_status(invocation_id, InvocationStatus.PAUSED, runner_ctx)
     # The lost wake-up: a waker that came between the first check and PAUSED found the
     # record but waits for PAUSED, or came before the record and found nothing to wake.
-    if _holds(execution, ready, until, interruptible):
-        if store.put_if_absent(schema.wake_claim(workflow_id, record["gen"]), "self") is None:
-            clear_indexes(store, workflow_id, record)
-            app.orchestrator.set_invocation_status(
-                invocation_id, InvocationStatus.RUNNING, runner_ctx
-            )
-            return
-        # another waker claimed it: it reroutes the invocation, this execution leaves
+    # If another waker claimed it, that one reroutes the invocation: this execution leaves.
+    claim = schema.wake_claim(workflow_id, record["gen"])
+    if _holds(execution, ready, until, interruptible) and store.put_if_absent(claim, "self") is None:
+        clear_indexes(store, workflow_id, record)
+        app.orchestrator.set_invocation_status(invocation_id, InvocationStatus.RUNNING, runner_ctx)
+        return
     raise WorkflowSuspended(f"workflow {workflow_id} suspended: waits for {what}")
 
 
 def _holds(
-    execution: WorkflowExecution,
+    execution: Suspendable,
     ready: Callable[[], Any],
     until: dt.datetime | None,
     interruptible: bool,
 ) -> bool:
-    from pynenc_wf_testing.engine._ops import utc_now
-
     if ready() is not None:
         return True
-    if until is not None and utc_now() >= until:
+    if until is not None and _now() >= until:
         return True
     if interruptible:
         try:
@@ -148,9 +160,7 @@ def wake(app: Pynenc, workflow_id: str, *, cause: str | None = None) -> bool:
     ``cause``: the wake key that happened (``schema.wake_signal(name)``, ``"inv:<id>"``);
     a suspension that does not wait on it stays suspended. None (a deadline, a cancel, a
     resume) wakes whatever it waits for. A workflow that is not suspended is left alone."""
-    from pynenc_wf_testing.engine._ops import identity_of
-
-    identity = identity_of(app, workflow_id)
+    identity = app.state_backend.get_invocation(workflow_id).workflow
     record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
         identity, schema.SUSPENDED, None
     )
@@ -164,6 +174,42 @@ def wake(app: Pynenc, workflow_id: str, *, cause: str | None = None) -> bool:
     clear_indexes(store, workflow_id, record)
     reroute_paused(app, workflow_id)
     return True
+
+
+def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
+    """:func:`wake` for many workflows whose deadline passed (the timer service's tick):
+    the claims and the index removals in one store transaction each. Returns how
+    many this call woke; every entry of ``workflow_ids`` leaves the due-time index."""
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+
+    store = atomic_store(app)
+    records: list[tuple[str, schema.SuspensionRecord]] = []
+    for workflow_id in workflow_ids:
+        identity = app.state_backend.get_invocation(workflow_id).workflow
+        record = app.state_backend.get_workflow_data(identity, schema.SUSPENDED, None)
+        if record is not None:
+            records.append((workflow_id, record))
+    won = store.put_many_if_absent(
+        [(schema.wake_claim(wf, record["gen"]), "woken") for wf, record in records]
+    )
+    store.unschedule_many(schema.DUE_INDEX, list(workflow_ids))
+    woken = [(wf, record) for (wf, record), claimed in zip(records, won, strict=True) if claimed]
+    late: list[str] = []
+    for workflow_id, record in woken:
+        for member in _watched(record, workflow_id):
+            store.remove_member(schema.WATCHED, member)
+        status = app.orchestrator.get_invocation_status_record(workflow_id)
+        if status.status != InvocationStatus.PAUSED:
+            late.append(workflow_id)  # still suspending (or gone): the one-by-one path
+            continue
+        # each rerouted at once, so runners start on the first while the last are claimed
+        owner = RunnerContext(runner_cls="Owner", runner_id=status.runner_id or "unknown")
+        app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
+        app.orchestrator.reroute_invocations([workflow_id], owner)
+    for workflow_id in late:
+        reroute_paused(app, workflow_id)
+    return len(woken)
 
 
 def reroute_paused(app: Pynenc, workflow_id: str) -> bool:

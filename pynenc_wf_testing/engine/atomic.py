@@ -24,12 +24,12 @@ import weakref
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from pynenc_wf_testing.engine.exceptions import UnsupportedStateBackend
-
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
-__all__ = ["AtomicStore", "atomic_store"]
+from pynenc_wf_testing.engine._errors import UnsupportedStateBackend
+
+__all__ = ["AtomicStore", "UnsupportedStateBackend", "atomic_store"]
 
 
 class AtomicStore(ABC):
@@ -47,6 +47,11 @@ class AtomicStore(ABC):
     @abstractmethod
     def put_if_absent(self, key: str, value: str) -> str | None:
         """Store ``value`` unless ``key`` holds one: None if stored, else the value found."""
+
+    def put_many_if_absent(self, items: list[tuple[str, str]]) -> list[bool]:
+        """``put_if_absent`` of each (key, value), in one round trip where the backend
+        allows: for each, whether it was stored."""
+        return [self.put_if_absent(key, value) is None for key, value in items]
 
     @abstractmethod
     def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool:
@@ -75,6 +80,11 @@ class AtomicStore(ABC):
     @abstractmethod
     def unschedule(self, index: str, member: str) -> None:
         """Take ``member`` out of the due-time index ``index`` (no-op if absent)."""
+
+    def unschedule_many(self, index: str, members: list[str]) -> None:
+        """``unschedule`` each of ``members``, in one round trip where the backend allows."""
+        for member in members:
+            self.unschedule(index, member)
 
     @abstractmethod
     def due(self, index: str, until: float, limit: int = 1000) -> list[tuple[str, float]]:
@@ -229,6 +239,22 @@ class SQLiteAtomicStore(AtomicStore):
         finally:
             conn.close()
 
+    def put_many_if_absent(self, items: list[tuple[str, str]]) -> list[bool]:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            stored = []
+            for key, value in items:
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO pynenc_wf_atomic_kv (app, key, value) VALUES (?, ?, ?)",
+                    (self.app_id, key, value),
+                )
+                stored.append(cursor.rowcount == 1)
+            conn.execute("COMMIT")
+            return stored
+        finally:
+            conn.close()
+
     def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool:
         conn = self._connect()
         try:
@@ -307,6 +333,18 @@ class SQLiteAtomicStore(AtomicStore):
             (self.app_id, index, member),
         )
 
+    def unschedule_many(self, index: str, members: list[str]) -> None:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "DELETE FROM pynenc_wf_atomic_due WHERE app = ? AND idx = ? AND member = ?",
+                [(self.app_id, index, member) for member in members],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
     def due(self, index: str, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         rows = self._read(
             "SELECT member, due FROM pynenc_wf_atomic_due WHERE app = ? AND idx = ? AND due <= ? "
@@ -363,6 +401,12 @@ class RedisAtomicStore(AtomicStore):
             if found is not None:  # else deleted in between: try again
                 return self._text(found)
 
+    def put_many_if_absent(self, items: list[tuple[str, str]]) -> list[bool]:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in items:
+            pipe.set(self._key(key), value, nx=True)
+        return [bool(done) for done in pipe.execute()]
+
     def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool:
         args = [expected or "", value or "", "1" if expected is None else "0",
                 "1" if value is None else "0"]
@@ -385,6 +429,10 @@ class RedisAtomicStore(AtomicStore):
 
     def unschedule(self, index: str, member: str) -> None:
         self.client.zrem(self._key(index), member)
+
+    def unschedule_many(self, index: str, members: list[str]) -> None:
+        if members:
+            self.client.zrem(self._key(index), *members)
 
     def due(self, index: str, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         rows = self.client.zrangebyscore(

@@ -272,7 +272,7 @@ def _is_run_handle(target: Any) -> bool:
 
 def _require_running(app: Pynenc, run: _Run, operation: str, hint: str) -> None:
     if active_hooks() is None:
-        from pynenc_wf_testing.engine._service import ensure_timer_service
+        from pynenc_wf_testing.engine._timers import ensure_timer_service
 
         ensure_timer_service(app)  # restarts a service lost with a killed runner
     status = app.orchestrator.get_invocation_status(run.run_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pynenc.workflow.workflow_exceptions import WorkflowPauseError
 
+from pynenc_wf_testing.engine._errors import UnsupportedStateBackend, WorkflowEngineError
+
 __all__ = [
     "AmbiguousWorkflowId",
     "InvalidWorkflowArgument",
@@ -26,10 +28,6 @@ __all__ = [
 ]
 
 
-class WorkflowEngineError(Exception):
-    """Base class of the engine's own errors."""
-
-
 class InvalidWorkflowArgument(WorkflowEngineError, TypeError):
     """An engine function or ``wf.root`` operation was called with an argument it cannot
     accept (the engine's counterpart of the harness's ``InvalidArgument``)."""
@@ -37,11 +35,6 @@ class InvalidWorkflowArgument(WorkflowEngineError, TypeError):
 
 class UnsupportedPynencVersion(WorkflowEngineError):
     """The installed pynenc lacks something the engine builds on."""
-
-
-class UnsupportedStateBackend(WorkflowEngineError):
-    """The app's state backend has no atomic operations the engine knows how to use
-    (``engine.atomic``: pynenc's SQLite and Memory backends, pynenc-redis' Redis backend)."""
 
 
 class WorkflowsNotEnabled(WorkflowEngineError):

@@ -25,6 +25,7 @@ from pynenc_wf_testing.engine import (
     WorkflowCancelled,
     WorkflowTimeout,
     cancel_workflow,
+    query_workflow,
     resume_workflow,
     schema,
     signal_workflow,
@@ -126,9 +127,11 @@ def test_cancel_ends_a_suspended_workflow(prod: Production) -> None:
 
 def test_run_timeout_ends_a_suspended_and_a_halted_workflow(prod: Production) -> None:
     prod.start_runner()
-    waiting = start_workflow(pa.await_signal, "never", run_timeout=dt.timedelta(seconds=0.5))
-    halted = start_workflow(pa.approval, 7, run_timeout=dt.timedelta(seconds=0.5))
-    prod.wait_until(lambda: prod.status(halted) == PAUSED)
+    waiting = start_workflow(pa.await_signal, "never", run_timeout=dt.timedelta(seconds=3))
+    halted = start_workflow(pa.approval, 7, run_timeout=dt.timedelta(seconds=3))
+    # both are parked before their deadline: the timer service ends them at it
+    prod.wait_until(lambda: prod.status(halted) == PAUSED and prod.status(waiting) == PAUSED)
+    assert query_workflow(prod.app, halted).halted == "needs approval"
     with pytest.raises(WorkflowTimeout):
         prod.result(waiting)
     with pytest.raises(WorkflowTimeout):
@@ -374,5 +377,5 @@ def test_an_unknown_state_backend_is_a_clear_error() -> None:
         pass
 
     app: Any = SimpleNamespace(app_id="elsewhere", state_backend=OtherBackend())
-    with pytest.raises(UnsupportedStateBackend, match="OtherBackend.*SQLite or Memory"):
+    with pytest.raises(UnsupportedStateBackend, match=r"OtherBackend.*SQLite or Memory"):
         atomic_store(app)
