@@ -243,8 +243,12 @@ class WorkflowExecution:
         hooks = active_hooks()
         simulated = hooks is not None and hooks.in_simulated_invocation(self.app)
         suspend_keys = (*wake_on, *keys)
-        suspends = interruptible and suspension_mode(self.app, hooks, simulated) and (
-            can_suspend(suspend_keys)
+        # Suspending needs a runner to route the workflow again (not a synchronous call).
+        suspends = (
+            interruptible
+            and suspension_mode(self.app, hooks, simulated)
+            and can_suspend(suspend_keys)
+            and context.get_runner_context(self.app.app_id) is not None
         )
         wake_keys = (schema.wake(self.workflow_id), *keys)
         pause, longest = poll_intervals(self.app) if not simulated else (0.0, 0.0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pynenc import context
@@ -62,6 +63,8 @@ def _iso(when: dt.datetime) -> str:
 #: condition a few store writes before): past this, the workflow's runner died in between
 #: and pynenc's recovery of RUNNING invocations will re-run it (it then suspends again).
 PAUSE_GRACE_SECONDS = 10.0
+#: How many due workflows the timer service reroutes at once.
+WAKE_THREADS = 8
 
 
 def _inv_key(invocation_id: str) -> str:
@@ -180,36 +183,58 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
     """:func:`wake` for many workflows whose deadline passed (the timer service's tick):
     the claims and the index removals in one store transaction each. Returns how
     many this call woke; every entry of ``workflow_ids`` leaves the due-time index."""
-    from pynenc.invocation.status import InvocationStatus
-    from pynenc.runner.runner_context import RunnerContext
 
     store = atomic_store(app)
-    records: list[tuple[str, schema.SuspensionRecord]] = []
-    for workflow_id in workflow_ids:
+
+    def read(workflow_id: str) -> schema.SuspensionRecord | None:
         identity = app.state_backend.get_invocation(workflow_id).workflow
-        record = app.state_backend.get_workflow_data(identity, schema.SUSPENDED, None)
-        if record is not None:
-            records.append((workflow_id, record))
+        found: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+            identity, schema.SUSPENDED, None
+        )
+        return found
+
+    found = _parallel(read, workflow_ids)
+    records = [
+        (workflow_id, record)
+        for workflow_id, record in zip(workflow_ids, found, strict=True) if record is not None
+    ]
     won = store.put_many_if_absent(
         [(schema.wake_claim(wf, record["gen"]), "woken") for wf, record in records]
     )
     store.unschedule_many(schema.DUE_INDEX, list(workflow_ids))
     woken = [(wf, record) for (wf, record), claimed in zip(records, won, strict=True) if claimed]
-    late: list[str] = []
     for workflow_id, record in woken:
         for member in _watched(record, workflow_id):
             store.remove_member(schema.WATCHED, member)
-        status = app.orchestrator.get_invocation_status_record(workflow_id)
-        if status.status != InvocationStatus.PAUSED:
-            late.append(workflow_id)  # still suspending (or gone): the one-by-one path
-            continue
-        # each rerouted at once, so runners start on the first while the last are claimed
-        owner = RunnerContext(runner_cls="Owner", runner_id=status.runner_id or "unknown")
-        app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
-        app.orchestrator.reroute_invocations([workflow_id], owner)
+    # pynenc's status transitions cost tens of ms each on SQLite, mostly waiting on the
+    # database: several at once let runners start on the first while the last are routed.
+    ids = [workflow_id for workflow_id, _ in woken]
+    done = _parallel(lambda wf: _reroute_if_paused(app, wf), ids)
+    late = [wf for wf, rerouted in zip(ids, done, strict=True) if not rerouted]
     for workflow_id in late:
         reroute_paused(app, workflow_id)
     return len(woken)
+
+
+def _parallel(fn: Callable[[str], T], items: list[str]) -> list[T]:
+    """``fn`` over ``items`` on up to WAKE_THREADS threads (store round trips mostly wait)."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(WAKE_THREADS, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _reroute_if_paused(app: Pynenc, workflow_id: str) -> bool:
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+
+    status = app.orchestrator.get_invocation_status_record(workflow_id)
+    if status.status != InvocationStatus.PAUSED:
+        return False  # still suspending (or gone): the one-by-one path waits for PAUSED
+    owner = RunnerContext(runner_cls="Owner", runner_id=status.runner_id or "unknown")
+    app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
+    app.orchestrator.reroute_invocations([workflow_id], owner)
+    return True
 
 
 def reroute_paused(app: Pynenc, workflow_id: str) -> bool:

@@ -320,6 +320,9 @@ class WorkflowDescription:
     """The reason of a halt the run waits in, if it is halted."""
     cancelled: str | None = None
     """The reason given to ``cancel_workflow``, if it was cancelled."""
+    suspended: str | None = None
+    """What a suspended run waits for (production: ``"signal 'payment'"``, ``"timer #1
+    (until ...)"``), None while it runs, is halted only, or has finished."""
 
 
 def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
@@ -338,7 +341,19 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
         finished=bool(record.status.is_final()),
         halted=_ops.get_data(app, run.identity, schema.HALTED),
         cancelled=_ops.get_data(app, run.identity, schema.CANCEL),
+        suspended=_suspended(app, run, record.status),
     )
+
+
+def _suspended(app: Pynenc, run: _Run, status: Any) -> str | None:
+    from pynenc.invocation.status import InvocationStatus
+
+    from pynenc_wf_testing.engine._suspend import suspension_of
+
+    if status != InvocationStatus.PAUSED or active_hooks() is not None:
+        return None
+    record = suspension_of(app, run.identity)
+    return None if record is None else record["what"]
 
 
 def workflow_result(app: Pynenc, workflow: Any) -> Any:

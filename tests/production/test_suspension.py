@@ -25,6 +25,7 @@ from pynenc_wf_testing.engine import (
     WorkflowCancelled,
     WorkflowTimeout,
     cancel_workflow,
+    describe_workflow,
     query_workflow,
     resume_workflow,
     schema,
@@ -83,6 +84,7 @@ def test_a_signal_wakes_a_suspended_workflow(prod: Production) -> None:
     prod.start_runner()
     run = pa.await_signal("approve")
     prod.wait_until(lambda: prod.status(run) == PAUSED)
+    assert describe_workflow(prod.app, run).suspended == "signal 'approve'"
     signal_workflow(prod.app, run, "other", 1)  # not what it waits for: stays suspended
     assert prod.status(run) == PAUSED
     assert signal_workflow(prod.app, run, "approve", {"by": "ann"}) == 1
