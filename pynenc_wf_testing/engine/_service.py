@@ -22,18 +22,21 @@ service lost with a runner killed without pynenc's recovery having run yet.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pynenc import context
-from pynenc.core_tasks import core_tasks_registry
+from pynenc import Pynenc, context
 
 from pynenc_wf_testing.engine import schema
 from pynenc_wf_testing.engine._suspend import wake, wake_due
 from pynenc_wf_testing.engine._timers import tick_seconds
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
 
-if TYPE_CHECKING:
-    from pynenc.app import Pynenc
+#: Holds the module-level task below so that any process resolves it by its id: pynenc binds
+#: a copy of a module-level task to the app that runs it (``Task.from_id``). This app itself
+#: never runs, routes or stores anything. (Not pynenc's core-task registry: the simulator
+#: routes every task of that registry when it replays a crash recovery.)
+_TEMPLATE_APP = Pynenc(config_values={"app_id": "pynenc-wf-engine-timer-service"})
+
 
 def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
     """Wake what is due; returns how many workflows this tick woke."""
@@ -51,7 +54,7 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
     return woken
 
 
-@core_tasks_registry.task()  # type: ignore[untyped-decorator]
+@_TEMPLATE_APP.task  # type: ignore[untyped-decorator]
 def engine_timer_service(generation: int) -> int:
     """The engine's timer service (see the module): ticks until a newer generation starts or
     its runner takes the invocation away; returns the number of workflows it woke."""

@@ -2,7 +2,7 @@
 
 Separate from ``_service`` so that what suspends workflows (``_ops``, ``_halt``) can start
 the service without importing it: the service is routed by its task id, which any runner
-resolves (a pynenc core task).
+resolves (a module-level task, bound by pynenc to the app that runs it).
 """
 
 from __future__ import annotations
