@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 from pynenc_wf_testing.engine._errors import UnsupportedStateBackend
 
-__all__ = ["AtomicStore", "UnsupportedStateBackend", "atomic_store"]
+__all__ = ["AtomicStore", "atomic_store"]
 
 
 class AtomicStore(ABC):
