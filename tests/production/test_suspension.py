@@ -381,3 +381,16 @@ def test_an_unknown_state_backend_is_a_clear_error() -> None:
     app: Any = SimpleNamespace(app_id="elsewhere", state_backend=OtherBackend())
     with pytest.raises(UnsupportedStateBackend, match=r"OtherBackend.*SQLite or Memory"):
         atomic_store(app)
+
+
+def test_resume_of_a_halt_with_a_run_timeout_claims_its_wake_up(prod: Production) -> None:
+    prod.start_runner()
+    run = start_workflow(pa.approval, 7, run_timeout=dt.timedelta(seconds=60))
+    prod.wait_until(lambda: prod.status(run) == PAUSED)
+    store = atomic_store(prod.app)
+    far = time.time() + 3600
+    # the halt is in the due-time index at its run deadline, so the timer service ends it then
+    assert [m for m, _ in store.due(schema.DUE_INDEX, far)] == [str(run.invocation_id)]
+    resume_workflow(prod.app, run)
+    assert prod.result(run) == 8
+    assert store.due(schema.DUE_INDEX, far) == []  # the resume took it out (one claim)
