@@ -23,21 +23,26 @@ def _wait_for(go_file: str) -> None:
         time.sleep(0.001)
 
 
-def signal_many(db_path: str, app_id: str, run_id: str, name: str, count: int, go: str) -> None:
+def signal_many(
+    db_path: str, app_id: str, run_id: str, name: str, count: int, go: str,
+    redis_url: str | None = None,
+) -> None:
     from pynenc_wf_testing.engine import signal_workflow
     from tests.production import prod_app
 
-    app = prod_app.build(db_path, app_id)
+    app = prod_app.build(db_path, app_id, redis_state_url=redis_url)
     _wait_for(go)
     slots = [signal_workflow(app, run_id, name, f"{os.getpid()}-{i}") for i in range(count)]
     print(json.dumps(slots))
 
 
-def start_same(db_path: str, app_id: str, workflow_id: str, go: str) -> None:
+def start_same(
+    db_path: str, app_id: str, workflow_id: str, go: str, redis_url: str | None = None
+) -> None:
     from pynenc_wf_testing.engine import start_workflow
     from tests.production import prod_app
 
-    prod_app.build(db_path, app_id)
+    prod_app.build(db_path, app_id, redis_state_url=redis_url)
     _wait_for(go)
     run = start_workflow(prod_app.await_signal, "go", workflow_id=workflow_id)
     print(json.dumps(str(run.invocation_id)))

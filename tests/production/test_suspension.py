@@ -231,16 +231,21 @@ def _race(prod: Production, tmp_path: Path, calls: list[str]) -> list[Any]:
     return outputs
 
 
+@pytest.mark.parametrize("state", ["sqlite", "redis"])
 def test_two_processes_signalling_one_workflow_lose_and_duplicate_nothing(
-    prod: Production, tmp_path: Path
+    state: str, prod: Production, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    url = request.getfixturevalue("redis_url") if state == "redis" else None
+    if url is not None:  # workflow data and the atomic store in the real redis-server
+        prod.rebuild(redis_state_url=url)
+        assert type(atomic_store(prod.app)).__name__ == "RedisAtomicStore"
     prod.start_runner()
     run = pa.await_signal("never")
     prod.wait_until(lambda: prod.status(run) == PAUSED)
     count = 25
     call = (
         f"signal_many({prod.db_path!r}, {prod.app_id!r}, {str(run.invocation_id)!r}, "
-        f"'tick', {count}, {str(tmp_path / 'go')!r})"
+        f"'tick', {count}, {str(tmp_path / 'go')!r}, {url!r})"
     )
     first, second = _race(prod, tmp_path, [call, call])
     assert sorted(first + second) == list(range(1, 2 * count + 1))
@@ -252,13 +257,22 @@ def test_two_processes_signalling_one_workflow_lose_and_duplicate_nothing(
     assert prod.app.state_backend.get_workflow_data(
         run.workflow, schema.signal("tick", 2 * count + 1)
     ) is None
+    # still suspended on its own signal (50 others did not wake it), which wakes it
+    assert prod.status(run) == PAUSED
+    signal_workflow(prod.app, run, "never", "done")
+    assert prod.result(run)[0] == "done"
 
 
+@pytest.mark.parametrize("state", ["sqlite", "redis"])
 def test_two_processes_starting_one_workflow_id_start_one_run(
-    prod: Production, tmp_path: Path
+    state: str, prod: Production, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    url = request.getfixturevalue("redis_url") if state == "redis" else None
+    if url is not None:
+        prod.rebuild(redis_state_url=url)
     call = (
-        f"start_same({prod.db_path!r}, {prod.app_id!r}, 'order-1', {str(tmp_path / 'go')!r})"
+        f"start_same({prod.db_path!r}, {prod.app_id!r}, 'order-1', {str(tmp_path / 'go')!r}, "
+        f"{url!r})"
     )
     first, second = _race(prod, tmp_path, [call, call])
     assert first == second
