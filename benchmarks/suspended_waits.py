@@ -15,7 +15,10 @@ runs in a thread of it):
   signal (when the waiter went past its wait, minus when the signal was
   sent; all N/2 signals are sent back to back).
 
-Usage: ``python benchmarks/suspended_waits.py [--workflows 10,100] [--idle 5] [--json]``.
+Usage: ``python benchmarks/suspended_waits.py [--workflows 10,100] [--idle 5] [--json]
+[--redis-url redis://...]`` (with a Redis URL the state backend, and so the workflow data and
+the engine's atomic store, is pynenc-redis' in that server; the broker and orchestrator stay
+SQLite: pynenc-redis 0.3's do not build with pynenc 0.4).
 """
 
 from __future__ import annotations
@@ -57,16 +60,17 @@ def deadline_sleeper(instant: str) -> float:
 _FUNCTIONS = (signal_waiter, deadline_sleeper)  # before build() rebinds the names to tasks
 
 
-def build(db_path: str, app_id: str) -> Pynenc:
-    app = (
+def build(db_path: str, app_id: str, redis_url: str | None = None) -> Pynenc:
+    builder = (
         PynencBuilder()
         .app_id(app_id)
         .sqlite(db_path)
         .thread_runner(min_threads=1, max_threads=8)
         .custom_config(logging_level="error", log_use_colors=False)
-        .enable_workflows()
-        .build()
     )
+    if redis_url is not None:  # workflow data and the engine's atomic store in Redis
+        builder = builder.custom_config(state_backend_cls="RedisStateBackend", redis_url=redis_url)
+    app = builder.enable_workflows().build()
     namespace = globals()
     for func in _FUNCTIONS:
         namespace[func.__name__] = app.workflow(func)
@@ -122,11 +126,13 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.05)
 
 
-def measure(n: int, idle: float, workdir: Path, margin: float = 30.0) -> dict[str, Any]:
+def measure(
+    n: int, idle: float, workdir: Path, margin: float = 30.0, redis_url: str | None = None
+) -> dict[str, Any]:
     from pynenc.runner.thread_runner import ThreadRunner
 
     Pynenc._clear_instances()
-    app = build(str(workdir / f"bench-{n}.db"), f"suspend-bench-{n}")
+    app = build(str(workdir / f"bench-{n}.db"), f"suspend-bench-{n}-{time.time_ns()}", redis_url)
     runner = ThreadRunner(app)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
@@ -168,6 +174,7 @@ def measure(n: int, idle: float, workdir: Path, margin: float = 30.0) -> dict[st
     runner.stop_runner_loop()
     thread.join(10)
     return {
+        "state_backend": type(app.state_backend).__name__,
         "workflows": n,
         "suspended_after_seconds": round(suspended_after, 2),
         "runner_threads_held": runner_threads,
@@ -192,11 +199,17 @@ def main(argv: list[str] | None = None) -> int:
         "--margin", type=float, default=30.0,
         help="seconds (plus 0.2 s per workflow) before the sleepers' deadline",
     )
+    parser.add_argument(
+        "--redis-url", default=None,
+        help="keep the state backend (and the engine's atomic store) in this Redis server",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.workflows.split(",")]
     with tempfile.TemporaryDirectory() as workdir:
-        rows = [measure(n, args.idle, Path(workdir), args.margin) for n in sizes]
+        rows = [
+            measure(n, args.idle, Path(workdir), args.margin, args.redis_url) for n in sizes
+        ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
