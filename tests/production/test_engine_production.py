@@ -165,13 +165,13 @@ def test_side_effect_and_now_are_not_redone_by_a_restart(prod: Production) -> No
 
 
 def test_waiting_workflows_do_not_use_up_the_runners_slots(prod: Production) -> None:
-    # One thread slot: like pynenc's own .result, a durable wait does not count against it,
-    # so three workflows waiting for signals do not keep the fourth from running.
+    # One thread slot: a workflow waiting for a signal is suspended (PAUSED, no thread), so
+    # three of them do not keep the fourth from running.
     prod.rebuild(threads=1)
     prod.start_runner()
     waiting = [pa.signals(30.0) for _ in range(3)]
     for run in waiting:
-        prod.wait_until(lambda run=run: prod.status(run) == InvocationStatus.RUNNING)
+        prod.wait_until(lambda run=run: prod.status(run) == InvocationStatus.PAUSED)
     assert prod.result(pa.timed_sleep(0.05))["woke"] > 0
     for run in waiting:
         signal_workflow(prod.app, run, "go", 1)
@@ -185,7 +185,7 @@ def test_waiting_workflows_do_not_use_up_the_runners_slots(prod: Production) -> 
 def test_signals_from_another_thread(prod: Production) -> None:
     prod.start_runner()
     run = pa.signals(5.0)
-    prod.wait_until(lambda: prod.status(run) == InvocationStatus.RUNNING)
+    prod.wait_until(lambda: prod.status(run) == InvocationStatus.PAUSED)
 
     def send() -> None:
         signal_workflow(prod.app, run, "go", {"n": 1})
@@ -223,7 +223,7 @@ def test_a_signal_sent_while_no_runner_runs_is_consumed_after_the_restart(
 ) -> None:
     first = prod.start_runner()
     run = pa.signals(30.0)
-    prod.wait_until(lambda: prod.status(run) == InvocationStatus.RUNNING)
+    prod.wait_until(lambda: prod.status(run) == InvocationStatus.PAUSED)
     time.sleep(0.2)
     prod.stop_runner(first)
     signal_workflow(prod.app, run, "go", "while down")
