@@ -62,7 +62,7 @@ def _iso(when: dt.datetime) -> str:
 #: How long a waker waits for a suspending workflow to reach PAUSED (it records its
 #: condition a few store writes before): past this, the workflow's runner died in between
 #: and pynenc's recovery of RUNNING invocations will re-run it (it then suspends again).
-PAUSE_GRACE_SECONDS = 10.0
+PAUSE_GRACE_SECONDS = 30.0
 #: How many due workflows the timer service reroutes at once.
 WAKE_THREADS = 8
 

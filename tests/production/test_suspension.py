@@ -411,3 +411,30 @@ def test_resume_of_a_halt_with_a_run_timeout_claims_its_wake_up(prod: Production
     resume_workflow(prod.app, run)
     assert prod.result(run) == 8
     assert store.due(schema.DUE_INDEX, far) == []  # the resume took it out (one claim)
+
+
+def test_a_signal_stored_while_suspending_is_not_lost(prod: Production) -> None:
+    # The lost wake-up: a sender that looked for a suspension before the workflow recorded
+    # one wakes nothing. Stored here just before the workflow goes PAUSED (and without a
+    # wake-up), the signal is found by the workflow's re-check after PAUSED: it goes on in
+    # its own thread (PAUSED -> RUNNING), routed by nobody.
+    run = pa.await_signal("go")
+    original = prod.app.orchestrator.set_invocation_status
+    stored: list[bool] = []
+
+    def store_signal_first(invocation_id: Any, status: Any, runner_ctx: Any) -> Any:
+        if status == PAUSED and str(invocation_id) == str(run.invocation_id) and not stored:
+            stored.append(True)
+            prod.app.state_backend.set_workflow_data(
+                run.workflow, schema.signal("go", 1),
+                schema.SignalRecord(payload="raced", at=dt.datetime.now(dt.UTC).isoformat()),
+            )
+        return original(invocation_id, status, runner_ctx)
+
+    prod.app.orchestrator.set_invocation_status = store_signal_first
+    prod.start_runner()
+    assert prod.result(run)[0] == "raced"
+    statuses = [h.status_record.status for h in prod.app.state_backend.get_history(run.invocation_id)]
+    paused = statuses.index(PAUSED)
+    assert statuses[paused + 1] == InvocationStatus.RUNNING
+    assert InvocationStatus.REROUTED not in statuses[paused:]
