@@ -7,6 +7,7 @@ Waits are on conditions with generous bounds (``prod.wait_until``), never on sle
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -208,7 +209,7 @@ def test_many_wakers_reroute_a_suspended_workflow_once(prod: Production) -> None
     # re-checking after PAUSED) going on in its own thread, PAUSED -> RUNNING
     rerouted = statuses.count(InvocationStatus.REROUTED)
     self_woken = sum(
-        1 for before, after in zip(statuses, statuses[1:])
+        1 for before, after in itertools.pairwise(statuses)
         if (before, after) == (PAUSED, InvocationStatus.RUNNING)
     )
     assert statuses.count(PAUSED) == 1
