@@ -464,3 +464,16 @@ def test_the_timer_service_is_nobodys_child(prod: Production) -> None:
     assert invocation.workflow is None or str(invocation.workflow.workflow_id) != str(
         run.invocation_id
     )
+
+
+def test_reading_the_sqlite_atomic_store_writes_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "read-only.db"
+    sqlite3.connect(db).close()
+    store = SQLiteAtomicStore(str(db), "reader")
+    assert store.get("k") is None
+    assert store.members("s") == [] and store.due("due", 1e12) == []
+    tables = sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == []  # created by the first write only
+    assert store.incr("n") == 1
