@@ -40,6 +40,7 @@ from pynenc_wf_testing.engine.exceptions import (
     SignalTimeout,
     UnknownWorkflow,
     UnsupportedPynencVersion,
+    UnsupportedStateBackend,
     WaitTimeout,
     WorkflowAlreadyStarted,
     WorkflowCancelled,
@@ -49,6 +50,7 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowIdConflict,
     WorkflowNotFinished,
     WorkflowsNotEnabled,
+    WorkflowSuspended,
     WorkflowTimeout,
 )
 from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
@@ -70,6 +72,7 @@ __all__ = [
     "SignalTimeout",
     "UnknownWorkflow",
     "UnsupportedPynencVersion",
+    "UnsupportedStateBackend",
     "WaitTimeout",
     "WorkflowAlreadyStarted",
     "WorkflowCancelled",
@@ -80,6 +83,7 @@ __all__ = [
     "WorkflowIdConflict",
     "WorkflowNotFinished",
     "WorkflowQuery",
+    "WorkflowSuspended",
     "WorkflowTimeout",
     "WorkflowsNotEnabled",
     "cancel_workflow",

@@ -229,13 +229,24 @@ def wake(app: Pynenc, workflow_id: str) -> None:
 
 
 def unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
-    """Route a halted workflow again (it replays from the top); no-op if not halted."""
+    """Route a halted or suspended workflow again (it replays from the top); no-op if it is
+    neither. A suspended one (production) goes through the atomic wake claim: once, whoever
+    races."""
     from pynenc.invocation.status import InvocationStatus
     from pynenc.runner.runner_context import RunnerContext
 
+    from pynenc_wf_testing.engine import _suspend
+
+    production = active_hooks() is None
     if app.state_backend.get_workflow_data(identity, schema.HALTED) is None:
+        if production:
+            _suspend.wake(app, workflow_id)
         return
     app.state_backend.set_workflow_data(identity, schema.HALTED, None)
+    if production and _suspend.suspension_of(app, identity) is not None:
+        # a halt with a run deadline is also in the due-time index: one claim decides
+        _suspend.wake(app, workflow_id)
+        return
     record = app.orchestrator.get_invocation_status_record(workflow_id)
     if record.status not in (InvocationStatus.PAUSED, InvocationStatus.RUNNING):
         return

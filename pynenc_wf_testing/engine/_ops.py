@@ -7,8 +7,8 @@ counted per execution of the workflow body, like pynenc's own ``random:N`` keys.
 
 Waiting is the one place that differs between a simulator and production: in a simulated
 invocation a wait hands control to the simulator (``hooks.SimulatorHooks.wait``) until
-notified or until a deadline on its clock; on a stock pynenc runner it polls the store and
-sleeps (holding the worker slot, see docs/engine.md).
+notified or until a deadline on its clock; on a stock pynenc runner the workflow suspends
+(``_suspend``: PAUSED, worker released) until a waker routes it again (docs/engine.md).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pynenc import context
 from pynenc.exceptions import InvocationStatusOwnershipError
 
 from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine._suspend import can_suspend, suspend, wake
+from pynenc_wf_testing.engine._timers import ensure_timer_service
 from pynenc_wf_testing.engine.exceptions import (
     InvalidWorkflowArgument,
     SignalTimeout,
@@ -30,7 +32,7 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowsNotEnabled,
     WorkflowTimeout,
 )
-from pynenc_wf_testing.engine.hooks import active_hooks
+from pynenc_wf_testing.engine.hooks import active_hooks, suspension_mode
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
@@ -256,15 +258,30 @@ class WorkflowExecution:
         what: str,
         keys: tuple[str, ...] = (),
         interruptible: bool = True,
+        wake_on: tuple[str, ...] = (),
     ) -> T | None:
         """Block until ``ready()`` returns a value (returned) or ``until`` passes (None).
 
         A condition that already holds returns at once. Otherwise cancellation and the run
         timeout interrupt the wait with their exceptions (unless ``interruptible`` is False:
         compensations wait for their children even in a cancelled workflow).
+
+        How it blocks: a simulated invocation parks in the simulator (``hooks.wait`` on
+        ``keys``); in production the workflow suspends (``_suspend``: it records its
+        condition, ``wake_on`` plus the invocations of ``keys``, goes PAUSED and leaves its
+        worker with ``WorkflowSuspended``; a later execution re-runs the body up to here).
+        Waits nothing can wake (any new run of a task) and compensations poll instead.
         """
         hooks = active_hooks()
         simulated = hooks is not None and hooks.in_simulated_invocation(self.app)
+        suspend_keys = (*wake_on, *keys)
+        # Suspending needs a runner to route the workflow again (not a synchronous call).
+        suspends = (
+            interruptible
+            and suspension_mode(self.app, hooks, simulated)
+            and can_suspend(suspend_keys)
+            and context.get_runner_context(self.app.app_id) is not None
+        )
         wake_keys = (schema.wake(self.workflow_id), *keys)
         pause, longest = poll_intervals(self.app) if not simulated else (0.0, 0.0)
         marked = simulated
@@ -279,7 +296,13 @@ class WorkflowExecution:
             limit = until
             if run_deadline is not None and (limit is None or run_deadline < limit):
                 limit = run_deadline
-            if simulated:
+            if suspends:
+                ensure_timer_service(self.app)
+                suspend(
+                    self, ready, limit=limit, until=until, what=what, keys=suspend_keys,
+                    interruptible=interruptible,
+                )
+            elif simulated:
                 assert hooks is not None
                 hooks.wait(self.app, wake_keys, limit, what)
             else:
@@ -415,19 +438,32 @@ def check_cancelled(execution: WorkflowExecution) -> None:
 
 
 def send_signal(app: Pynenc, workflow_id: str, name: str, payload: Any = None) -> int:
-    """Store a signal durably on arrival; returns its slot number (1, 2, ... per name)."""
+    """Store a signal durably on arrival; returns its slot number (1, 2, ... per name).
+
+    In production the slot comes from an atomic counter (two senders in two processes never
+    share one) and a suspended workflow waiting for ``name`` is woken after the signal is
+    stored. Under a simulator, which runs one thing at a time, the next free slot is probed."""
     require_enabled(app, "signals")
     identity = identity_of(app, workflow_id)
+    record = schema.SignalRecord(payload=payload, at=_iso(utc_now()))
+    if active_hooks() is None:
+        from pynenc_wf_testing.engine.atomic import atomic_store
+
+        store = atomic_store(app)
+        slot = store.incr(schema.signal_slots(workflow_id, name))
+        # slots written before the counter existed (or by a simulator on this store)
+        while get_data(app, identity, schema.signal(name, slot)) is not None:
+            slot = store.incr(schema.signal_slots(workflow_id, name))
+        set_data(app, identity, schema.signal(name, slot), record)
+        wake(app, workflow_id, cause=schema.wake_signal(name))
+        return slot
     hint_key = schema.signal_count(name)
     with STORE_LOCK:
         slot = int(get_data(app, identity, hint_key) or 0) + 1
         # Another sender may have taken the next slot since the hint was written: probe on.
         while get_data(app, identity, schema.signal(name, slot)) is not None:
             slot += 1
-        set_data(
-            app, identity, schema.signal(name, slot),
-            schema.SignalRecord(payload=payload, at=_iso(utc_now())),
-        )
+        set_data(app, identity, schema.signal(name, slot), record)
         set_data(app, identity, hint_key, slot)
     notify(app, workflow_id)
     return slot
@@ -455,6 +491,7 @@ def wait_for_signal(
             lambda: execution.get(schema.signal(name, slot)),
             until=deadline,
             what=f"signal {name!r}",
+            wake_on=(schema.wake_signal(name),),
         )
         outcome = (
             schema.SignalWaitRecord(slot=slot)

@@ -19,6 +19,7 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowIdConflict,
     WorkflowNotFinished,
 )
+from pynenc_wf_testing.engine.hooks import active_hooks
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.task_wf import install_task_wf
 
@@ -193,6 +194,10 @@ def _run_of_workflow_id(app: Pynenc, workflow_id: str) -> str | None:
     types: list[str] = app.state_backend.get_workflow_data(
         _index_identity(), ID_TYPES_KEY.format(workflow_id)
     ) or []
+    if active_hooks() is None:
+        from pynenc_wf_testing.engine.atomic import atomic_store
+
+        types = sorted({*types, *atomic_store(app).members(schema.id_types(workflow_id))})
     runs = {}
     for task_key in types:
         run = app.state_backend.get_workflow_data(
@@ -287,6 +292,10 @@ def _is_run_handle(target: Any) -> bool:
 
 
 def _require_running(app: Pynenc, run: _Run, operation: str, hint: str) -> None:
+    if active_hooks() is None:
+        from pynenc_wf_testing.engine._timers import ensure_timer_service
+
+        ensure_timer_service(app)  # restarts a service lost with a killed runner
     status = app.orchestrator.get_invocation_status(run.run_id)
     if status.is_final():
         raise WorkflowFinished(
@@ -346,6 +355,9 @@ class WorkflowDescription:
     runs: tuple[str, ...] = ()
     """The run ids of the workflow's chain, oldest first, ending with ``run_id`` (one run
     for a workflow that never continued as new)."""
+    suspended: str | None = None
+    """What a suspended run waits for (production: ``"signal 'payment'"``, ``"timer #1
+    (until ...)"``), None while it runs, is halted only, or has finished."""
 
 
 def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
@@ -367,7 +379,19 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
         cancelled=_ops.get_data(app, run.identity, schema.CANCEL),
         continued_from=_ops.get_data(app, run.identity, schema.CONTINUED_FROM),
         runs=tuple(_chain.chain_runs(app, run.invocation)),
+        suspended=_suspended(app, run, record.status),
     )
+
+
+def _suspended(app: Pynenc, run: _Run, status: Any) -> str | None:
+    from pynenc.invocation.status import InvocationStatus
+
+    from pynenc_wf_testing.engine._suspend import suspension_of
+
+    if status != InvocationStatus.PAUSED or active_hooks() is not None:
+        return None
+    record = suspension_of(app, run.identity)
+    return None if record is None else record["what"]
 
 
 def workflow_result(app: Pynenc, workflow: Any) -> Any:
@@ -446,7 +470,8 @@ def resume_workflow(app: Pynenc, workflow: Any) -> None:
 
 
 def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
-    """Route a halted workflow again (it replays from the top); no-op if not halted."""
+    """Route a halted or suspended workflow again (it replays from the top); no-op if it is
+    neither (a suspended one goes through the atomic wake claim: once, whoever races)."""
     _close.unpark(app, workflow_id, identity)
 
 
@@ -542,6 +567,11 @@ def start_workflow(
         raise InvalidWorkflowArgument(
             f"id_reuse must be 'reuse', 'reject' or 'allow_after_completion', got {id_reuse!r}."
         )
+    if workflow_id is not None and active_hooks() is None:
+        run, started = _start_claimed(task, workflow_id, id_reuse, args, kwargs)
+        if started:
+            _set_run_timeout(app, run, run_timeout)
+        return run
     with _ops.STORE_LOCK:  # one start per alias at a time in this process
         alias_key = None
         if workflow_id is not None:
@@ -577,9 +607,89 @@ def start_workflow(
                 _alias_identity(task), alias_key, str(invocation.invocation_id)
             )
             _index_start(app, task, workflow_id, str(invocation.invocation_id))
+    _set_run_timeout(app, invocation, run_timeout)
+    return invocation
+
+
+def _set_run_timeout(app: Pynenc, invocation: Any, run_timeout: dt.timedelta | None) -> None:
     if run_timeout is not None:
         assert invocation.workflow is not None
         _ops.set_data(
             app, invocation.workflow, schema.DEADLINE, _ops._iso(_ops.utc_now() + run_timeout)
         )
-    return invocation
+
+
+#: How long a start may hold a workflow id before routing its run; past it, the starter is
+#: taken for dead (crashed between claiming the id and routing) and another start takes over.
+STARTING_GRACE_SECONDS = 30.0
+
+
+def _start_claimed(
+    task: Task[Any, R],
+    workflow_id: str,
+    id_reuse: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[DistributedInvocation[Any, R], bool]:
+    """``start_workflow`` with a workflow id in production: the id is claimed atomically
+    (``engine.atomic``) before the run is routed, so two processes starting the same id at
+    one instant start one run and both get it back. Returns (the run, whether this call
+    started it)."""
+    import time
+    import uuid
+
+    from pynenc_wf_testing.engine.atomic import atomic_store
+
+    app = task.app
+    store = atomic_store(app)
+    claim_key = schema.id_claim(task.task_id.key, workflow_id)
+    registry, alias_key = _alias_identity(task), schema.alias(workflow_id)
+    token = f"starting:{uuid.uuid4().hex}:{time.time()}"
+    while True:
+        existing = store.get(claim_key)
+        if existing is None:
+            legacy = app.state_backend.get_workflow_data(registry, alias_key)
+            if legacy is not None:  # an id recorded before the claims existed
+                store.put_if_absent(claim_key, str(legacy))
+                continue
+            if store.put_if_absent(claim_key, token) is None:
+                break
+            continue
+        if existing.startswith("starting:"):
+            started = float(existing.rsplit(":", 1)[1])
+            if time.time() - started > STARTING_GRACE_SECONDS:
+                if store.compare_and_set(claim_key, existing, token):
+                    break
+            else:
+                time.sleep(0.005)  # another start is routing the run: wait for its id
+            continue
+        # A chain (continue-as-new) answers with its last run, and was started with the
+        # arguments of its first; the claim keeps the id it was taken with.
+        latest = _chain.latest_run(app, app.state_backend.get_invocation(existing))
+        first = _chain.chain_runs(app, latest)[0]
+        current = str(latest.invocation_id)
+        final = app.orchestrator.get_invocation_status(current).is_final()
+        if id_reuse != "allow_after_completion" or not final:
+            _check_same_call(app, task, workflow_id, first, args, kwargs, id_reuse)
+        if id_reuse == "reject":
+            raise WorkflowAlreadyStarted(
+                f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
+                f"taken by run {current} (id_reuse='reject')."
+            )
+        if id_reuse == "reuse" or not final:
+            found: DistributedInvocation[Any, R] = app.state_backend.get_invocation(current)
+            return found, False
+        if store.compare_and_set(claim_key, existing, token):  # a new run after completion
+            break
+    invocation = task(*args, **kwargs)
+    run_id = str(invocation.invocation_id)
+    store.compare_and_set(claim_key, token, run_id)
+    # the per-type alias record and the id index, read by the lookups (and by a simulator)
+    app.state_backend.set_workflow_data(registry, alias_key, run_id)
+    store.add_member(schema.id_types(workflow_id), task.task_id.key)
+    app.state_backend.set_workflow_data(
+        _index_identity(), ID_TYPES_KEY.format(workflow_id),
+        store.members(schema.id_types(workflow_id)),
+    )
+    app.state_backend.set_workflow_data(_index_identity(), RUN_ID_KEY.format(run_id), workflow_id)
+    return invocation, True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pynenc.workflow.workflow_exceptions import WorkflowPauseError
 
+from pynenc_wf_testing.engine._errors import UnsupportedStateBackend, WorkflowEngineError
+
 __all__ = [
     "AmbiguousWorkflowId",
     "ContinuedAsNew",
@@ -13,6 +15,7 @@ __all__ = [
     "SignalTimeout",
     "UnknownWorkflow",
     "UnsupportedPynencVersion",
+    "UnsupportedStateBackend",
     "WaitTimeout",
     "WorkflowAlreadyStarted",
     "WorkflowCancelled",
@@ -21,13 +24,10 @@ __all__ = [
     "WorkflowHaltException",
     "WorkflowIdConflict",
     "WorkflowNotFinished",
+    "WorkflowSuspended",
     "WorkflowTimeout",
     "WorkflowsNotEnabled",
 ]
-
-
-class WorkflowEngineError(Exception):
-    """Base class of the engine's own errors."""
 
 
 class InvalidWorkflowArgument(WorkflowEngineError, TypeError):
@@ -85,6 +85,13 @@ class WorkflowHaltException(WorkflowPauseError):  # type: ignore[misc]
         invocation = context.get_dist_invocation_context(app.app_id)
         if invocation is not None and invocation.workflow is not None:
             record_halt(app, invocation, reason)
+
+
+class WorkflowSuspended(WorkflowPauseError):  # type: ignore[misc]
+    """Raised by a durable wait in production to leave the worker: the workflow recorded its
+    wake-up condition and is PAUSED until a signal, a deadline, an awaited invocation, a
+    cancel or a resume routes it again. Do not catch it in workflow code (like any
+    ``WorkflowPauseError``, pynenc ends the execution quietly when it propagates)."""
 
 
 class WorkflowCancelled(WorkflowEngineError):

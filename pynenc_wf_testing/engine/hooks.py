@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
-__all__ = ["SimulatorHooks", "active_hooks", "register_hooks", "unregister_hooks"]
+__all__ = [
+    "SimulatorHooks",
+    "SuspendingHooks",
+    "active_hooks",
+    "register_hooks",
+    "suspension_mode",
+    "unregister_hooks",
+]
 
 
 class SimulatorHooks(Protocol):
@@ -79,6 +86,27 @@ class SimulatorHooks(Protocol):
         """Whether the current simulated execution of ``workflow_id`` replays a history that
         had finished (that run went past every point: ``patched()`` answers False)."""
         ...
+
+
+class SuspendingHooks(Protocol):
+    """Optional addition to :class:`SimulatorHooks`: a simulator whose hooks also have
+    ``suspends_waits`` chooses, per app, how a simulated invocation waits."""
+
+    def suspends_waits(self, app: Pynenc) -> bool:
+        """True: a waiting simulated workflow takes the production path (records its
+        condition, goes PAUSED and leaves; it is routed again when the condition holds).
+        False: it parks in :meth:`SimulatorHooks.wait` (what hooks without this method
+        get)."""
+        ...
+
+
+def suspension_mode(app: Pynenc, hooks: SimulatorHooks | None, simulated: bool) -> bool:
+    """Whether a wait of the current invocation suspends (production, or a simulator that
+    asks for it) rather than parking in the simulator."""
+    if not simulated:
+        return True
+    choose = getattr(hooks, "suspends_waits", None)
+    return bool(choose(app)) if choose is not None else False
 
 
 # A list, not one slot: an implementation registered twice (nested set-ups) stays until each

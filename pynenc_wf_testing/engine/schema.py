@@ -26,6 +26,7 @@ __all__ = [
     "CONTINUED_AS",
     "CONTINUED_FROM",
     "DEADLINE",
+    "DUE_INDEX",
     "HALTED",
     "ID_OF_RUN",
     "ID_TYPES",
@@ -33,10 +34,15 @@ __all__ = [
     "PREFIX",
     "SCHEMA_VERSION",
     "SIGNAL_NAMES",
+    "SERVICE_BEAT",
+    "SERVICE_GEN",
     "STATE_LATEST",
     "INTERRUPTED",
     "STEP_KINDS",
     "AbandonRecord",
+    "SUSPENDED",
+    "SuspensionRecord",
+    "WATCHED",
     "HaltRecord",
     "InterruptRecord",
     "SideEffectRecord",
@@ -51,6 +57,8 @@ __all__ = [
     "classify",
     "halt",
     "interrupt",
+    "id_claim",
+    "id_types",
     "is_engine_key",
     "now",
     "patch",
@@ -61,6 +69,7 @@ __all__ = [
     "signal",
     "signal_count",
     "signal_deadline",
+    "signal_slots",
     "signal_wait",
     "state",
     "state_pos",
@@ -69,6 +78,8 @@ __all__ = [
     "timer_fired",
     "wait_any",
     "wake",
+    "wake_claim",
+    "wake_signal",
 ]
 
 #: Version of the layout below. 1: the layout the engine first shipped with (later additions
@@ -97,6 +108,9 @@ STATE_LATEST = PREFIX + "state_latest"
 CONTINUED_AS = PREFIX + "continued_as"
 #: In a run started by ``continue_as_new``: the invocation id of the run before it.
 CONTINUED_FROM = PREFIX + "continued_from"
+#: The wake-up condition of a suspended workflow (production only): a
+#: :class:`SuspensionRecord`, replaced at each suspension (its ``gen`` counts them).
+SUSPENDED = PREFIX + "suspended"
 
 
 # ---------------------------------------------------------------------- positioned records
@@ -235,6 +249,44 @@ def abandon(call_id: str) -> str:
     return f"{PREFIX}abandon:{call_id}"
 
 
+def wake_signal(name: str) -> str:
+    """Wake-up key, in a :class:`SuspensionRecord`, of a wait for signal ``name``."""
+    return f"{PREFIX}signal:{name}"
+
+
+# ---------------------------------------------------------------------- atomic store keys
+#
+# Keys of ``engine.atomic`` (the cross-process operations), not of a workflow's data.
+
+#: The due-time index of suspended workflows (member: workflow invocation id).
+DUE_INDEX = PREFIX + "due"
+#: The set of awaited invocations of suspended workflows (member: "<invocation> <workflow>").
+WATCHED = PREFIX + "watched"
+#: The timer service's generation counter (only the latest generation ticks) and heartbeat.
+SERVICE_GEN = PREFIX + "service_gen"
+SERVICE_BEAT = PREFIX + "service_beat"
+
+
+def wake_claim(workflow_id: str, gen: int) -> str:
+    """Claimed (set-if-absent) by the one waker of suspension ``gen`` of a workflow."""
+    return f"{PREFIX}wake_claim:{workflow_id}:{gen}"
+
+
+def signal_slots(workflow_id: str, name: str) -> str:
+    """The counter that hands out the slots of signal ``name`` of a workflow."""
+    return f"{PREFIX}signal_slots:{workflow_id}:{name}"
+
+
+def id_claim(task_key: str, workflow_id: str) -> str:
+    """The run (or a start in progress) that holds workflow id ``workflow_id`` of a type."""
+    return f"{PREFIX}id_claim:{task_key}:{workflow_id}"
+
+
+def id_types(workflow_id: str) -> str:
+    """The set of workflow types that used ``workflow_id``."""
+    return ID_TYPES.format(workflow_id)
+
+
 # ---------------------------------------------------------------------- record layouts
 
 
@@ -264,6 +316,12 @@ class AbandonRecord(TypedDict):
 class InterruptRecord(TypedDict):
     why: str  # "was cancelled: <reason>" or "passed its run timeout (<deadline>)"
     deadline: str | None  # the run deadline passed (ISO-8601), None for a cancellation
+class SuspensionRecord(TypedDict):
+    gen: int  # the n-th suspension of this workflow (the wake claim names it)
+    keys: list[str]  # what wakes it besides cancel/resume: wake_signal(name), "inv:<id>"
+    deadline: str | None  # ISO-8601: min(wait deadline, run deadline), or None
+    what: str  # the wait, for humans (describe_workflow)
+    at: str  # ISO-8601 instant of the suspension
 
 
 class HaltRecord(TypedDict):
@@ -308,7 +366,7 @@ STEP_KINDS = frozenset(
 # index of workflow ids, which follows the start's own alias record).
 _SUPPORTING = frozenset(
     {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted", "id_types",
-     "id_of_run", "signal_names"}
+     "id_of_run", "signal_names", "suspended"}
 )
 
 

@@ -571,6 +571,7 @@ _OUTCOME_COLOURS = {
     "crashed": "#f48fb1",
     "running": "#1565c0",
     "stalled": "#6a1b9a",
+    "suspended": "#90a4ae",
     "aborted": "#6d4c41",
     "cancelled": "#8d6e63",
 }

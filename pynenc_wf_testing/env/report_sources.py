@@ -54,7 +54,7 @@ _ENDS = {
     "retry": "retry",
     "killed": "crashed",
     "running_recovery": "crashed",
-    "paused": "stalled",
+    "paused": "suspended",  # a durable wait gave its worker back (or a halt)
 }
 _FINAL = ("success", "failed")
 
@@ -620,6 +620,13 @@ def _waiting_on(
     halted = values.get(engine_schema.HALTED)
     if halted:
         return f"halted: {halted} (resume it with resume_workflow)"
+    suspension = values.get(engine_schema.SUSPENDED)
+    if statuses.get(record.invocation_id) == "paused" and isinstance(suspension, Mapping):
+        what = str(suspension.get("what", "a wake-up"))
+        deadline = suspension.get("deadline")
+        if deadline and "until" not in what:
+            what += f" (until {deadline})"
+        return f"suspended: waits for {what}"
     for key, value in reversed(items):
         parts = key.removeprefix(engine_schema.PREFIX).split(":")
         if parts[0] == "timer" and engine_schema.timer_fired(int(parts[-1])) not in values:

@@ -53,9 +53,13 @@ def build(
     retry_policy: RetryPolicy | None = None,
     threads: int = 8,
     engine_first: dict[str, Any] | None = None,
+    redis_state_url: str | None = None,
 ) -> Pynenc:
     """A production app: SQLite at ``db_path``, a ThreadRunner, the durable engine on.
-    ``engine_first``: ``enable_workflows`` options given before every other builder call."""
+    ``engine_first``: ``enable_workflows`` options given before every other builder call.
+    ``redis_state_url``: keep the state backend (workflow data, the engine's atomic store) in
+    that Redis server instead (pynenc-redis' state backend; its broker and orchestrator do
+    not build with pynenc 0.4 outside the simulator)."""
     global app
     builder = PynencBuilder()
     if engine_first is not None:
@@ -76,6 +80,10 @@ def build(
             engine_max_poll_interval_sec=0.25,
         )
     )
+    if redis_state_url is not None:
+        builder = builder.custom_config(
+            state_backend_cls="RedisStateBackend", redis_url=redis_state_url
+        )
     if engine_first is None:
         builder = builder.enable_workflows(retry_policy=retry_policy)
     app = builder.build()
@@ -369,3 +377,26 @@ def sleeps_past_its_timeout(label: str) -> str:
     root.execute_task(gated_work, label)
     root.sleep(10.0)
     return "slept"
+
+
+@_workflow
+def await_signal(name: str) -> list[Any]:
+    """Waits for signal ``name``; returns its payload and the wall time it woke at."""
+    root = await_signal.wf.root
+    payload = root.wait_for_signal(name)
+    return [payload, root.now().timestamp()]
+
+
+@_workflow
+def await_child(label: str, seconds: float) -> str:
+    root = await_child.wf.root
+    child = root.execute_task(work, label, seconds)
+    return root.wait_for_task(child)  # type: ignore[no-any-return]
+
+
+@_workflow
+def sleeper(seconds: float) -> float:
+    """Sleeps; returns the wall time it woke at."""
+    root = sleeper.wf.root
+    root.sleep(seconds)
+    return root.now().timestamp()

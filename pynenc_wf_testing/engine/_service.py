@@ -1,0 +1,104 @@
+"""The timer service: one engine invocation that wakes every suspended workflow whose deadline
+passed or whose awaited invocation finished.
+
+Why an invocation: it runs on any stock runner (ThreadRunner, ProcessRunner, ...) with no
+process of its own to deploy, and it is durable like any invocation: a runner that stops
+gracefully reroutes it to another, and pynenc's recovery re-runs it if its runner dies.
+pynenc's own periodic slots (the atomic service, cron triggers) run at most every few
+minutes; the service ticks every ``engine_timer_tick_sec`` (default 0.25 s) instead.
+
+One tick reads the due-time index once (all workflows), the watch set once, one status per
+watched invocation, and writes a heartbeat: what an idle engine reads does not depend on how
+many workflows wait on timers or signals. It occupies one runner thread (not counted against
+a ThreadRunner's ``max_threads``, like a waiting ``.result``).
+
+Exactly one service ticks: each start takes the next generation from an atomic counter and
+a service whose generation is no longer the latest stops. ``ensure_timer_service`` (called
+when a workflow suspends and by the client functions) starts one when the heartbeat is
+missing or older than ``engine_timer_stale_sec`` (default 5 s): the first suspension, a
+service lost with a runner killed without pynenc's recovery having run yet.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pynenc import Pynenc, context
+
+from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine._suspend import wake, wake_due
+from pynenc_wf_testing.engine._timers import tick_seconds
+from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
+
+#: Holds the module-level task below so that any process resolves it by its id: pynenc binds
+#: a copy of a module-level task to the app that runs it (``Task.from_id``). This app itself
+#: never runs, routes or stores anything. (Not pynenc's core-task registry: the simulator
+#: routes every task of that registry when it replays a crash recovery.)
+_TEMPLATE_APP = Pynenc(config_values={"app_id": "pynenc-wf-engine-timer-service"})
+
+
+def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
+    """Wake what is due; returns how many workflows this tick woke."""
+    now = time.time() if now is None else now
+    woken = 0
+    due = [workflow_id for workflow_id, _when in store.due(schema.DUE_INDEX, now)]
+    if due:
+        woken += wake_due(app, due)
+    for member in store.members(schema.WATCHED):
+        invocation_id, _, workflow_id = member.partition(" ")
+        if app.orchestrator.get_invocation_status(invocation_id).is_final():
+            if wake(app, workflow_id, cause=f"inv:{invocation_id}"):
+                woken += 1
+            store.remove_member(schema.WATCHED, member)
+    return woken
+
+
+@_TEMPLATE_APP.task  # type: ignore[untyped-decorator]
+def engine_timer_service(generation: int) -> int:
+    """The engine's timer service (see the module): ticks until a newer generation starts or
+    its runner takes the invocation away; returns the number of workflows it woke."""
+    app = context.get_current_app()
+    assert app is not None
+    invocation = context.get_dist_invocation_context(app.app_id)
+    assert invocation is not None
+    store = atomic_store(app)
+    pause = tick_seconds(app)
+    _release_slot(app, invocation)
+    woken = 0
+    while True:
+        if store.get(schema.SERVICE_GEN) != str(generation):
+            return woken  # superseded
+        _check_owned(app, invocation)
+        store.set(schema.SERVICE_BEAT, str(time.time()))
+        woken += tick(app, store)
+        time.sleep(pause)
+
+
+def _check_owned(app: Pynenc, invocation: Any) -> None:
+    """Stop when this execution no longer owns the service's invocation (a stopping runner
+    rerouted it): pynenc ends an execution that raises this quietly."""
+    from pynenc.exceptions import InvocationStatusOwnershipError
+    from pynenc.invocation.status import InvocationStatus
+
+    runner_ctx = context.get_runner_context(app.app_id)
+    runner_id = None if runner_ctx is None else runner_ctx.runner_id
+    record = app.orchestrator.get_invocation_status_record(invocation.invocation_id)
+    if record.status != InvocationStatus.RUNNING or (
+        runner_id is not None and record.runner_id not in (None, runner_id)
+    ):
+        raise InvocationStatusOwnershipError(
+            record.status, InvocationStatus.RUNNING, record.runner_id, runner_id,
+            f"timer service {invocation.invocation_id} is now {record.status.value}: this "
+            "execution stops and its new owner ticks",
+        )
+
+
+def _release_slot(app: Pynenc, invocation: Any) -> None:
+    from pynenc.runner.thread_runner import ThreadRunner
+
+    runner = app.runner
+    if isinstance(runner, ThreadRunner):
+        runner.waiting_for_results(invocation.invocation_id, [], context.get_runner_args())
+
+

@@ -1,0 +1,270 @@
+"""Durable suspension of waiting workflows in production, and the one function that wakes them.
+
+A production wait whose condition does not hold records its wake-up condition in the
+workflow's data (``schema.SUSPENDED``), indexes its deadline and awaited invocations in the
+atomic store, moves the invocation RUNNING -> PAUSED and leaves the worker
+(``WorkflowSuspended``, a pynenc ``WorkflowPauseError``). Then it re-checks the condition: a
+signal stored between the first check and PAUSED would otherwise be lost (its sender found
+no suspension to wake); if it holds, the workflow wakes itself (PAUSED -> RUNNING, it never
+left its thread).
+
+:func:`wake` routes a suspended workflow again (PAUSED -> KILLED -> REROUTED, pynenc's own
+path back to the queue, as ``resume_workflow`` does for halts); its body re-executes and gets
+its recorded results back up to the wait, which now finds its condition true. Several wakers
+(a signal, the timer service, a cancel, in several processes) race through one atomic claim
+per suspension (``schema.wake_claim(workflow, gen)``): exactly one reroutes it.
+
+Deadlines and awaited invocations are watched by one timer service for all workflows (see
+``_service``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pynenc import context
+
+from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
+from pynenc_wf_testing.engine.exceptions import WorkflowSuspended
+
+if TYPE_CHECKING:
+    from pynenc.app import Pynenc
+
+T = TypeVar("T")
+
+
+class Suspendable(Protocol):
+    """What :func:`suspend` needs of the running workflow (``_ops.WorkflowExecution``)."""
+
+    app: Pynenc
+    invocation: Any
+    workflow_id: str
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def check_interrupts(self) -> dt.datetime | None: ...
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat()
+
+#: How long a waker waits for a suspending workflow to reach PAUSED (it records its
+#: condition a few store writes before): past this, the workflow's runner died in between
+#: and pynenc's recovery of RUNNING invocations will re-run it (it then suspends again).
+PAUSE_GRACE_SECONDS = 30.0
+#: How many due workflows the timer service reroutes at once.
+WAKE_THREADS = 8
+
+
+def _inv_key(invocation_id: str) -> str:
+    return f"inv:{invocation_id}"
+
+
+def _watched(record: schema.SuspensionRecord, workflow_id: str) -> list[str]:
+    return [
+        f"{key.removeprefix('inv:')} {workflow_id}"
+        for key in record["keys"] if key.startswith("inv:")
+    ]
+
+
+def can_suspend(keys: tuple[str, ...]) -> bool:
+    """Whether something wakes a wait on ``keys``: signals (the sender) and invocations (the
+    timer service's watch); a wait for any new run of a task is not watched and polls."""
+    return all(
+        key.startswith("inv:") or key.startswith(schema.wake_signal("")) for key in keys
+    )
+
+
+def suspend(
+    execution: Suspendable,
+    ready: Callable[[], T | None],
+    *,
+    limit: dt.datetime | None,
+    until: dt.datetime | None,
+    what: str,
+    keys: tuple[str, ...],
+    interruptible: bool,
+) -> None:
+    """Suspend the running workflow on ``keys`` / ``limit``; returns only if the condition
+    came true while suspending (the workflow woke itself and goes on in this thread),
+    otherwise raises ``WorkflowSuspended``. ``until`` is the wait's own deadline, ``limit``
+    the earlier of it and the run deadline. The caller starts the timer service."""
+    from pynenc.invocation.status import InvocationStatus
+
+    app = execution.app
+    workflow_id = execution.workflow_id
+    store = atomic_store(app)
+    previous: schema.SuspensionRecord | None = execution.get(schema.SUSPENDED)
+    record = schema.SuspensionRecord(
+        gen=(previous["gen"] if previous else 0) + 1,
+        keys=list(keys),
+        deadline=None if limit is None else _iso(limit),
+        what=what,
+        at=_iso(_now()),
+    )
+    execution.set(schema.SUSPENDED, record)
+    if limit is not None:
+        store.schedule(schema.DUE_INDEX, workflow_id, limit.timestamp())
+    for member in _watched(record, workflow_id):
+        store.add_member(schema.WATCHED, member)
+    runner_ctx = context.get_runner_context(app.app_id)
+    invocation_id = execution.invocation.invocation_id
+    app.orchestrator.set_invocation_status(invocation_id, InvocationStatus.PAUSED, runner_ctx)
+    # The lost wake-up: a waker that came between the first check and PAUSED found the
+    # record but waits for PAUSED, or came before the record and found nothing to wake.
+    # If another waker claimed it, that one reroutes the invocation: this execution leaves.
+    claim = schema.wake_claim(workflow_id, record["gen"])
+    if _holds(execution, ready, until, interruptible) and store.put_if_absent(claim, "self") is None:
+        clear_indexes(store, workflow_id, record)
+        app.orchestrator.set_invocation_status(invocation_id, InvocationStatus.RUNNING, runner_ctx)
+        return
+    raise WorkflowSuspended(f"workflow {workflow_id} suspended: waits for {what}")
+
+
+def _holds(
+    execution: Suspendable,
+    ready: Callable[[], Any],
+    until: dt.datetime | None,
+    interruptible: bool,
+) -> bool:
+    if ready() is not None:
+        return True
+    if until is not None and _now() >= until:
+        return True
+    if interruptible:
+        try:
+            execution.check_interrupts()
+        except Exception:  # cancelled or timed out: the wait raises it when it goes on
+            return True
+    return False
+
+
+def clear_indexes(store: AtomicStore, workflow_id: str, record: schema.SuspensionRecord) -> None:
+    """Take a woken suspension out of the due-time index and the watch set."""
+    store.unschedule(schema.DUE_INDEX, workflow_id)
+    for member in _watched(record, workflow_id):
+        store.remove_member(schema.WATCHED, member)
+
+
+def wake(app: Pynenc, workflow_id: str, *, cause: str | None = None) -> bool:
+    """Route a suspended workflow again, once: True if this call did it.
+
+    ``cause``: the wake key that happened (``schema.wake_signal(name)``, ``"inv:<id>"``);
+    a suspension that does not wait on it stays suspended. None (a deadline, a cancel, a
+    resume) wakes whatever it waits for. A workflow that is not suspended is left alone."""
+    identity = app.state_backend.get_invocation(workflow_id).workflow
+    record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+        identity, schema.SUSPENDED, None
+    )
+    if record is None:
+        return False
+    if cause is not None and cause not in record["keys"]:
+        return False
+    store = atomic_store(app)
+    if store.put_if_absent(schema.wake_claim(workflow_id, record["gen"]), "woken") is not None:
+        return False  # woken already (by another waker, or by itself)
+    clear_indexes(store, workflow_id, record)
+    reroute_paused(app, workflow_id)
+    return True
+
+
+def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
+    """:func:`wake` for many workflows whose deadline passed (the timer service's tick):
+    the claims and the index removals in one store transaction each. Returns how
+    many this call woke; every entry of ``workflow_ids`` leaves the due-time index."""
+
+    store = atomic_store(app)
+
+    def read(workflow_id: str) -> schema.SuspensionRecord | None:
+        identity = app.state_backend.get_invocation(workflow_id).workflow
+        found: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+            identity, schema.SUSPENDED, None
+        )
+        return found
+
+    found = _parallel(read, workflow_ids)
+    records = [
+        (workflow_id, record)
+        for workflow_id, record in zip(workflow_ids, found, strict=True) if record is not None
+    ]
+    won = store.put_many_if_absent(
+        [(schema.wake_claim(wf, record["gen"]), "woken") for wf, record in records]
+    )
+    store.unschedule_many(schema.DUE_INDEX, list(workflow_ids))
+    woken = [(wf, record) for (wf, record), claimed in zip(records, won, strict=True) if claimed]
+    for workflow_id, record in woken:
+        for member in _watched(record, workflow_id):
+            store.remove_member(schema.WATCHED, member)
+    # pynenc's status transitions cost tens of ms each on SQLite, mostly waiting on the
+    # database: several at once let runners start on the first while the last are routed.
+    ids = [workflow_id for workflow_id, _ in woken]
+    done = _parallel(lambda wf: _reroute_if_paused(app, wf), ids)
+    late = [wf for wf, rerouted in zip(ids, done, strict=True) if not rerouted]
+    for workflow_id in late:
+        reroute_paused(app, workflow_id)
+    return len(woken)
+
+
+def _parallel(fn: Callable[[str], T], items: list[str]) -> list[T]:
+    """``fn`` over ``items`` on up to WAKE_THREADS threads (store round trips mostly wait)."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(WAKE_THREADS, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _reroute_if_paused(app: Pynenc, workflow_id: str) -> bool:
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+
+    status = app.orchestrator.get_invocation_status_record(workflow_id)
+    if status.status != InvocationStatus.PAUSED:
+        return False  # still suspending (or gone): the one-by-one path waits for PAUSED
+    owner = RunnerContext(runner_cls="Owner", runner_id=status.runner_id or "unknown")
+    app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
+    app.orchestrator.reroute_invocations([workflow_id], owner)
+    return True
+
+
+def reroute_paused(app: Pynenc, workflow_id: str) -> bool:
+    """PAUSED -> KILLED -> REROUTED: pynenc's own path back to the queue (the transition
+    needs the owner's id, which a waker outside the runner does not have a context for)."""
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+
+    deadline = time.monotonic() + PAUSE_GRACE_SECONDS
+    while True:
+        record = app.orchestrator.get_invocation_status_record(workflow_id)
+        if record.status == InvocationStatus.PAUSED:
+            break
+        if record.status != InvocationStatus.RUNNING or time.monotonic() > deadline:
+            return False  # finished, rerouted already, or its runner died while suspending
+        time.sleep(0.005)  # the suspending execution is a few writes away from PAUSED
+    owner = RunnerContext(runner_cls="Owner", runner_id=record.runner_id or "unknown")
+    app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
+    app.orchestrator.reroute_invocations([workflow_id], owner)
+    return True
+
+
+def suspension_of(app: Pynenc, identity: Any) -> schema.SuspensionRecord | None:
+    """The wake-up condition a workflow is suspended on now, or None."""
+    record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+        identity, schema.SUSPENDED, None
+    )
+    if record is None:
+        return None
+    workflow_id = str(identity.workflow_id)
+    if atomic_store(app).get(schema.wake_claim(workflow_id, record["gen"])) is not None:
+        return None  # woken: running again
+    return record
