@@ -28,6 +28,7 @@ from pynenc_wf_testing.engine.exceptions import (
     InvalidWorkflowArgument,
     NotAWorkflow,
     SignalTimeout,
+    UnknownStep,
     UnknownWorkflow,
     UnsupportedPynencVersion,
     WaitTimeout,
@@ -41,6 +42,7 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowsNotEnabled,
     WorkflowTimeout,
 )
+from pynenc_wf_testing.engine.rerun import invalidate_result, rerun_workflow, workflow_steps
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.saga import Saga
 
@@ -51,6 +53,7 @@ __all__ = [
     "RetryPolicy",
     "Saga",
     "SignalTimeout",
+    "UnknownStep",
     "UnknownWorkflow",
     "UnsupportedPynencVersion",
     "WaitTimeout",
@@ -69,10 +72,13 @@ __all__ = [
     "describe_workflow",
     "enable_workflows",
     "enable_workflows_in_config",
+    "invalidate_result",
     "query_workflow",
+    "rerun_workflow",
     "resume_workflow",
     "set_retry_policy",
     "signal_workflow",
     "start_workflow",
     "workflow_result",
+    "workflow_steps",
 ]

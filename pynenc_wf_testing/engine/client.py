@@ -312,6 +312,10 @@ class WorkflowDescription:
     """The reason of a halt the run waits in, if it is halted."""
     cancelled: str | None = None
     """The reason given to ``cancel_workflow``, if it was cancelled."""
+    rerun_of: str | None = None
+    """The run this run re-runs (``rerun_workflow``), if it is a re-run."""
+    rerun_from_step: str | None = None
+    """The step a re-run executed again from (None: it reused every valid result)."""
 
 
 def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
@@ -321,6 +325,7 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
     run = _resolve(app, workflow, "describe_workflow()")
     record = app.orchestrator.get_invocation_status_record(run.run_id)
     alias = app.state_backend.get_workflow_data(_index_identity(), RUN_ID_KEY.format(run.run_id))
+    rerun = _ops.get_data(app, run.identity, schema.RERUN_OF) or {}
     return WorkflowDescription(
         workflow_id=str(alias) if alias is not None else run.run_id,
         run_id=run.run_id,
@@ -330,6 +335,8 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
         finished=bool(record.status.is_final()),
         halted=_ops.get_data(app, run.identity, schema.HALTED),
         cancelled=_ops.get_data(app, run.identity, schema.CANCEL),
+        rerun_of=rerun.get("run"),
+        rerun_from_step=rerun.get("from_step"),
     )
 
 

@@ -166,6 +166,10 @@ class Simulation:
     def after_crash(self, callback: Callable[[Any], None] | None) -> None:
         self._workers.after_crash = callback
 
+    def continue_names(self, owner: str, names: list[str]) -> None:
+        """Name ``owner``'s next children after the steps ``names`` (a re-run's reused ones)."""
+        self._recorder.continue_names(owner, names)
+
     def label(self, invocation_id: str) -> str:
         """``charge_payment#1 [1a2b3c4d]``: the invocation's step name and short id."""
         return self._recorder.label(invocation_id)
