@@ -327,3 +327,12 @@ def trip(name: str) -> str:
     root.execute_task(note, f"plan {name}").result
     root.execute_task(timed_sleep, 0.05).result
     return root.execute_task(note, f"done {name}").result  # type: ignore[no-any-return]
+
+
+@_workflow
+def rerunnable(order: str) -> str:
+    """Two notes, then a flaky call: for re-runs from a step and invalidation."""
+    root = rerunnable.wf.root
+    reserved = root.execute_task(note, f"reserve {order}").result
+    charged = root.execute_task(note, f"charge {order}").result
+    return f"{reserved}|{charged}|{root.execute_task(flaky, order).result}"
