@@ -35,7 +35,7 @@ def _executed() -> list[str]:
 def test_a_finished_run_lists_its_steps_in_call_order(wf_env) -> None:
     run = wf_env.start(ra.fulfill, "o-1")
     assert run.result == "r1/c1:10/c2:5/s1"
-    assert wf_env.steps(run) == STEPS
+    assert wf_env.workflow_steps(run) == STEPS
 
 
 def test_rerun_from_a_step_reuses_what_came_before_and_executes_the_rest(wf_env) -> None:
@@ -46,7 +46,7 @@ def test_rerun_from_a_step_reuses_what_came_before_and_executes_the_rest(wf_env)
     assert again.invocation_id != run.invocation_id
     assert again.result == "r1/c1:10/c3:5/s2"  # reserve and the first charge reused
     assert ra.CALLS[before:] == [("charge_payment", ("o-1", 5)), ("ship", "o-1")]
-    assert wf_env.steps(again) == STEPS  # the reused steps keep their names
+    assert wf_env.workflow_steps(again) == STEPS  # the reused steps keep their names
 
 
 def test_the_rerun_takes_the_workflow_id_and_links_to_the_old_run(wf_env) -> None:
@@ -89,7 +89,7 @@ def test_a_rerun_of_a_rerun_follows_the_workflow_id(wf_env) -> None:
     third = wf_env.rerun("order-5", from_step="charge_payment#2")
     assert third.result == "r1/c1:10/c3:5/s3"
     assert wf_env.describe("order-5").rerun_of == second.invocation_id
-    assert wf_env.steps(third) == STEPS
+    assert wf_env.workflow_steps(third) == STEPS
 
 
 def test_rerunning_a_running_workflow_says_to_wait_or_cancel(wf_env) -> None:

@@ -44,10 +44,10 @@ __all__ = ["invalidate_result", "rerun_workflow", "workflow_steps"]
 
 def _first_seen(app: Pynenc, invocation_id: str) -> str:
     """ISO instant of an invocation's first status record (when it was routed)."""
-    history = app.state_backend.get_history(invocation_id)  # type: ignore[arg-type]
+    history = app.state_backend.get_history(invocation_id)
     if history:
-        return min(h.timestamp for h in history).isoformat()
-    return app.orchestrator.get_invocation_status_record(invocation_id).timestamp.isoformat()
+        return str(min(h.timestamp for h in history).isoformat())
+    return str(app.orchestrator.get_invocation_status_record(invocation_id).timestamp.isoformat())
 
 
 def _steps(app: Pynenc, run: _Run) -> list[tuple[str, str]]:
@@ -62,7 +62,7 @@ def _steps(app: Pynenc, run: _Run) -> list[tuple[str, str]]:
         if simulated is not None:
             # The simulator's own names (crash_after's and the history's).
             return reused + simulated
-    children = [str(c) for c in app.state_backend.get_child_invocations(run.run_id)]  # type: ignore[arg-type]
+    children = [str(c) for c in app.state_backend.get_child_invocations(run.run_id)]
     order = {c: i for i, c in enumerate(children)}
     children.sort(key=lambda c: (_first_seen(app, c), order[c]))
     counters: dict[str, int] = {}

@@ -130,7 +130,7 @@ class EnvClient(EnvCore):
     ) -> WorkflowRun[Any]:
         """:func:`pynenc_wf_testing.engine.rerun_workflow` in the simulation: a new run of a
         finished workflow that reuses the results recorded before ``from_step``
-        (``"charge_payment#1"``, a name from :meth:`steps`) and executes it and what follows
+        (``"charge_payment#1"``, a name from :meth:`workflow_steps`) and executes it and what follows
         again, under the same workflow id. Returns the new run (driven like any other)."""
         from pynenc_wf_testing.engine import rerun_workflow
 
@@ -143,7 +143,7 @@ class EnvClient(EnvCore):
 
         return invalidate_result(self._app_for(run), run, step)
 
-    def steps(self, run: WorkflowRun[Any] | str) -> list[str]:
+    def workflow_steps(self, run: WorkflowRun[Any] | str) -> list[str]:
         """The step names of a workflow run's child calls, in call order
         (:func:`pynenc_wf_testing.engine.workflow_steps`)."""
         from pynenc_wf_testing.engine import workflow_steps

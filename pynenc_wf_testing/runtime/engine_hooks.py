@@ -73,12 +73,7 @@ class SimulationHooks:
         sim = sim_of(app)
         if sim is None:
             return None
-        # The recorder's dict is in the order it first saw each invocation (deterministic).
-        return [
-            (info.name, inv_id)
-            for inv_id, info in sim.invocations.items()
-            if info.parent_invocation_id == workflow_id
-        ]
+        return sim.child_steps(workflow_id)
 
 
 #: The instance ``WorkflowEnv`` registers (one is enough: it holds no state).
