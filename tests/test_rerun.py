@@ -193,3 +193,12 @@ def test_the_history_replays_both_runs(wf_env) -> None:
     assert ids == [run.invocation_id, again.invocation_id]
     for workflow_id in ids:
         assert Replayer(ra.app).replay(doc, workflow_id=workflow_id).ok
+
+
+def test_the_report_shows_both_runs(wf_env) -> None:
+    run = wf_env.start(ra.fulfill, "o-14")
+    run.result
+    wf_env.rerun(run, from_step="ship#1").result
+    text = wf_env.render()
+    assert f"fulfill#1 [{run.invocation_id[:8]}]" in text
+    assert "fulfill#2 [" in text

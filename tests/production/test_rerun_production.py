@@ -95,3 +95,17 @@ def test_a_running_workflow_cannot_be_rerun_or_invalidated(prod: Production) -> 
         rerun_workflow(prod.app, run, from_step="note#1")
     with pytest.raises(WorkflowNotFinished, match="still running"):
         invalidate_result(prod.app, run, "note#1")
+
+
+def test_the_store_report_shows_both_runs(prod: Production) -> None:
+    from pynenc_wf_testing.env.report_sources import read_sqlite_store
+
+    prod.start_runner()
+    run = start_workflow(pa.rerunnable, "o-6", workflow_id="order-6")
+    prod.result(run)
+    again = rerun_workflow(prod.app, "order-6", from_step="flaky#1")
+    prod.result(again)
+    report = read_sqlite_store(prod.db_path, app_id=prod.app_id)
+    runs = {v.invocation_id: v.status for v in report.invocations if v.invocation_id in (
+        str(run.invocation_id), str(again.invocation_id))}
+    assert runs == {str(run.invocation_id): "success", str(again.invocation_id): "success"}
