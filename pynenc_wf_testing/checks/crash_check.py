@@ -168,9 +168,15 @@ def _outcome_text(value: Any) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _final_invocation(run: Any) -> Any:
+    """The invocation whose outcome is the run's: the last of its chain if it continued as
+    new (``WorkflowRun.current``)."""
+    return getattr(run, "current", run).invocation
+
+
 def _final_text(run: Any) -> str:
     try:
-        return f"returned {_outcome_text(run.invocation.get_final_result())}"
+        return f"returned {_outcome_text(_final_invocation(run).get_final_result())}"
     except Exception as exc:
         return f"raised {type(exc).__name__}: {exc}"
 
@@ -270,7 +276,7 @@ class CrashChecker:
                         result.error = _FirstError(result.value)
                 else:
                     self._drive(sim, run)
-                    result.value = run.invocation.get_final_result()
+                    result.value = _final_invocation(run).get_final_result()
             except (DeadlockError, StepLimitExceeded, NondeterminismError) as exc:
                 result.kind, result.error = "incomplete", exc
                 kind = "nondeterminism" if isinstance(exc, NondeterminismError) else "incomplete"
@@ -328,7 +334,14 @@ class CrashChecker:
             if run.done:
                 return
             try:
-                sim.drive(goal=lambda: run.done, goal_ids=[run.invocation_id], on_final=True)
+                while not run.done:  # one run of a continue-as-new chain at a time
+                    stuck = getattr(run, "current", run).invocation_id
+                    sim.drive(
+                        goal=lambda stuck=stuck: run.done
+                        or getattr(run, "current", run).invocation_id != stuck,
+                        goal_ids=[stuck],
+                        on_final=True,
+                    )
                 return
             except DeadlockError:
                 if self.on_blocked is None or not self.on_blocked(self.env, run):

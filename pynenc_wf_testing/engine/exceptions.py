@@ -6,7 +6,9 @@ from pynenc.workflow.workflow_exceptions import WorkflowPauseError
 
 __all__ = [
     "AmbiguousWorkflowId",
+    "ContinuedAsNew",
     "InvalidWorkflowArgument",
+    "InvalidWorkflowOperation",
     "NotAWorkflow",
     "SignalTimeout",
     "UnknownStep",
@@ -32,6 +34,23 @@ class WorkflowEngineError(Exception):
 class InvalidWorkflowArgument(WorkflowEngineError, TypeError):
     """An engine function or ``wf.root`` operation was called with an argument it cannot
     accept (the engine's counterpart of the harness's ``InvalidArgument``)."""
+
+
+class InvalidWorkflowOperation(WorkflowEngineError, RuntimeError):
+    """A ``wf.root`` operation was called where it cannot work (``continue_as_new()`` outside
+    its workflow's body, or in a sub-workflow)."""
+
+
+class ContinuedAsNew(WorkflowPauseError):  # type: ignore[misc]
+    """Raised by ``wf.root.continue_as_new(...)`` once the next run is started and this run
+    ended: it unwinds the workflow body. Do not catch it (an ``except Exception`` around the
+    call would); pynenc leaves a ``WorkflowPauseError`` alone, so the run keeps the result the
+    engine gave it."""
+
+    def __init__(self, next_run_id: str) -> None:
+        super().__init__(f"continued as new run {next_run_id}")
+        self.next_run_id = next_run_id
+        """The invocation id of the run that continues this workflow."""
 
 
 class UnsupportedPynencVersion(WorkflowEngineError):

@@ -63,6 +63,18 @@ class SimulatorHooks(Protocol):
         """A halted workflow was routed again: forget that it stopped without finishing."""
         ...
 
+    def drives(self, app: Pynenc) -> bool:
+        """Whether the simulator runs ``app``'s invocations (called from anywhere: test code,
+        another invocation). A cancellation then reaches a workflow blocked in a plain
+        ``.result`` through the simulator (``schema.interrupt`` key)."""
+        ...
+
+    def invocation_cancelled(self, app: Pynenc, invocation_id: str) -> None:
+        """The engine is about to terminate ``invocation_id`` (a child whose parent workflow
+        closed or was cancelled): a simulated execution of it stops for good, as a thread
+        would whose result nobody will accept."""
+        ...
+
     def replaying_finished_history(self, app: Pynenc, workflow_id: str) -> bool:
         """Whether the current simulated execution of ``workflow_id`` replays a history that
         had finished (that run went past every point: ``patched()`` answers False)."""

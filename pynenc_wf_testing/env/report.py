@@ -28,7 +28,7 @@ import datetime as dt
 import html
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,8 @@ class _Node:
     end: int | None
     attempts: list[_Attempt]
     blocked: str | None = None
+    #: ``continued as renewal#2 [fb353203]`` for a run that continued as new.
+    chain: str | None = None
     depth: int = 0
     children: list[_Node | _Crash] = field(default_factory=list)
 
@@ -131,6 +133,13 @@ def _micros(iso: str, cache: dict[str, int]) -> int:
     return value
 
 
+def _label(infos: Mapping[str, InvocationView], invocation_id: str) -> str:
+    """``renewal#2 [1a2b3c4d]``: an invocation's step name and short id."""
+    info = infos.get(invocation_id)
+    short = invocation_id[:8]
+    return f"{info.name} [{short}]" if info else f"[{short}]"
+
+
 def _build(source: ReportedEnv | ReportData) -> _Report:
     data = source if isinstance(source, ReportData) else report_data(source)
     history = list(data.steps)
@@ -147,8 +156,17 @@ def _build(source: ReportedEnv | ReportData) -> _Report:
     results: dict[str, list[int]] = {}
     retries: dict[str, list[int]] = {}
     crashes: list[_Crash] = []
+    # Continue-as-new: the new run's back link is written right before the old run's
+    # forward link (engine/_chain.py), so each forward link pairs with the back link before it.
+    continued: dict[str, str] = {}
+    back_link: str | None = None
     for index, entry in enumerate(history):
         when = _micros(entry.time, cache)
+        if entry.kind == "chain" and entry.workflow_id is not None:
+            if entry.name.startswith("continued_from"):
+                back_link = entry.workflow_id
+            elif back_link is not None:
+                continued[entry.workflow_id] = back_link
         if entry.invocation_id is not None:
             first.setdefault(entry.invocation_id, index)
             if entry.kind == "result":
@@ -225,6 +243,11 @@ def _build(source: ReportedEnv | ReportData) -> _Report:
             end=node_end,
             attempts=runs,
             blocked=info.blocked,
+            chain=(
+                f"continued as {_label(infos, continued[inv_id])}"
+                if inv_id in continued
+                else None
+            ),
         )
 
     # Nest: direct parent invocation, else the owning workflow, else a root.
@@ -507,7 +530,10 @@ def render_text(env: ReportedEnv | ReportData) -> str:
         label = text.ljust(width)
         status = node.status.upper().ljust(status_width)
         interval = _interval(report, node).ljust(interval_width)
-        lines.append(f"{label}  {status}  {interval}  {_runs_text(node.attempts)}".rstrip())
+        chain = f"  {node.chain}" if node.chain else ""
+        lines.append(
+            f"{label}  {status}  {interval}  {_runs_text(node.attempts)}{chain}".rstrip()
+        )
     legend = _legend(report)
     if legend:
         lines.append(legend)
@@ -535,6 +561,7 @@ _OUTCOME_COLOURS = {
     "running": "#1565c0",
     "stalled": "#6a1b9a",
     "aborted": "#6d4c41",
+    "cancelled": "#8d6e63",
 }
 _CRASH_RED = "#d50000"
 _SPAN_GREY = "#cfd8dc"
@@ -657,6 +684,7 @@ def _html_row(report: _Report, node: _Node) -> str:
         f"{_e(node.status.upper())}</span> "
         f"<span class=\"time\">{_e(_interval(report, node))}</span> "
         f"{runs} <span class=\"runs\">{_e(_runs_text(node.attempts))}</span>"
+        + (f" <span class=\"note\">{_e(node.chain)}</span>" if node.chain else "")
     )
 
 

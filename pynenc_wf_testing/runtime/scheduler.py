@@ -149,9 +149,19 @@ class Scheduler:
         thread = self.current
         return thread is not None and greenlet.getcurrent() is thread.glet
 
-    def park_for_results(self, invocation_ids: list[str]) -> None:
-        """Park the current invocation until one of ``invocation_ids`` is final."""
-        self.main_glet.switch(("wait", invocation_ids))
+    def park_for_results(
+        self,
+        invocation_ids: list[str],
+        keys: tuple[str, ...] = (),
+        deadline: int | None = None,
+    ) -> None:
+        """Park the current invocation until one of ``invocation_ids`` is final, or (a
+        workflow's plain ``.result``: its cancellation and run timeout) until :meth:`notify`
+        of one of ``keys`` or the virtual ``deadline`` (micros)."""
+        if keys or deadline is not None:
+            self.main_glet.switch(("wait", invocation_ids, keys, deadline))
+        else:
+            self.main_glet.switch(("wait", invocation_ids))
 
     def sleep(self, seconds: float) -> bool:
         """``time.sleep`` inside a simulated invocation parks it until the virtual deadline."""
@@ -195,6 +205,7 @@ class Scheduler:
         for thread in self.cond_waiters.pop(key, ()):
             if thread.waiting_for is not None and key in thread.waiting_for:
                 thread.waiting_for = None
+                thread.waiting_on = None  # an interruptible .result: its result entries go stale
                 if thread.sleeping_until is not None:
                     thread.sleeping_until = None  # its heap entry is skipped when popped
                 self.ready.append(thread)
@@ -204,6 +215,8 @@ class Scheduler:
         for thread in self.waiters.pop(invocation_id, ()):
             if thread.waiting_on is not None:
                 thread.waiting_on = None
+                thread.waiting_for = None  # an interruptible .result: its other entries go stale
+                thread.sleeping_until = None
                 self.ready.append(thread)
 
     def next_deadline(self) -> int | None:
@@ -221,6 +234,7 @@ class Scheduler:
                 continue  # woken earlier by notify(): a stale heap entry
             thread.sleeping_until = None
             thread.waiting_for = None
+            thread.waiting_on = None
             self.ready.append(thread)
 
     # ------------------------------------------------------------------ running
@@ -343,8 +357,17 @@ class Scheduler:
         if kind == "wait":
             ids: list[str] = message[1]
             thread.waiting_on = ids
-            for inv_id in ids:
-                self.waiters.setdefault(inv_id, []).append(thread)
+            if len(message) == 2:
+                for inv_id in ids:
+                    self.waiters.setdefault(inv_id, []).append(thread)
+            else:
+                # Interruptible: entries left by an earlier park of this thread are dropped,
+                # or the thread would be woken twice by one result.
+                for inv_id in ids:
+                    waiting = self.waiters.setdefault(inv_id, [])
+                    waiting[:] = [t for t in waiting if t is not thread]
+                    waiting.append(thread)
+                self._park_on(thread, message[2], message[3], "")
         elif kind == "sleep":
             deadline: int = message[1]
             if deadline <= self.clock.micros:
@@ -355,18 +378,7 @@ class Scheduler:
                 heapq.heappush(self.sleepers, (deadline, self._sleep_seq, thread))
         elif kind == "cond":
             _, keys, deadline, what = message
-            thread.waiting_for = keys
-            thread.waiting_what = what
-            for key in keys:
-                waiting = self.cond_waiters.setdefault(key, [])
-                # Entries of threads woken by another key or by their deadline are stale:
-                # drop them here, or a workflow that waits often grows the list forever.
-                waiting[:] = [t for t in waiting if t.waiting_for is not None and t is not thread]
-                waiting.append(thread)
-            if deadline is not None:
-                thread.sleeping_until = max(deadline, self.clock.micros)
-                self._sleep_seq += 1
-                heapq.heappush(self.sleepers, (thread.sleeping_until, self._sleep_seq, thread))
+            self._park_on(thread, keys, deadline, what)
         elif kind == "preempt":
             self.preempted = thread
         elif kind == "done":
@@ -390,6 +402,40 @@ class Scheduler:
             raise self.events.slice_timeout_error(thread, WATCHDOG.where)
         else:  # pragma: no cover - protocol error
             raise RuntimeError(f"unknown scheduler message {message!r}")
+
+    def _park_on(
+        self, thread: SimThread, keys: tuple[str, ...], deadline: int | None, what: str
+    ) -> None:
+        """Park ``thread`` on condition ``keys`` and, if given, a virtual ``deadline``."""
+        thread.waiting_for = keys
+        thread.waiting_what = what
+        for key in keys:
+            waiting = self.cond_waiters.setdefault(key, [])
+            # Entries of threads woken by another key or by their deadline are stale:
+            # drop them here, or a workflow that waits often grows the list forever.
+            waiting[:] = [t for t in waiting if t.waiting_for is not None and t is not thread]
+            waiting.append(thread)
+        if deadline is not None:
+            thread.sleeping_until = max(deadline, self.clock.micros)
+            self._sleep_seq += 1
+            heapq.heappush(self.sleepers, (thread.sleeping_until, self._sleep_seq, thread))
+
+    def drop(self, invocation_id: str) -> bool:
+        """Stop a parked or ready invocation for good (the engine terminated it): its
+        greenlet is kept in the graveyard, never resumed. False if it has no thread, or if
+        it is the one running now (it finishes its slice)."""
+        thread = self.threads.get(invocation_id)
+        if thread is None or thread is self.current:
+            return False
+        del self.threads[invocation_id]
+        if thread in self.ready:
+            self.ready.remove(thread)
+        thread.waiting_on = None  # entries in waiters, cond_waiters, sleepers go stale
+        thread.waiting_for = None
+        thread.sleeping_until = None
+        if thread.glet is not None:
+            self.graveyard.append(thread.glet)
+        return True
 
     # ------------------------------------------------------------------ ending
 

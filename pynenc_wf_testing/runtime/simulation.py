@@ -32,6 +32,7 @@ from pynenc_wf_testing.runtime.clock import VirtualClock
 from pynenc_wf_testing.runtime.crashes import CrashHandler
 from pynenc_wf_testing.runtime.determinism import DeterminismGuard
 from pynenc_wf_testing.runtime.diagnostics import Diagnostics
+from pynenc_wf_testing.runtime.engine_hooks import result_wait_interrupts
 from pynenc_wf_testing.runtime.fault_hooks import NO_FAULTS, FaultHooks
 from pynenc_wf_testing.runtime.ledger import Execution, ExecutionLedger
 from pynenc_wf_testing.runtime.recorder import InvocationInfo as InvocationInfo
@@ -307,8 +308,16 @@ class Simulation:
     def wait_for_results(self, invocation_ids: list[Any]) -> None:
         """Block the caller until one of ``invocation_ids`` is final."""
         ids = [str(i) for i in invocation_ids]
-        if self._scheduler.in_simulated_invocation():
-            self._scheduler.park_for_results(ids)
+        scheduler = self._scheduler
+        if scheduler.in_simulated_invocation():
+            thread = scheduler.current
+            assert thread is not None
+            interrupts = result_wait_interrupts(thread.app, thread.invocation, ids)
+            if interrupts is None:
+                scheduler.park_for_results(ids)
+            elif interrupts is not True:
+                assert interrupts is not False
+                scheduler.park_for_results(ids, *interrupts)
             return
         self.drive(goal=lambda: self._any_final(ids), goal_ids=ids, on_final=True)
 
@@ -408,6 +417,12 @@ class Simulation:
             if goal is None:
                 return
             raise self._diagnostics.deadlock(goal_ids or [])
+
+    def drop_invocation(self, invocation_id: str) -> None:
+        """The engine terminates ``invocation_id``: its execution, if parked or ready,
+        stops for good and its ledger entry ends ``cancelled``."""
+        if self._scheduler.drop(invocation_id):
+            self._ledger.finish(invocation_id, "cancelled")
 
     def _raise_deferred(self) -> None:
         if self.errors_to_raise:

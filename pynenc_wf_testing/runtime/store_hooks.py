@@ -18,6 +18,7 @@ from pynenc.invocation.status import InvocationStatus
 
 from pynenc_wf_testing.runtime.crashes import CrashHandler
 from pynenc_wf_testing.runtime.determinism import DeterminismGuard
+from pynenc_wf_testing.runtime.engine_hooks import close_workflow
 from pynenc_wf_testing.runtime.history import Step
 from pynenc_wf_testing.runtime.ledger import Execution, ExecutionLedger
 from pynenc_wf_testing.runtime.recorder import InvocationInfo, StepRecorder, step_workflow
@@ -189,6 +190,9 @@ class StoreHooks:
                     _STATUS_DETAIL[status],
                 )
             )
+            if info.is_workflow and info.workflow_id == inv_id and status.is_final():
+                # The parent-close policy, at the instant the run ended.
+                close_workflow(app, inv_id, status.value)
         elif status == InvocationStatus.RETRY:
             # Status written, invocation not routed yet: pynenc's window (fine-grained only).
             self._commit(
