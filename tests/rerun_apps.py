@@ -12,7 +12,7 @@ from typing import Any
 
 from pynenc import Pynenc
 
-from pynenc_wf_testing.engine import enable_workflows
+from pynenc_wf_testing.engine import RetryPolicy, enable_workflows
 
 app = enable_workflows(Pynenc(config_values={"app_id": "rerun-tests"}))
 
@@ -25,6 +25,7 @@ BROKEN: set[str] = set()
 def reset() -> None:
     CALLS.clear()
     BROKEN.clear()
+    WOBBLY.clear()
 
 
 def _count(name: str, arg: Any) -> int:
@@ -71,3 +72,25 @@ def napping(order: str) -> str:
     reserved = root.execute_task(reserve, order).result
     root.sleep(dt.timedelta(hours=1))
     return f"{reserved}/{root.execute_task(ship, order).result}"
+
+
+#: How many more times ``wobbly`` fails, per order.
+WOBBLY: dict[str, int] = {}
+
+
+@app.task
+def wobbly(order: str) -> str:
+    n = _count("wobbly", order)
+    if WOBBLY.get(order, 0) > 0:
+        WOBBLY[order] -= 1
+        raise ShippingDown(f"wobbly {order}")
+    return f"w{n}"
+
+
+@app.workflow
+def retrying(order: str) -> str:
+    """A retried call (two attempts when ``wobbly`` fails once) before ``ship``."""
+    root = retrying.wf.root
+    policy = RetryPolicy.fixed(dt.timedelta(minutes=1), max_attempts=3)
+    got = root.execute_task_with_retry(wobbly, order, retry=policy)
+    return f"{got}/{root.execute_task(ship, order).result}"

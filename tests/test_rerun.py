@@ -202,3 +202,15 @@ def test_the_report_shows_both_runs(wf_env) -> None:
     text = wf_env.render()
     assert f"fulfill#1 [{run.invocation_id[:8]}]" in text
     assert "fulfill#2 [" in text
+
+
+def test_the_attempts_of_a_retried_call_are_reused(wf_env) -> None:
+    ra.WOBBLY["o-15"] = 1
+    run = wf_env.start(ra.retrying, "o-15")
+    assert run.result == "w2/s1"
+    assert wf_env.workflow_steps(run) == ["wobbly#1", "wobbly#2", "ship#1"]
+    before, began = len(ra.CALLS), wf_env.now
+    again = wf_env.rerun(run, from_step="ship#1")
+    assert again.result == "w2/s2"
+    assert ra.CALLS[before:] == [("ship", "o-15")]  # both attempts reused, not made again
+    assert (wf_env.now - began).total_seconds() == 60  # the backoff timer is taken afresh
