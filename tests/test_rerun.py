@@ -214,3 +214,18 @@ def test_the_attempts_of_a_retried_call_are_reused(wf_env) -> None:
     assert again.result == "w2/s2"
     assert ra.CALLS[before:] == [("ship", "o-15")]  # both attempts reused, not made again
     assert (wf_env.now - began).total_seconds() == 60  # the backoff timer is taken afresh
+
+
+def test_a_workflow_that_continued_as_new_is_rerun_from_its_last_run(wf_env) -> None:
+    from tests import chain_apps as ca
+
+    ca.reset()
+    wf_env.start_workflow(ca.renewal, "acct", workflow_id="acct").result
+    chain = wf_env.describe("acct").runs
+    assert len(chain) == 3
+    assert wf_env.workflow_steps("acct") == ["charge#1"]  # the last run's (month 3)
+    again = wf_env.rerun("acct", from_step="charge#1")
+    assert again.result == {"account": "acct", "months": 3}
+    assert ca.CHARGES == [("acct", 1), ("acct", 2), ("acct", 3), ("acct", 3)]
+    shown = wf_env.describe("acct")
+    assert (shown.rerun_of, shown.runs) == (chain[-1], (again.invocation_id,))
