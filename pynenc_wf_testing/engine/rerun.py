@@ -16,6 +16,7 @@ them per task function name.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from pynenc_wf_testing.engine import _ops, schema
@@ -42,12 +43,14 @@ if TYPE_CHECKING:
 __all__ = ["invalidate_result", "rerun_workflow", "workflow_steps"]
 
 
-def _first_seen(app: Pynenc, invocation_id: str) -> str:
-    """ISO instant of an invocation's first status record (when it was routed)."""
+def _first_seen(app: Pynenc, invocation_id: str) -> dt.datetime:
+    """The instant of an invocation's first status record (when it was routed)."""
     history = app.state_backend.get_history(invocation_id)
     if history:
-        return str(min(h.timestamp for h in history).isoformat())
-    return str(app.orchestrator.get_invocation_status_record(invocation_id).timestamp.isoformat())
+        first: dt.datetime = min(h.timestamp for h in history)
+        return first
+    record: dt.datetime = app.orchestrator.get_invocation_status_record(invocation_id).timestamp
+    return record
 
 
 def _steps(app: Pynenc, run: _Run) -> list[tuple[str, str]]:
