@@ -213,6 +213,13 @@ def _call_repr(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, An
     return ", ".join(parts)
 
 
+def _is_run(run: Any) -> bool:
+    """A run handle (what ``env.start`` returns), or a non-empty list of them (several
+    instances); typed by shape: the env layer that defines ``WorkflowRun`` sits above."""
+    runs = run if isinstance(run, list) and run else [run]
+    return all(hasattr(one, "invocation_id") and hasattr(one, "done") for one in runs)
+
+
 class CrashChecker:
     """Runs the golden run and every fault schedule in fresh worlds of one environment."""
 
@@ -261,6 +268,12 @@ class CrashChecker:
                 if self.starter is not None
                 else env.start(self.task, *self.args, **self.kwargs)
             )
+            if self.starter is not None and not _is_run(run):
+                raise InvalidArgument(
+                    "starter(env) must return the WorkflowRun it started, e.g. "
+                    "starter=lambda env: env.start_workflow(wf, 1, workflow_id='o-1'); "
+                    f"got {run!r}."
+                )
             if self.after_start is not None:
                 self.after_start(env, run)
             try:
@@ -410,10 +423,24 @@ def check_crash_safety(
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
+        raise InvalidArgument(
+            f"max_examples must be an int >= 1 (multi-crash schedules Hypothesis tries when "
+            f"max_crashes > 1), got {max_examples!r}."
+        )
+    if not isinstance(fine, bool):
+        raise InvalidArgument(f"fine must be True or False, got {fine!r}.")
     if compare is not None and not callable(compare):
         raise InvalidArgument(f"compare must be a function (golden, got) -> bool, got {compare!r}.")
     if invariant is not None and not callable(invariant):
         raise InvalidArgument(f"invariant must be a function (env) -> bool, got {invariant!r}.")
+    for hook_name, hook, shape in (
+        ("after_start", after_start, "(env, run)"),
+        ("starter", starter, "(env) -> WorkflowRun"),
+        ("on_blocked", on_blocked, "(env, run) -> bool"),
+    ):
+        if hook is not None and not callable(hook):
+            raise InvalidArgument(f"{hook_name} must be a function {shape}, got {hook!r}.")
     keys = marked_keys() | (non_idempotent or set())
     checker = CrashChecker(
         env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys,

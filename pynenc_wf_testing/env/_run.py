@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from pynenc.invocation.status import InvocationStatus
+
 from pynenc_wf_testing.env._faults import check_unfired_at_end
+from pynenc_wf_testing.errors import WorkflowTestingError
 from pynenc_wf_testing.runtime.history import Step
 
 if TYPE_CHECKING:
     from pynenc.invocation.dist_invocation import DistributedInvocation
-    from pynenc.invocation.status import InvocationStatus
 
     from pynenc_wf_testing.env._lifecycle import EnvCore
 
@@ -80,6 +82,10 @@ class WorkflowRun(Generic[R]):
     def status(self) -> InvocationStatus:
         """pynenc's current status of the workflow's current run (see :attr:`current`);
         does not run anything."""
+        # The app is module-level: once its environment closed it reads another store (its
+        # own, or a later environment's), which does not hold this run. (.sim raises
+        # InvalidArgument once the environment closed.)
+        _ = self._world.sim
         return self._app.orchestrator.get_invocation_status(self.current.invocation_id)
 
     @property
@@ -100,6 +106,16 @@ class WorkflowRun(Generic[R]):
         sim = self._world.sim
         drive_chain(sim, self)
         check_unfired_at_end(self._world.sim)
+        if self.status == InvocationStatus.CONCURRENCY_CONTROLLED_FINAL:
+            task = self._invocation.task
+            raise WorkflowTestingError(
+                f"{self.name} never ran: pynenc's concurrency control refused it "
+                f"(running_concurrency={task.conf.running_concurrency.value}) because another "
+                "invocation of it was pending or running, and with "
+                "reroute_on_concurrency_control=False that is final. Set "
+                "reroute_on_concurrency_control=True on the task to queue it until the other "
+                "one finishes."
+            )
         try:
             result: R = self.current._invocation.get_final_result()
         except Exception as error:
@@ -133,8 +149,10 @@ class WorkflowRun(Generic[R]):
         ]
 
     def __repr__(self) -> str:
+        if self._world.closed:
+            return f"<WorkflowRun {self.invocation_id[:8]} (environment closed)>"
         try:
             status = self.status.value
-        except Exception:  # a closed environment's store (repr must not raise)
+        except Exception:  # a store that cannot answer (repr must not raise)
             status = "unknown"
         return f"<WorkflowRun {self.invocation_id[:8]} status={status}>"

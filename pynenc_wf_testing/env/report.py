@@ -67,6 +67,7 @@ class _Attempt:
     start: int
     end: int | None
     crash: int | None = None  # index (in _Report.crashes) of the crash that ended it
+    worker: int = 0  # the pool worker that ran it (0: no worker pool)
 
 
 @dataclass
@@ -214,6 +215,7 @@ def _build(source: ReportedEnv | ReportData) -> _Report:
                 start=start,
                 end=end,
                 crash=crash_no,
+                worker=getattr(execution, "worker", 0),
             )
         )
 
@@ -318,6 +320,8 @@ def _next_crash(
 
 def _follow_text(entry: Step, crash: _Crash) -> str:
     worker = entry.detail.get("worker")
+    if entry.kind == "restart" and "pool_worker" in entry.detail:
+        return f"restart: pool worker {entry.detail['pool_worker']} started again"
     if entry.kind == "restart":
         return f"restart: worker {worker} started"
     if entry.name == "recover-tasks":
@@ -421,7 +425,7 @@ def _runs_text(attempts: Sequence[_Attempt]) -> str:
     if not attempts:
         return "not run"
     if len(attempts) == 1 and attempts[0].outcome == "success" and not attempts[0].injected:
-        return "1 run"
+        return "1 run" + _workers_text(attempts)
     groups: list[list[Any]] = []
     for attempt in attempts:
         label = attempt.outcome + ("*" if attempt.injected else "")
@@ -431,7 +435,14 @@ def _runs_text(attempts: Sequence[_Attempt]) -> str:
             groups.append([label, 1])
     parts = [label if count == 1 else f"{label} x{count}" for label, count in groups]
     noun = "run" if len(attempts) == 1 else "runs"
-    return f"{len(attempts)} {noun}: " + ", ".join(parts)
+    return f"{len(attempts)} {noun}: " + ", ".join(parts) + _workers_text(attempts)
+
+
+def _workers_text(attempts: Sequence[_Attempt]) -> str:
+    """`` on w1, w2``: the pool workers of the runs, in order (empty without a pool)."""
+    if not any(attempt.worker for attempt in attempts):
+        return ""
+    return " on " + ", ".join(f"w{attempt.worker}" for attempt in attempts)
 
 
 def _interval(report: _Report, node: _Node) -> str:
@@ -691,8 +702,9 @@ def _html_row(report: _Report, node: _Node) -> str:
 def _attempt_title(report: _Report, node: _Node, attempt: _Attempt) -> str:
     end = report.offset(attempt.end) if attempt.end is not None else "open"
     injected = " (injected failure)" if attempt.injected else ""
+    worker = f" on worker {attempt.worker}" if attempt.worker else ""
     return (
-        f"{node.name} run {attempt.number}: {attempt.outcome}{injected}, "
+        f"{node.name} run {attempt.number}: {attempt.outcome}{injected}{worker}, "
         f"{report.offset(attempt.start)}..{end}"
     )
 
@@ -777,7 +789,7 @@ def _svg_timeline(report: _Report) -> str:
                 f"<rect x=\"0\" y=\"{y}\" width=\"{width}\" height=\"{row_height}\" "
                 "fill=\"#f6f8fa\" fill-opacity=\"0.7\"/>\n"
             )
-        label = f"{node.name} [{node.short}]"
+        label = f"{node.name} [{node.short}]{_workers_text(node.attempts)}"
         out.append(
             f"<text x=\"{6 + 14 * node.depth}\" y=\"{y + 15}\" "
             f"font-weight=\"{'bold' if node.is_workflow else 'normal'}\" fill=\"#1b1f23\">"
@@ -861,10 +873,14 @@ def _executions_table(report: _Report) -> str:
     ends: dict[tuple[str, int], int | None] = {
         (n.invocation_id, a.number): a.end for n in report.nodes for a in n.attempts
     }
+    # A worker column only with a worker pool (reports without one keep their bytes).
+    pooled = any(getattr(e, "worker", 0) for e in report.ledger)
     rows = [
         (
             "<table class=\"executions\">\n<tr><th>name</th><th>invocation</th><th>run</th>"
-            "<th>outcome</th><th>started</th><th>ended</th></tr>\n"
+            "<th>outcome</th><th>started</th><th>ended</th>"
+            + ("<th>worker</th>" if pooled else "")
+            + "</tr>\n"
         )
     ]
     for execution in report.ledger:
@@ -878,7 +894,8 @@ def _executions_table(report: _Report) -> str:
             f"<td><span class=\"run\" style=\"background:{colour}\"></span>{_e(outcome)}</td>"
             f"<td class=\"mono\">{_e(report.offset(_micros(execution.started, {})))}</td>"
             f"<td class=\"mono\">{_e(report.offset(end) if end is not None else 'open')}</td>"
-            "</tr>\n"
+            + (f"<td>w{execution.worker}</td>" if pooled else "")
+            + "</tr>\n"
         )
     rows.append("</table>\n")
     return "".join(rows)

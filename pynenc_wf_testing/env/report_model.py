@@ -68,7 +68,8 @@ class RunView:
     """One execution of an invocation's function (a run): ``attempt`` counts from 1;
     ``outcome`` is ``success``, ``failed``, ``retry``, ``crashed``, ``running``, ``stalled``
     or ``aborted``; ``started``/``finished`` are ISO 8601 instants (``finished`` ``None``:
-    still open, or unknown); ``injected``: a failure injected by ``wf_env.fail``."""
+    still open, or unknown); ``injected``: a failure injected by ``wf_env.fail``; ``worker``:
+    the pool worker that ran it (``WorkflowEnv(workers=N)``; 0 without a pool or unknown)."""
 
     invocation_id: str
     name: str
@@ -77,6 +78,7 @@ class RunView:
     started: str
     finished: str | None = None
     injected: bool = False
+    worker: int = 0
 
 
 @dataclass(frozen=True)
@@ -156,4 +158,5 @@ def _run_view(execution: Any) -> RunView:
         started=execution.started,
         finished=finished if isinstance(finished, str) else None,
         injected=execution.injected,
+        worker=getattr(execution, "worker", 0),
     )

@@ -60,7 +60,17 @@ def normalize_step_name(name: str) -> str:
             "a step name cannot be empty. Use a task name such as 'charge_payment', "
             "'charge_payment#2', or a kind name such as 'uuid#1'."
         )
-    return name if "#" in name else f"{name}#1"
+    if "#" not in name:
+        return f"{name}#1"
+    base, _, number = name.rpartition("#")
+    # Every step name ends in '#<n>' (n >= 1): anything else can never match a step.
+    if not base or not number.isdigit() or int(number) < 1:
+        raise InvalidArgument(
+            f"step name {name!r}: expected '<name>#<n>' with n >= 1 (the n-th such step), "
+            "e.g. 'charge_payment#2', 'route:charge_payment#1' or 'uuid#1'; or the name "
+            "alone for its first occurrence."
+        )
+    return name
 
 
 def make_matcher(ref: object) -> tuple[Callable[[Step], bool], str]:

@@ -171,7 +171,7 @@ class StoreHooks:
         if status.is_final():
             self.finals += 1
             if self._triggers.apps:
-                self._triggers.pending = True
+                self._triggers.note_final()
             scheduler = self._scheduler
             if scheduler.cond_waiters:
                 scheduler.notify(f"inv:{inv_id}")
@@ -258,6 +258,7 @@ class StoreHooks:
             arguments=arguments,
             started=self._now_iso(),
             logical_call=info.logical or (info.owner_workflow_id or "", info.name, 0),
+            worker=thread.worker,
         )
         self._ledger.open(execution)
         failure = self._faults.failure_for(info.task)
