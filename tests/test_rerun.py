@@ -229,3 +229,12 @@ def test_a_workflow_that_continued_as_new_is_rerun_from_its_last_run(wf_env) -> 
     assert ca.CHARGES == [("acct", 1), ("acct", 2), ("acct", 3), ("acct", 3)]
     shown = wf_env.describe("acct")
     assert (shown.rerun_of, shown.runs) == (chain[-1], (again.invocation_id,))
+
+
+def test_a_rerun_on_a_worker_pool() -> None:
+    with WorkflowEnv(seed=2, workers=2, slots=1) as env:
+        run = env.start(ra.fulfill, "o-16")
+        assert run.result == "r1/c1:10/c2:5/s1"
+        again = env.rerun(run, from_step="charge_payment#2")
+        assert again.result == "r1/c1:10/c3:5/s2"
+        assert env.workflow_steps(again) == STEPS
