@@ -38,6 +38,7 @@ from pynenc_wf_testing.engine.exceptions import (
     InvalidWorkflowOperation,
     NotAWorkflow,
     SignalTimeout,
+    UnknownStep,
     UnknownWorkflow,
     UnsupportedPynencVersion,
     UnsupportedStateBackend,
@@ -54,6 +55,7 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowTimeout,
 )
 from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
+from pynenc_wf_testing.engine.rerun import invalidate_result, rerun_workflow, workflow_steps
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.saga import Saga
 
@@ -70,6 +72,7 @@ __all__ = [
     "RetryPolicy",
     "Saga",
     "SignalTimeout",
+    "UnknownStep",
     "UnknownWorkflow",
     "UnsupportedPynencVersion",
     "UnsupportedStateBackend",
@@ -90,11 +93,14 @@ __all__ = [
     "describe_workflow",
     "enable_workflows",
     "enable_workflows_in_config",
+    "invalidate_result",
     "payload_key_id",
     "query_workflow",
+    "rerun_workflow",
     "resume_workflow",
     "set_retry_policy",
     "signal_workflow",
     "start_workflow",
     "workflow_result",
+    "workflow_steps",
 ]

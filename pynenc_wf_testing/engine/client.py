@@ -358,6 +358,10 @@ class WorkflowDescription:
     suspended: str | None = None
     """What a suspended run waits for (production: ``"signal 'payment'"``, ``"timer #1
     (until ...)"``), None while it runs, is halted only, or has finished."""
+    rerun_of: str | None = None
+    """The run this run re-runs (``rerun_workflow``), if it is a re-run."""
+    rerun_from_step: str | None = None
+    """The step a re-run executed again from (None: it reused every valid result)."""
 
 
 def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
@@ -368,6 +372,7 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
     run = _resolve(app, workflow, "describe_workflow()")
     record = app.orchestrator.get_invocation_status_record(run.run_id)
     alias = app.state_backend.get_workflow_data(_index_identity(), RUN_ID_KEY.format(run.run_id))
+    rerun = _ops.get_data(app, run.identity, schema.RERUN_OF) or {}
     return WorkflowDescription(
         workflow_id=str(alias) if alias is not None else run.run_id,
         run_id=run.run_id,
@@ -380,6 +385,8 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
         continued_from=_ops.get_data(app, run.identity, schema.CONTINUED_FROM),
         runs=tuple(_chain.chain_runs(app, run.invocation)),
         suspended=_suspended(app, run, record.status),
+        rerun_of=rerun.get("run"),
+        rerun_from_step=rerun.get("from_step"),
     )
 
 

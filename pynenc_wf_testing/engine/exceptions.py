@@ -13,6 +13,7 @@ __all__ = [
     "InvalidWorkflowOperation",
     "NotAWorkflow",
     "SignalTimeout",
+    "UnknownStep",
     "UnknownWorkflow",
     "UnsupportedPynencVersion",
     "UnsupportedStateBackend",
@@ -142,3 +143,8 @@ class WorkflowFinished(WorkflowEngineError):
 class WorkflowNotFinished(WorkflowEngineError):
     """``workflow_result`` was asked for the result of a run that has not finished yet."""
 
+
+
+class UnknownStep(InvalidWorkflowArgument, LookupError):
+    """``rerun_workflow`` or ``invalidate_result`` named a step the run does not have (a task
+    it never called, or a call number past its last call); the message lists the valid ones."""

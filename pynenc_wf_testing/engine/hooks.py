@@ -87,6 +87,18 @@ class SimulatorHooks(Protocol):
         had finished (that run went past every point: ``patched()`` answers False)."""
         ...
 
+    def rerun_started(self, app: Pynenc, workflow_id: str, reused: list[str]) -> None:
+        """Workflow ``workflow_id`` is a re-run that starts with the steps ``reused`` (their
+        names in the run it re-runs): name its own children after them (``charge#2``
+        reused: its next charge is ``charge#3``)."""
+        ...
+
+    def child_steps(self, app: Pynenc, workflow_id: str) -> list[tuple[str, str]] | None:
+        """(step name, invocation id) of the children workflow ``workflow_id`` routed, in the
+        order the simulator saw them, named as its history names them (``charge_payment#1``);
+        None if it does not drive ``app``. ``rerun_workflow`` names steps with it."""
+        ...
+
 
 class SuspendingHooks(Protocol):
     """Optional addition to :class:`SimulatorHooks`: a simulator whose hooks also have

@@ -29,9 +29,12 @@ __all__ = [
     "DUE_INDEX",
     "HALTED",
     "ID_OF_RUN",
+    "INVALIDATED",
     "ID_TYPES",
     "POSITIONED",
     "PREFIX",
+    "RERUN_BY",
+    "RERUN_OF",
     "SCHEMA_VERSION",
     "SIGNAL_NAMES",
     "SERVICE_BEAT",
@@ -45,6 +48,7 @@ __all__ = [
     "WATCHED",
     "HaltRecord",
     "InterruptRecord",
+    "RerunRecord",
     "SideEffectRecord",
     "SignalRecord",
     "SignalWaitRecord",
@@ -111,6 +115,13 @@ CONTINUED_FROM = PREFIX + "continued_from"
 #: The wake-up condition of a suspended workflow (production only): a
 #: :class:`SuspensionRecord`, replaced at each suspension (its ``gen`` counts them).
 SUSPENDED = PREFIX + "suspended"
+#: Of a re-run (``rerun_workflow``): the run it re-runs and from which step, a RerunRecord.
+RERUN_OF = PREFIX + "rerun_of"
+#: Of a finished run that was re-run: the run ids of its re-runs, oldest first.
+RERUN_BY = PREFIX + "rerun_by"
+#: Of a finished run: the child invocation ids whose recorded results a re-run must not
+#: reuse (``invalidate_result``), in step order.
+INVALIDATED = PREFIX + "invalidated"
 
 
 # ---------------------------------------------------------------------- positioned records
@@ -329,6 +340,12 @@ class HaltRecord(TypedDict):
     resumed: bool
 
 
+class RerunRecord(TypedDict):
+    run: str  # the run id re-run
+    from_step: str | None  # the first step executed again (None: only invalidated ones)
+    reused: list[list[str]]  # [step name, child id] of the results it started with, in order
+
+
 class TaskWaitRecord(TypedDict):
     deadline: NotRequired[str]  # ISO-8601, with a timeout
     known: NotRequired[list[str]]  # runs of the task that existed when the wait began
@@ -366,7 +383,8 @@ STEP_KINDS = frozenset(
 # index of workflow ids, which follows the start's own alias record).
 _SUPPORTING = frozenset(
     {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted", "id_types",
-     "id_of_run", "signal_names", "suspended"}
+     "id_of_run", "signal_names", "suspended", "rerun_of", "rerun_by",
+     "invalidated"}
 )
 
 

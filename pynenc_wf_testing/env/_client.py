@@ -143,6 +143,31 @@ class EnvClient(EnvCore):
             )
         cancel_workflow(self._app_for(run), run, reason)
 
+    def rerun(
+        self, run: WorkflowRun[Any] | str, from_step: str | None = None
+    ) -> WorkflowRun[Any]:
+        """:func:`pynenc_wf_testing.engine.rerun_workflow` in the simulation: a new run of a
+        finished workflow that reuses the results recorded before ``from_step``
+        (``"charge_payment#1"``, a name from :meth:`workflow_steps`) and executes it and what follows
+        again, under the same workflow id. Returns the new run (driven like any other)."""
+        from pynenc_wf_testing.engine import rerun_workflow
+
+        return WorkflowRun(self, rerun_workflow(self._app_for(run), run, from_step))
+
+    def invalidate(self, run: WorkflowRun[Any] | str, step: str | Task[Any, Any]) -> list[str]:
+        """:func:`pynenc_wf_testing.engine.invalidate_result`: the next :meth:`rerun` of this
+        finished run computes ``step`` (a step name, or every call of a task) again."""
+        from pynenc_wf_testing.engine import invalidate_result
+
+        return invalidate_result(self._app_for(run), run, step)
+
+    def workflow_steps(self, run: WorkflowRun[Any] | str) -> list[str]:
+        """The step names of a workflow run's child calls, in call order
+        (:func:`pynenc_wf_testing.engine.workflow_steps`)."""
+        from pynenc_wf_testing.engine import workflow_steps
+
+        return workflow_steps(self._app_for(run), run)
+
     def _app_for(self, run: WorkflowRun[Any] | str) -> Pynenc:
         self._require_sim()
         if isinstance(run, WorkflowRun):

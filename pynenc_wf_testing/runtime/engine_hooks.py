@@ -80,6 +80,17 @@ class SimulationHooks:
         limit = sim.replay_limits.get(workflow_id)
         return limit is not None and bool(limit[1])
 
+    def rerun_started(self, app: Pynenc, workflow_id: str, reused: list[str]) -> None:
+        sim = sim_of(app)
+        if sim is not None:
+            sim.continue_names(workflow_id, reused)
+
+    def child_steps(self, app: Pynenc, workflow_id: str) -> list[tuple[str, str]] | None:
+        sim = sim_of(app)
+        if sim is None:
+            return None
+        return sim.child_steps(workflow_id)
+
 
 #: The instance ``WorkflowEnv`` registers (one is enough: it holds no state).
 SIMULATOR_HOOKS = SimulationHooks()

@@ -184,6 +184,19 @@ class Simulation:
     def after_crash(self, callback: Callable[[Any], None] | None) -> None:
         self._workers.after_crash = callback
 
+    def continue_names(self, owner: str, names: list[str]) -> None:
+        """Name ``owner``'s next children after the steps ``names`` (a re-run's reused ones)."""
+        self._recorder.continue_names(owner, names)
+
+    def child_steps(self, workflow_id: str) -> list[tuple[str, str]]:
+        """(step name, invocation id) of the children ``workflow_id`` routed, in the order the
+        recorder first saw them (its dict's order: deterministic)."""
+        return [
+            (info.name, inv_id)
+            for inv_id, info in self.invocations.items()
+            if info.parent_invocation_id == workflow_id
+        ]
+
     def label(self, invocation_id: str) -> str:
         """``charge_payment#1 [1a2b3c4d]``: the invocation's step name and short id."""
         return self._recorder.label(invocation_id)

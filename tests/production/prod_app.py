@@ -400,3 +400,12 @@ def sleeper(seconds: float) -> float:
     root = sleeper.wf.root
     root.sleep(seconds)
     return root.now().timestamp()
+
+
+@_workflow
+def rerunnable(order: str) -> str:
+    """Two notes, then a flaky call: for re-runs from a step and invalidation."""
+    root = rerunnable.wf.root
+    reserved = root.execute_task(note, f"reserve {order}").result
+    charged = root.execute_task(note, f"charge {order}").result
+    return f"{reserved}|{charged}|{root.execute_task(flaky, order).result}"
