@@ -244,12 +244,13 @@ class WorkflowExecution:
         simulated = hooks is not None and hooks.in_simulated_invocation(self.app)
         suspend_keys = (*wake_on, *keys)
         # Suspending needs a runner to route the workflow again (not a synchronous call).
-        suspends = (
+        can = (
             interruptible
-            and suspension_mode(self.app, hooks, simulated)
             and can_suspend(suspend_keys)
             and context.get_runner_context(self.app.app_id) is not None
         )
+        # A simulator chooses per wait (eviction): asked once, when the wait first blocks.
+        suspends: bool | None = None if can and simulated else can
         wake_keys = (schema.wake(self.workflow_id), *keys)
         pause, longest = poll_intervals(self.app) if not simulated else (0.0, 0.0)
         marked = simulated
@@ -264,6 +265,8 @@ class WorkflowExecution:
             limit = until
             if run_deadline is not None and (limit is None or run_deadline < limit):
                 limit = run_deadline
+            if suspends is None:
+                suspends = suspension_mode(self.app, hooks, simulated)
             if suspends:
                 ensure_timer_service(self.app)
                 suspend(
@@ -434,6 +437,8 @@ def send_signal(app: Pynenc, workflow_id: str, name: str, payload: Any = None) -
         set_data(app, identity, schema.signal(name, slot), record)
         set_data(app, identity, hint_key, slot)
     notify(app, workflow_id)
+    # A simulated workflow evicted at this wait is woken as in production (no-op otherwise).
+    wake(app, workflow_id, cause=schema.wake_signal(name))
     return slot
 
 

@@ -321,8 +321,9 @@ class WorkflowDescription:
     cancelled: str | None = None
     """The reason given to ``cancel_workflow``, if it was cancelled."""
     suspended: str | None = None
-    """What a suspended run waits for (production: ``"signal 'payment'"``, ``"timer #1
-    (until ...)"``), None while it runs, is halted only, or has finished."""
+    """What a suspended run waits for (production, or evicted in a simulator:
+    ``"signal 'payment'"``, ``"timer #1 (until ...)"``), None while it runs (or waits cached
+    in a simulator), is halted only, or has finished."""
 
 
 def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
@@ -350,7 +351,7 @@ def _suspended(app: Pynenc, run: _Run, status: Any) -> str | None:
 
     from pynenc_wf_testing.engine._suspend import suspension_of
 
-    if status != InvocationStatus.PAUSED or active_hooks() is not None:
+    if status != InvocationStatus.PAUSED:
         return None
     record = suspension_of(app, run.identity)
     return None if record is None else record["what"]
@@ -438,13 +439,12 @@ def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
 
     from pynenc_wf_testing.engine import _suspend
 
-    production = active_hooks() is None
+    # A suspended workflow (production, or evicted in a simulator) goes through the claim.
     if _ops.get_data(app, identity, schema.HALTED) is None:
-        if production:
-            _suspend.wake(app, workflow_id)
+        _suspend.wake(app, workflow_id)
         return
     _ops.set_data(app, identity, schema.HALTED, None)
-    if production and _suspend.suspension_of(app, identity) is not None:
+    if _suspend.suspension_of(app, identity) is not None:
         # a halt with a run deadline is also in the due-time index: one claim decides
         _suspend.wake(app, workflow_id)
         return

@@ -10,6 +10,7 @@ from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.backends import Backend, resolve_backend
 from pynenc_wf_testing.runtime.clock import normalize_start
 from pynenc_wf_testing.runtime.faults import ArmedFaults
+from pynenc_wf_testing.runtime.suspensions import check_evict_mode
 from pynenc_wf_testing.runtime.watchdog import DEFAULT_SLICE_TIMEOUT
 from pynenc_wf_testing.runtime.world import CLOSED_MESSAGE, WorldHost
 
@@ -47,6 +48,7 @@ class EnvCore:
         backend: str | Backend = "memory",
         backend_options: dict[str, Any] | None = None,
         slice_timeout: dt.timedelta | float | None = dt.timedelta(seconds=DEFAULT_SLICE_TIMEOUT),
+        evict: str = "never",
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InvalidArgument(
@@ -69,6 +71,7 @@ class EnvCore:
             log_level=log_level,
             backend=resolve_backend(backend, backend_options),
             faults=ArmedFaults(),
+            evict=check_evict_mode(evict),
         )
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._non_idempotent: set[str] = set()
