@@ -110,6 +110,7 @@ class Simulation:
             seed=seed, max_steps=max_steps, clock=clock, scheduler=scheduler,
             recorder=recorder, app_of=self._app_of, stalled=self.stalled,
         )
+        self._diagnostics.suspended = self._suspensions.blocked
         hooks = self._hooks = StoreHooks(
             recorder=recorder, scheduler=scheduler, ledger=ledger, guard=guard,
             crashes=crashes, triggers=triggers,

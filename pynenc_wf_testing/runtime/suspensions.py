@@ -76,7 +76,7 @@ class Suspensions:
     """The simulator's side of suspended workflows: their deadlines on the virtual clock and
     the engine's tick after each final status."""
 
-    __slots__ = ("_apps", "_clock", "_seen_finals", "_seq", "_timers", "active")
+    __slots__ = ("_apps", "_clock", "_ids", "_seen_finals", "_seq", "_timers", "active")
 
     def __init__(self, clock: VirtualClock) -> None:
         self._clock = clock
@@ -84,6 +84,7 @@ class Suspensions:
         self._seq = 0
         self._apps: dict[str, Pynenc] = {}
         self._seen_finals = 0
+        self._ids: dict[str, Pynenc] = {}  # invocation id -> app, of every suspension seen
         #: Whether any workflow of this world suspended: until then no tick runs (a cached
         #: world pays nothing). Afterwards every final status costs one tick.
         self.active = False
@@ -99,6 +100,7 @@ class Suspensions:
         if record is None:
             return False
         self._apps.setdefault(app.app_id, app)
+        self._ids[invocation_id] = app
         self.active = True
         deadline = record["deadline"]
         if deadline is not None:
@@ -130,11 +132,24 @@ class Suspensions:
             # (``datetime.timestamp()``): a deadline at exactly this instant is due.
             tick(app, atomic_store(app), now=from_micros(now).timestamp())
 
+    def blocked(self) -> dict[str, str]:
+        """Invocation id -> what it waits for, of the workflows suspended now."""
+        found: dict[str, str] = {}
+        for inv_id in sorted(self._ids):
+            reason = self.describe(self._ids[inv_id], inv_id)
+            if reason is None:
+                del self._ids[inv_id]  # woken since
+            else:
+                found[inv_id] = reason
+        return found
+
     def describe(self, app: Pynenc, workflow_id: str) -> str | None:
         """What a suspended workflow waits for (diagnostics), or None."""
         invocation = app.state_backend.get_invocation(workflow_id)
         if invocation.workflow is None:
             return None
         record = suspension_of(app, invocation.workflow)
-        return None if record is None else f"is suspended (evicted), waiting for {record['what']}"
-
+        if record is None:
+            return None
+        until = "no timeout" if record["deadline"] is None else f"until {record['deadline']}"
+        return f"is suspended (evicted), waits for {record['what']} ({until})"

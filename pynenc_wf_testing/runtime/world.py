@@ -184,8 +184,7 @@ class WorldHost:
         self.seed = seed
         #: Which waits evict the workflow (``suspensions.EvictionPolicy``), in every world.
         self.evict = evict
-        #: Wait numbers to evict at (``WorkflowEnv.evict_at_wait``), in every world.
-        self.evict_at: set[int] = set()
+
         self.start = start
         self.max_steps = max_steps
         #: Real seconds one slice may run (None: no watchdog).
@@ -455,7 +454,6 @@ class WorldHost:
             worker_tag=str(getattr(self.backend, "worker_tag", "")),
             slice_timeout=self.slice_timeout, evict=self.evict,
         )
-        self._sim.eviction.at_waits = self.evict_at  # shared: arming later reaches it
         self._sim.after_crash = self.backend.after_crash
         patches.bind_ids(self._sim)
         self._sim.check_serialization = bool(getattr(self.backend, "check_serialization", True))
