@@ -243,14 +243,9 @@ class WorkflowExecution:
         hooks = active_hooks()
         simulated = hooks is not None and hooks.in_simulated_invocation(self.app)
         suspend_keys = (*wake_on, *keys)
-        # Suspending needs a runner to route the workflow again (not a synchronous call).
-        can = (
-            interruptible
-            and can_suspend(suspend_keys)
-            and context.get_runner_context(self.app.app_id) is not None
-        )
-        # A simulator chooses per wait (eviction): asked once, when the wait first blocks.
-        suspends: bool | None = None if can and simulated else can
+        # Decided when the wait first blocks (a simulator chooses per wait: eviction). The
+        # simulator is asked first: a cached simulated wait pays for nothing else.
+        suspends: bool | None = None
         wake_keys = (schema.wake(self.workflow_id), *keys)
         pause, longest = poll_intervals(self.app) if not simulated else (0.0, 0.0)
         marked = simulated
@@ -266,7 +261,13 @@ class WorkflowExecution:
             if run_deadline is not None and (limit is None or run_deadline < limit):
                 limit = run_deadline
             if suspends is None:
-                suspends = suspension_mode(self.app, hooks, simulated)
+                suspends = (
+                    interruptible
+                    and suspension_mode(self.app, hooks, simulated)
+                    and can_suspend(suspend_keys)
+                    # suspending needs a runner to route the workflow again
+                    and context.get_runner_context(self.app.app_id) is not None
+                )
             if suspends:
                 ensure_timer_service(self.app)
                 suspend(
