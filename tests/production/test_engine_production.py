@@ -243,7 +243,7 @@ def test_query_while_running_and_after_the_end(prod: Production) -> None:
     q = prod.wait_until(
         lambda: (q := query_workflow(prod.app, run)).state == {"phase": "slept"} and q
     )
-    assert q.status == "running"
+    assert q.status in ("running", "paused")  # paused once suspended on the signal wait
     signal_workflow(prod.app, run, "finish")
     assert prod.result(run) == "done"
     q = query_workflow(prod.app, run)
@@ -413,7 +413,7 @@ def test_client_operations_take_the_workflow_id(prod: Production) -> None:
     run = start_workflow(pa.booking, "L", 0.05, workflow_id="L-6b")
     prod.start_runner()
     prod.wait_until(lambda: len(logged("book")) == 2)
-    assert describe_workflow(prod.app, "L-6b").status == "running"
+    assert describe_workflow(prod.app, "L-6b").status in ("running", "paused")
     with pytest.raises(WorkflowNotFinished, match="has not finished"):
         workflow_result(prod.app, "L-6b")
     assert signal_workflow(prod.app, "L-6b", "confirm", True) == 1
