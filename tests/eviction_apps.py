@@ -82,8 +82,9 @@ def drifting_flow() -> str:
     """Bug: which activity it calls depends on process memory, not on its history."""
     root = drifting_flow.wf.root
     STARTS["n"] += 1
+    first = root.execute_task(note, f"call from start {STARTS['n']}").result
     root.sleep(dt.timedelta(hours=1))
-    return root.execute_task(note, f"call from start {STARTS['n']}").result  # type: ignore[no-any-return]
+    return first  # type: ignore[no-any-return]
 
 
 @app.workflow
