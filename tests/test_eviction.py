@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -177,7 +176,7 @@ def test_an_eviction_point_never_reached_is_an_error() -> None:
 def test_bad_eviction_arguments_are_rejected(bad: Any) -> None:
     with WorkflowEnv(seed=8) as env, pytest.raises(InvalidArgument, match="evict_at_wait"):
         env.evict_at_wait(bad)
-    with pytest.raises(InvalidArgument, match="ScheduledEviction.wait"):
+    with pytest.raises(InvalidArgument, match=r"ScheduledEviction\.wait"):
         ScheduledEviction(bad)
 
 
