@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.checks.crash_check import Violation as Violation
     from pynenc_wf_testing.checks.faults import FaultSchedule as FaultSchedule
     from pynenc_wf_testing.checks.faults import ScheduledCrash as ScheduledCrash
+    from pynenc_wf_testing.checks.faults import ScheduledEviction as ScheduledEviction
     from pynenc_wf_testing.checks.faults import ScheduledFailure as ScheduledFailure
     from pynenc_wf_testing.checks.idempotency import is_non_idempotent as is_non_idempotent
     from pynenc_wf_testing.checks.idempotency import non_idempotent as non_idempotent
@@ -60,6 +61,7 @@ _HOMES = {
     "NondeterminismError": "errors",
     "ScheduleOutcome": "checks.crash_check",
     "ScheduledCrash": "checks.faults",
+    "ScheduledEviction": "checks.faults",
     "ScheduledFailure": "checks.faults",
     "Step": "runtime.history",
     "BusyWaitError": "errors",
@@ -101,6 +103,7 @@ __all__ = [
     "Replayer",
     "ScheduleOutcome",
     "ScheduledCrash",
+    "ScheduledEviction",
     "ScheduledFailure",
     "SliceTimeoutError",
     "Step",
