@@ -271,3 +271,27 @@ def test_the_plugin_option_ini_and_marker_choose_eviction(pytester: pytest.Pytes
     pytester.makeini("[pytest]\nwf_evict = always\n")
     result = pytester.runpytest()
     result.stderr.fnmatch_lines(["*wf_evict = 'always': expected one of never, every_wait*"])
+
+
+def test_crashes_and_eviction_compose() -> None:
+    with WorkflowEnv(seed=9, evict="every_wait") as env:
+        env.use(apps.app)
+        env.crash_after("timer#1")
+        run = env.start(apps.hourly, 3)
+        env.advance(hours=3)
+        assert run.result == 3
+        assert env.crashes == 1
+        assert [s.time for s in env.history if s.name.startswith("timer#")] == [
+            "2030-01-01T01:00:00+00:00", "2030-01-01T02:00:00+00:00", "2030-01-01T03:00:00+00:00",
+        ]
+
+
+def test_every_crash_point_of_an_evicting_world_recovers() -> None:
+    with WorkflowEnv(seed=10, evict="every_wait") as env:
+        env.use(apps.app)
+        report = env.check_crash_safety(
+            apps.mixed_flow, "o5", before_each=apps.reset,
+            after_start=lambda e, run: e.signal(run, "approve", "yes"),
+        )
+        assert not any(o.schedule.evictions for o in report.explored)  # all evicted already
+        assert report.ok, report.summary()

@@ -37,7 +37,7 @@ class SimulationHooks:
     def suspends_waits(self, app: Pynenc) -> bool:
         """``engine.hooks.SuspendingHooks``: evict here (``Simulation.evicts_wait``)?"""
         sim = sim_of(app)
-        return sim is not None and sim.evicts_wait()
+        return sim is not None and sim.evicts_wait(app)
 
     def notify(self, app: Pynenc, key: str) -> None:
         sim = sim_of(app)

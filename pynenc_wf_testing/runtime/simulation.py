@@ -228,10 +228,13 @@ class Simulation:
         if isinstance(error, AssertionError):
             self.assertion_failed(thread.invocation, error)
 
-    def evicts_wait(self) -> bool:
-        """The engine asks, once per wait that blocks and could suspend: evict (suspend as in
-        production) rather than park the greenlet?"""
-        return self.eviction.decide()
+    def evicts_wait(self, app: Any) -> bool:
+        """The engine asks, once per wait that blocks: evict (suspend as in production)
+        rather than park the greenlet?"""
+        if self.eviction.decide():
+            self._suspensions.expect(app)
+            return True
+        return False
 
     def suspension_of(self, app: Any, workflow_id: str) -> str | None:
         """What an evicted workflow waits for, or None if it is not suspended."""

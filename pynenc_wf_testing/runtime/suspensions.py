@@ -107,6 +107,11 @@ class Suspensions:
             heapq.heappush(self._timers, (when, self._seq, app.app_id))
         return True
 
+    def expect(self, app: Pynenc) -> None:
+        """A workflow of ``app`` is about to suspend (the engine was told to evict)."""
+        self._apps.setdefault(app.app_id, app)
+        self.active = True
+
     def next_deadline(self) -> int | None:
         return self._timers[0][0] if self._timers else None
 
