@@ -65,7 +65,24 @@ def start_timer_service(app: Pynenc, store: AtomicStore | None = None) -> Any:
     generation = store.incr(schema.SERVICE_GEN)
     store.set(schema.SERVICE_BEAT, str(time.time()))  # others wait for this one to start
     task = app.get_task(TaskId(SERVICE_MODULE, SERVICE_TASK))
-    return task(generation)
+    # Routed from a thread of its own: pynenc's invocation context is per thread, so the
+    # service is nobody's child (routed from the suspending workflow's thread, it would be
+    # that workflow's child, and end with it).
+    routed: list[Any] = []
+    errors: list[BaseException] = []
+
+    def route() -> None:
+        try:
+            routed.append(task(generation))
+        except BaseException as error:  # re-raised in the caller's thread
+            errors.append(error)
+
+    thread = threading.Thread(target=route, name="pynenc-wf-timer-service-start")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return routed[0]
 
 
 def service_status(app: Pynenc) -> dt.datetime | None:

@@ -184,24 +184,35 @@ class SQLiteAtomicStore(AtomicStore):
     def __init__(self, db_path: str, app_id: str) -> None:
         self.db_path = db_path
         self.app_id = app_id
-        with self._connect() as conn:
-            for statement in _SQLITE_SCHEMA:
-                conn.execute(statement)
+        self._created = False
 
     def _connect(self) -> sqlite3.Connection:
-        # autocommit mode: transactions are opened explicitly below
-        return sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+        # autocommit mode: transactions are opened explicitly below. The tables are created
+        # by the first write, so that reading a store (a report, a query) never writes to it.
+        conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+        return conn
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        if not self._created:
+            for statement in _SQLITE_SCHEMA:
+                conn.execute(statement)
+            self._created = True
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         conn = self._connect()
         try:
             return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return []  # nothing written yet
+            raise
         finally:
             conn.close()
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         conn = self._connect()
         try:
+            self._create(conn)
             conn.execute(sql, params)
         finally:
             conn.close()
@@ -222,6 +233,7 @@ class SQLiteAtomicStore(AtomicStore):
     def put_if_absent(self, key: str, value: str) -> str | None:
         conn = self._connect()
         try:
+            self._create(conn)
             conn.execute("BEGIN IMMEDIATE")
             rows = conn.execute(
                 "SELECT value FROM pynenc_wf_atomic_kv WHERE app = ? AND key = ?",
@@ -242,6 +254,7 @@ class SQLiteAtomicStore(AtomicStore):
     def put_many_if_absent(self, items: list[tuple[str, str]]) -> list[bool]:
         conn = self._connect()
         try:
+            self._create(conn)
             conn.execute("BEGIN IMMEDIATE")
             stored = []
             for key, value in items:
@@ -258,6 +271,7 @@ class SQLiteAtomicStore(AtomicStore):
     def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool:
         conn = self._connect()
         try:
+            self._create(conn)
             conn.execute("BEGIN IMMEDIATE")
             rows = conn.execute(
                 "SELECT value FROM pynenc_wf_atomic_kv WHERE app = ? AND key = ?",
@@ -286,6 +300,7 @@ class SQLiteAtomicStore(AtomicStore):
     def incr(self, key: str) -> int:
         conn = self._connect()
         try:
+            self._create(conn)
             conn.execute("BEGIN IMMEDIATE")
             rows = conn.execute(
                 "SELECT value FROM pynenc_wf_atomic_kv WHERE app = ? AND key = ?",
@@ -336,6 +351,7 @@ class SQLiteAtomicStore(AtomicStore):
     def unschedule_many(self, index: str, members: list[str]) -> None:
         conn = self._connect()
         try:
+            self._create(conn)
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
                 "DELETE FROM pynenc_wf_atomic_due WHERE app = ? AND idx = ? AND member = ?",

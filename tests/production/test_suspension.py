@@ -447,3 +447,33 @@ def test_a_signal_stored_while_suspending_is_not_lost(prod: Production) -> None:
     paused = statuses.index(PAUSED)
     assert statuses[paused + 1] == InvocationStatus.RUNNING
     assert InvocationStatus.REROUTED not in statuses[paused:]
+
+
+def test_the_timer_service_is_nobodys_child(prod: Production) -> None:
+    # Started by the first suspension, from inside that workflow's execution: it must not
+    # be recorded as that workflow's child (it would end with it).
+    from pynenc.identifiers.task_id import TaskId
+
+    prod.start_runner()
+    run = pa.await_signal("go")
+    prod.wait_until(lambda: prod.status(run) == PAUSED)
+    service = TaskId("pynenc_wf_testing.engine._service", "engine_timer_service")
+    (service_id,) = prod.app.orchestrator.get_task_invocation_ids(service)
+    invocation = prod.app.state_backend.get_invocation(service_id)
+    assert invocation.parent_invocation_id is None
+    assert invocation.workflow is None or str(invocation.workflow.workflow_id) != str(
+        run.invocation_id
+    )
+
+
+def test_reading_the_sqlite_atomic_store_writes_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "read-only.db"
+    sqlite3.connect(db).close()
+    store = SQLiteAtomicStore(str(db), "reader")
+    assert store.get("k") is None
+    assert store.members("s") == [] and store.due("due", 1e12) == []
+    tables = sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == []  # created by the first write only
+    assert store.incr("n") == 1
