@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.checks.events import Signal as Signal
     from pynenc_wf_testing.checks.faults import FaultSchedule as FaultSchedule
     from pynenc_wf_testing.checks.faults import ScheduledCrash as ScheduledCrash
+    from pynenc_wf_testing.checks.faults import ScheduledEviction as ScheduledEviction
     from pynenc_wf_testing.checks.faults import ScheduledFailure as ScheduledFailure
     from pynenc_wf_testing.checks.idempotency import is_non_idempotent as is_non_idempotent
     from pynenc_wf_testing.checks.idempotency import non_idempotent as non_idempotent
@@ -81,6 +82,7 @@ _HOMES = {
     "NondeterminismError": "errors",
     "ScheduleOutcome": "checks.crash_check",
     "ScheduledCrash": "checks.faults",
+    "ScheduledEviction": "checks.faults",
     "ScheduledFailure": "checks.faults",
     "Step": "runtime.history",
     "BusyWaitError": "errors",
@@ -131,6 +133,7 @@ __all__ = [
     "ScheduleOutcome",
     "ScheduledCrash",
     "ScheduledEvent",
+    "ScheduledEviction",
     "ScheduledFailure",
     "Signal",
     "SliceTimeoutError",

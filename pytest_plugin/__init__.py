@@ -71,6 +71,9 @@ OPT_RECORD = "--wf-record"
 OPT_REPLAY = "--wf-replay"
 OPT_REPORT = "--wf-report"
 
+OPT_EVICT = "--wf-evict"
+INI_EVICT = "wf_evict"
+EVICT_MODES = ("never", "every_wait")
 OPT_KEEP_DB = "--wf-keep-db"
 OPT_NO_REPLAY_CHECK = "--wf-no-replay-check"
 INI_REPLAY_CHECK = "wf_replay_check"
@@ -78,7 +81,7 @@ REDIS_URL_ENV = "PYNENC_WF_REDIS_URL"
 
 MARKER_KWARGS = (
     "seed", "max_steps", "app", "start", "backend", "backend_options", "slice_timeout",
-    "replay", "workers", "slots", "worker_queues", "slow_workers",
+    "replay", "workers", "slots", "worker_queues", "slow_workers", "evict",
 )
 
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
@@ -123,6 +126,8 @@ class Settings:
     #: simulated workers and slots per worker (None: no worker pool)
     workers: Setting | None = None
     slots: Setting | None = None
+    #: ``WorkflowEnv(evict=...)``: "never" (cached waits) or "every_wait"
+    evict: Setting | None = None
 
 
 @dataclass
@@ -218,6 +223,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"(overrides ini {INI_BACKEND}; @pytest.mark.wf(backend=...) still wins).",
     )
     group.addoption(
+        OPT_EVICT,
+        default=None,
+        choices=EVICT_MODES,
+        help="evict waiting workflows: never (default: a waiting workflow stays cached) or "
+        "every_wait (each wait suspends it as in production and every resume re-executes "
+        f"its body; overrides ini {INI_EVICT}; @pytest.mark.wf(evict=...) still wins).",
+    )
+    group.addoption(
         OPT_KEEP_DB,
         default=None,
         metavar="DIR",
@@ -265,6 +278,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(INI_WORKERS, f"simulated workers of wf_env simulations (see {OPT_WORKERS}).", default="")
     parser.addini(INI_SLOTS, f"slots of each simulated worker (see {OPT_SLOTS}).", default="")
     parser.addini(INI_LOG_LEVEL, "pynenc log level inside wf_env simulations.", default="")
+    parser.addini(INI_EVICT, f"eviction of waiting workflows (see {OPT_EVICT}).", default="")
     parser.addini(INI_SUMMARY, f"same as {OPT_SUMMARY}.", type="bool", default=False)
     parser.addini(
         INI_REPLAY_CHECK,
@@ -382,6 +396,11 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         log_level = raw or DEFAULT_LOG_LEVEL
     summary = bool(config.getoption(OPT_SUMMARY)) or bool(config.getini(INI_SUMMARY))
     backend = _backend_setting(config)
+    evict = _cli_or_ini_text(config, OPT_EVICT, INI_EVICT)
+    if evict is not None and evict.value not in EVICT_MODES:
+        raise pytest.UsageError(
+            f"{evict.origin} = {evict.value!r}: expected one of {', '.join(EVICT_MODES)}."
+        )
     replay_check = not config.getoption(OPT_NO_REPLAY_CHECK) and bool(
         config.getini(INI_REPLAY_CHECK)
     )
@@ -399,6 +418,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         slice_timeout=_slice_timeout(config),
         workers=_cli_int(config, OPT_WORKERS, minimum=1) or _ini_int(config, INI_WORKERS, minimum=1),
         slots=_cli_int(config, OPT_SLOTS, minimum=1) or _ini_int(config, INI_SLOTS, minimum=1),
+        evict=evict,
     )
 
 
@@ -407,14 +427,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None, "
         "backend_options=None, slice_timeout=None, replay=None, workers=None, slots=None, "
-        "worker_queues=None, slow_workers=None): settings of this test's wf_env simulation "
+        "worker_queues=None, slow_workers=None, evict=None): settings of this test's wf_env simulation "
         "(seed: reproduce a run; app: 'module:app' to use automatically; start: the virtual "
         "start instant; backend: memory, sqlite or redis, with backend_options such as "
         "{'path': ...}; slice_timeout: a timedelta or seconds one slice may run, 0 disables "
         "the watchdog; replay: False to skip replaying this test's workflows from their history "
         "after it; workers/slots: a pool of simulated workers with slots each, "
         "worker_queues: {worker: [queue, ...]} the queues a worker consumes, slow_workers: "
-        "{worker: factor} how many times longer its tasks' work takes).",
+        "{worker: factor} how many times longer its tasks' work takes; evict: 'every_wait' to evict waiting "
+        "workflows at each wait, 'never' to keep them cached).",
     )
     # Appended after the user's own ini filters, so it wins over a blanket ``error``; a ``-W``
     # on the command line still comes last and wins (pytest applies those after ini ones).
@@ -596,6 +617,10 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
             options["url"] = os.environ[REDIS_URL_ENV]
     if options:
         kwargs["backend_options"] = options
+    if marker.get("evict") is not None:
+        kwargs["evict"] = marker["evict"]
+    elif settings.evict is not None:
+        kwargs["evict"] = settings.evict.value
     app_setting = settings.app
     if marker.get("app") is not None:
         app_setting = Setting(marker["app"], f"@pytest.mark.{MARKER}(app=...)")

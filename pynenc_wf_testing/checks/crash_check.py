@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash
+from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash, ScheduledEviction
 from pynenc_wf_testing.checks.idempotency import marked_keys
 from pynenc_wf_testing.errors import (
     CrashSafetyError,
@@ -106,6 +106,8 @@ class CrashReport:
     call_repr: str = ""
     rerun_hint: str = ""
     golden: ScheduleOutcome | None = None
+    #: Waits of the golden run that blocked (each one an eviction point).
+    golden_waits: int = 0
     #: True when the golden run raised: every comparison is then against that exception.
     golden_raised: bool = False
 
@@ -296,6 +298,16 @@ class CrashChecker:
                 violations.append(Violation(kind, f"{type(exc).__name__}: {exc}", schedule))
             except Exception as exc:  # the workflow's own failure
                 result.kind, result.error = "error", exc
+            missed = sorted(sim.eviction.at_waits - set(sim.eviction.evicted))
+            if missed and not optional:
+                violations.append(
+                    Violation(
+                        "not_reached",
+                        f"wf_env.evict_at_wait({missed[0]}) never happened: the faulted run "
+                        f"blocked in only {sim.eviction.waits} waits",
+                        schedule,
+                    )
+                )
             for point in sim.faults.unfired():
                 violations.append(
                     Violation(
@@ -420,6 +432,7 @@ def check_crash_safety(
     starter: Callable[[Any], Any] | None = None,
     on_blocked: Callable[[Any, Any], Any] | None = None,
     non_idempotent: set[str] | None = None,
+    evictions: bool = True,
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
@@ -470,6 +483,13 @@ def check_crash_safety(
                 schedule = FaultSchedule(
                     (ScheduledCrash(step.number, phase, name, restart_after),)
                 )
+                _, outcome = checker.run(schedule, optional=False, fine=True)
+                report.explored.append(outcome)
+        # Evicted at each wait of the golden run in turn (a cached world only: with
+        # evict="every_wait" every run already evicts everywhere).
+        if evictions and env.world.evict == "never":
+            for wait in range(1, report.golden_waits + 1):
+                schedule = FaultSchedule(evictions=(ScheduledEviction(wait),))
                 _, outcome = checker.run(schedule, optional=False, fine=True)
                 report.explored.append(outcome)
         if max_crashes > 1:
@@ -550,6 +570,7 @@ def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
     report.golden_raised = golden.kind == "error"
     report.golden_outcome = golden.text()
     report.golden_steps = list(checker.env.world.sim.history)
+    report.golden_waits = checker.env.world.sim.eviction.waits
     if golden.kind == "incomplete" or not golden_outcome.ok:
         raise CrashSafetyError(
             f"the golden run of {report.call_repr} (no faults) did not behave, so there is "

@@ -9,6 +9,11 @@ them, and ``pynenc-wf simulate`` prints them (as snippets and in ``--json`` thro
 becomes the simulator's :mod:`pynenc_wf_testing.runtime.faults` (armed crashes and failures,
 which also serve ``crash_after`` / ``crash_before`` / ``crash_during`` / ``fail``).
 
+A :class:`ScheduledEviction` evicts a waiting workflow at a numbered wait: instead of staying
+cached (its greenlet parked), it suspends as in production and its body re-executes from the
+store when it is woken. Only code that keeps state outside the engine's records (a module
+global, an object built before the wait) behaves differently.
+
 A *crash point* is a place a crash can go: a step and a phase (``before`` or ``after``).
 """
 
@@ -21,7 +26,9 @@ from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.faults import Phase, StepRef
 from pynenc_wf_testing.runtime.history import Step
 
-__all__ = ["FaultSchedule", "Phase", "ScheduledCrash", "ScheduledFailure", "StepRef"]
+__all__ = [
+    "FaultSchedule", "Phase", "ScheduledCrash", "ScheduledEviction", "ScheduledFailure", "StepRef",
+]
 
 
 @dataclass(frozen=True, order=True)
@@ -96,6 +103,28 @@ class ScheduledFailure:
         }
 
 
+@dataclass(frozen=True, order=True)
+class ScheduledEviction:
+    """One eviction of a :class:`FaultSchedule`: the workflow that reaches wait number
+    ``wait`` (1, 2, ... over the run, counting the waits that block) is evicted there, as
+    :meth:`WorkflowEnv.evict_at_wait` does."""
+
+    wait: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.wait, bool) or not isinstance(self.wait, int) or self.wait < 1:
+            raise InvalidArgument(
+                f"ScheduledEviction.wait must be an int >= 1 (the n-th wait that blocks), "
+                f"got {self.wait!r}."
+            )
+
+    def snippet(self, env_name: str = "wf_env") -> str:
+        return f"{env_name}.evict_at_wait({self.wait})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"wait": self.wait}
+
+
 def _exception_class(name: Any) -> type[BaseException]:
     import builtins
     import importlib
@@ -120,6 +149,7 @@ class FaultSchedule:
 
     crashes: tuple[ScheduledCrash, ...] = ()
     failures: tuple[ScheduledFailure, ...] = ()
+    evictions: tuple[ScheduledEviction, ...] = ()
 
     def apply(self, env: Any, *, optional: bool = False, fine: bool = True) -> None:
         """Arm every fault on ``env``. With ``optional=True`` a crash whose step the run
@@ -144,26 +174,34 @@ class FaultSchedule:
             )
         for failure in self.failures:
             env.world.faults.add_failure(failure.task, failure.times, failure.exc)
+        for eviction in self.evictions:
+            env.world.sim.eviction.at_waits.add(eviction.wait)
 
     def snippet_lines(self, env_name: str = "wf_env") -> list[str]:
-        return [f.snippet(env_name) for f in self.failures] + [
-            c.snippet(env_name) for c in self.crashes
-        ]
+        return (
+            [f.snippet(env_name) for f in self.failures]
+            + [e.snippet(env_name) for e in self.evictions]
+            + [c.snippet(env_name) for c in self.crashes]
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The schedule as plain JSON data (``pynenc-wf simulate --json`` prints this)."""
-        return {
+        doc: dict[str, Any] = {
             "crashes": [c.to_json() for c in self.crashes],
             "failures": [f.to_json() for f in self.failures],
         }
+        if self.evictions:
+            doc["evictions"] = [e.to_json() for e in self.evictions]
+        return doc
 
     @classmethod
     def from_json(cls, doc: Any) -> FaultSchedule:
         """The schedule :meth:`to_json` wrote (e.g. a shrunk schedule of ``pynenc-wf
         simulate --json``); exception classes are imported by their dotted names."""
-        if not isinstance(doc, dict) or not set(doc) <= {"crashes", "failures"}:
+        if not isinstance(doc, dict) or not set(doc) <= {"crashes", "failures", "evictions"}:
             raise InvalidArgument(
-                f"a fault schedule is a dict with 'crashes' and 'failures' lists, got {doc!r}."
+                "a fault schedule is a dict with 'crashes', 'failures' and (optionally) "
+                f"'evictions' lists, got {doc!r}."
             )
         try:
             crashes = tuple(
@@ -175,12 +213,13 @@ class FaultSchedule:
                 ScheduledFailure(f["task"], f.get("times", 1), _exception_class(f["exc"]))
                 for f in doc.get("failures", [])
             )
+            evictions = tuple(ScheduledEviction(e["wait"]) for e in doc.get("evictions", []))
         except (KeyError, TypeError) as error:
             raise InvalidArgument(f"malformed fault schedule {doc!r}: {error!r}.") from None
-        return cls(crashes, failures)
+        return cls(crashes, failures, evictions)
 
     def __len__(self) -> int:
-        return len(self.crashes) + len(self.failures)
+        return len(self.crashes) + len(self.failures) + len(self.evictions)
 
     def __str__(self) -> str:
         if not self:

@@ -230,20 +230,19 @@ def wake(app: Pynenc, workflow_id: str) -> None:
 
 def unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
     """Route a halted or suspended workflow again (it replays from the top); no-op if it is
-    neither. A suspended one (production) goes through the atomic wake claim: once, whoever
+    neither. A suspended one (production, or evicted in a simulator) goes through the atomic wake claim: once, whoever
     races."""
     from pynenc.invocation.status import InvocationStatus
     from pynenc.runner.runner_context import RunnerContext
 
     from pynenc_wf_testing.engine import _suspend
 
-    production = active_hooks() is None
+    # A suspended workflow (production, or evicted in a simulator) goes through the claim.
     if app.state_backend.get_workflow_data(identity, schema.HALTED) is None:
-        if production:
-            _suspend.wake(app, workflow_id)
+        _suspend.wake(app, workflow_id)
         return
     app.state_backend.set_workflow_data(identity, schema.HALTED, None)
-    if production and _suspend.suspension_of(app, identity) is not None:
+    if _suspend.suspension_of(app, identity) is not None:
         # a halt with a run deadline is also in the due-time index: one claim decides
         _suspend.wake(app, workflow_id)
         return

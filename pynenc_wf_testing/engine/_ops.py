@@ -275,13 +275,9 @@ class WorkflowExecution:
         hooks = active_hooks()
         simulated = hooks is not None and hooks.in_simulated_invocation(self.app)
         suspend_keys = (*wake_on, *keys)
-        # Suspending needs a runner to route the workflow again (not a synchronous call).
-        suspends = (
-            interruptible
-            and suspension_mode(self.app, hooks, simulated)
-            and can_suspend(suspend_keys)
-            and context.get_runner_context(self.app.app_id) is not None
-        )
+        # Decided when the wait first blocks (a simulator chooses per wait: eviction). The
+        # simulator is asked first: a cached simulated wait pays for nothing else.
+        suspends: bool | None = None
         wake_keys = (schema.wake(self.workflow_id), *keys)
         pause, longest = poll_intervals(self.app) if not simulated else (0.0, 0.0)
         marked = simulated
@@ -296,6 +292,14 @@ class WorkflowExecution:
             limit = until
             if run_deadline is not None and (limit is None or run_deadline < limit):
                 limit = run_deadline
+            if suspends is None:
+                suspends = (
+                    interruptible
+                    and suspension_mode(self.app, hooks, simulated)
+                    and can_suspend(suspend_keys)
+                    # suspending needs a runner to route the workflow again
+                    and context.get_runner_context(self.app.app_id) is not None
+                )
             if suspends:
                 ensure_timer_service(self.app)
                 suspend(
@@ -466,6 +470,8 @@ def send_signal(app: Pynenc, workflow_id: str, name: str, payload: Any = None) -
         set_data(app, identity, schema.signal(name, slot), record)
         set_data(app, identity, hint_key, slot)
     notify(app, workflow_id)
+    # A simulated workflow evicted at this wait is woken as in production (no-op otherwise).
+    wake(app, workflow_id, cause=schema.wake_signal(name))
     return slot
 
 

@@ -31,6 +31,7 @@ from pynenc import context
 from pynenc_wf_testing.engine import schema
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
 from pynenc_wf_testing.engine.exceptions import WorkflowSuspended
+from pynenc_wf_testing.engine.hooks import active_hooks
 
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
@@ -218,7 +219,8 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
 
 def _parallel(fn: Callable[[str], T], items: list[str]) -> list[T]:
     """``fn`` over ``items`` on up to WAKE_THREADS threads (store round trips mostly wait)."""
-    if len(items) <= 1:
+    if len(items) <= 1 or active_hooks() is not None:
+        # under a simulator: one thing at a time, in the order given (deterministic)
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(WAKE_THREADS, len(items))) as pool:
         return list(pool.map(fn, items))
@@ -250,6 +252,10 @@ def reroute_paused(app: Pynenc, workflow_id: str) -> bool:
             break
         if record.status != InvocationStatus.RUNNING or time.monotonic() > deadline:
             return False  # finished, rerouted already, or its runner died while suspending
+        if active_hooks() is not None:
+            # A simulator runs one thing at a time: a suspending workflow still RUNNING
+            # crashed between its record and PAUSED; recovery re-runs it.
+            return False
         time.sleep(0.005)  # the suspending execution is a few writes away from PAUSED
     owner = RunnerContext(runner_cls="Owner", runner_id=record.runner_id or "unknown")
     app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)

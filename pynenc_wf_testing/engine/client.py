@@ -356,8 +356,9 @@ class WorkflowDescription:
     """The run ids of the workflow's chain, oldest first, ending with ``run_id`` (one run
     for a workflow that never continued as new)."""
     suspended: str | None = None
-    """What a suspended run waits for (production: ``"signal 'payment'"``, ``"timer #1
-    (until ...)"``), None while it runs, is halted only, or has finished."""
+    """What a suspended run waits for (production, or evicted in a simulator:
+    ``"signal 'payment'"``, ``"timer #1 (until ...)"``), None while it runs (or waits cached
+    in a simulator), is halted only, or has finished."""
     rerun_of: str | None = None
     """The run this run re-runs (``rerun_workflow``), if it is a re-run."""
     rerun_from_step: str | None = None
@@ -395,7 +396,7 @@ def _suspended(app: Pynenc, run: _Run, status: Any) -> str | None:
 
     from pynenc_wf_testing.engine._suspend import suspension_of
 
-    if status != InvocationStatus.PAUSED or active_hooks() is not None:
+    if status != InvocationStatus.PAUSED:
         return None
     record = suspension_of(app, run.identity)
     return None if record is None else record["what"]

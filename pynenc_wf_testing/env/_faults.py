@@ -132,6 +132,20 @@ class EnvFaults(EnvCore):
             ArmedFailure(checked.task_id.key, checked.task_id.func_name, times, exc)
         )
 
+    def evict_at_wait(self, wait: int) -> None:
+        """Evict the workflow that reaches wait number ``wait`` (1, 2, ... in this world,
+        counting the waits that block and could suspend): it suspends there as in
+        production and its body re-executes from the store when it is woken, instead of
+        staying cached. A wait never reached makes :meth:`check_faults_fired` (and the
+        ``wf_env`` fixture's teardown) fail."""
+        self._require_open("evict_at_wait()")
+        if isinstance(wait, bool) or not isinstance(wait, int) or wait < 1:
+            raise InvalidArgument(
+                f"evict_at_wait({wait!r}): expected the number of a wait, an int >= 1 "
+                "(1 is the first wait of the run that blocks)."
+            )
+        self._require_sim().eviction.at_waits.add(wait)
+
     def mark_non_idempotent(self, task: Task[Any, Any]) -> None:
         """Treat ``task`` as non-idempotent in this environment's crash checks (see
         :func:`pynenc_wf_testing.non_idempotent` for the decorator form)."""
@@ -211,4 +225,12 @@ class EnvFaults(EnvCore):
                 f"{when}: never fired, the simulation stopped at {sim.clock.now.isoformat()} "
                 "before that instant. Arm it with a smaller after=, or drive the simulation "
                 "past it (env.advance(...))."
+            )
+        eviction = sim.eviction
+        missed = sorted(eviction.at_waits - set(eviction.evicted))
+        if missed:
+            raise UnknownStepError(
+                f"evict_at_wait({missed[0]}): the run reached only {eviction.waits} waits that "
+                "block, so that eviction never happened. Number waits from 1 in the order "
+                "workflows block (a wait whose condition already holds does not count)."
             )

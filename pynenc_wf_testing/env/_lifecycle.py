@@ -13,6 +13,7 @@ from pynenc_wf_testing.runtime.backends import Backend, resolve_backend
 from pynenc_wf_testing.runtime.clock import normalize_start
 from pynenc_wf_testing.runtime.faults import ArmedFaults
 from pynenc_wf_testing.runtime.pool import PoolSpec
+from pynenc_wf_testing.runtime.suspensions import check_evict_mode
 from pynenc_wf_testing.runtime.watchdog import DEFAULT_SLICE_TIMEOUT
 from pynenc_wf_testing.runtime.world import CLOSED_MESSAGE, WorldHost
 
@@ -160,6 +161,7 @@ class EnvCore:
         slots: int | None = None,
         worker_queues: Mapping[int, Sequence[str]] | None = None,
         slow_workers: Mapping[int, float] | None = None,
+        evict: str = "never",
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InvalidArgument(
@@ -184,6 +186,7 @@ class EnvCore:
             log_level=log_level,
             backend=resolve_backend(backend, backend_options),
             faults=ArmedFaults(),
+            evict=check_evict_mode(evict),
         )
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._non_idempotent: set[str] = set()

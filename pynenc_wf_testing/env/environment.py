@@ -63,6 +63,7 @@ class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
         after_start: Callable[[WorkflowEnv, WorkflowRun[Any]], Any] | None = None,
         starter: Callable[[WorkflowEnv], WorkflowRun[Any]] | None = None,
         on_blocked: Callable[[WorkflowEnv, WorkflowRun[Any]], Any] | None = None,
+        evictions: bool = True,
         **kwargs: Any,
     ) -> CrashReport:
         """Run ``workflow(*args, **kwargs)`` once without faults (golden), then once per
@@ -78,7 +79,11 @@ class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
         no longer progress (e.g. halted) and may unblock it (``env.resume(run)``): a truthy
         return value drives on.
         ``restart_after`` keeps the worker down that long after each crash, so pynenc's own
-        recovery tasks bring it back. Your own state in this environment is left as it was.
+        recovery tasks bring it back. ``evictions`` (default True) also runs the workflow
+        evicted at each wait of the golden run in turn (one run per wait that blocked:
+        ``wf_env.evict_at_wait(n)``), which finds state kept outside the engine's records
+        across a wait; skipped when the environment already evicts at every wait.
+        Your own state in this environment is left as it was.
         """
         from pynenc_wf_testing.checks.crash_check import check_crash_safety
 
@@ -100,6 +105,7 @@ class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
             starter=starter,
             on_blocked=on_blocked,
             non_idempotent=set(self._non_idempotent),
+            evictions=evictions,
         )
 
     def deliver_after(self, step: StepRef, event: Event) -> None:

@@ -28,7 +28,9 @@ def step_time(micros: int) -> str:
 class Diagnostics:
     """Reads the scheduler, the recorder and the stores to explain a stuck simulation."""
 
-    __slots__ = ("_app_of", "_clock", "_recorder", "_scheduler", "max_steps", "seed", "stalled")
+    __slots__ = (
+        "_app_of", "_clock", "_recorder", "_scheduler", "max_steps", "seed", "stalled", "suspended",
+    )
 
     def __init__(
         self,
@@ -48,6 +50,8 @@ class Diagnostics:
         self._recorder = recorder
         self._app_of = app_of
         self.stalled = stalled
+        #: Evicted (suspended) workflows -> what they wait for (``Suspensions.blocked``).
+        self.suspended: Callable[[], dict[str, str]] = dict
 
     def status_text(self, inv_id: str) -> str:
         try:
@@ -94,6 +98,8 @@ class Diagnostics:
                 )
                 blocked[label(inv_id)] = f"waits for the result of {targets}"
         for inv_id, reason in self.stalled.items():
+            blocked[label(inv_id)] = reason
+        for inv_id, reason in self.suspended().items():
             blocked[label(inv_id)] = reason
         return blocked
 

@@ -42,6 +42,11 @@ class SimulationHooks:
         assert sim is not None, "wait() outside a simulated invocation"
         sim.wait_condition(keys, None if deadline is None else to_micros(deadline), what)
 
+    def suspends_waits(self, app: Pynenc) -> bool:
+        """``engine.hooks.SuspendingHooks``: evict here (``Simulation.evicts_wait``)?"""
+        sim = sim_of(app)
+        return sim is not None and sim.evicts_wait(app)
+
     def notify(self, app: Pynenc, key: str) -> None:
         sim = sim_of(app)
         if sim is not None:

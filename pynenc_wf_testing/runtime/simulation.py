@@ -40,6 +40,7 @@ from pynenc_wf_testing.runtime.recorder import InvocationInfo as InvocationInfo
 from pynenc_wf_testing.runtime.recorder import StepRecorder
 from pynenc_wf_testing.runtime.scheduler import Scheduler, SimThread
 from pynenc_wf_testing.runtime.store_hooks import StoreHooks
+from pynenc_wf_testing.runtime.suspensions import EvictionPolicy, Suspensions
 from pynenc_wf_testing.runtime.triggers import Triggers
 from pynenc_wf_testing.runtime.watchdog import user_location
 from pynenc_wf_testing.runtime.workers import Workers
@@ -73,8 +74,11 @@ class Simulation:
         worker_tag: str = "",
         slice_timeout: float | None = None,
         pool: PoolSpec | None = None,
+        evict: str = "never",
     ) -> None:
         self.seed = seed
+        #: Which waits evict the workflow (the production suspension) instead of parking it.
+        self.eviction = EvictionPolicy(evict)
         self.clock = clock
         self.max_steps = max_steps
         self.faults: FaultHooks = faults if faults is not None else NO_FAULTS
@@ -118,11 +122,13 @@ class Simulation:
             faults=self.faults, clock=clock, scheduler=scheduler, recorder=recorder,
             ledger=ledger, workers=workers, app_of=self._app_of, stalled=self.stalled,
         )
+        self._suspensions = Suspensions(clock)
         triggers = self._triggers = Triggers(clock=clock, runners=workers.runners)
         self._diagnostics = Diagnostics(
             seed=seed, max_steps=max_steps, clock=clock, scheduler=scheduler,
             recorder=recorder, app_of=self._app_of, stalled=self.stalled,
         )
+        self._diagnostics.suspended = self._suspensions.blocked
         hooks = self._hooks = StoreHooks(
             recorder=recorder, scheduler=scheduler, ledger=ledger, guard=guard,
             crashes=crashes, triggers=triggers, interrupt_after=self._interrupt_after,
@@ -245,11 +251,27 @@ class Simulation:
     def thread_done(self, thread: SimThread, error: AssertionError | None) -> None:
         self.threads.pop(thread.invocation_id, None)
         status = thread.app.orchestrator.get_invocation_status(thread.invocation_id)
-        if status in (InvocationStatus.RUNNING, InvocationStatus.PAUSED):
+        if status == InvocationStatus.PAUSED and self._suspensions.suspended(
+            thread.app, thread.invocation_id
+        ):
+            self._ledger.finish(thread.invocation_id, "suspended")
+        elif status in (InvocationStatus.RUNNING, InvocationStatus.PAUSED):
             self.stalled[thread.invocation_id] = self._diagnostics.stall_reason(thread)
             self._ledger.finish(thread.invocation_id, "stalled")
         if isinstance(error, AssertionError):
             self.assertion_failed(thread.invocation, error)
+
+    def evicts_wait(self, app: Any) -> bool:
+        """The engine asks, once per wait that blocks: evict (suspend as in production)
+        rather than park the greenlet?"""
+        if self.eviction.decide():
+            self._suspensions.expect(app)
+            return True
+        return False
+
+    def suspension_of(self, app: Any, workflow_id: str) -> str | None:
+        """What an evicted workflow waits for, or None if it is not suspended."""
+        return self._suspensions.describe(app, workflow_id)
 
     def worker_crashed(self, reason: str, restart_after: float | None) -> None:
         self._crashes.kill_worker(reason, restart_after)
@@ -385,6 +407,7 @@ class Simulation:
         crashes = self._crashes
         hooks = self._hooks
         triggers = self._triggers
+        suspensions = self._suspensions
         clock = self.clock
         ready = scheduler.ready
         take_ready = scheduler.take_ready
@@ -407,6 +430,8 @@ class Simulation:
                 checked = hooks.finals
                 if goal():
                     return
+            if suspensions.active:
+                suspensions.run_due(hooks.finals)  # the engine's timer-service tick
             if self.broker_dirty or (self._refetch and self.pool is not None):
                 self._fetch()
             # (with a pool, ready invocations may all wait for slots: cron still fires)
@@ -426,6 +451,10 @@ class Simulation:
             if goal is not None and on_final and goal():
                 return  # (a final status written without our hooks would still be seen here)
             next_deadline = scheduler.next_deadline()
+            if suspensions.active:
+                due = suspensions.next_deadline()
+                if due is not None and (next_deadline is None or due < next_deadline):
+                    next_deadline = due
             next_cron = triggers.next_cron()
             if next_cron is not None and (next_deadline is None or next_cron < next_deadline):
                 next_deadline = next_cron

@@ -181,10 +181,13 @@ class WorldHost:
         faults: ArmedFaults | None = None,
         slice_timeout: float | None = DEFAULT_SLICE_TIMEOUT,
         pool: PoolSpec | None = None,
+        evict: str = "never",
     ) -> None:
         self.seed = seed
         #: Simulated workers and slots (None: one process, unlimited parallelism).
         self.pool = pool
+        #: Which waits evict the workflow (``suspensions.EvictionPolicy``), in every world.
+        self.evict = evict
         self.start = start
         self.max_steps = max_steps
         #: Real seconds one slice may run (None: no watchdog).
@@ -452,7 +455,7 @@ class WorldHost:
         self._sim = Simulation(
             seed=self.seed, clock=self._clock, max_steps=self.max_steps, faults=faults,
             worker_tag=str(getattr(self.backend, "worker_tag", "")),
-            slice_timeout=self.slice_timeout, pool=self.pool,
+            slice_timeout=self.slice_timeout, pool=self.pool, evict=self.evict,
         )
         self._sim.after_crash = self.backend.after_crash
         patches.bind_ids(self._sim)

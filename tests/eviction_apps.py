@@ -1,0 +1,101 @@
+"""Module-level apps for the eviction tests (tests/test_eviction.py).
+
+``tally_flow`` and ``drifting_flow`` are wrong on purpose: they keep state in a module global
+across a wait, which a cached workflow never notices and an evicted one (its body re-executed
+from the store) does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pynenc import Pynenc
+
+from pynenc_wf_testing.engine import enable_workflows
+
+app = enable_workflows(Pynenc(config_values={"app_id": "eviction-tests"}))
+
+#: Activities' executions, in order (the outside world: survives crashes and evictions).
+CALLS: list[str] = []
+#: Bug: counts the workflow's executions in process memory.
+TALLY: list[int] = []
+#: Bug: how many times ``drifting_flow``'s body started, in process memory.
+STARTS = {"n": 0}
+
+
+def reset() -> None:
+    CALLS.clear()
+    TALLY.clear()
+    STARTS["n"] = 0
+
+
+@app.task
+def note(what: str) -> str:
+    CALLS.append(what)
+    return what.upper()
+
+
+@app.workflow
+def errand() -> str:
+    """A child workflow: one activity after an hour."""
+    root = errand.wf.root
+    root.sleep(dt.timedelta(hours=1))
+    return root.execute_task(note, "errand").result  # type: ignore[no-any-return]
+
+
+@app.workflow
+def mixed_flow(order: str) -> dict[str, Any]:
+    """Every kind of wait: timers, a signal with a timeout, a child workflow, a child task."""
+    root = mixed_flow.wf.root
+    first = root.execute_task(note, f"{order}:start").result
+    root.sleep(dt.timedelta(hours=2))
+    approval = root.wait_for_signal("approve", timeout=dt.timedelta(days=1))
+    child = root.execute_task(errand).result
+    root.sleep(dt.timedelta(minutes=30))
+    last = root.execute_task(note, f"{order}:done").result
+    return {"first": first, "approval": approval, "child": child, "last": last,
+            "at": root.now().isoformat()}
+
+
+@app.workflow
+def hourly(hours: int) -> int:
+    """``hours`` durable sleeps of an hour each."""
+    root = hourly.wf.root
+    for _ in range(hours):
+        root.sleep(dt.timedelta(hours=1))
+    return hours
+
+
+@app.workflow
+def tally_flow() -> int:
+    """Bug: the number of items is kept in a module global across the wait."""
+    root = tally_flow.wf.root
+    TALLY.append(1)
+    root.sleep(dt.timedelta(hours=1))
+    root.execute_task(note, f"tally {len(TALLY)}").result
+    return len(TALLY)
+
+
+@app.workflow
+def drifting_flow() -> str:
+    """Bug: which activity it calls depends on process memory, not on its history."""
+    root = drifting_flow.wf.root
+    STARTS["n"] += 1
+    first = root.execute_task(note, f"call from start {STARTS['n']}").result
+    root.sleep(dt.timedelta(hours=1))
+    return first  # type: ignore[no-any-return]
+
+
+@app.workflow
+def swallowing_flow() -> str:
+    """Bug: a broad ``except Exception`` around a wait also catches the engine's
+    ``WorkflowSuspended`` (a pynenc ``WorkflowPauseError``) that leaves the worker: cached
+    waits and crashes never raise it, an evicted (production) wait does."""
+    root = swallowing_flow.wf.root
+    try:
+        root.sleep(dt.timedelta(hours=1))
+        outcome = "rested"
+    except Exception:  # meant for a failing sleep; swallows the suspension too
+        outcome = "interrupted"
+    return root.execute_task(note, outcome).result  # type: ignore[no-any-return]
