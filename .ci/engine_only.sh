@@ -41,10 +41,19 @@ print(next(d for d in deps if d.replace(" ", "").startswith(("pytest>", "pytest=
 PY
 )"
 
+# Encryption (enable_workflows(encryption=...)) is the engine's one optional dependency: the
+# `crypto` extra, installed so that its production tests run here too.
+CRYPTO_REQ="$("$PYTHON" - <<'PY'
+import tomllib
+with open("pyproject.toml", "rb") as f:
+    print(tomllib.load(f)["project"]["optional-dependencies"]["crypto"][0])
+PY
+)"
+
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q "$PYNENC_REQ" "$PYTEST_REQ"
+"$VENV/bin/python" -m pip install -q "$PYNENC_REQ" "$PYTEST_REQ" "$CRYPTO_REQ"
 "$VENV/bin/python" -m pip install -q --no-deps -e .
 
 # What the venv must not hold: if one of these came in (a dependency of pynenc or pytest one
@@ -57,5 +66,5 @@ if present:
 PY
 
 echo "engine-only venv $VENV: $("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null \
-    | grep -iE '^(pynenc|pytest|pynenc-wf-testing)==' | tr '\n' ' ')"
+    | grep -iE '^(pynenc|pytest|pynenc-wf-testing|cryptography)==' | tr '\n' ' ')"
 "$VENV/bin/python" -m pytest -q tests/production "$@"

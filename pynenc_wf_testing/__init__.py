@@ -13,11 +13,21 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.checks.crash_check import CrashReport as CrashReport
     from pynenc_wf_testing.checks.crash_check import ScheduleOutcome as ScheduleOutcome
     from pynenc_wf_testing.checks.crash_check import Violation as Violation
+    from pynenc_wf_testing.checks.events import Advance as Advance
+    from pynenc_wf_testing.checks.events import Cancel as Cancel
+    from pynenc_wf_testing.checks.events import EventSchedule as EventSchedule
+    from pynenc_wf_testing.checks.events import Resume as Resume
+    from pynenc_wf_testing.checks.events import ScheduledEvent as ScheduledEvent
+    from pynenc_wf_testing.checks.events import Signal as Signal
     from pynenc_wf_testing.checks.faults import FaultSchedule as FaultSchedule
     from pynenc_wf_testing.checks.faults import ScheduledCrash as ScheduledCrash
     from pynenc_wf_testing.checks.faults import ScheduledFailure as ScheduledFailure
     from pynenc_wf_testing.checks.idempotency import is_non_idempotent as is_non_idempotent
     from pynenc_wf_testing.checks.idempotency import non_idempotent as non_idempotent
+    from pynenc_wf_testing.checks.interleavings import (
+        InterleavingOutcome as InterleavingOutcome,
+    )
+    from pynenc_wf_testing.checks.interleavings import InterleavingReport as InterleavingReport
     from pynenc_wf_testing.checks.replay import Replayer as Replayer
     from pynenc_wf_testing.checks.replay import ReplayResult as ReplayResult
     from pynenc_wf_testing.checks.replay import load_history as load_history
@@ -33,10 +43,12 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.errors import DeadlockError as DeadlockError
     from pynenc_wf_testing.errors import HistoryFormatError as HistoryFormatError
     from pynenc_wf_testing.errors import IncompatibleVersionError as IncompatibleVersionError
+    from pynenc_wf_testing.errors import InterleavingError as InterleavingError
     from pynenc_wf_testing.errors import InvalidArgument as InvalidArgument
     from pynenc_wf_testing.errors import NondeterminismError as NondeterminismError
     from pynenc_wf_testing.errors import SliceTimeoutError as SliceTimeoutError
     from pynenc_wf_testing.errors import StepLimitExceeded as StepLimitExceeded
+    from pynenc_wf_testing.errors import StoreReadError as StoreReadError
     from pynenc_wf_testing.errors import UnknownStepError as UnknownStepError
     from pynenc_wf_testing.errors import UnserializableValueError as UnserializableValueError
     from pynenc_wf_testing.errors import UnusedMockError as UnusedMockError
@@ -49,6 +61,15 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.runtime.ledger import Execution as Execution
 
 _HOMES = {
+    "Advance": "checks.events",
+    "Cancel": "checks.events",
+    "EventSchedule": "checks.events",
+    "InterleavingError": "errors",
+    "InterleavingOutcome": "checks.interleavings",
+    "InterleavingReport": "checks.interleavings",
+    "Resume": "checks.events",
+    "ScheduledEvent": "checks.events",
+    "Signal": "checks.events",
     "AppConfigurationError": "errors",
     "ArgumentSerializationError": "errors",
     "CrashReport": "checks.crash_check",
@@ -65,6 +86,7 @@ _HOMES = {
     "BusyWaitError": "errors",
     "SliceTimeoutError": "errors",
     "StepLimitExceeded": "errors",
+    "StoreReadError": "errors",
     "UnknownStepError": "errors",
     "UnusedMockError": "errors",
     "TaskCall": "env.environment",
@@ -85,26 +107,36 @@ _HOMES = {
 }
 
 __all__ = [
+    "Advance",
     "AppConfigurationError",
     "BusyWaitError",
     "ArgumentSerializationError",
+    "Cancel",
     "CrashReport",
     "CrashSafetyError",
     "DeadlockError",
+    "EventSchedule",
     "Execution",
     "FaultSchedule",
     "HistoryFormatError",
     "IncompatibleVersionError",
+    "InterleavingError",
+    "InterleavingOutcome",
+    "InterleavingReport",
     "InvalidArgument",
     "NondeterminismError",
     "ReplayResult",
     "Replayer",
+    "Resume",
     "ScheduleOutcome",
     "ScheduledCrash",
+    "ScheduledEvent",
     "ScheduledFailure",
+    "Signal",
     "SliceTimeoutError",
     "Step",
     "StepLimitExceeded",
+    "StoreReadError",
     "TaskCall",
     "UnknownStepError",
     "UnusedMockError",

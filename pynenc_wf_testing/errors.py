@@ -14,10 +14,12 @@ __all__ = [
     "DeadlockError",
     "HistoryFormatError",
     "IncompatibleVersionError",
+    "InterleavingError",
     "InvalidArgument",
     "NondeterminismError",
     "SliceTimeoutError",
     "StepLimitExceeded",
+    "StoreReadError",
     "UnknownStepError",
     "UnusedMockError",
     "UnserializableValueError",
@@ -86,8 +88,18 @@ class CrashSafetyError(WorkflowTestingError, AssertionError):
     """A crash/replay check found a fault schedule under which the workflow misbehaves."""
 
 
+class InterleavingError(WorkflowTestingError, AssertionError):
+    """An interleaving check found a schedule of external events (signals, cancellation,
+    resume, time passing) under which the workflow misbehaves, or its golden run did not."""
+
+
 class HistoryFormatError(WorkflowTestingError, ValueError):
     """A history file is not a valid ``pynenc-wf-history`` document."""
+
+
+class StoreReadError(WorkflowTestingError):
+    """A report source cannot be read: a missing file, a file that is not a pynenc store, an
+    unknown app or workflow id, an unreachable Redis server (``env.report_sources``)."""
 
 
 class UnserializableValueError(WorkflowTestingError):

@@ -54,6 +54,10 @@ OPT_MAX_STEPS = "--wf-max-steps"
 INI_MAX_STEPS = "wf_max_steps"
 OPT_SLICE_TIMEOUT = "--wf-slice-timeout"
 INI_SLICE_TIMEOUT = "wf_slice_timeout"
+OPT_WORKERS = "--wf-workers"
+INI_WORKERS = "wf_workers"
+OPT_SLOTS = "--wf-slots"
+INI_SLOTS = "wf_slots"
 OPT_LOG_LEVEL = "--wf-log-level"
 INI_LOG_LEVEL = "wf_log_level"
 OPT_SUMMARY = "--wf-summary"
@@ -74,7 +78,7 @@ REDIS_URL_ENV = "PYNENC_WF_REDIS_URL"
 
 MARKER_KWARGS = (
     "seed", "max_steps", "app", "start", "backend", "backend_options", "slice_timeout",
-    "replay",
+    "replay", "workers", "slots", "worker_queues", "slow_workers",
 )
 
 #: Name a report row travels under (a report attribute: survives pytest-xdist serialization).
@@ -116,6 +120,9 @@ class Settings:
     replay_check: bool = True
     #: real seconds one slice may run (0: no watchdog); None: the library's default
     slice_timeout: Setting | None = None
+    #: simulated workers and slots per worker (None: no worker pool)
+    workers: Setting | None = None
+    slots: Setting | None = None
 
 
 @dataclass
@@ -171,6 +178,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="real seconds one slice of a simulated invocation may run before the watchdog "
         f"stops it (0 disables it; overrides ini {INI_SLICE_TIMEOUT}; default 5).",
+    )
+    group.addoption(
+        OPT_WORKERS,
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"simulate N workers (overrides ini {INI_WORKERS}; a test's "
+        "@pytest.mark.wf(workers=...) still wins). Default: no worker pool (unlimited "
+        "parallelism).",
+    )
+    group.addoption(
+        OPT_SLOTS,
+        type=int,
+        default=None,
+        metavar="M",
+        help=f"slots of each simulated worker (overrides ini {INI_SLOTS}; default 1 with "
+        "a worker pool).",
     )
     group.addoption(
         OPT_LOG_LEVEL,
@@ -238,6 +262,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "real seconds one slice of a wf_env simulation may run (0 disables the watchdog).",
         default="",
     )
+    parser.addini(INI_WORKERS, f"simulated workers of wf_env simulations (see {OPT_WORKERS}).", default="")
+    parser.addini(INI_SLOTS, f"slots of each simulated worker (see {OPT_SLOTS}).", default="")
     parser.addini(INI_LOG_LEVEL, "pynenc log level inside wf_env simulations.", default="")
     parser.addini(INI_SUMMARY, f"same as {OPT_SUMMARY}.", type="bool", default=False)
     parser.addini(
@@ -296,6 +322,43 @@ def _slice_timeout(config: pytest.Config) -> Setting | None:
     return Setting(seconds, f"ini option {INI_SLICE_TIMEOUT}")
 
 
+def _output_dir(config: pytest.Config, opt: str) -> str | None:
+    """A directory option (``--wf-record`` ...), made at start-up: a file's path or a place
+    where no directory can be made is a usage error now, not an error in every test."""
+    import os
+
+    value: str | None = config.getoption(opt)
+    if not value:
+        return None
+    if os.path.exists(value) and not os.path.isdir(value):
+        raise pytest.UsageError(f"{opt}={value}: exists and is not a directory. Name a directory.")
+    try:
+        os.makedirs(value, exist_ok=True)
+    except OSError as error:
+        raise pytest.UsageError(
+            f"{opt}={value}: cannot create the directory ({error.strerror or error}). Name a "
+            "directory you can write to."
+        ) from None
+    return value
+
+
+def _backend_setting(config: pytest.Config) -> Setting | None:
+    setting = _cli_or_ini_text(config, OPT_BACKEND, INI_BACKEND)
+    if setting is None:
+        return None
+    from pynenc_wf_testing.runtime.backends import backend_names
+
+    names = backend_names()
+    if setting.value not in names:
+        where = setting.origin if setting.origin.startswith("ini") else OPT_BACKEND
+        raise pytest.UsageError(
+            f"{where} = {setting.value!r}: unknown backend; choose one of {', '.join(names)} "
+            "(a backend added with register_backend must be registered before pytest starts "
+            "its session, e.g. in conftest.py)."
+        )
+    return setting
+
+
 def _cli_or_ini_text(config: pytest.Config, opt: str, ini: str) -> Setting | None:
     if config.getoption(opt):
         return Setting(config.getoption(opt), opt)
@@ -318,7 +381,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
             )
         log_level = raw or DEFAULT_LOG_LEVEL
     summary = bool(config.getoption(OPT_SUMMARY)) or bool(config.getini(INI_SUMMARY))
-    backend = _cli_or_ini_text(config, OPT_BACKEND, INI_BACKEND)
+    backend = _backend_setting(config)
     replay_check = not config.getoption(OPT_NO_REPLAY_CHECK) and bool(
         config.getini(INI_REPLAY_CHECK)
     )
@@ -329,11 +392,13 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         log_level=log_level,
         summary=summary,
         backend=backend,
-        record_dir=config.getoption(OPT_RECORD),
-        report_dir=config.getoption(OPT_REPORT),
-        keep_db_dir=config.getoption(OPT_KEEP_DB),
+        record_dir=_output_dir(config, OPT_RECORD),
+        report_dir=_output_dir(config, OPT_REPORT),
+        keep_db_dir=_output_dir(config, OPT_KEEP_DB),
         replay_check=replay_check,
         slice_timeout=_slice_timeout(config),
+        workers=_cli_int(config, OPT_WORKERS, minimum=1) or _ini_int(config, INI_WORKERS, minimum=1),
+        slots=_cli_int(config, OPT_SLOTS, minimum=1) or _ini_int(config, INI_SLOTS, minimum=1),
     )
 
 
@@ -341,12 +406,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(seed=None, max_steps=None, app=None, start=None, backend=None, "
-        "backend_options=None, slice_timeout=None, replay=None): settings of this test's wf_env simulation "
+        "backend_options=None, slice_timeout=None, replay=None, workers=None, slots=None, "
+        "worker_queues=None, slow_workers=None): settings of this test's wf_env simulation "
         "(seed: reproduce a run; app: 'module:app' to use automatically; start: the virtual "
         "start instant; backend: memory, sqlite or redis, with backend_options such as "
         "{'path': ...}; slice_timeout: a timedelta or seconds one slice may run, 0 disables "
         "the watchdog; replay: False to skip replaying this test's workflows from their history "
-        "after it).",
+        "after it; workers/slots: a pool of simulated workers with slots each, "
+        "worker_queues: {worker: [queue, ...]} the queues a worker consumes, slow_workers: "
+        "{worker: factor} how many times longer its tasks' work takes).",
     )
     # Appended after the user's own ini filters, so it wins over a blanket ``error``; a ``-W``
     # on the command line still comes last and wins (pytest applies those after ini ones).
@@ -389,7 +457,22 @@ def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
             f"got {got}. Write e.g. @pytest.mark.{MARKER}(seed=7).",
             pytrace=False,
         )
-    return dict(marker.kwargs)
+    kwargs = dict(marker.kwargs)
+    replay = kwargs.get("replay")
+    if replay is not None and not isinstance(replay, bool):
+        pytest.fail(
+            f"@pytest.mark.{MARKER}(replay={replay!r}): expected True or False (False skips "
+            "replaying this test's workflows from their history after it).",
+            pytrace=False,
+        )
+    options = kwargs.get("backend_options")
+    if options is not None and not isinstance(options, dict):
+        pytest.fail(
+            f"@pytest.mark.{MARKER}(backend_options={options!r}): expected a dict, e.g. "
+            f"@pytest.mark.{MARKER}(backend='sqlite', backend_options={{'path': 'wf.db'}}).",
+            pytrace=False,
+        )
+    return kwargs
 
 
 def _resolve_seed(item: pytest.Item, marker: dict[str, Any], settings: Settings) -> Setting:
@@ -483,6 +566,16 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
     if slice_timeout is not None:
         # 0 (or a zero timedelta) disables the watchdog
         kwargs["slice_timeout"] = slice_timeout or None
+    for name in ("workers", "slots"):
+        value = marker.get(name)
+        if value is None:
+            setting = settings.workers if name == "workers" else settings.slots
+            value = setting.value if setting is not None else None
+        if value is not None:
+            kwargs[name] = value
+    for name in ("worker_queues", "slow_workers"):
+        if marker.get(name) is not None:
+            kwargs[name] = marker[name]
     if marker.get("start") is not None:
         kwargs["start"] = marker["start"]
     if marker.get("backend") is not None:
@@ -507,10 +600,26 @@ def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
     if marker.get("app") is not None:
         app_setting = Setting(marker["app"], f"@pytest.mark.{MARKER}(app=...)")
 
+    from pynenc_wf_testing.errors import InvalidArgument
+
+    invalid = ""
+    try:
+        env_or_none: WorkflowEnv | None = WorkflowEnv(seed=seed.value, **kwargs)
+    except InvalidArgument as error:
+        env_or_none, invalid = None, str(error)
+    if env_or_none is None:  # (failed outside the except: no "during handling" chain)
+        # Options and ini values were checked at start-up: what is left comes from the
+        # marker (or from what a backend makes of its options).
+        given = ", ".join(f"{k}={v!r}" for k, v in marker.items()) or "none"
+        pytest.fail(
+            f"the settings of this test's wf_env are invalid: {invalid} (@pytest.mark.{MARKER} "
+            f"values: {given}; seed {seed.value} from {seed.origin})",
+            pytrace=False,
+        )
     registries = RegistrySnapshot()
     env: WorkflowEnv | None = None
+    env = env_or_none
     try:
-        env = WorkflowEnv(seed=seed.value, **kwargs)
         env.rerun_hint = (
             f"pytest {shell_quote(item.nodeid)} --wf-seed={seed.value}"
             f"  (or @pytest.mark.{MARKER}(seed={seed.value}))"

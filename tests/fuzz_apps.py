@@ -45,9 +45,9 @@ def chain(n: int) -> int:
 def waiter(hours: int) -> Any:
     """Waits for signal ``go`` at most ``hours`` hours, publishing its state."""
     root = waiter.wf.root
-    root.save_state({"waiting": True})
+    waiter.wf.save_state({"waiting": True})
     payload = root.wait_for_signal("go", timeout=dt.timedelta(hours=hours % 5 + 1), default=None)
-    root.save_state({"waiting": False})
+    waiter.wf.save_state({"waiting": False})
     return payload
 
 

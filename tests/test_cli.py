@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -175,6 +176,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     other = root / "other-app.db"
     with WorkflowEnv(seed=4, backend="sqlite", backend_options={"path": str(other)}) as env:
         env.start(apps_of_another.sequential, 1).result
+    # Settle the file now: a connection collected later would checkpoint its WAL into the
+    # database in the middle of a test that checks export leaves the bytes alone.
+    gc.collect()
+    settle = sqlite3.connect(other)
+    settle.execute("PRAGMA journal_mode=DELETE")
+    settle.close()
     paths["other_app_db"] = str(other)
     (root / "boom_mod_cli.py").write_text("raise RuntimeError('boom at import')\n")
     paths["boom_dir"] = str(root)

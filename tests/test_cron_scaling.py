@@ -152,14 +152,82 @@ def test_croniter_cache_gives_croniters_answers_and_is_undone() -> None:
             out.append(croniter.match(expression, start))
         return out
 
-    original = croniter.__dict__["_expand"]
+    names = ("_expand", "_calc_next", "match_range")
+    originals = {name: croniter.__dict__[name] for name in names}
     expected = answers()
     patches = PatchSet()
     install_croniter_cache(patches)
     try:
-        assert croniter.__dict__["_expand"] is not original
+        assert all(croniter.__dict__[name] is not originals[name] for name in names)
         assert answers() == expected
         assert answers() == expected  # (from the cache)
     finally:
         patches.undo()
-    assert croniter.__dict__["_expand"] is original
+    assert all(croniter.__dict__[name] is originals[name] for name in names)
+
+
+def test_croniter_memos_answer_per_instant_and_zone() -> None:
+    """The memos of next/previous fire and of ``match`` key on the instant and its zone:
+    equal instants in two zones, naive instants and DST days get croniter's own answers."""
+    from zoneinfo import ZoneInfo
+
+    madrid = ZoneInfo("Europe/Madrid")
+    base = dt.datetime(2030, 3, 31, 0, 58, tzinfo=dt.UTC)  # Madrid's clocks go forward at 01:00Z
+    instants: list[dt.datetime] = []
+    for minutes in range(0, 150, 7):
+        at = base + dt.timedelta(minutes=minutes, seconds=minutes % 3 * 20)
+        instants += [at, at.astimezone(madrid), at.replace(tzinfo=None)]
+    expressions = ["* * * * *", "0 2 * * *", "*/15 * * * *", "30 1-3 * * 0"]
+
+    def answers() -> list[Any]:
+        out: list[Any] = []
+        for expression in expressions:
+            for at in instants:
+                nxt = croniter(expression, at).get_next(dt.datetime)
+                prev = croniter(expression, at).get_prev(dt.datetime)
+                out.append((nxt, nxt.tzinfo, prev, prev.tzinfo, croniter.match(expression, at)))
+                out.append(croniter.match_range(expression, at, at + dt.timedelta(minutes=3)))
+        return out
+
+    expected = answers()
+    patches = PatchSet()
+    install_croniter_cache(patches)
+    try:
+        assert answers() == expected
+        assert answers() == expected  # (from the memos)
+    finally:
+        patches.undo()
+
+
+class _LoopCounter:
+    """Counts pynenc trigger-loop iterations of one app (wraps the instance's method)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+
+    def __enter__(self) -> _LoopCounter:
+        original = self.app.trigger.trigger_loop_iteration
+
+        def counted(run: Any) -> None:
+            self.count += 1
+            original(run)
+
+        self.app.trigger.trigger_loop_iteration = counted
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.app.trigger.trigger_loop_iteration
+
+
+def test_a_cron_only_app_runs_the_trigger_loop_once_per_firing() -> None:
+    """A final status cannot make a cron condition valid: the loop runs when the clock lands
+    on a fire time, not again when the fired task finishes at the same instant."""
+    cron_app.FIRED.clear()
+    with WorkflowEnv(seed=0, log_level="error") as env:
+        env.use(cron_app.app)
+        env.advance(minutes=1)
+        with _LoopCounter(cron_app.app) as loops:
+            env.advance(minutes=10)
+    assert len(cron_app.FIRED) == 1 + 1 + 10
+    assert loops.count == 10

@@ -293,11 +293,11 @@ def test_bad_marker_arguments_error_clearly(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             (
-                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, slice_timeout, replay; got 7. "
+                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, slice_timeout, replay, workers, slots, worker_queues, slow_workers; got 7. "
                 "Write e.g. @pytest.mark.wf(seed=7)."
             ),
             (
-                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, slice_timeout, replay; "
+                "*@pytest.mark.wf takes only keyword arguments seed, max_steps, app, start, backend, backend_options, slice_timeout, replay, workers, slots, worker_queues, slow_workers; "
                 "got sead. *"
             ),
         ]

@@ -168,9 +168,15 @@ def _outcome_text(value: Any) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _final_invocation(run: Any) -> Any:
+    """The invocation whose outcome is the run's: the last of its chain if it continued as
+    new (``WorkflowRun.current``)."""
+    return getattr(run, "current", run).invocation
+
+
 def _final_text(run: Any) -> str:
     try:
-        return f"returned {_outcome_text(run.invocation.get_final_result())}"
+        return f"returned {_outcome_text(_final_invocation(run).get_final_result())}"
     except Exception as exc:
         return f"raised {type(exc).__name__}: {exc}"
 
@@ -205,6 +211,13 @@ def _call_repr(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, An
     parts.extend(repr(a) for a in args)
     parts.extend(f"{k}={v!r}" for k, v in kwargs.items())
     return ", ".join(parts)
+
+
+def _is_run(run: Any) -> bool:
+    """A run handle (what ``env.start`` returns), or a non-empty list of them (several
+    instances); typed by shape: the env layer that defines ``WorkflowRun`` sits above."""
+    runs = run if isinstance(run, list) and run else [run]
+    return all(hasattr(one, "invocation_id") and hasattr(one, "done") for one in runs)
 
 
 class CrashChecker:
@@ -255,6 +268,12 @@ class CrashChecker:
                 if self.starter is not None
                 else env.start(self.task, *self.args, **self.kwargs)
             )
+            if self.starter is not None and not _is_run(run):
+                raise InvalidArgument(
+                    "starter(env) must return the WorkflowRun it started, e.g. "
+                    "starter=lambda env: env.start_workflow(wf, 1, workflow_id='o-1'); "
+                    f"got {run!r}."
+                )
             if self.after_start is not None:
                 self.after_start(env, run)
             try:
@@ -270,7 +289,7 @@ class CrashChecker:
                         result.error = _FirstError(result.value)
                 else:
                     self._drive(sim, run)
-                    result.value = run.invocation.get_final_result()
+                    result.value = _final_invocation(run).get_final_result()
             except (DeadlockError, StepLimitExceeded, NondeterminismError) as exc:
                 result.kind, result.error = "incomplete", exc
                 kind = "nondeterminism" if isinstance(exc, NondeterminismError) else "incomplete"
@@ -328,7 +347,14 @@ class CrashChecker:
             if run.done:
                 return
             try:
-                sim.drive(goal=lambda: run.done, goal_ids=[run.invocation_id], on_final=True)
+                while not run.done:  # one run of a continue-as-new chain at a time
+                    stuck = getattr(run, "current", run).invocation_id
+                    sim.drive(
+                        goal=lambda stuck=stuck: run.done
+                        or getattr(run, "current", run).invocation_id != stuck,
+                        goal_ids=[stuck],
+                        on_final=True,
+                    )
                 return
             except DeadlockError:
                 if self.on_blocked is None or not self.on_blocked(self.env, run):
@@ -397,10 +423,24 @@ def check_crash_safety(
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
+        raise InvalidArgument(
+            f"max_examples must be an int >= 1 (multi-crash schedules Hypothesis tries when "
+            f"max_crashes > 1), got {max_examples!r}."
+        )
+    if not isinstance(fine, bool):
+        raise InvalidArgument(f"fine must be True or False, got {fine!r}.")
     if compare is not None and not callable(compare):
         raise InvalidArgument(f"compare must be a function (golden, got) -> bool, got {compare!r}.")
     if invariant is not None and not callable(invariant):
         raise InvalidArgument(f"invariant must be a function (env) -> bool, got {invariant!r}.")
+    for hook_name, hook, shape in (
+        ("after_start", after_start, "(env, run)"),
+        ("starter", starter, "(env) -> WorkflowRun"),
+        ("on_blocked", on_blocked, "(env, run) -> bool"),
+    ):
+        if hook is not None and not callable(hook):
+            raise InvalidArgument(f"{hook_name} must be a function {shape}, got {hook!r}.")
     keys = marked_keys() | (non_idempotent or set())
     checker = CrashChecker(
         env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys,

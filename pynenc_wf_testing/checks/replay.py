@@ -541,6 +541,15 @@ def _start_of(history: History) -> Any:
     return dt.datetime.fromisoformat(max(times))
 
 
+def _parent_workflow(history: History, workflow_id: str) -> str | None:
+    """The workflow that called ``workflow_id`` as a sub-workflow, from the history's steps
+    (its routing is a step of its parent); None for a top-level one or without steps."""
+    for step in history.steps:
+        if step.kind == "route" and step.invocation_id == workflow_id:
+            return None if step.workflow_id in (None, workflow_id) else step.workflow_id
+    return None
+
+
 def _run_replay(
     world: WorldHost, app: Pynenc, record: dict[str, Any], history: History
 ) -> ReplayResult:
@@ -558,8 +567,12 @@ def _run_replay(
     sim = world.sim
     workflow_id = record["workflow_id"]
     task = app.get_task(TaskId.from_key(record["task"]))
+    parent = _parent_workflow(history, workflow_id)
     identity = WorkflowIdentity(
-        workflow_id=InvocationId(workflow_id), workflow_type=task.task_id
+        workflow_id=InvocationId(workflow_id),
+        workflow_type=task.task_id,
+        # A sub-workflow replays as one (continue_as_new, for one, refuses to run there).
+        parent_workflow_id=None if parent is None else InvocationId(parent),
     )
     serializer = app.serializer
     ctx = RunnerContext(runner_cls="Replayer", runner_id="replayer")

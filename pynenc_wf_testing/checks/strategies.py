@@ -25,11 +25,12 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
+from pynenc_wf_testing.checks.events import Event, EventSchedule, ScheduledEvent, check_event
 from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash, ScheduledFailure
 from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 
-__all__ = ["crash_points", "fault_schedules", "scheduled_failures"]
+__all__ = ["crash_points", "event_schedules", "fault_schedules", "scheduled_failures"]
 
 _PHASES = ("after", "before")
 
@@ -147,3 +148,61 @@ def fault_schedules(
         crashes,
         scheduled_failures(failures, max_failures=max_failures),
     )
+
+
+def event_schedules(
+    boundaries: Sequence[Step],
+    events: Sequence[Event],
+    *,
+    min_events: int = 1,
+    max_events: int = 3,
+) -> st.SearchStrategy[EventSchedule]:
+    """Schedules of ``min_events..max_events`` of ``events`` (each may be drawn several
+    times), each delivered right after one of ``boundaries`` (steps of a fault-free run;
+    matched in a run by name and occurrence, so events that add steps of their own do not
+    shift the later ones). An event lands at the boundary of the event drawn before it about
+    half the time, so several events at one step (``Advance`` then ``Signal``: a signal that
+    arrives just as a timer fires) are drawn as often as events at distinct steps. Delivery
+    order: by boundary, then as drawn. Shrinks towards fewer events, earlier boundaries and
+    events earlier in ``events``."""
+    if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
+        raise InvalidArgument(f"max_events must be an int >= 1, got {max_events!r}.")
+    if isinstance(min_events, bool) or not isinstance(min_events, int) or not (
+        1 <= min_events <= max_events
+    ):
+        raise InvalidArgument(
+            f"min_events must be between 1 and max_events={max_events}, got {min_events!r}."
+        )
+    pool = [check_event(e, "event_schedules()") for e in events]
+    points = [s for s in boundaries if s.number is not None]
+    if not pool or not points:
+        raise InvalidArgument(
+            "event_schedules() needs at least one event and one boundary step "
+            f"(got {len(pool)} events and {len(points)} steps)."
+        )
+    seen: dict[str, int] = {}
+    occurrence: list[int] = []
+    for step in points:
+        seen[step.name] = seen.get(step.name, 0) + 1
+        occurrence.append(seen[step.name])
+
+    def build(draws: list[tuple[bool, int, int]]) -> EventSchedule:
+        placed: list[tuple[int, int, ScheduledEvent]] = []
+        at = 0
+        for order, (same, where, which) in enumerate(draws):
+            if not (same and placed):
+                at = where
+            step = points[at]
+            assert step.number is not None
+            placed.append(
+                (at, order, ScheduledEvent(step.number, pool[which], step.name, occurrence[at]))
+            )
+        placed.sort(key=lambda p: (p[0], p[1]))
+        return EventSchedule(tuple(p[2] for p in placed))
+
+    draw = st.tuples(
+        st.booleans(),
+        st.integers(min_value=0, max_value=len(points) - 1),
+        st.integers(min_value=0, max_value=len(pool) - 1),
+    )
+    return st.lists(draw, min_size=min_events, max_size=max_events).map(build)

@@ -2,10 +2,12 @@
 
 Off by default: ``enable_workflows(app)`` (or ``PynencBuilder().enable_workflows()``) adds
 durable timers, signals, queries, waits, retry policies, halt/resume/cancel, run timeouts,
-compensation and workflow id aliases to ``task.wf`` / ``task.wf.root``. Every feature runs on
+compensation, workflow id aliases and continue-as-new to ``task.wf`` / ``task.wf.root``, and
+can encrypt the app's stored payloads (``encryption=Keyring(...)``). Every feature runs on
 pynenc's stock runners and backends as well as under a simulator.
 
-The engine imports pynenc and itself only. A simulator plugs in through ``hooks``; every key
+The engine imports pynenc and itself only (and ``cryptography`` once an app enables
+encryption). A simulator plugs in through ``hooks``; every key
 the engine stores is defined in ``schema``; ``task_wf`` swaps pynenc's ``task.wf``.
 """
 
@@ -23,11 +25,20 @@ from pynenc_wf_testing.engine.client import (
     start_workflow,
     workflow_result,
 )
+from pynenc_wf_testing.engine.crypto import (
+    EncryptionError,
+    Keyring,
+    MissingEncryptionKey,
+    payload_key_id,
+)
 from pynenc_wf_testing.engine.exceptions import (
     AmbiguousWorkflowId,
+    ContinuedAsNew,
     InvalidWorkflowArgument,
+    InvalidWorkflowOperation,
     NotAWorkflow,
     SignalTimeout,
+    UnknownStep,
     UnknownWorkflow,
     UnsupportedPynencVersion,
     UnsupportedStateBackend,
@@ -43,16 +54,25 @@ from pynenc_wf_testing.engine.exceptions import (
     WorkflowSuspended,
     WorkflowTimeout,
 )
+from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
+from pynenc_wf_testing.engine.rerun import invalidate_result, rerun_workflow, workflow_steps
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from pynenc_wf_testing.engine.saga import Saga
 
 __all__ = [
     "AmbiguousWorkflowId",
+    "ContinuedAsNew",
+    "EncryptionError",
     "InvalidWorkflowArgument",
+    "InvalidWorkflowOperation",
+    "Keyring",
+    "MissingEncryptionKey",
     "NotAWorkflow",
+    "ParentClosePolicy",
     "RetryPolicy",
     "Saga",
     "SignalTimeout",
+    "UnknownStep",
     "UnknownWorkflow",
     "UnsupportedPynencVersion",
     "UnsupportedStateBackend",
@@ -73,10 +93,14 @@ __all__ = [
     "describe_workflow",
     "enable_workflows",
     "enable_workflows_in_config",
+    "invalidate_result",
+    "payload_key_id",
     "query_workflow",
+    "rerun_workflow",
     "resume_workflow",
     "set_retry_policy",
     "signal_workflow",
     "start_workflow",
     "workflow_result",
+    "workflow_steps",
 ]

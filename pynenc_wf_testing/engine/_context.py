@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pynenc.workflow.workflow_context import (
     WorkflowContext,
@@ -18,6 +18,8 @@ from pynenc.workflow.workflow_context import (
 )
 
 from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine._close import call_id, parse_policy
+from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
 from pynenc_wf_testing.engine.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -107,6 +109,29 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
 
         return wait_any(self._execution("wait_any"), invocations)
 
+    # -- children
+
+    def start_child(
+        self,
+        task: Task[Any, T],
+        *args: Any,
+        parent_close: ParentClosePolicy | str = ParentClosePolicy.CANCEL,
+        **kwargs: Any,
+    ) -> DistributedInvocation[Any, T]:
+        """``execute_task(task, *args, **kwargs)`` with a parent-close policy: what happens
+        to the child if this workflow ends while it runs. ``ParentClosePolicy.CANCEL``
+        (``"cancel"``, the default, as for every ``execute_task`` child) cancels it;
+        ``ParentClosePolicy.ABANDON`` (``"abandon"``) lets it run on. The choice is
+        recorded before the child is routed, per call (task and arguments)."""
+        policy = parse_policy(parent_close)
+        execution = self._execution("start_child")
+        if policy is ParentClosePolicy.ABANDON:
+            key = schema.abandon(call_id(task, args, kwargs))
+            if execution.get(key) is None:
+                execution.set(key, schema.AbandonRecord(task=task.task_id.func_name))
+        invocation: DistributedInvocation[Any, T] = self.execute_task(task, *args, **kwargs)
+        return invocation
+
     # -- retries, compensation, halts, versions
 
     def execute_task_with_retry(
@@ -143,6 +168,17 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         code, False when replaying a run that went past it under the old code. Once no
         such old runs remain, keep only the new branch and call ``deprecate_patch``."""
         return _ops.patched(self._execution("patched"), change_id)
+
+    # -- execution chains
+
+    def continue_as_new(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """End this run and start a new run of this workflow with ``args``/``kwargs`` and an
+        empty history, under the same workflow id (client lookups, signals, results follow
+        it). Never returns: raises ``ContinuedAsNew``, which must not be caught. Signals this
+        run received and did not consume are delivered to the new run."""
+        from pynenc_wf_testing.engine import _chain
+
+        _chain.continue_as_new(_chain.current_execution(self.task), args, kwargs)
 
     def deprecate_patch(self, change_id: str) -> None:
         """Mark a retired patch: the new code runs unconditionally; histories recorded

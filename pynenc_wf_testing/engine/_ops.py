@@ -187,14 +187,46 @@ class WorkflowExecution:
         """Raise ``WorkflowCancelled`` / ``WorkflowTimeout`` if due; return the run deadline."""
         cancel = self.get(schema.CANCEL)
         if cancel is not None:
-            raise WorkflowCancelled(f"workflow {self.workflow_id} was cancelled: {cancel}")
+            message = f"workflow {self.workflow_id} was cancelled: {cancel}"
+            self.first_sight(f"was cancelled: {cancel}", None, message)
+            raise WorkflowCancelled(message)
         recorded = self.get(schema.DEADLINE)
         deadline = None if recorded is None else _parse(recorded)
         if deadline is not None and utc_now() >= deadline:
-            raise WorkflowTimeout(
-                f"workflow {self.workflow_id} passed its run timeout ({recorded})"
-            )
+            message = f"workflow {self.workflow_id} passed its run timeout ({recorded})"
+            self.first_sight(f"passed its run timeout ({recorded})", recorded, message)
+            raise WorkflowTimeout(message)
         return deadline
+
+    def first_sight(self, why: str, deadline: str | None, message: str) -> None:
+        """The first time a run sees its cancellation or timeout: the parent-close policy
+        cancels its open children (``cancel_workflow`` already cancelled those running when
+        it was called; this catches the ones routed since). Recorded once per run, after
+        the children: the children it routes from then on (compensations, cleanup) are
+        left alone, in this execution and in every replay."""
+        if self.get(schema.INTERRUPTED) is not None:
+            return
+        from pynenc_wf_testing.engine._close import cancel_children
+
+        cancel_children(self.app, self.workflow_id, why, deadline=deadline, message=message)
+        self.set(schema.INTERRUPTED, schema.InterruptRecord(why=why, deadline=deadline))
+
+    def blocked_result_deadline(self, awaited: list[str]) -> dt.datetime | bool | None:
+        """A plain ``.result`` of this workflow on ``awaited`` is about to block (in the
+        simulator): the run deadline to wake it at, or True when it must not block.
+
+        Once cancelled or timed out (open children cancelled: :meth:`first_sight`), it is
+        not interrupted: it ends when what it waits on does, whose error (a cancelled
+        child's ``WorkflowCancelled`` / ``WorkflowTimeout``) is what the workflow raises
+        there, and raises again in every replay, where that child is found final. True: an
+        awaited invocation became final meanwhile."""
+        try:
+            return self.check_interrupts()
+        except (WorkflowCancelled, WorkflowTimeout):
+            orchestrator = self.app.orchestrator
+            if any(orchestrator.get_invocation_status(i).is_final() for i in awaited):
+                return True
+            return None
 
     def check_owned(self) -> None:
         """Outside the simulator: stop if this execution lost its invocation.

@@ -6,8 +6,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine import _chain, _close, _ids, _ops, crypto, schema
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
+from pynenc_wf_testing.engine.crypto import Keyring
 from pynenc_wf_testing.engine.exceptions import (
     AmbiguousWorkflowId,
     InvalidWorkflowArgument,
@@ -77,12 +78,24 @@ def default_policy(
     return replace(retry_policy or RetryPolicy(), max_attempts=attempts)
 
 
-def engine_config(policy: RetryPolicy | None) -> dict[str, Any]:
+def engine_config(
+    policy: RetryPolicy | None,
+    encryption: Keyring | None = None,
+    serializer_cls: str | None = None,
+) -> dict[str, Any]:
     """The config values that switch the engine on for an app, with its defaults (kept in
-    the app's own config, so they belong to that app whatever its id or build order)."""
+    the app's own config, so they belong to that app whatever its id or build order).
+    ``serializer_cls``: the app's serializer, which an encrypted one wraps."""
     values: dict[str, Any] = {_ops.ENABLE_KEY: True}
+    defaults: dict[str, Any] = {}
     if policy is not None:
-        values[_ops.DEFAULTS_KEY] = {"retry_policy": policy_ref(policy)}
+        defaults["retry_policy"] = policy_ref(policy)
+    if encryption is not None:
+        ref, cls_name = crypto.register_keyring(encryption, crypto.inner_serializer(serializer_cls))
+        defaults["encryption"] = ref
+        values["serializer_cls"] = cls_name
+    if defaults:
+        values[_ops.DEFAULTS_KEY] = defaults
     return values
 
 
@@ -91,6 +104,7 @@ def enable_workflows(
     *,
     retry_policy: RetryPolicy | None = None,
     workflow_max_retries: int | Any | None = _UNSET,
+    encryption: Keyring | None = None,
 ) -> Pynenc:
     """Switch on the durable-workflow engine for ``app`` (off by default; apps that do not
     call this behave exactly as before). Call once, where the app is defined, or build the
@@ -100,6 +114,9 @@ def enable_workflows(
     (``set_retry_policy``) names a policy: ``retry_policy``, and ``workflow_max_retries``,
     how many times a failed call is retried (``None``: forever). A workflow's recorded
     failures replay identically, so retries are made per call, each attempt a fresh child.
+
+    ``encryption``: a ``Keyring``; the app's serializer then encrypts every payload the store
+    keeps (arguments, results, workflow data, signals, saved state; docs/security.md).
     """
     from pynenc.app import Pynenc as _Pynenc
 
@@ -109,9 +126,12 @@ def enable_workflows(
         )
     policy = default_policy(retry_policy, workflow_max_retries)
     values = dict(app.config_values or {})
-    values.update(engine_config(policy))
+    values.update(engine_config(policy, encryption, values.get("serializer_cls")))
+    if encryption is not None:
+        crypto.check_serializer_applies(values, values["serializer_cls"], app.config_filepath)
     app.config_values = values
     app._conf = None
+    app._serializer = None  # rebuilt from the config (an encrypting one, if asked)
     install_task_wf()
     for task in app.tasks.values():
         task.__dict__.pop("wf", None)  # rebuilt by the engine on next access
@@ -123,12 +143,14 @@ def enable_workflows_in_config(
     *,
     retry_policy: RetryPolicy | None = None,
     workflow_max_retries: int | Any | None = _UNSET,
+    encryption: Keyring | None = None,
 ) -> None:
     """``enable_workflows`` for an app not built yet: switch the engine on in the config
     mapping the app will be created with (what ``PynencBuilder().enable_workflows()`` does
     with its own). The settings go into that mapping, so they belong to the app it builds
     whatever its id or the order of the builder calls (``.app_id()`` may come later)."""
-    config.update(engine_config(default_policy(retry_policy, workflow_max_retries)))
+    policy = default_policy(retry_policy, workflow_max_retries)
+    config.update(engine_config(policy, encryption, config.get("serializer_cls")))
     install_task_wf()
 
 
@@ -151,14 +173,8 @@ class _Run:
 
 
 def _index_identity() -> WorkflowIdentity:
-    from pynenc.identifiers.invocation_id import InvocationId
-    from pynenc.identifiers.task_id import TaskId
-    from pynenc.workflow.workflow_identity import WorkflowIdentity
-
-    return WorkflowIdentity(
-        workflow_id=InvocationId("pynenc-wf-ids"),
-        workflow_type=TaskId("pynenc_wf_testing.engine", "workflow_ids"),
-    )
+    identity: WorkflowIdentity = _ids.index_identity()
+    return identity
 
 
 def _stored_invocation(app: Pynenc, invocation_id: str) -> DistributedInvocation[Any, Any] | None:
@@ -215,7 +231,8 @@ def _unindexed_run(app: Pynenc, workflow_id: str) -> str | None:
 
 def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
     """The current run of a workflow given by the id passed to ``start_workflow``, its
-    invocation id, a ``WorkflowRun`` or a workflow invocation."""
+    invocation id, a ``WorkflowRun`` or a workflow invocation (the last run of its chain, if
+    it continued as new)."""
     from pynenc.invocation.dist_invocation import DistributedInvocation
 
     invocation: DistributedInvocation[Any, Any] | None
@@ -250,6 +267,10 @@ def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
         )
     run_id = str(invocation.invocation_id)
     workflow = invocation.workflow
+    if workflow is not None and str(workflow.workflow_id) == run_id:
+        # A run that continued as new stands for its chain: act on the chain's last run.
+        invocation = _chain.latest_run(app, invocation)
+        run_id, workflow = str(invocation.invocation_id), invocation.workflow
     if workflow is None or str(workflow.workflow_id) != run_id:
         where = "" if workflow is None else f" inside workflow {workflow.workflow_id}"
         hint = (
@@ -291,13 +312,22 @@ def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) 
     _ops.require_enabled(app, "signal_workflow()")
     if not isinstance(name, str) or not name:
         raise InvalidWorkflowArgument(f"a signal name must be a non-empty string, got {name!r}.")
-    run = _resolve(app, workflow, "signal_workflow()")
-    _require_running(
-        app, run, f"signal {name!r}",
-        "a signal reaches only a running workflow. Start a new run to act on it "
-        "(start_workflow(..., workflow_id=..., id_reuse='allow_after_completion')).",
-    )
-    return _ops.send_signal(app, run.run_id, name, payload)
+    # Held from the lookup to the store: a continue-as-new in this process (which carries
+    # unconsumed signals over under the same lock) cannot slip in between and lose it.
+    with _ops.STORE_LOCK:
+        run = _resolve(app, workflow, "signal_workflow()")
+        _require_running(
+            app, run, f"signal {name!r}",
+            "a signal reaches only a running workflow. Start a new run to act on it "
+            "(start_workflow(..., workflow_id=..., id_reuse='allow_after_completion')).",
+        )
+        names_key = schema.SIGNAL_NAMES.format(run.run_id)
+        names = list(app.state_backend.get_workflow_data(_index_identity(), names_key) or [])
+        if name not in names:
+            app.state_backend.set_workflow_data(
+                _index_identity(), names_key, sorted([*names, name])
+            )
+        return _ops.send_signal(app, run.run_id, name, payload)
 
 
 @dataclass(frozen=True)
@@ -320,18 +350,29 @@ class WorkflowDescription:
     """The reason of a halt the run waits in, if it is halted."""
     cancelled: str | None = None
     """The reason given to ``cancel_workflow``, if it was cancelled."""
+    continued_from: str | None = None
+    """The run this one continued (``wf.root.continue_as_new``), if any."""
+    runs: tuple[str, ...] = ()
+    """The run ids of the workflow's chain, oldest first, ending with ``run_id`` (one run
+    for a workflow that never continued as new)."""
     suspended: str | None = None
     """What a suspended run waits for (production: ``"signal 'payment'"``, ``"timer #1
     (until ...)"``), None while it runs, is halted only, or has finished."""
+    rerun_of: str | None = None
+    """The run this run re-runs (``rerun_workflow``), if it is a re-run."""
+    rerun_from_step: str | None = None
+    """The step a re-run executed again from (None: it reused every valid result)."""
 
 
 def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
     """The current run of a workflow (its workflow id, invocation id, run or invocation):
-    status, and the ids to reach it. Reads the store; runs nothing."""
+    status, the ids to reach it and, after ``continue_as_new``, its chain of runs. Reads the
+    store; runs nothing."""
     _ops.require_enabled(app, "describe_workflow()")
     run = _resolve(app, workflow, "describe_workflow()")
     record = app.orchestrator.get_invocation_status_record(run.run_id)
     alias = app.state_backend.get_workflow_data(_index_identity(), RUN_ID_KEY.format(run.run_id))
+    rerun = _ops.get_data(app, run.identity, schema.RERUN_OF) or {}
     return WorkflowDescription(
         workflow_id=str(alias) if alias is not None else run.run_id,
         run_id=run.run_id,
@@ -341,7 +382,11 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
         finished=bool(record.status.is_final()),
         halted=_ops.get_data(app, run.identity, schema.HALTED),
         cancelled=_ops.get_data(app, run.identity, schema.CANCEL),
+        continued_from=_ops.get_data(app, run.identity, schema.CONTINUED_FROM),
+        runs=tuple(_chain.chain_runs(app, run.invocation)),
         suspended=_suspended(app, run, record.status),
+        rerun_of=rerun.get("run"),
+        rerun_from_step=rerun.get("from_step"),
     )
 
 
@@ -359,7 +404,8 @@ def _suspended(app: Pynenc, run: _Run, status: Any) -> str | None:
 def workflow_result(app: Pynenc, workflow: Any) -> Any:
     """The result of a workflow's current run once it finished (its workflow id, invocation
     id, run or invocation); raises the run's own exception if it failed, and
-    ``WorkflowNotFinished`` (without waiting) while it runs."""
+    ``WorkflowNotFinished`` (without waiting) while it runs. A workflow that continued as new
+    gives its chain's last run's result."""
     _ops.require_enabled(app, "workflow_result()")
     run = _resolve(app, workflow, "workflow_result()")
     status = app.orchestrator.get_invocation_status(run.run_id)
@@ -432,49 +478,21 @@ def resume_workflow(app: Pynenc, workflow: Any) -> None:
 
 def _unpark(app: Pynenc, workflow_id: str, identity: Any) -> None:
     """Route a halted or suspended workflow again (it replays from the top); no-op if it is
-    neither. A suspended one goes through the atomic wake claim (once, whoever races)."""
-    from pynenc.invocation.status import InvocationStatus
-    from pynenc.runner.runner_context import RunnerContext
-
-    from pynenc_wf_testing.engine import _suspend
-
-    production = active_hooks() is None
-    if _ops.get_data(app, identity, schema.HALTED) is None:
-        if production:
-            _suspend.wake(app, workflow_id)
-        return
-    _ops.set_data(app, identity, schema.HALTED, None)
-    if production and _suspend.suspension_of(app, identity) is not None:
-        # a halt with a run deadline is also in the due-time index: one claim decides
-        _suspend.wake(app, workflow_id)
-        return
-    record = app.orchestrator.get_invocation_status_record(workflow_id)
-    if record.status not in (InvocationStatus.PAUSED, InvocationStatus.RUNNING):
-        return
-    # KILLED -> REROUTED is pynenc's own path back to the queue; the transition needs the
-    # owner's id, which a caller outside the runner does not have a context for.
-    owner = RunnerContext(runner_cls="Owner", runner_id=record.runner_id or "unknown")
-    app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
-    app.orchestrator.reroute_invocations([workflow_id], owner)
-    hooks = active_hooks()
-    if hooks is not None:
-        hooks.workflow_restarted(app, workflow_id)
-    _ops.notify(app, workflow_id)
+    neither (a suspended one goes through the atomic wake claim: once, whoever races)."""
+    _close.unpark(app, workflow_id, identity)
 
 
 def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> None:
     """Cancel a workflow: the durable operation it waits in (or its next one) raises
-    ``WorkflowCancelled``, so its compensations can run. A halted workflow is routed again
-    and the cancellation is raised at its ``halt()``. A finished workflow raises
-    ``WorkflowFinished``."""
+    ``WorkflowCancelled``, so its compensations can run; its running children are cancelled
+    (the parent-close policy), so a plain ``.result`` it is blocked in raises the same
+    error at once. A halted workflow is routed again and the cancellation is raised at its
+    ``halt()``. A finished workflow raises ``WorkflowFinished``."""
     _ops.require_enabled(app, "cancel_workflow()")
-    run = _resolve(app, workflow, "cancel_workflow()")
-    _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
-    workflow_id, identity = run.run_id, run.identity
-    if _ops.get_data(app, identity, schema.CANCEL) is None:
-        _ops.set_data(app, identity, schema.CANCEL, reason)
-    _unpark(app, workflow_id, identity)
-    _ops.notify(app, workflow_id)
+    with _ops.STORE_LOCK:  # as signal_workflow: no continue-as-new between lookup and write
+        run = _resolve(app, workflow, "cancel_workflow()")
+        _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
+        _close.request_cancel(app, run.run_id, run.identity, reason)
 
 
 def _alias_identity(task: Task[Any, Any]) -> Any:
@@ -482,14 +500,7 @@ def _alias_identity(task: Task[Any, Any]) -> Any:
 
 
 def _alias_identity_of(task_key: str) -> Any:
-    from pynenc.identifiers.invocation_id import InvocationId
-    from pynenc.identifiers.task_id import TaskId
-    from pynenc.workflow.workflow_identity import WorkflowIdentity
-
-    return WorkflowIdentity(
-        workflow_id=InvocationId(schema.alias_registry(task_key)),
-        workflow_type=TaskId.from_key(task_key),
-    )
+    return _ids.alias_identity_of(task_key)
 
 
 def _call_id(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -547,7 +558,8 @@ def start_workflow(
     at a time per key. Starting it with other arguments than the run it names raises
     ``WorkflowIdConflict`` under every policy (a finished run does not block
     ``"allow_after_completion"``). ``run_timeout``: the run fails with ``WorkflowTimeout``
-    at its first durable operation after that long.
+    after that long, at the durable operation it waits in or its next one (in the
+    simulator also in a plain ``.result``), and its running children are cancelled.
     """
     from pynenc.task import Task as _Task
 
@@ -573,12 +585,18 @@ def start_workflow(
             registry = _alias_identity(task)
             alias_key = schema.alias(workflow_id)
             existing = app.state_backend.get_workflow_data(registry, alias_key)
+            first = existing
             if existing is not None:
+                # A chain (continue-as-new) answers with its last run, and was started with
+                # the arguments of its first.
+                latest = _chain.latest_run(app, app.state_backend.get_invocation(existing))
+                first = _chain.chain_runs(app, latest)[0]
+                existing = str(latest.invocation_id)
                 final = app.orchestrator.get_invocation_status(existing).is_final()
                 if id_reuse != "allow_after_completion" or not final:
                     # The id names that run: handing it back (or refusing) for a call with
                     # other arguments would answer a question that was not asked.
-                    _check_same_call(app, task, workflow_id, existing, args, kwargs, id_reuse)
+                    _check_same_call(app, task, workflow_id, first, args, kwargs, id_reuse)
                 if id_reuse == "reject":
                     raise WorkflowAlreadyStarted(
                         f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
@@ -652,16 +670,21 @@ def _start_claimed(
             else:
                 time.sleep(0.005)  # another start is routing the run: wait for its id
             continue
-        final = app.orchestrator.get_invocation_status(existing).is_final()
+        # A chain (continue-as-new) answers with its last run, and was started with the
+        # arguments of its first; the claim keeps the id it was taken with.
+        latest = _chain.latest_run(app, app.state_backend.get_invocation(existing))
+        first = _chain.chain_runs(app, latest)[0]
+        current = str(latest.invocation_id)
+        final = app.orchestrator.get_invocation_status(current).is_final()
         if id_reuse != "allow_after_completion" or not final:
-            _check_same_call(app, task, workflow_id, existing, args, kwargs, id_reuse)
+            _check_same_call(app, task, workflow_id, first, args, kwargs, id_reuse)
         if id_reuse == "reject":
             raise WorkflowAlreadyStarted(
                 f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
-                f"taken by run {existing} (id_reuse='reject')."
+                f"taken by run {current} (id_reuse='reject')."
             )
         if id_reuse == "reuse" or not final:
-            found: DistributedInvocation[Any, R] = app.state_backend.get_invocation(existing)
+            found: DistributedInvocation[Any, R] = app.state_backend.get_invocation(current)
             return found, False
         if store.compare_and_set(claim_key, existing, token):  # a new run after completion
             break

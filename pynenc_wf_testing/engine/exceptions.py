@@ -8,9 +8,12 @@ from pynenc_wf_testing.engine._errors import UnsupportedStateBackend, WorkflowEn
 
 __all__ = [
     "AmbiguousWorkflowId",
+    "ContinuedAsNew",
     "InvalidWorkflowArgument",
+    "InvalidWorkflowOperation",
     "NotAWorkflow",
     "SignalTimeout",
+    "UnknownStep",
     "UnknownWorkflow",
     "UnsupportedPynencVersion",
     "UnsupportedStateBackend",
@@ -31,6 +34,23 @@ __all__ = [
 class InvalidWorkflowArgument(WorkflowEngineError, TypeError):
     """An engine function or ``wf.root`` operation was called with an argument it cannot
     accept (the engine's counterpart of the harness's ``InvalidArgument``)."""
+
+
+class InvalidWorkflowOperation(WorkflowEngineError, RuntimeError):
+    """A ``wf.root`` operation was called where it cannot work (``continue_as_new()`` outside
+    its workflow's body, or in a sub-workflow)."""
+
+
+class ContinuedAsNew(WorkflowPauseError):  # type: ignore[misc]
+    """Raised by ``wf.root.continue_as_new(...)`` once the next run is started and this run
+    ended: it unwinds the workflow body. Do not catch it (an ``except Exception`` around the
+    call would); pynenc leaves a ``WorkflowPauseError`` alone, so the run keeps the result the
+    engine gave it."""
+
+    def __init__(self, next_run_id: str) -> None:
+        super().__init__(f"continued as new run {next_run_id}")
+        self.next_run_id = next_run_id
+        """The invocation id of the run that continues this workflow."""
 
 
 class UnsupportedPynencVersion(WorkflowEngineError):
@@ -123,3 +143,8 @@ class WorkflowFinished(WorkflowEngineError):
 class WorkflowNotFinished(WorkflowEngineError):
     """``workflow_result`` was asked for the result of a run that has not finished yet."""
 
+
+
+class UnknownStep(InvalidWorkflowArgument, LookupError):
+    """``rerun_workflow`` or ``invalidate_result`` named a step the run does not have (a task
+    it never called, or a call number past its last call); the message lists the valid ones."""

@@ -70,9 +70,33 @@ class SimulatorHooks(Protocol):
         """A halted workflow was routed again: forget that it stopped without finishing."""
         ...
 
+    def drives(self, app: Pynenc) -> bool:
+        """Whether the simulator runs ``app``'s invocations (called from anywhere: test code,
+        another invocation). A cancellation then reaches a workflow blocked in a plain
+        ``.result`` through the simulator (``schema.interrupt`` key)."""
+        ...
+
+    def invocation_cancelled(self, app: Pynenc, invocation_id: str) -> None:
+        """The engine is about to terminate ``invocation_id`` (a child whose parent workflow
+        closed or was cancelled): a simulated execution of it stops for good, as a thread
+        would whose result nobody will accept."""
+        ...
+
     def replaying_finished_history(self, app: Pynenc, workflow_id: str) -> bool:
         """Whether the current simulated execution of ``workflow_id`` replays a history that
         had finished (that run went past every point: ``patched()`` answers False)."""
+        ...
+
+    def rerun_started(self, app: Pynenc, workflow_id: str, reused: list[str]) -> None:
+        """Workflow ``workflow_id`` is a re-run that starts with the steps ``reused`` (their
+        names in the run it re-runs): name its own children after them (``charge#2``
+        reused: its next charge is ``charge#3``)."""
+        ...
+
+    def child_steps(self, app: Pynenc, workflow_id: str) -> list[tuple[str, str]] | None:
+        """(step name, invocation id) of the children workflow ``workflow_id`` routed, in the
+        order the simulator saw them, named as its history names them (``charge_payment#1``);
+        None if it does not drive ``app``. ``rerun_workflow`` names steps with it."""
         ...
 
 

@@ -23,32 +23,44 @@ from typing import Any, NotRequired, TypedDict
 __all__ = [
     "CANCEL",
     "CHILD_STEP_PREFIXES",
+    "CONTINUED_AS",
+    "CONTINUED_FROM",
     "DEADLINE",
     "DUE_INDEX",
     "HALTED",
     "ID_OF_RUN",
+    "INVALIDATED",
     "ID_TYPES",
     "POSITIONED",
     "PREFIX",
+    "RERUN_BY",
+    "RERUN_OF",
     "SCHEMA_VERSION",
+    "SIGNAL_NAMES",
     "SERVICE_BEAT",
     "SERVICE_GEN",
     "STATE_LATEST",
+    "INTERRUPTED",
     "STEP_KINDS",
+    "AbandonRecord",
     "SUSPENDED",
     "SuspensionRecord",
     "WATCHED",
     "HaltRecord",
+    "InterruptRecord",
+    "RerunRecord",
     "SideEffectRecord",
     "SignalRecord",
     "SignalWaitRecord",
     "StateRecord",
     "TaskWaitRecord",
+    "abandon",
     "alias",
     "alias_registry",
     "check",
     "classify",
     "halt",
+    "interrupt",
     "id_claim",
     "id_types",
     "is_engine_key",
@@ -74,7 +86,9 @@ __all__ = [
     "wake_signal",
 ]
 
-#: Version of the layout below. 1: the layout the engine first shipped with.
+#: Version of the layout below. 1: the layout the engine first shipped with (later additions
+#: of new keys, such as the continue-as-new links, leave it: a store without them reads them
+#: as absent).
 SCHEMA_VERSION = 1
 
 #: Every engine key starts with this; user data must not (docs/engine.md, limitations).
@@ -86,13 +100,28 @@ PREFIX = "wfx:"
 CANCEL = PREFIX + "cancel"
 #: The run deadline, an ISO-8601 instant (``start_workflow(..., run_timeout=...)``).
 DEADLINE = PREFIX + "deadline"
+#: Why the run ended early, recorded the first time it saw its cancellation or run timeout
+#: (after cancelling its open children): an :class:`InterruptRecord`.
+INTERRUPTED = PREFIX + "interrupted"
 #: Why the workflow is halted (``wf.root.halt``); reset to None when it is resumed.
 HALTED = PREFIX + "halted"
 #: The slot of the latest published snapshot (``wf.save_state``), an int.
 STATE_LATEST = PREFIX + "state_latest"
+#: In a run that called ``wf.root.continue_as_new``: the invocation id of the run it
+#: started (recorded once; a replay of the old run adopts that run instead of starting another).
+CONTINUED_AS = PREFIX + "continued_as"
+#: In a run started by ``continue_as_new``: the invocation id of the run before it.
+CONTINUED_FROM = PREFIX + "continued_from"
 #: The wake-up condition of a suspended workflow (production only): a
 #: :class:`SuspensionRecord`, replaced at each suspension (its ``gen`` counts them).
 SUSPENDED = PREFIX + "suspended"
+#: Of a re-run (``rerun_workflow``): the run it re-runs and from which step, a RerunRecord.
+RERUN_OF = PREFIX + "rerun_of"
+#: Of a finished run that was re-run: the run ids of its re-runs, oldest first.
+RERUN_BY = PREFIX + "rerun_by"
+#: Of a finished run: the child invocation ids whose recorded results a re-run must not
+#: reuse (``invalidate_result``), in step order.
+INVALIDATED = PREFIX + "invalidated"
 
 
 # ---------------------------------------------------------------------- positioned records
@@ -202,6 +231,10 @@ def alias_registry(task_key: str) -> str:
 #: the workflow types that use an id, and the id a run was started under.
 ID_TYPES = PREFIX + "id_types:{}"
 ID_OF_RUN = PREFIX + "id_of_run:{}"
+#: In the same index (formatted with a run id): the names of the signals sent to that run, a
+#: sorted list, which ``continue_as_new`` reads to carry unconsumed signals over. Kept out of
+#: the run's own data so that its recorded history is what it was before chains existed.
+SIGNAL_NAMES = PREFIX + "signal_names:{}"
 
 
 def alias(workflow_id: str) -> str:
@@ -212,6 +245,19 @@ def alias(workflow_id: str) -> str:
 def wake(workflow_id: str) -> str:
     """Wake-up key of a workflow's events (signals, cancellation, resume); never stored."""
     return f"{PREFIX}{workflow_id}"
+
+
+def interrupt(workflow_id: str) -> str:
+    """Wake-up key of a workflow blocked in a plain ``.result`` in the simulator (a
+    cancellation, a new run deadline; not a signal); never stored."""
+    return f"{PREFIX}interrupt:{workflow_id}"
+
+
+def abandon(call_id: str) -> str:
+    """Key of a child call made with ``parent_close=ParentClosePolicy.ABANDON`` (pynenc's
+    call id: task and arguments), recorded before the child is routed; holds an
+    :class:`AbandonRecord`. A call without one is cancelled when its parent closes."""
+    return f"{PREFIX}abandon:{call_id}"
 
 
 def wake_signal(name: str) -> str:
@@ -274,6 +320,13 @@ class StateRecord(TypedDict):
     at: str  # ISO-8601 publication instant
 
 
+class AbandonRecord(TypedDict):
+    task: str  # the child task's function name (for step names)
+
+
+class InterruptRecord(TypedDict):
+    why: str  # "was cancelled: <reason>" or "passed its run timeout (<deadline>)"
+    deadline: str | None  # the run deadline passed (ISO-8601), None for a cancellation
 class SuspensionRecord(TypedDict):
     gen: int  # the n-th suspension of this workflow (the wake claim names it)
     keys: list[str]  # what wakes it besides cancel/resume: wake_signal(name), "inv:<id>"
@@ -285,6 +338,12 @@ class SuspensionRecord(TypedDict):
 class HaltRecord(TypedDict):
     reason: str
     resumed: bool
+
+
+class RerunRecord(TypedDict):
+    run: str  # the run id re-run
+    from_step: str | None  # the first step executed again (None: only invalidated ones)
+    reused: list[list[str]]  # [step name, child id] of the results it started with, in order
 
 
 class TaskWaitRecord(TypedDict):
@@ -317,14 +376,15 @@ CHILD_STEP_PREFIXES = ("attempt:",)
 
 #: Step kinds of the engine's records, as :func:`classify` names them.
 STEP_KINDS = frozenset(
-    {"timer", "value", "signal", "state", "halt", "retry", "cancel", "data"}
+    {"timer", "value", "signal", "state", "halt", "retry", "cancel", "chain", "data"}
 )
 
 # Records that only support another step (counters, deadlines of waits, flags; the client's
 # index of workflow ids, which follows the start's own alias record).
 _SUPPORTING = frozenset(
     {"signal_count", "signal_deadline", "state_latest", "state_pos", "halted", "id_types",
-     "id_of_run", "suspended"}
+     "id_of_run", "signal_names", "suspended", "rerun_of", "rerun_by",
+     "invalidated"}
 )
 
 
@@ -376,8 +436,16 @@ def classify(
         return "value", f"patch:{':'.join(parts[1:])}"
     if kind == "cancel":
         return "cancel", "cancel#1"
+    if kind == "continued_as":
+        return "chain", "continue_as_new#1"
+    if kind == "continued_from":
+        return "chain", "continued_from#1"
+    if kind == "abandon" and isinstance(value, dict):
+        return "value", f"abandon:{value.get('task')}"
     if kind == "deadline":
         return "timer", "run_timeout#1"
+    if kind == "interrupted":
+        return "cancel", "interrupted#1"
     if kind == "check":
         return "value", f"check_cancelled#{last}"
     if kind == "retry_route":

@@ -84,6 +84,19 @@ class EnvClient(EnvCore):
         from pynenc_wf_testing.engine import start_workflow
 
         checked = check_task(task, "start_workflow()")
+        if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
+            raise InvalidArgument(
+                f"start_workflow(workflow_id={workflow_id!r}): expected a non-empty string "
+                "(your business id, e.g. workflow_id=f'order-{order.id}') or None."
+            )
+        if run_timeout is not None and (
+            not isinstance(run_timeout, dt.timedelta) or run_timeout <= dt.timedelta(0)
+        ):
+            raise InvalidArgument(
+                f"start_workflow(run_timeout={run_timeout!r}): expected a positive "
+                "datetime.timedelta (virtual time the run may take), e.g. "
+                "run_timeout=timedelta(hours=1), or None for no limit."
+            )
         check_arguments(checked, args, kwargs, "start_workflow()")
         self._require_sim()
         self.use(checked.app)
@@ -123,13 +136,54 @@ class EnvClient(EnvCore):
         """Cancel a workflow: its next durable operation raises ``WorkflowCancelled``."""
         from pynenc_wf_testing.engine import cancel_workflow
 
+        if not isinstance(reason, str):
+            raise InvalidArgument(
+                f"cancel(reason={reason!r}): expected a string (it is recorded and shown in "
+                "WorkflowCancelled), e.g. cancel(run, reason='customer asked')."
+            )
         cancel_workflow(self._app_for(run), run, reason)
+
+    def rerun(
+        self, run: WorkflowRun[Any] | str, from_step: str | None = None
+    ) -> WorkflowRun[Any]:
+        """:func:`pynenc_wf_testing.engine.rerun_workflow` in the simulation: a new run of a
+        finished workflow that reuses the results recorded before ``from_step``
+        (``"charge_payment#1"``, a name from :meth:`workflow_steps`) and executes it and what follows
+        again, under the same workflow id. Returns the new run (driven like any other)."""
+        from pynenc_wf_testing.engine import rerun_workflow
+
+        return WorkflowRun(self, rerun_workflow(self._app_for(run), run, from_step))
+
+    def invalidate(self, run: WorkflowRun[Any] | str, step: str | Task[Any, Any]) -> list[str]:
+        """:func:`pynenc_wf_testing.engine.invalidate_result`: the next :meth:`rerun` of this
+        finished run computes ``step`` (a step name, or every call of a task) again."""
+        from pynenc_wf_testing.engine import invalidate_result
+
+        return invalidate_result(self._app_for(run), run, step)
+
+    def workflow_steps(self, run: WorkflowRun[Any] | str) -> list[str]:
+        """The step names of a workflow run's child calls, in call order
+        (:func:`pynenc_wf_testing.engine.workflow_steps`)."""
+        from pynenc_wf_testing.engine import workflow_steps
+
+        return workflow_steps(self._app_for(run), run)
 
     def _app_for(self, run: WorkflowRun[Any] | str) -> Pynenc:
         self._require_sim()
         if isinstance(run, WorkflowRun):
+            if run._world is not self.world:
+                raise InvalidArgument(
+                    f"{run.invocation_id[:8]} is a run of another WorkflowEnv; each environment "
+                    "has its own store. Signal, query or cancel it through the environment "
+                    "that started it (before it closes), or start it in this one."
+                )
             app: Pynenc = run.invocation.app
             return app
+        if not isinstance(run, str):
+            raise InvalidArgument(
+                f"expected a WorkflowRun (what env.start returns) or a workflow id string, "
+                f"got {type(run).__name__}: {run!r}."
+            )
         apps = self.world.apps
         if len(apps) == 1:
             return apps[0]

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
     from pynenc_wf_testing.runtime.simulation import Simulation
 
+def _micros(delta: dt.timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def restart_seconds(restart_after: object) -> float | None:
     if restart_after is None:
         return None
@@ -140,13 +144,71 @@ class EnvFaults(EnvCore):
 
         return self._require_sim().duplicate_side_effects(marked_keys() | self._non_idempotent)
 
+    def crash_worker(
+        self,
+        worker: int,
+        *,
+        after: dt.timedelta = dt.timedelta(0),
+        down_for: dt.timedelta | None = None,
+    ) -> None:
+        """Take pool worker ``worker`` (1-based) down ``after`` this much virtual time from
+        now, while the other workers keep going (needs ``WorkflowEnv(workers=N)``).
+
+        What it ran, had fetched or had parked is lost (their executions end ``crashed``);
+        its runner stops beating. pynenc's recovery core tasks, run by the live workers at
+        their cron ticks, reroute what it owned once its heartbeat is older than pynenc's
+        ``runner_considered_dead_after_minutes``. It comes back with a new runner id after
+        ``down_for``, or never (None).
+        """
+        self._require_open("crash_worker()")
+        snippet = f"crash_worker({worker!r}, after={after!r}, down_for={down_for!r})"
+        if isinstance(worker, bool) or not isinstance(worker, int):
+            raise InvalidArgument(f"{snippet}: worker must be a worker number (an int from 1).")
+        if not isinstance(after, dt.timedelta) or after < dt.timedelta(0):
+            raise InvalidArgument(
+                f"{snippet}: after must be a non-negative datetime.timedelta of virtual time "
+                "from now, e.g. after=timedelta(seconds=30)."
+            )
+        if down_for is not None and (
+            not isinstance(down_for, dt.timedelta) or down_for < dt.timedelta(0)
+        ):
+            raise InvalidArgument(
+                f"{snippet}: down_for must be a non-negative datetime.timedelta, or None to "
+                "keep the worker down for good."
+            )
+        sim = self._require_sim()
+        at = sim.clock.micros + _micros(after)
+        sim.schedule_worker_down(
+            worker, at, None if down_for is None else _micros(down_for),
+            f"crash_worker({worker})",
+        )
+
+    @property
+    def workers_down(self) -> list[int]:
+        """The pool workers that are down now (``crash_worker``), in order."""
+        return self._require_sim().workers_down
+
     @property
     def crashes(self) -> int:
         """How many times the worker crashed so far."""
         return self._require_sim().crashes
 
     def check_faults_fired(self) -> None:
-        """Raise :class:`UnknownStepError` for any armed crash point that never fired."""
+        """Raise :class:`UnknownStepError` for any armed crash point, or ``crash_worker``,
+        that never fired."""
         unfired = self._faults.unfired()
         if unfired:
             raise_unfired(self._require_sim(), unfired)
+        sim = self._require_sim()
+        late = [down for down in sim.worker_downs if not down.fired]
+        if late:
+            from pynenc_wf_testing.runtime.clock import from_micros
+
+            when = ", ".join(
+                f"{down.reason} due at {from_micros(down.at).isoformat()}" for down in late
+            )
+            raise UnknownStepError(
+                f"{when}: never fired, the simulation stopped at {sim.clock.now.isoformat()} "
+                "before that instant. Arm it with a smaller after=, or drive the simulation "
+                "past it (env.advance(...))."
+            )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import weakref
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.backends import Backend, resolve_backend
 from pynenc_wf_testing.runtime.clock import normalize_start
 from pynenc_wf_testing.runtime.faults import ArmedFaults
+from pynenc_wf_testing.runtime.pool import PoolSpec
 from pynenc_wf_testing.runtime.watchdog import DEFAULT_SLICE_TIMEOUT
 from pynenc_wf_testing.runtime.world import CLOSED_MESSAGE, WorldHost
 
@@ -34,6 +37,112 @@ def _slice_seconds(value: dt.timedelta | float | None) -> float | None:
     return float(seconds)
 
 
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(
+            f"{name} must be a positive int, got {value!r}. Pass e.g. "
+            "WorkflowEnv(workers=2, slots=4): 2 simulated workers with 4 slots each."
+        )
+    return value
+
+
+def _worker_of(name: str, worker: object, count: int) -> int:
+    if isinstance(worker, bool) or not isinstance(worker, int) or not 1 <= worker <= count:
+        raise InvalidArgument(
+            f"{name}: {worker!r} is not a worker of this pool; workers are numbered 1 to "
+            f"{count}."
+        )
+    return worker
+
+
+def _slowdown(slow_workers: Mapping[int, float] | None, count: int) -> tuple[float, ...]:
+    factors = [1.0] * count
+    if slow_workers is None:
+        return tuple(factors)
+    if not isinstance(slow_workers, Mapping):
+        raise InvalidArgument(
+            f"slow_workers must map a worker number to how many times slower it works, got "
+            f"{slow_workers!r}. Pass e.g. slow_workers={{2: 3.0}}."
+        )
+    for worker, factor in slow_workers.items():
+        number = _worker_of("slow_workers", worker, count)
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, (int, float))
+            or not math.isfinite(factor)
+            or factor <= 0
+        ):
+            raise InvalidArgument(
+                f"slow_workers[{worker}] must be a positive number (3.0: its tasks' work takes "
+                f"three times as long), got {factor!r}."
+            )
+        factors[number - 1] = float(factor)
+    return tuple(factors)
+
+
+def pool_spec(
+    workers: int | None,
+    slots: int | None,
+    worker_queues: Mapping[int, Sequence[str]] | None,
+    slow_workers: Mapping[int, float] | None = None,
+) -> PoolSpec | None:
+    """``WorkflowEnv``'s worker-pool arguments as a :class:`PoolSpec` (None: no pool)."""
+    if workers is None and slots is None:
+        for name, value in (("worker_queues", worker_queues), ("slow_workers", slow_workers)):
+            if value:
+                raise InvalidArgument(
+                    f"{name} needs a worker pool: pass workers= (and slots=) too, e.g. "
+                    f"WorkflowEnv(workers=2, {name}={{2: ...}})."
+                )
+        return None
+    count = 1 if workers is None else _positive("workers", workers)
+    per_worker = 1 if slots is None else _positive("slots", slots)
+    queues: list[tuple[str, ...] | None] = [None] * count
+    if worker_queues is not None:
+        if not isinstance(worker_queues, Mapping):
+            raise InvalidArgument(
+                f"worker_queues must map a worker number to its queue names, got "
+                f"{worker_queues!r}. Pass e.g. worker_queues={{2: ['reports']}}."
+            )
+        from pynenc.conf.config_broker import validate_queue_name
+        from pynenc.exceptions import ConfigError
+
+        for worker, names in worker_queues.items():
+            _worker_of("worker_queues", worker, count)
+            if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+                raise InvalidArgument(
+                    f"worker_queues[{worker}] must be a non-empty list of queue names, got "
+                    f"{names!r}. Pass e.g. worker_queues={{{worker}: ['default', 'reports']}}."
+                )
+            try:
+                checked = tuple(validate_queue_name(name) for name in names)
+            except ConfigError as error:
+                raise InvalidArgument(f"worker_queues[{worker}]: {error}") from None
+            if len(set(checked)) != len(checked):
+                raise InvalidArgument(
+                    f"worker_queues[{worker}] names a queue twice: {list(checked)!r}."
+                )
+            queues[worker - 1] = checked
+    return PoolSpec(
+        workers=count, slots=per_worker, queues=tuple(queues),
+        slowdown=_slowdown(slow_workers, count),
+    )
+
+
+def _pool_args(
+    pool: PoolSpec,
+    worker_queues: Mapping[int, Sequence[str]] | None,
+    slow_workers: Mapping[int, float] | None,
+) -> str:
+    """``, workers=2, slots=1, ...``: the pool arguments a rerun needs."""
+    parts = [f"workers={pool.workers}", f"slots={pool.slots}"]
+    if worker_queues:
+        parts.append(f"worker_queues={ {k: list(v) for k, v in sorted(worker_queues.items())} !r}")
+    if slow_workers:
+        parts.append(f"slow_workers={dict(sorted(slow_workers.items()))!r}")
+    return ", " + ", ".join(parts)
+
+
 class EnvCore:
     """What every part of :class:`WorkflowEnv` stands on: its arguments and its world."""
 
@@ -47,6 +156,10 @@ class EnvCore:
         backend: str | Backend = "memory",
         backend_options: dict[str, Any] | None = None,
         slice_timeout: dt.timedelta | float | None = dt.timedelta(seconds=DEFAULT_SLICE_TIMEOUT),
+        workers: int | None = None,
+        slots: int | None = None,
+        worker_queues: Mapping[int, Sequence[str]] | None = None,
+        slow_workers: Mapping[int, float] | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InvalidArgument(
@@ -61,7 +174,9 @@ class EnvCore:
             raise InvalidArgument(
                 f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}."
             )
+        pool = pool_spec(workers, slots, worker_queues, slow_workers)
         self._host = WorldHost(
+            pool=pool,
             slice_timeout=_slice_seconds(slice_timeout),
             seed=seed,
             start=normalize_start(start),
@@ -72,7 +187,10 @@ class EnvCore:
         )
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._non_idempotent: set[str] = set()
-        self.rerun_hint: str = f"WorkflowEnv(seed={seed}) (in pytest: --wf-seed={seed})"
+        pool_args = "" if pool is None else _pool_args(pool, worker_queues, slow_workers)
+        self.rerun_hint: str = (
+            f"WorkflowEnv(seed={seed}{pool_args}) (in pytest: --wf-seed={seed})"
+        )
         """How to rerun this simulation; the pytest plugin sets the exact command."""
 
     # ------------------------------------------------------------------ lifetime
@@ -109,6 +227,18 @@ class EnvCore:
     def closed(self) -> bool:
         """True once :meth:`close` ran; a closed environment does not reopen."""
         return self._host.closed
+
+    @property
+    def workers(self) -> int | None:
+        """Simulated workers (``WorkflowEnv(workers=N)``); None without a worker pool."""
+        pool = self._host.pool
+        return None if pool is None else pool.workers
+
+    @property
+    def slots(self) -> int | None:
+        """Slots of each simulated worker; None without a worker pool."""
+        pool = self._host.pool
+        return None if pool is None else pool.slots
 
     @property
     def world(self) -> WorldHost:

@@ -74,6 +74,54 @@ def _parse_attempt(key: object) -> AttemptRange:
     )
 
 
+def _is_exception(outcome: object) -> bool:
+    return isinstance(outcome, BaseException) or (
+        isinstance(outcome, type) and issubclass(outcome, BaseException)
+    )
+
+
+def _check_result_round_trip(task: Task[Any, Any], name: str, where: str, value: Any) -> None:
+    """A mocked result is stored through the app's serializer like a real one: a value that
+    does not come back (a lambda comes back as None) would reach the caller changed."""
+    from pynenc_wf_testing.runtime.serialization import is_plain, round_trip_problem
+
+    if is_plain(value):
+        return
+    problem = round_trip_problem(task.app, value, where)
+    if problem is not None:
+        raise InvalidArgument(
+            f"mock({name}, {where}=...): the value does not survive pynenc's serializer "
+            f"({type(task.app.serializer).__name__}), which stores every result: {problem}. "
+            "Return plain data (str, int, float, bool, None, lists, str-keyed dicts, "
+            "dataclasses of those), or use side_effect= to compute it per call."
+        )
+
+
+def _check_side_effect_signature(task: Task[Any, Any], side_effect: Callable[..., Any]) -> None:
+    """``side_effect`` is called with the task's arguments by parameter name: refuse at the
+    call one that cannot take them (else every mocked execution fails with a TypeError)."""
+    import inspect
+
+    try:
+        accepts = inspect.signature(side_effect)
+        params = inspect.signature(task.func).parameters
+    except (TypeError, ValueError):
+        return  # (a builtin without a signature: nothing to check)
+    names = [
+        p.name for p in params.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    try:
+        accepts.bind(**dict.fromkeys(names))
+    except TypeError as error:
+        raise InvalidArgument(
+            f"mock({task.task_id.func_name}, side_effect={getattr(side_effect, '__name__', side_effect)!r}): "
+            f"it is called with the task's arguments by name ({', '.join(names) or 'none'}) "
+            f"and cannot take them: {error}. Give it the task's parameters, e.g. "
+            f"side_effect=lambda {', '.join(names) or '**kwargs'}: ...; or **kwargs."
+        ) from None
+
+
 def _parse_per_attempt(per_attempt: object) -> tuple[tuple[AttemptRange, Any], ...]:
     if not isinstance(per_attempt, Mapping) or not per_attempt:
         raise InvalidArgument(
@@ -172,6 +220,16 @@ class EnvMocks(EnvFaults):
         attempts = _parse_per_attempt(per_attempt) if per_attempt is not None else ()
         self._check_used_app(checked)
         self._require_sim()
+        if side_effect is not None:
+            _check_side_effect_signature(checked, side_effect)
+        if getattr(self._host.backend, "check_serialization", True):
+            name = checked.task_id.func_name
+            if returns is not _UNSET:
+                _check_result_round_trip(checked, name, "returns", returns)
+            for (first, last), outcome in attempts:
+                if not _is_exception(outcome):
+                    where = f"per_attempt[{first}{'+' if last is None else f'-{last}'}]"
+                    _check_result_round_trip(checked, name, where, outcome)
         self._host.arm_mock(
             ArmedMock(
                 checked.task_id.key,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pynenc_wf_testing.env._faults import check_task
 from pynenc_wf_testing.env._lifecycle import EnvCore
+from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.history import Step, history_to_json
 from pynenc_wf_testing.runtime.ledger import Execution
 
@@ -50,12 +51,34 @@ class EnvObservation(EnvCore):
         if isinstance(task, str):
             ledger = self._require_sim().ledger
             if "#" in task:  # one logical call: "charge_payment#2"
-                return sum(1 for e in ledger if e.name == task)
-            if "." in task:  # a full task key: "myshop.tasks.charge_payment"
-                return sum(1 for e in ledger if e.task == task)
-            return sum(1 for e in ledger if e.task.rsplit(".", 1)[-1] == task)
+                count = sum(1 for e in ledger if e.name == task)
+            elif "." in task:  # a full task key: "myshop.tasks.charge_payment"
+                count = sum(1 for e in ledger if e.task == task)
+            else:
+                count = sum(1 for e in ledger if e.task.rsplit(".", 1)[-1] == task)
+            if count == 0:
+                self._check_task_name(task)
+            return count
         key = check_task(task, "executions()").task_id.key
         return sum(1 for e in self._require_sim().ledger if e.task == key)
+
+    def _check_task_name(self, name: str) -> None:
+        """A name that is no task of the apps in use counts 0 forever: a typo would make
+        ``executions("charge_paymnet") == 0`` pass. Refuse it, listing the names."""
+        base = name.rpartition("#")[0] if "#" in name else name
+        known: set[str] = set()
+        for app in self.world.apps:
+            for task_id in app.tasks:
+                known.update((task_id.func_name, task_id.key))
+        if base in known:
+            return
+        names = sorted(k for k in known if "." not in k)
+        raise InvalidArgument(
+            f"executions({name!r}): no task of the apps in use is named {base!r} (known: "
+            f"{', '.join(names) or 'none: call env.use(app) first'}). Pass the task object, "
+            "its function name, its module.function key or a step name such as "
+            "'charge_payment#2'."
+        )
 
     @property
     def history(self) -> list[Step]:

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from pynenc.task import Task
 
     from pynenc_wf_testing.checks.crash_check import CrashReport
+    from pynenc_wf_testing.checks.events import Event
+    from pynenc_wf_testing.checks.interleavings import InterleavingReport
+    from pynenc_wf_testing.runtime.faults import StepRef
 
 __all__ = ["TaskCall", "WorkflowEnv", "WorkflowRun"]
 
@@ -96,6 +99,71 @@ class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
             after_start=after_start,
             starter=starter,
             on_blocked=on_blocked,
+            non_idempotent=set(self._non_idempotent),
+        )
+
+    def deliver_after(self, step: StepRef, event: Event) -> None:
+        """Deliver an external ``event`` (``Signal``, ``Cancel``, ``Resume``, ``Advance``)
+        right after ``step`` commits, before the invocation that committed it goes on:
+        to the top-level workflow that step belongs to. ``step`` is referred to as in
+        :meth:`crash_after` (a name such as ``"timer#1"``, a task, a step number or a
+        predicate). Several may be armed, also at one step (delivered in the order armed).
+        A step never reached is an :class:`UnknownStepError` at the end, as for a crash
+        point; an event that finds the workflow finished is dropped. This is the line the
+        reports of :meth:`check_interleavings` print."""
+        from pynenc_wf_testing.checks.events import check_event, deliver
+
+        self._require_open("deliver_after()")
+        checked = check_event(event, "deliver_after()")
+        self._faults.add_interrupt(
+            step,
+            lambda at: deliver(self, checked, at, None),
+            what=checked.snippet(),
+        )
+
+    def check_interleavings(
+        self,
+        workflow: Task[P, R],
+        *args: Any,
+        events: list[Event],
+        compare: Callable[[R], Any] | None = None,
+        invariant: Callable[[WorkflowEnv], Any] | None = None,
+        max_examples: int = 50,
+        max_events: int = 3,
+        before_each: Callable[[], Any] | None = None,
+        after_start: Callable[[WorkflowEnv, WorkflowRun[Any]], Any] | None = None,
+        **kwargs: Any,
+    ) -> InterleavingReport:
+        """Run ``workflow(*args, **kwargs)`` once without events (golden), then with each
+        of ``events`` delivered alone right after each golden step before the workflow's
+        result (``deliver_after``), then with ``max_examples`` combinations of 2 to
+        ``max_events`` events at several steps, generated and shrunk by Hypothesis. Each run
+        starts in a fresh world of this seed. A run fails if it never finishes (and is not
+        halted), replays nondeterministically, raises anything but the engine's outcomes of
+        events (``WorkflowCancelled``, ``WorkflowTimeout``, ``WaitTimeout``) or what the
+        golden run raised, returns a result for which ``compare(result)`` is False, runs a
+        non-idempotent task twice for one call, or breaks ``invariant(env)``. A result that
+        differs from the golden run's is not a failure by itself: events change outcomes.
+        ``before_each()`` runs before every run (reset your fakes); ``after_start(env,
+        run)`` right after each start. Returns an :class:`InterleavingReport`
+        (``assert_ok()`` raises :class:`InterleavingError` with the smallest failing
+        schedule as runnable lines). Your own state in this environment is left as it was.
+        """
+        from pynenc_wf_testing.checks.interleavings import check_interleavings
+
+        checked = check_task(workflow, "check_interleavings()")
+        return check_interleavings(
+            self,
+            checked,
+            args,
+            kwargs,
+            events=events,
+            compare=compare,
+            invariant=invariant,
+            max_examples=max_examples,
+            max_events=max_events,
+            before_each=before_each,
+            after_start=after_start,
             non_idempotent=set(self._non_idempotent),
         )
 

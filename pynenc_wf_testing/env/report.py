@@ -1,11 +1,14 @@
-"""Readable reports of a simulation: the workflow tree as text, and a self-contained HTML page.
+"""Readable reports of a simulation or a store: the workflow tree as text, and a self-contained
+HTML page.
 
-Both are built from one model of the environment's current world (:class:`_Report`): every
-invocation the simulation saw, nested workflow -> sub-workflows -> children, with its final
-status (asked of pynenc's orchestrator), its executions from the side-effect ledger, its
-virtual start and end, and the worker crashes placed where they happened. Output is
-deterministic: the same seed and code give byte-identical text and HTML (no ``id()``, no wall
-clock, ordering by first appearance in the history).
+Both draw a :class:`~pynenc_wf_testing.env.report_model.ReportData`: of an open environment
+(``report_data(env)``: every invocation the simulation saw, its status asked of pynenc's
+orchestrator, its executions from the side-effect ledger) or read from a production store or a
+history file (``env.report_sources``). From it :func:`_build` makes the tree (:class:`_Report`):
+nested workflow -> sub-workflows -> children, each with its start, end and runs, and the
+worker crashes placed where they happened. Output is deterministic: the same seed and code (or
+the same store) give byte-identical text and HTML (no ``id()``, no wall clock, ordering by
+first appearance in the history).
 
 Symbols of the text tree (plain ASCII so that any terminal and CI log shows them)::
 
@@ -15,8 +18,8 @@ Symbols of the text tree (plain ASCII so that any terminal and CI log shows them
     ~         what followed a crash (worker restart, pynenc's recovery)
     !         what an unfinished invocation waits for right now
 
-Times are virtual, relative to the start of the environment's clock (``+H:MM:SS``,
-``+Nd HH:MM:SS`` past a day).
+Times are relative to the start (``+H:MM:SS``, ``+Nd HH:MM:SS`` past a day): of the
+environment's virtual clock, or of the first record of a store (real time).
 """
 
 from __future__ import annotations
@@ -25,31 +28,22 @@ import datetime as dt
 import html
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from pynenc_wf_testing.engine import schema as engine_schema
+from pynenc_wf_testing.env.report_model import (
+    InvocationView,
+    ReportData,
+    ReportedEnv,
+    RunView,
+    report_data,
+)
 from pynenc_wf_testing.runtime.clock import to_micros
 from pynenc_wf_testing.runtime.history import Step
 
-if TYPE_CHECKING:
-    from pynenc_wf_testing.runtime.ledger import Execution
-    from pynenc_wf_testing.runtime.simulation import InvocationInfo, Simulation
-    from pynenc_wf_testing.runtime.world import WorldHost
-
-__all__ = ["ReportedEnv", "render_html", "render_text"]
-
-
-class ReportedEnv(Protocol):
-    """What the reports read of an environment (a ``WorkflowEnv``): its world (simulation
-    and start of the virtual clock) and how to rerun it."""
-
-    @property
-    def world(self) -> WorldHost: ...
-
-    @property
-    def rerun_hint(self) -> str: ...
+__all__ = ["render_html", "render_text"]
 
 #: Prefixes of step names that point at an invocation's own step (``route:charge_payment#1``).
 _NAME_PREFIXES = ("route:", "retry_status:", "retry:", "record:", *engine_schema.CHILD_STEP_PREFIXES)
@@ -73,6 +67,7 @@ class _Attempt:
     start: int
     end: int | None
     crash: int | None = None  # index (in _Report.crashes) of the crash that ended it
+    worker: int = 0  # the pool worker that ran it (0: no worker pool)
 
 
 @dataclass
@@ -101,6 +96,8 @@ class _Node:
     end: int | None
     attempts: list[_Attempt]
     blocked: str | None = None
+    #: ``continued as renewal#2 [fb353203]`` for a run that continued as new.
+    chain: str | None = None
     depth: int = 0
     children: list[_Node | _Crash] = field(default_factory=list)
 
@@ -111,15 +108,17 @@ class _Node:
 
 @dataclass
 class _Report:
-    seed: int
-    rerun: str
+    source: str
+    rerun: str | None
+    clock: str
+    notes: tuple[str, ...]
     t0: int
     now: int
     roots: list[_Node | _Crash]
     nodes: list[_Node]  # depth-first, tree order
     crashes: list[_Crash]
     history: list[Step]
-    ledger: list[Execution]
+    ledger: list[RunView]
     names: dict[str, str]  # invocation id -> step name
     steps: int
 
@@ -135,35 +134,40 @@ def _micros(iso: str, cache: dict[str, int]) -> int:
     return value
 
 
-def _status_of(sim: Simulation, inv_id: str) -> str:
-    """pynenc's current status of ``inv_id``; never raises (a report must not fail a test)."""
-    try:
-        app = sim._app_of(inv_id)
-        if not sim.is_stored(app, inv_id):
-            return "never stored"
-        return str(app.orchestrator.get_invocation_status(inv_id).value)
-    except Exception:
-        return "unknown"
+def _label(infos: Mapping[str, InvocationView], invocation_id: str) -> str:
+    """``renewal#2 [1a2b3c4d]``: an invocation's step name and short id."""
+    info = infos.get(invocation_id)
+    short = invocation_id[:8]
+    return f"{info.name} [{short}]" if info else f"[{short}]"
 
 
-def _build(env: ReportedEnv) -> _Report:
-    sim = env.world.sim
-    history = list(sim.history)
-    ledger = list(sim.ledger)
+def _build(source: ReportedEnv | ReportData) -> _Report:
+    data = source if isinstance(source, ReportData) else report_data(source)
+    history = list(data.steps)
+    ledger = list(data.runs)
     cache: dict[str, int] = {}
-    now = sim.clock.micros
-    t0 = to_micros(env.world.start)
+    now = _micros(data.now, cache)
+    t0 = _micros(data.start, cache)
     for entry in history[:1]:
         t0 = min(t0, _micros(entry.time, cache))
-    infos = sim.invocations
+    infos = {view.invocation_id: view for view in data.invocations}
 
     # First appearance, results and retries per invocation, crashes, from the history.
     first: dict[str, int] = {}
     results: dict[str, list[int]] = {}
     retries: dict[str, list[int]] = {}
     crashes: list[_Crash] = []
+    # Continue-as-new: the new run's back link is written right before the old run's
+    # forward link (engine/_chain.py), so each forward link pairs with the back link before it.
+    continued: dict[str, str] = {}
+    back_link: str | None = None
     for index, entry in enumerate(history):
         when = _micros(entry.time, cache)
+        if entry.kind == "chain" and entry.workflow_id is not None:
+            if entry.name.startswith("continued_from"):
+                back_link = entry.workflow_id
+            elif back_link is not None:
+                continued[entry.workflow_id] = back_link
         if entry.invocation_id is not None:
             first.setdefault(entry.invocation_id, index)
             if entry.kind == "result":
@@ -193,11 +197,10 @@ def _build(env: ReportedEnv) -> _Report:
         start = _micros(execution.started, cache)
         end: int | None = None
         crash_no: int | None = None
-        finished = getattr(execution, "finished", None)  # recorded by newer simulations
         if execution.outcome == "crashed":
             crash_no = _next_crash(crashes, start, used_crashes, inv_id)
-        if isinstance(finished, str):
-            end = _micros(finished, cache)
+        if execution.finished is not None:
+            end = _micros(execution.finished, cache)
         elif execution.outcome in ("success", "failed"):
             end = _next_at_or_after(results.get(inv_id, []), start, used_results, inv_id)
         elif execution.outcome == "retry":
@@ -212,10 +215,10 @@ def _build(env: ReportedEnv) -> _Report:
                 start=start,
                 end=end,
                 crash=crash_no,
+                worker=getattr(execution, "worker", 0),
             )
         )
 
-    blocked_by_label = sim.blocked_report()
     nodes: dict[str, _Node] = {}
     fallback = len(history)
     for order, (inv_id, info) in enumerate(infos.items()):
@@ -227,7 +230,7 @@ def _build(env: ReportedEnv) -> _Report:
         )
         if runs:
             start = min(start, runs[0].start)
-        status = _status_of(sim, inv_id)
+        status = info.status
         node_end: int | None = None
         if inv_id in results and status in ("success", "failed"):
             node_end = results[inv_id][-1]
@@ -241,7 +244,12 @@ def _build(env: ReportedEnv) -> _Report:
             start=start,
             end=node_end,
             attempts=runs,
-            blocked=blocked_by_label.get(sim.label(inv_id)),
+            blocked=info.blocked,
+            chain=(
+                f"continued as {_label(infos, continued[inv_id])}"
+                if inv_id in continued
+                else None
+            ),
         )
 
     # Nest: direct parent invocation, else the owning workflow, else a root.
@@ -269,8 +277,10 @@ def _build(env: ReportedEnv) -> _Report:
 
     walk(roots, 0)
     return _Report(
-        seed=sim.seed,
-        rerun=env.rerun_hint,
+        source=data.source,
+        rerun=data.rerun,
+        clock=data.clock,
+        notes=data.notes,
         t0=t0,
         now=now,
         roots=roots,
@@ -310,6 +320,8 @@ def _next_crash(
 
 def _follow_text(entry: Step, crash: _Crash) -> str:
     worker = entry.detail.get("worker")
+    if entry.kind == "restart" and "pool_worker" in entry.detail:
+        return f"restart: pool worker {entry.detail['pool_worker']} started again"
     if entry.kind == "restart":
         return f"restart: worker {worker} started"
     if entry.name == "recover-tasks":
@@ -317,7 +329,7 @@ def _follow_text(entry: Step, crash: _Crash) -> str:
     return f"recover: worker {worker} took over at once"
 
 
-def _parent_of(info: InvocationInfo, nodes: dict[str, _Node]) -> str | None:
+def _parent_of(info: InvocationView, nodes: dict[str, _Node]) -> str | None:
     for candidate in (info.parent_invocation_id, info.owner_workflow_id):
         if candidate is not None and candidate in nodes and candidate != info.invocation_id:
             return candidate
@@ -327,7 +339,7 @@ def _parent_of(info: InvocationInfo, nodes: dict[str, _Node]) -> str | None:
 def _crash_container(
     crash: _Crash,
     history: list[Step],
-    infos: dict[str, InvocationInfo],
+    infos: dict[str, InvocationView],
     nodes: dict[str, _Node],
 ) -> str | None:
     """The workflow whose children list shows ``crash`` (None: top level).
@@ -413,7 +425,7 @@ def _runs_text(attempts: Sequence[_Attempt]) -> str:
     if not attempts:
         return "not run"
     if len(attempts) == 1 and attempts[0].outcome == "success" and not attempts[0].injected:
-        return "1 run"
+        return "1 run" + _workers_text(attempts)
     groups: list[list[Any]] = []
     for attempt in attempts:
         label = attempt.outcome + ("*" if attempt.injected else "")
@@ -423,7 +435,14 @@ def _runs_text(attempts: Sequence[_Attempt]) -> str:
             groups.append([label, 1])
     parts = [label if count == 1 else f"{label} x{count}" for label, count in groups]
     noun = "run" if len(attempts) == 1 else "runs"
-    return f"{len(attempts)} {noun}: " + ", ".join(parts)
+    return f"{len(attempts)} {noun}: " + ", ".join(parts) + _workers_text(attempts)
+
+
+def _workers_text(attempts: Sequence[_Attempt]) -> str:
+    """`` on w1, w2``: the pool workers of the runs, in order (empty without a pool)."""
+    if not any(attempt.worker for attempt in attempts):
+        return ""
+    return " on " + ", ".join(f"w{attempt.worker}" for attempt in attempts)
 
 
 def _interval(report: _Report, node: _Node) -> str:
@@ -438,18 +457,21 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _header_lines(report: _Report) -> list[str]:
-    return [
+    lines = [
         (
-            f"seed {report.seed}; {_plural(report.steps, 'step')}, "
+            f"{report.source}; {_plural(report.steps, 'step')}, "
             f"{_plural(len(report.crashes), 'crash')}, "
             f"{_plural(len(report.ledger), 'task execution')}"
         ),
-        f"rerun: {report.rerun}",
-        (
-            f"virtual time: {_iso(report.t0)} -> {_iso(report.now)} "
-            f"(+{_format_span(report.now - report.t0)})"
-        ),
     ]
+    if report.rerun is not None:
+        lines.append(f"rerun: {report.rerun}")
+    lines.extend(report.notes)
+    lines.append(
+        f"{report.clock} time: {_iso(report.t0)} -> {_iso(report.now)} "
+        f"(+{_format_span(report.now - report.t0)})"
+    )
+    return lines
 
 
 def _crash_text(report: _Report, crash: _Crash) -> str:
@@ -463,7 +485,7 @@ def _follow_lines(report: _Report, crash: _Crash) -> list[str]:
 # ------------------------------------------------------------------------------ text
 
 
-def render_text(env: ReportedEnv) -> str:
+def render_text(env: ReportedEnv | ReportData) -> str:
     """The workflow tree of everything ``env`` ran so far, as plain text.
 
     One line per invocation, nested workflow -> sub-workflows -> children, in order of first
@@ -473,6 +495,9 @@ def render_text(env: ReportedEnv) -> str:
     happened (``x crash: crash_after('charge_payment#1') at charge_payment#1``), followed by
     the recovery (``~``); an unfinished invocation says what it waits for (``!``). A header
     gives the seed, how to rerun, and the virtual time span. Deterministic for a given seed.
+
+    ``env`` is an open ``WorkflowEnv``, or a :class:`ReportData` read from a production store
+    or a history file (``env.report_sources``): the same tree, on real time for a store.
     """
     report = _build(env)
     lines = _header_lines(report)
@@ -516,7 +541,10 @@ def render_text(env: ReportedEnv) -> str:
         label = text.ljust(width)
         status = node.status.upper().ljust(status_width)
         interval = _interval(report, node).ljust(interval_width)
-        lines.append(f"{label}  {status}  {interval}  {_runs_text(node.attempts)}".rstrip())
+        chain = f"  {node.chain}" if node.chain else ""
+        lines.append(
+            f"{label}  {status}  {interval}  {_runs_text(node.attempts)}{chain}".rstrip()
+        )
     legend = _legend(report)
     if legend:
         lines.append(legend)
@@ -543,7 +571,9 @@ _OUTCOME_COLOURS = {
     "crashed": "#f48fb1",
     "running": "#1565c0",
     "stalled": "#6a1b9a",
+    "suspended": "#90a4ae",
     "aborted": "#6d4c41",
+    "cancelled": "#8d6e63",
 }
 _CRASH_RED = "#d50000"
 _SPAN_GREY = "#cfd8dc"
@@ -595,14 +625,15 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def render_html(env: ReportedEnv, *, title: str) -> str:
+def render_html(env: ReportedEnv | ReportData, *, title: str) -> str:
     """A self-contained HTML page of ``env``'s run: no external resource, no script.
 
     It holds the seed line and rerun recipe, the workflow tree of :func:`render_text`
     (collapsible ``<details>``), a timeline of the virtual clock (one row per invocation, its
     runs as coloured bars, crashes as red markers), the step list and the executions
     (ledger). ``title`` heads the page (the plugin passes the test's node id). The page is
-    well-formed XML as well as HTML (it parses with ``xml.etree``).
+    well-formed XML as well as HTML (it parses with ``xml.etree``). ``env`` may also be a
+    :class:`ReportData` (a production store or a history file, ``env.report_sources``).
     """
     report = _build(env)
     parts: list[str] = [
@@ -611,8 +642,8 @@ def render_html(env: ReportedEnv, *, title: str) -> str:
         f"<h1>{_e(title)}</h1>\n",
     ]
     header = _header_lines(report)
-    parts.append(f"<p class=\"seed\">{_e(header[0])}<br/>{_e(header[1])}</p>\n")
-    parts.append(f"<p class=\"meta\">{_e(header[2])}</p>\n")
+    parts.append(f"<p class=\"seed\">{'<br/>'.join(_e(line) for line in header[:-1])}</p>\n")
+    parts.append(f"<p class=\"meta\">{_e(header[-1])}</p>\n")
     parts.append("<h2>Workflow tree</h2>\n")
     if report.roots:
         parts.append("<ul class=\"tree\">\n")
@@ -621,7 +652,7 @@ def render_html(env: ReportedEnv, *, title: str) -> str:
     else:
         parts.append("<p>Nothing ran in this environment yet.</p>\n")
     parts.append(_html_legend())
-    parts.append("<h2>Timeline (virtual clock)</h2>\n")
+    parts.append(f"<h2>Timeline ({_clock_name(report)})</h2>\n")
     parts.append(_svg_timeline(report))
     parts.append(
         "<p class=\"note\">The time axis is compressed: each instant at which something starts "
@@ -636,6 +667,10 @@ def render_html(env: ReportedEnv, *, title: str) -> str:
     parts.append(_executions_table(report))
     parts.append("</body>\n</html>\n")
     return "".join(parts)
+
+
+def _clock_name(report: _Report) -> str:
+    return "virtual clock" if report.clock == "virtual" else "real time"
 
 
 def _html_legend() -> str:
@@ -661,14 +696,16 @@ def _html_row(report: _Report, node: _Node) -> str:
         f"{_e(node.status.upper())}</span> "
         f"<span class=\"time\">{_e(_interval(report, node))}</span> "
         f"{runs} <span class=\"runs\">{_e(_runs_text(node.attempts))}</span>"
+        + (f" <span class=\"note\">{_e(node.chain)}</span>" if node.chain else "")
     )
 
 
 def _attempt_title(report: _Report, node: _Node, attempt: _Attempt) -> str:
     end = report.offset(attempt.end) if attempt.end is not None else "open"
     injected = " (injected failure)" if attempt.injected else ""
+    worker = f" on worker {attempt.worker}" if attempt.worker else ""
     return (
-        f"{node.name} run {attempt.number}: {attempt.outcome}{injected}, "
+        f"{node.name} run {attempt.number}: {attempt.outcome}{injected}{worker}, "
         f"{report.offset(attempt.start)}..{end}"
     )
 
@@ -725,24 +762,27 @@ def _svg_timeline(report: _Report) -> str:
         (
             f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
             f"viewBox=\"0 0 {width} {height}\" role=\"img\" "
-            "aria-label=\"timeline of the virtual clock\" style=\"max-width:100%;height:auto\">\n"
+            f"aria-label=\"timeline of the {_clock_name(report)}\" "
+            "style=\"max-width:100%;height:auto\">\n"
         ),
         f"<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#ffffff\"/>\n",
     ]
     # Axis: ticks at every instant, labels where they do not collide.
-    last_label = -1e9
+    last_label, last_width = -1e9, 0.0
     for instant in ordered:
         x = position[instant]
         out.append(
             f"<line x1=\"{x:.1f}\" y1=\"{top - 24}\" x2=\"{x:.1f}\" y2=\"{height - 12}\" "
             "stroke=\"#eaeef2\" stroke-width=\"1\"/>\n"
         )
-        if x - last_label >= 64:
+        tick = report.offset(instant)
+        tick_width = 6.2 * len(tick)  # about 11 px sans-serif: real-time offsets are long
+        if x - last_label >= max(64.0, (last_width + tick_width) / 2 + 8):
             out.append(
                 f"<text x=\"{x:.1f}\" y=\"{top - 28}\" text-anchor=\"middle\" "
-                f"fill=\"#57606a\">{_e(report.offset(instant))}</text>\n"
+                f"fill=\"#57606a\">{_e(tick)}</text>\n"
             )
-            last_label = x
+            last_label, last_width = x, tick_width
     for row, node in enumerate(report.nodes):
         y = top + row * row_height
         if row % 2:
@@ -750,7 +790,7 @@ def _svg_timeline(report: _Report) -> str:
                 f"<rect x=\"0\" y=\"{y}\" width=\"{width}\" height=\"{row_height}\" "
                 "fill=\"#f6f8fa\" fill-opacity=\"0.7\"/>\n"
             )
-        label = f"{node.name} [{node.short}]"
+        label = f"{node.name} [{node.short}]{_workers_text(node.attempts)}"
         out.append(
             f"<text x=\"{6 + 14 * node.depth}\" y=\"{y + 15}\" "
             f"font-weight=\"{'bold' if node.is_workflow else 'normal'}\" fill=\"#1b1f23\">"
@@ -802,7 +842,7 @@ def _svg_timeline(report: _Report) -> str:
 def _steps_table(report: _Report) -> str:
     rows = [
         (
-            "<table class=\"steps\">\n<tr><th>#</th><th>virtual time</th><th>kind</th>"
+            f"<table class=\"steps\">\n<tr><th>#</th><th>{report.clock} time</th><th>kind</th>"
             "<th>name</th><th>workflow</th><th>invocation</th><th>detail</th></tr>\n"
         )
     ]
@@ -834,10 +874,14 @@ def _executions_table(report: _Report) -> str:
     ends: dict[tuple[str, int], int | None] = {
         (n.invocation_id, a.number): a.end for n in report.nodes for a in n.attempts
     }
+    # A worker column only with a worker pool (reports without one keep their bytes).
+    pooled = any(getattr(e, "worker", 0) for e in report.ledger)
     rows = [
         (
             "<table class=\"executions\">\n<tr><th>name</th><th>invocation</th><th>run</th>"
-            "<th>outcome</th><th>started</th><th>ended</th></tr>\n"
+            "<th>outcome</th><th>started</th><th>ended</th>"
+            + ("<th>worker</th>" if pooled else "")
+            + "</tr>\n"
         )
     ]
     for execution in report.ledger:
@@ -851,7 +895,8 @@ def _executions_table(report: _Report) -> str:
             f"<td><span class=\"run\" style=\"background:{colour}\"></span>{_e(outcome)}</td>"
             f"<td class=\"mono\">{_e(report.offset(_micros(execution.started, {})))}</td>"
             f"<td class=\"mono\">{_e(report.offset(end) if end is not None else 'open')}</td>"
-            "</tr>\n"
+            + (f"<td>w{execution.worker}</td>" if pooled else "")
+            + "</tr>\n"
         )
     rows.append("</table>\n")
     return "".join(rows)

@@ -134,12 +134,29 @@ _FACTORIES: dict[str, Any] = {
 # --- end persistent backends
 
 
+def backend_names() -> list[str]:
+    """The names ``WorkflowEnv(backend=...)`` accepts now (built-in and registered)."""
+    return sorted(_FACTORIES)
+
+
 def register_backend(name: str, factory: Any) -> None:
     """Make ``WorkflowEnv(backend=name)`` build its backend with ``factory(**options)``."""
     _FACTORIES[name] = factory
 
 
 def resolve_backend(backend: str | Backend, options: dict[str, Any] | None = None) -> Backend:
+    if options is not None and not (
+        isinstance(options, dict) and all(isinstance(key, str) for key in options)
+    ):
+        raise InvalidArgument(
+            f"backend_options must be a dict of option name -> value, got {options!r}. "
+            "Pass e.g. backend='sqlite', backend_options={'path': 'wf.db'}."
+        )
+    if options and not isinstance(backend, str):
+        raise InvalidArgument(
+            f"backend_options={options!r} go with a backend name; a Backend object is built "
+            "with its options already. Pass them to its constructor instead."
+        )
     if isinstance(backend, str):
         factory = _FACTORIES.get(backend)
         if factory is None:

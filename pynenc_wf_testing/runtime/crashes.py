@@ -161,6 +161,13 @@ class CrashHandler:
         self._recorder.event("recover", "recover-tasks", {"worker": self._workers.generation})
         self.recovery_at = (self._clock.micros // _RECOVERY_TICK + 1) * _RECOVERY_TICK
 
+    def schedule_recovery(self) -> None:
+        """Route pynenc's recovery tasks at their next cron tick (one worker of a pool died
+        while the others run on)."""
+        tick = (self._clock.micros // _RECOVERY_TICK + 1) * _RECOVERY_TICK
+        if self.recovery_at is None or tick < self.recovery_at:
+            self.recovery_at = tick
+
     def owned_by_dead(self) -> bool:
         dead = self._workers.dead_runner_ids
         app_of = self._app_of

@@ -97,7 +97,8 @@ class Diagnostics:
             blocked[label(inv_id)] = reason
         return blocked
 
-    def deadlock(self, goal_ids: list[str]) -> DeadlockError:
+    def deadlock(self, goal_ids: list[str], extra: list[str] | None = None) -> DeadlockError:
+        """``extra``: more lines of explanation (the worker pool's, see Simulation)."""
         label = self._recorder.label
         blocked = self.blocked_report()
         goal = ", ".join(f"{label(i)} (status: {self.status_text(i)})" for i in goal_ids)
@@ -108,11 +109,12 @@ class Diagnostics:
         if blocked:
             lines.append("Blocked:")
             lines.extend(f"  - {who} {what}" for who, what in blocked.items())
-        else:
+        elif not extra:
             lines.append(
                 "Nothing is blocked inside the simulation: the awaited invocation was never "
                 "routed to the simulated broker (was it created before env.use(app)?)."
             )
+        lines.extend(extra or ())
         lines.append(f"Virtual time: {self._clock.now.isoformat()}; seed: {self.seed}.")
         return DeadlockError("\n".join(lines), blocked)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from pynenc_wf_testing.engine import _close, _ops, schema
 from pynenc_wf_testing.engine.hooks import register_hooks, unregister_hooks
 from pynenc_wf_testing.runtime.clock import to_micros
 from pynenc_wf_testing.runtime.components import sim_of
@@ -17,7 +18,14 @@ from pynenc_wf_testing.runtime.components import sim_of
 if TYPE_CHECKING:
     from pynenc.app import Pynenc
 
-__all__ = ["SIMULATOR_HOOKS", "SimulationHooks", "plug_in", "unplug"]
+__all__ = [
+    "SIMULATOR_HOOKS",
+    "SimulationHooks",
+    "close_workflow",
+    "plug_in",
+    "result_wait_interrupts",
+    "unplug",
+]
 
 
 class SimulationHooks:
@@ -57,12 +65,31 @@ class SimulationHooks:
         if sim is not None:
             sim.stalled.pop(workflow_id, None)
 
+    def drives(self, app: Pynenc) -> bool:
+        return sim_of(app) is not None
+
+    def invocation_cancelled(self, app: Pynenc, invocation_id: str) -> None:
+        sim = sim_of(app)
+        if sim is not None:
+            sim.drop_invocation(invocation_id)
+
     def replaying_finished_history(self, app: Pynenc, workflow_id: str) -> bool:
         sim = sim_of(app)
         if sim is None or not sim.in_simulated_invocation():
             return False
         limit = sim.replay_limits.get(workflow_id)
         return limit is not None and bool(limit[1])
+
+    def rerun_started(self, app: Pynenc, workflow_id: str, reused: list[str]) -> None:
+        sim = sim_of(app)
+        if sim is not None:
+            sim.continue_names(workflow_id, reused)
+
+    def child_steps(self, app: Pynenc, workflow_id: str) -> list[tuple[str, str]] | None:
+        sim = sim_of(app)
+        if sim is None:
+            return None
+        return sim.child_steps(workflow_id)
 
 
 #: The instance ``WorkflowEnv`` registers (one is enough: it holds no state).
@@ -77,3 +104,40 @@ def plug_in() -> None:
 def unplug() -> None:
     """Undo one :func:`plug_in` (``WorkflowEnv.close``)."""
     unregister_hooks(SIMULATOR_HOOKS)
+
+
+def result_wait_interrupts(
+    app: Pynenc, invocation: Any, awaited: list[str]
+) -> tuple[tuple[str, ...], int | None] | bool | None:
+    """What interrupts a plain ``.result`` on ``awaited`` of a simulated workflow: its
+    wake-up keys and run deadline (micros); None for an invocation that is not the root of a
+    workflow of an app with the engine; True when it must not block (an awaited invocation
+    became final). Raises the workflow's ``WorkflowCancelled`` / ``WorkflowTimeout`` if one
+    is due: a blocked workflow ends at the instant it is cancelled or times out."""
+    workflow = invocation.workflow
+    if workflow is None or not _ops.workflows_enabled(app):
+        return None
+    workflow_id = str(workflow.workflow_id)
+    if workflow_id != str(invocation.invocation_id):
+        return None
+    deadline = _ops.WorkflowExecution(app, invocation).blocked_result_deadline(awaited)
+    if deadline is True:
+        return True
+    micros = None if deadline is None or deadline is False else to_micros(deadline)
+    return (schema.interrupt(workflow_id),), micros
+
+
+def close_workflow(app: Pynenc, workflow_id: str, status: str) -> None:
+    """A workflow run reached a final status: apply the parent-close policy to its
+    children at that instant (production has no hook there; see docs/engine.md)."""
+    if not _ops.workflows_enabled(app):
+        return
+    deadline = None
+    if status == "success":
+        why = "completed"
+    else:
+        identity = app.state_backend.get_invocation(workflow_id).workflow
+        seen = app.state_backend.get_workflow_data(identity, schema.INTERRUPTED)
+        why = "failed" if seen is None else seen["why"]
+        deadline = None if seen is None else seen["deadline"]
+    _close.cancel_children(app, workflow_id, why, deadline=deadline)

@@ -1,7 +1,8 @@
 """Fault hooks: what the simulator asks of a fault plan, defined where the simulator lives.
 
 The simulator consults its faults at two kinds of point: around each step commit (crash
-``before`` or ``after`` it) and at the start of each task execution (an injected failure). The
+``before`` or ``after`` it, or deliver an external event right after it) and at the start of
+each task execution (an injected failure). The
 fault vocabulary as data (schedules) belongs to the checks layer, above the runtime; what is
 armed on one run is :class:`~pynenc_wf_testing.runtime.faults.ArmedFaults`, which satisfies
 :class:`FaultHooks` structurally and is passed in by the environment.
@@ -15,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from pynenc_wf_testing.runtime.history import Step
 
-__all__ = ["NO_FAULTS", "CrashPointView", "FaultHooks", "NoFaults"]
+__all__ = ["NO_FAULTS", "CrashPointView", "FaultHooks", "InterruptView", "NoFaults"]
 
 #: Where a crash point sits relative to a step's commit.
 CommitPhase = Literal["before", "after"]
@@ -34,6 +35,12 @@ class CrashPointView(Protocol):
     def snippet(self) -> str: ...
 
 
+class InterruptView(Protocol):
+    """An external event armed at a step boundary, as the simulator sees it."""
+
+    def deliver(self, step: Step) -> None: ...
+
+
 class FaultHooks(Protocol):
     """The faults armed on one simulation, consulted by the simulator.
 
@@ -43,6 +50,16 @@ class FaultHooks(Protocol):
 
     @property
     def crash_points(self) -> Sequence[CrashPointView]: ...
+
+    @property
+    def interrupts(self) -> Sequence[Any]:
+        """External events armed at step boundaries (``wf_env.deliver_after``); read on
+        every commit, so a plain sequence (empty: nothing more is done)."""
+        ...
+
+    def interrupts_for(self, step: Step) -> Sequence[InterruptView]:
+        """Every unfired interrupt matching ``step`` (just committed), marked fired."""
+        ...
 
     @property
     def mocks(self) -> Mapping[str, Any]:
@@ -73,6 +90,7 @@ class NoFaults:
     __slots__ = ()
 
     crash_points: tuple[CrashPointView, ...] = ()
+    interrupts: tuple[Any, ...] = ()
     mocks: Mapping[str, Any] = MappingProxyType({})
 
     def mock_attempt(self, mock: Any, invocation_id: str, retries: int) -> int:
@@ -83,6 +101,9 @@ class NoFaults:
 
     def failure_for(self, task_key: str) -> BaseException | None:
         return None
+
+    def interrupts_for(self, step: Step) -> Sequence[InterruptView]:
+        return ()
 
     def unfired(self) -> Sequence[CrashPointView]:
         return ()

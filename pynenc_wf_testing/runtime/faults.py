@@ -31,6 +31,7 @@ __all__ = [
     "ArmedCrash",
     "ArmedFailure",
     "ArmedFaults",
+    "ArmedInterrupt",
     "ArmedMock",
     "make_matcher",
     "mocked_run_task_sync",
@@ -59,7 +60,17 @@ def normalize_step_name(name: str) -> str:
             "a step name cannot be empty. Use a task name such as 'charge_payment', "
             "'charge_payment#2', or a kind name such as 'uuid#1'."
         )
-    return name if "#" in name else f"{name}#1"
+    if "#" not in name:
+        return f"{name}#1"
+    base, _, number = name.rpartition("#")
+    # Every step name ends in '#<n>' (n >= 1): anything else can never match a step.
+    if not base or not number.isdigit() or int(number) < 1:
+        raise InvalidArgument(
+            f"step name {name!r}: expected '<name>#<n>' with n >= 1 (the n-th such step), "
+            "e.g. 'charge_payment#2', 'route:charge_payment#1' or 'uuid#1'; or the name "
+            "alone for its first occurrence."
+        )
+    return name
 
 
 def make_matcher(ref: object) -> tuple[Callable[[Step], bool], str]:
@@ -111,6 +122,29 @@ class ArmedCrash:
     def snippet(self) -> str:
         extra = "" if self.restart_after is None else f", restart_after=timedelta(seconds={self.restart_after:g})"
         return f"crash_{self.phase}({self.description}{extra})"
+
+
+@dataclass
+class ArmedInterrupt:
+    """Something from outside the worker (a signal, a cancellation, time passing) happens
+    right after the matching step commits: ``deliver(step)`` runs in the test's context
+    (never inside an invocation) before the invocation that committed the step goes on.
+
+    ``optional``: never firing is not an error (generated schedules may point past the end).
+    """
+
+    matcher: Callable[[Step], bool]
+    description: str
+    deliver: Callable[[Step], None]
+    what: str = "deliver"
+    optional: bool = False
+    fired: bool = False
+    fired_at: Step | None = None
+    #: An interrupt never crashes the worker (it shows in ``unfired()`` beside crash points).
+    restart_after: float | None = None
+
+    def snippet(self) -> str:
+        return f"deliver_after({self.description}, {self.what})"
 
 
 @dataclass
@@ -248,6 +282,9 @@ class ArmedFaults:
     #: This world's tries of mocked tasks: (task key, invocation id, num_retries) -> attempt.
     mock_tries: dict[tuple[str, str, int], int] = field(default_factory=dict)
     mock_counts: dict[str, int] = field(default_factory=dict)
+    #: External events delivered at step boundaries (``wf_env.deliver_after``); read on
+    #: every commit, so a plain list (empty: nothing more is done).
+    interrupts: list[ArmedInterrupt] = field(default_factory=list)
 
     def mock_attempt(self, mock: ArmedMock, invocation_id: str, retries: int) -> int:
         """The attempt number of this try of ``mock`` in this world (see :class:`ArmedMock`)."""
@@ -292,6 +329,32 @@ class ArmedFaults:
                 return point
         return None
 
+    def add_interrupt(
+        self,
+        ref: object,
+        deliver: Callable[[Step], None],
+        *,
+        what: str,
+        description: str | None = None,
+        optional: bool = False,
+    ) -> ArmedInterrupt:
+        matcher, default_description = make_matcher(ref)
+        point = ArmedInterrupt(
+            matcher, description or default_description, deliver, what, optional
+        )
+        self.interrupts.append(point)
+        return point
+
+    def interrupts_for(self, step: Step) -> list[ArmedInterrupt]:
+        """Every armed, unfired interrupt matching this step, in arming order (fires them)."""
+        matched = []
+        for point in self.interrupts:
+            if not point.fired and point.matcher(step):
+                point.fired = True
+                point.fired_at = step
+                matched.append(point)
+        return matched
+
     def failure_for(self, task_key: str) -> BaseException | None:
         for fault in self.failures:
             if fault.task_key == task_key and fault.used < fault.times:
@@ -299,8 +362,12 @@ class ArmedFaults:
                 return fault.make_exception()
         return None
 
-    def unfired(self) -> list[ArmedCrash]:
-        return [p for p in self.crash_points if not p.fired and not p.optional]
+    def unfired(self) -> list[ArmedCrash | ArmedInterrupt]:
+        points: list[ArmedCrash | ArmedInterrupt] = [
+            p for p in self.crash_points if not p.fired and not p.optional
+        ]
+        points += [p for p in self.interrupts if not p.fired and not p.optional]
+        return points
 
     def fired(self) -> list[str]:
         """What fired so far: the crash points (by the name of the step each hit), then the

@@ -17,8 +17,10 @@ class Execution:
     executions of the same invocation from 1 (pynenc does not count recoveries; we do),
     ``started``/``finished`` are virtual instants (ISO 8601). ``outcome`` is ``running``
     while it runs, then ``success``, ``failed``, ``retry``,
-    ``crashed`` (the worker died while it ran) or ``stalled`` (it returned without a final status).
-    ``mocked``: ``wf_env.mock`` ran instead of the task function.
+    ``crashed`` (the worker died while it ran), ``stalled`` (it returned without a final status)
+    or ``cancelled`` (the engine terminated it: its parent workflow closed or was cancelled).
+    ``mocked``: ``wf_env.mock`` ran instead of the task function. ``worker``: the pool
+    worker that ran it (``WorkflowEnv(workers=N)``; 0 without a pool).
     ``arguments`` are pynenc's serialized arguments (stable strings): the call's own mapping,
     shared, not copied (read-only).
     """
@@ -36,6 +38,8 @@ class Execution:
     finished: str | None = None
     #: True when ``wf_env.mock`` ran instead of the task function.
     mocked: bool = False
+    #: The pool worker (1-based) that ran it; 0 without a worker pool.
+    worker: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of this execution."""
@@ -52,6 +56,7 @@ class Execution:
             "finished": self.finished,
             # only when true: histories without mocks keep their bytes
             **({"mocked": True} if self.mocked else {}),
+            **({"worker": self.worker} if self.worker else {}),
         }
 
 

@@ -178,6 +178,14 @@ class StepRecorder:
             self.invocations[inv_id] = info
         return info
 
+    def continue_names(self, owner: str, names: list[str]) -> None:
+        """Number ``owner``'s next children after ``names`` (``charge#2``: the next charge
+        is ``charge#3``): a re-run starts with the steps it reused from the run it re-runs."""
+        for name in names:
+            base, _, number = name.rpartition("#")
+            key = (owner, base)
+            self._name_counters[key] = max(self._name_counters.get(key, 0), int(number))
+
     def label(self, invocation_id: str) -> str:
         info = self.invocations.get(invocation_id)
         short = invocation_id[:8]

@@ -6,7 +6,10 @@ invocation/runner/app in a ``threading.local`` that greenlets share: each switch
 object's attributes. A parked invocation waits on results (``waiters``), on a virtual deadline
 (``sleepers``, a heap) or on condition keys (``cond_waiters``, engine waits); the scheduler
 wakes it into ``ready``. Which ready invocation runs next is chosen by the coordinator's drive
-loop with the scheduler's seeded ``rng``.
+loop with the scheduler's seeded ``rng``: among the ready ones of the highest pynenc priority
+(the task's ``priority`` option and the broker's ``priority_rules``), and, with a worker pool
+(:mod:`~pynenc_wf_testing.runtime.pool`), among those that hold a slot of their worker or can
+take a free one.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +40,8 @@ _set_running_loop = asyncio.events._set_running_loop
 
 # Finished worker greenlets kept for the next invocations (see Scheduler._worker_main).
 _IDLE_WORKERS = 64
+#: GreenletExit throws into one greenlet at close before it is left alive (a task may catch it).
+_CLOSE_THROWS = 3
 
 
 @dataclass(eq=False, slots=True)
@@ -61,6 +67,14 @@ class SimThread:
     event_loop: Any = None
     # What this execution drew from uuid4/random (monkeypatches.ids owns it).
     draws: Any = None
+    #: pynenc's broker priority of the task (higher runs first among the ready).
+    priority: float = 0.0
+    #: The simulated worker (1-based) that fetched it; 0 without a worker pool.
+    worker: int = 0
+    #: The runner context of that worker (None: the app's runner's).
+    ctx: Any = None
+    #: It occupies one of its worker's slots now (worker pools only).
+    holds_slot: bool = False
 
 
 class SchedulerEvents(Protocol):
@@ -91,8 +105,11 @@ class Scheduler:
     """Greenlet workers, the ready queue and every kind of parking of one simulation."""
 
     __slots__ = (
+        "_first_priority",
         "_idle_glets",
+        "_priorities",
         "_sleep_seq",
+        "busy",
         "clock",
         "cond_waiters",
         "current",
@@ -100,12 +117,17 @@ class Scheduler:
         "graveyard",
         "main_glet",
         "max_steps",
+        "on_slot_freed",
+        "pool_slots",
+        "preempted",
+        "prioritized",
         "ready",
         "rng",
         "runners",
         "sleepers",
         "slice_timeout",
         "slices",
+        "slowdown",
         "threads",
         "waiters",
     )
@@ -135,9 +157,33 @@ class Scheduler:
         self._sleep_seq = 0
         self.threads: dict[str, SimThread] = {}
         self.current: SimThread | None = None
+        #: The invocation stopped at a step boundary while the test delivers an external
+        #: event (:meth:`preempt`); the drive loop resumes it first.
+        self.preempted: SimThread | None = None
         self.graveyard: list[greenlet.greenlet] = []
         self._idle_glets: list[greenlet.greenlet] = []
         self.slices = 0
+        #: Slots per worker (0: no worker pool, unlimited parallelism).
+        self.pool_slots = 0
+        #: Per worker (index: worker number), how much longer a task's time.sleep lasts.
+        self.slowdown: list[float] = [1.0]
+        #: Slots held per worker (index: the worker number; index 0 unused).
+        self.busy: list[int] = [0]
+        #: Called when a slot frees (the coordinator fetches again).
+        self.on_slot_freed: Callable[[], None] | None = None
+        #: Two different priorities were seen: choosing a ready invocation looks at them.
+        #: (Until then every ready one has the same priority and the choice is the plain
+        #: seeded draw: histories without priorities keep their bytes.)
+        self.prioritized = False
+        self._first_priority: float | None = None
+        # id(task) -> (task, priority): a task's priority is fixed while the world lives.
+        self._priorities: dict[int, tuple[Any, float]] = {}
+
+    def use_pool(self, workers: int, slots: int, slowdown: tuple[float, ...] = ()) -> None:
+        """Run on ``workers`` workers of ``slots`` slots each (see runtime/pool.py)."""
+        self.pool_slots = slots
+        self.busy = [0] * (workers + 1)
+        self.slowdown = [1.0, *(slowdown or (1.0,) * workers)]
 
     # ------------------------------------------------------------------ inside an invocation
 
@@ -145,9 +191,19 @@ class Scheduler:
         thread = self.current
         return thread is not None and greenlet.getcurrent() is thread.glet
 
-    def park_for_results(self, invocation_ids: list[str]) -> None:
-        """Park the current invocation until one of ``invocation_ids`` is final."""
-        self.main_glet.switch(("wait", invocation_ids))
+    def park_for_results(
+        self,
+        invocation_ids: list[str],
+        keys: tuple[str, ...] = (),
+        deadline: int | None = None,
+    ) -> None:
+        """Park the current invocation until one of ``invocation_ids`` is final, or (a
+        workflow's plain ``.result``: its cancellation and run timeout) until :meth:`notify`
+        of one of ``keys`` or the virtual ``deadline`` (micros)."""
+        if keys or deadline is not None:
+            self.main_glet.switch(("wait", invocation_ids, keys, deadline))
+        else:
+            self.main_glet.switch(("wait", invocation_ids))
 
     def sleep(self, seconds: float) -> bool:
         """``time.sleep`` inside a simulated invocation parks it until the virtual deadline."""
@@ -155,6 +211,9 @@ class Scheduler:
             return False
         if seconds < 0:
             raise ValueError("sleep length must be non-negative")
+        worker = self.current.worker if self.current is not None else 0
+        if worker:
+            seconds *= self.slowdown[worker]  # a slow worker: its tasks' work takes longer
         deadline = self.clock.micros + round(seconds * 1_000_000)
         self.main_glet.switch(("sleep", deadline))
         return True
@@ -165,6 +224,11 @@ class Scheduler:
         if not self.in_simulated_invocation():
             raise InvalidArgument("wait_condition() is only for simulated invocations")
         self.main_glet.switch(("cond", keys, deadline, what))
+
+    def preempt(self) -> None:
+        """Stop the current invocation right here (a step boundary) and let the driving
+        greenlet run; the drive loop resumes it first, before any other invocation."""
+        self.main_glet.switch(("preempt",))
 
     def crash_out(self, reason: str, restart_after: float | None) -> None:
         """The worker dies while this invocation runs. Never returns: this greenlet's frames
@@ -186,6 +250,7 @@ class Scheduler:
         for thread in self.cond_waiters.pop(key, ()):
             if thread.waiting_for is not None and key in thread.waiting_for:
                 thread.waiting_for = None
+                thread.waiting_on = None  # an interruptible .result: its result entries go stale
                 if thread.sleeping_until is not None:
                     thread.sleeping_until = None  # its heap entry is skipped when popped
                 self.ready.append(thread)
@@ -195,6 +260,8 @@ class Scheduler:
         for thread in self.waiters.pop(invocation_id, ()):
             if thread.waiting_on is not None:
                 thread.waiting_on = None
+                thread.waiting_for = None  # an interruptible .result: its other entries go stale
+                thread.sleeping_until = None
                 self.ready.append(thread)
 
     def next_deadline(self) -> int | None:
@@ -212,24 +279,90 @@ class Scheduler:
                 continue  # woken earlier by notify(): a stale heap entry
             thread.sleeping_until = None
             thread.waiting_for = None
+            thread.waiting_on = None
             self.ready.append(thread)
 
     # ------------------------------------------------------------------ running
 
-    def add(self, app: Any, invocation: Any, invocation_id: str, label: str) -> None:
-        """A fetched invocation, ready to run."""
+    def add(
+        self, app: Any, invocation: Any, invocation_id: str, label: str,
+        worker: int = 0, ctx: Any = None,
+    ) -> None:
+        """A fetched invocation, ready to run (``worker``: the pool worker that fetched it,
+        taking one of its slots)."""
         thread = SimThread(app=app, invocation=invocation, invocation_id=invocation_id, label=label)
+        task = invocation.task
+        known = self._priorities.get(id(task))
+        if known is None or known[0] is not task:
+            known = self._priorities[id(task)] = (task, float(task.broker_priority))
+        priority = thread.priority = known[1]
+        if not self.prioritized:
+            if self._first_priority is None:
+                self._first_priority = priority
+            elif priority != self._first_priority:
+                self.prioritized = True
+        if worker:
+            thread.worker = worker
+            thread.ctx = ctx
+            thread.holds_slot = True
+            self.busy[worker] += 1
         self.threads[invocation_id] = thread
         self.ready.append(thread)
 
-    def take_ready(self) -> SimThread:
-        """Remove and return the seeded choice among the ready invocations (some are ready)."""
+    def take_ready(self) -> SimThread | None:
+        """Remove and return the seeded choice among the ready invocations (some are ready);
+        None when a worker pool leaves none of them a slot."""
+        if self.pool_slots or self.prioritized:
+            return self._take_constrained()
         ready = self.ready
         index = self.rng.randrange(len(ready)) if len(ready) > 1 else 0
         thread = ready[index]
         ready[index] = ready[-1]
         ready.pop()
         return thread
+
+    def _take_constrained(self) -> SimThread | None:
+        """The seeded choice among the ready invocations of the highest priority that can
+        run now (hold a slot, or their worker has a free one). With one priority and no
+        pool the candidates are every index in order: the same draw as the plain choice."""
+        ready = self.ready
+        slots = self.pool_slots
+        busy = self.busy
+        best = 0.0
+        candidates: list[int] = []
+        for index, thread in enumerate(ready):
+            if slots and not thread.holds_slot and busy[thread.worker] >= slots:
+                continue
+            priority = thread.priority
+            if not candidates or priority > best:
+                best = priority
+                candidates = [index]
+            elif priority == best:
+                candidates.append(index)
+        if not candidates:
+            return None
+        index = candidates[self.rng.randrange(len(candidates))] if len(candidates) > 1 else (
+            candidates[0]
+        )
+        thread = ready[index]
+        ready[index] = ready[-1]
+        ready.pop()
+        if slots and not thread.holds_slot:
+            thread.holds_slot = True
+            busy[thread.worker] += 1
+        return thread
+
+    def free_slots(self, worker: int) -> int:
+        """Slots of ``worker`` nobody holds (worker pools only)."""
+        return self.pool_slots - self.busy[worker]
+
+    def _release(self, thread: SimThread) -> None:
+        """``thread`` no longer occupies its worker's slot (it parked, finished or died)."""
+        if thread.holds_slot:
+            thread.holds_slot = False
+            self.busy[thread.worker] -= 1
+            if self.on_slot_freed is not None:
+                self.on_slot_freed()
 
     def _worker_main(self, thread: SimThread) -> tuple[str, Any]:
         """A worker greenlet: runs invocations one after the other.
@@ -242,14 +375,19 @@ class Scheduler:
         while True:
             outcome = self._run_invocation(thread)
             del thread  # nothing of the finished invocation stays referenced while idle
-            if len(self._idle_glets) >= _IDLE_WORKERS:
+            if len(self._idle_glets) >= _IDLE_WORKERS or outcome[0] == "abort":
+                # (an abort is GreenletExit: thrown by close() into a crashed worker, or raised
+                # by a task. The worker ends instead of parking here: a parked greenlet that
+                # nothing references keeps its frames, and the whole simulation, alive.)
                 return outcome
             thread = self.main_glet.switch(outcome)
 
     def _run_invocation(self, thread: SimThread) -> tuple[str, Any]:
-        runner = self.runners[thread.app.app_id]
+        ctx = thread.ctx
+        if ctx is None:
+            ctx = self.runners[thread.app.app_id].runner_context
         try:
-            thread.invocation.run(runner.runner_context)
+            thread.invocation.run(ctx)
         except AssertionError as exc:
             return ("done", exc)
         except Exception:
@@ -331,11 +469,24 @@ class Scheduler:
             thread.event_loop = _get_running_loop()
             _set_running_loop(main_loop)
         kind = message[0]
+        if thread.holds_slot and kind not in ("sleep", "crash", "preempt"):
+            # time.sleep keeps the thread busy; a crash frees all; a preempted thread is
+            # resumed first, still in its slot.
+            self._release(thread)
         if kind == "wait":
             ids: list[str] = message[1]
             thread.waiting_on = ids
-            for inv_id in ids:
-                self.waiters.setdefault(inv_id, []).append(thread)
+            if len(message) == 2:
+                for inv_id in ids:
+                    self.waiters.setdefault(inv_id, []).append(thread)
+            else:
+                # Interruptible: entries left by an earlier park of this thread are dropped,
+                # or the thread would be woken twice by one result.
+                for inv_id in ids:
+                    waiting = self.waiters.setdefault(inv_id, [])
+                    waiting[:] = [t for t in waiting if t is not thread]
+                    waiting.append(thread)
+                self._park_on(thread, message[2], message[3], "")
         elif kind == "sleep":
             deadline: int = message[1]
             if deadline <= self.clock.micros:
@@ -346,18 +497,9 @@ class Scheduler:
                 heapq.heappush(self.sleepers, (deadline, self._sleep_seq, thread))
         elif kind == "cond":
             _, keys, deadline, what = message
-            thread.waiting_for = keys
-            thread.waiting_what = what
-            for key in keys:
-                waiting = self.cond_waiters.setdefault(key, [])
-                # Entries of threads woken by another key or by their deadline are stale:
-                # drop them here, or a workflow that waits often grows the list forever.
-                waiting[:] = [t for t in waiting if t.waiting_for is not None and t is not thread]
-                waiting.append(thread)
-            if deadline is not None:
-                thread.sleeping_until = max(deadline, self.clock.micros)
-                self._sleep_seq += 1
-                heapq.heappush(self.sleepers, (thread.sleeping_until, self._sleep_seq, thread))
+            self._park_on(thread, keys, deadline, what)
+        elif kind == "preempt":
+            self.preempted = thread
         elif kind == "done":
             glet = thread.glet
             thread.glet = None
@@ -380,6 +522,41 @@ class Scheduler:
         else:  # pragma: no cover - protocol error
             raise RuntimeError(f"unknown scheduler message {message!r}")
 
+    def _park_on(
+        self, thread: SimThread, keys: tuple[str, ...], deadline: int | None, what: str
+    ) -> None:
+        """Park ``thread`` on condition ``keys`` and, if given, a virtual ``deadline``."""
+        thread.waiting_for = keys
+        thread.waiting_what = what
+        for key in keys:
+            waiting = self.cond_waiters.setdefault(key, [])
+            # Entries of threads woken by another key or by their deadline are stale:
+            # drop them here, or a workflow that waits often grows the list forever.
+            waiting[:] = [t for t in waiting if t.waiting_for is not None and t is not thread]
+            waiting.append(thread)
+        if deadline is not None:
+            thread.sleeping_until = max(deadline, self.clock.micros)
+            self._sleep_seq += 1
+            heapq.heappush(self.sleepers, (thread.sleeping_until, self._sleep_seq, thread))
+
+    def drop(self, invocation_id: str) -> bool:
+        """Stop a parked or ready invocation for good (the engine terminated it): its
+        greenlet is kept in the graveyard, never resumed. False if it has no thread, or if
+        it is the one running now (it finishes its slice)."""
+        thread = self.threads.get(invocation_id)
+        if thread is None or thread is self.current:
+            return False
+        del self.threads[invocation_id]
+        if thread in self.ready:
+            self.ready.remove(thread)
+        thread.waiting_on = None  # entries in waiters, cond_waiters, sleepers go stale
+        thread.waiting_for = None
+        thread.sleeping_until = None
+        self._release(thread)
+        if thread.glet is not None:
+            self.graveyard.append(thread.glet)
+        return True
+
     # ------------------------------------------------------------------ ending
 
     def abandon_all(self) -> None:
@@ -393,6 +570,26 @@ class Scheduler:
         self.waiters.clear()
         self.cond_waiters.clear()
         self.sleepers.clear()
+        self.preempted = None
+        self.busy = [0] * len(self.busy)
+
+    def abandon_worker(self, worker: int) -> list[str]:
+        """Worker ``worker`` died: the frames of every invocation it ran or had parked are
+        gone (kept referenced until :meth:`close`, as in :meth:`abandon_all`). Returns their
+        ids, in the order they were fetched."""
+        gone: list[SimThread] = [t for t in self.threads.values() if t.worker == worker]
+        for thread in gone:
+            if thread.glet is not None:
+                self.graveyard.append(thread.glet)
+            # Stale entries in waiters/cond_waiters/sleepers are skipped by these markers.
+            thread.waiting_on = None
+            thread.waiting_for = None
+            thread.sleeping_until = None
+            thread.holds_slot = False
+            del self.threads[thread.invocation_id]
+        self.ready[:] = [t for t in self.ready if t.worker != worker]
+        self.busy[worker] = 0
+        return [t.invocation_id for t in gone]
 
     def close(self) -> None:
         """End every greenlet deliberately (call after detaching the apps).
@@ -410,10 +607,15 @@ class Scheduler:
         self.sleepers.clear()
         self.threads.clear()
         self.graveyard.clear()
+        self.preempted = None
         tl = _TL.__dict__
         main_state = dict(tl)
         for glet in glets:
-            if glet and not glet.dead:
+            # A task may catch GreenletExit and park again: a few more throws, then leave it
+            # (a live greenlet keeps its simulation in memory; bounded, so close never hangs).
+            for _ in range(_CLOSE_THROWS):
+                if not glet or glet.dead:
+                    break
                 tl.clear()
                 with contextlib.suppress(BaseException):  # a dying greenlet may raise anything
                     glet.throw(greenlet.GreenletExit)

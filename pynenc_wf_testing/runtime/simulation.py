@@ -32,8 +32,10 @@ from pynenc_wf_testing.runtime.clock import VirtualClock
 from pynenc_wf_testing.runtime.crashes import CrashHandler
 from pynenc_wf_testing.runtime.determinism import DeterminismGuard
 from pynenc_wf_testing.runtime.diagnostics import Diagnostics
+from pynenc_wf_testing.runtime.engine_hooks import result_wait_interrupts
 from pynenc_wf_testing.runtime.fault_hooks import NO_FAULTS, FaultHooks
 from pynenc_wf_testing.runtime.ledger import Execution, ExecutionLedger
+from pynenc_wf_testing.runtime.pool import PoolSpec, WorkerDown
 from pynenc_wf_testing.runtime.recorder import InvocationInfo as InvocationInfo
 from pynenc_wf_testing.runtime.recorder import StepRecorder
 from pynenc_wf_testing.runtime.scheduler import Scheduler, SimThread
@@ -70,6 +72,7 @@ class Simulation:
         faults: FaultHooks | None = None,
         worker_tag: str = "",
         slice_timeout: float | None = None,
+        pool: PoolSpec | None = None,
     ) -> None:
         self.seed = seed
         self.clock = clock
@@ -85,11 +88,26 @@ class Simulation:
         #: (runtime/serialization.py); the backend's ``check_serialization`` option.
         self.check_serialization = True
 
-        workers = self._workers = Workers(worker_tag=worker_tag)
+        workers = self._workers = Workers(worker_tag=worker_tag, pool=pool)
         scheduler = self._scheduler = Scheduler(
             seed=seed, clock=clock, max_steps=max_steps, runners=workers.runners, events=self,
             slice_timeout=slice_timeout,
         )
+        #: The worker pool (None: one process, unlimited parallelism: runtime/pool.py).
+        self.pool = pool
+        #: Worker-down faults not carried out yet, and restarts due: (micros, seq, down, up).
+        self._pool_events: list[tuple[int, int, WorkerDown, bool]] = []
+        self._pool_seq = 0
+        #: Every worker-down fault armed on this world, in arming order.
+        self.worker_downs: list[WorkerDown] = []
+        #: The next pool worker to offer free slots first (round robin over fetches).
+        self._next_worker = 1
+        #: A slot freed or a worker came back: what waits in the broker may fit now. (Not
+        #: ``broker_dirty``, which says that something was routed: a replay's goal reads it.)
+        self._refetch = False
+        if pool is not None:
+            scheduler.use_pool(pool.workers, pool.slots, pool.slowdown)
+            scheduler.on_slot_freed = self._slot_freed
         recorder = self._recorder = StepRecorder(clock, max_steps)
         recorder.over_limit = self._steps_exceeded
         self._busy_mark: tuple[int, int] | None = None
@@ -107,8 +125,10 @@ class Simulation:
         )
         hooks = self._hooks = StoreHooks(
             recorder=recorder, scheduler=scheduler, ledger=ledger, guard=guard,
-            crashes=crashes, triggers=triggers,
+            crashes=crashes, triggers=triggers, interrupt_after=self._interrupt_after,
         )
+        #: External events whose step committed, delivered by the drive loop in this order.
+        self._interrupts: list[tuple[Any, Step]] = []
 
         # The collaborators' containers under the names other layers read.
         self.apps = workers.apps
@@ -163,6 +183,19 @@ class Simulation:
     @after_crash.setter
     def after_crash(self, callback: Callable[[Any], None] | None) -> None:
         self._workers.after_crash = callback
+
+    def continue_names(self, owner: str, names: list[str]) -> None:
+        """Name ``owner``'s next children after the steps ``names`` (a re-run's reused ones)."""
+        self._recorder.continue_names(owner, names)
+
+    def child_steps(self, workflow_id: str) -> list[tuple[str, str]]:
+        """(step name, invocation id) of the children ``workflow_id`` routed, in the order the
+        recorder first saw them (its dict's order: deterministic)."""
+        return [
+            (info.name, inv_id)
+            for inv_id, info in self.invocations.items()
+            if info.parent_invocation_id == workflow_id
+        ]
 
     def label(self, invocation_id: str) -> str:
         """``charge_payment#1 [1a2b3c4d]``: the invocation's step name and short id."""
@@ -261,13 +294,47 @@ class Simulation:
             )
             self.errors_to_raise.append(error)
 
+    # ------------------------------------------------------------------ external events
+
+    def _interrupt_after(self, step: Step) -> None:
+        """``step`` just committed: queue the external events armed there. Inside an
+        invocation, it stops at this boundary so that the events land before its next step
+        (the drive loop delivers them, then resumes it first); from the test's own context
+        they are delivered when the world is next driven, before anything else runs."""
+        points = self.faults.interrupts_for(step)
+        if not points:
+            return
+        self._interrupts.extend((point, step) for point in points)
+        if self._scheduler.in_simulated_invocation():
+            self._scheduler.preempt()
+
+    def _deliver_interrupts(self) -> None:
+        pending = self._interrupts
+        while pending:
+            point, step = pending.pop(0)
+            point.deliver(step)
+
+    def jump_clock(self, micros: int) -> None:
+        """Move the clock forward without running anything (an external event: time passes
+        at a step boundary); what became due runs when the world is next driven."""
+        self._move_clock(micros)
+        self._scheduler.wake_sleepers()
+
     # ------------------------------------------------------------------ driving
 
     def wait_for_results(self, invocation_ids: list[Any]) -> None:
         """Block the caller until one of ``invocation_ids`` is final."""
         ids = [str(i) for i in invocation_ids]
-        if self._scheduler.in_simulated_invocation():
-            self._scheduler.park_for_results(ids)
+        scheduler = self._scheduler
+        if scheduler.in_simulated_invocation():
+            thread = scheduler.current
+            assert thread is not None
+            interrupts = result_wait_interrupts(thread.app, thread.invocation, ids)
+            if interrupts is None:
+                scheduler.park_for_results(ids)
+            elif interrupts is not True:
+                assert interrupts is not False
+                scheduler.park_for_results(ids, *interrupts)
             return
         self.drive(goal=lambda: self._any_final(ids), goal_ids=ids, on_final=True)
 
@@ -330,27 +397,44 @@ class Simulation:
                 crashes.route_recovery_tasks()
             if self.errors_to_raise:
                 self._raise_deferred()
+            if self._interrupts:
+                self._deliver_interrupts()
+            if scheduler.preempted is not None:
+                preempted, scheduler.preempted = scheduler.preempted, None
+                self._run_slice(preempted)
+                continue
             if goal is not None and (checked != hooks.finals or not on_final):
                 checked = hooks.finals
                 if goal():
                     return
-            if self.broker_dirty:
+            if self.broker_dirty or (self._refetch and self.pool is not None):
                 self._fetch()
-            if not ready and triggers.pending:
+            # (with a pool, ready invocations may all wait for slots: cron still fires)
+            if triggers.pending and (not ready or self.pool is not None):
                 triggers.run()
                 if self.broker_dirty:
                     continue
-            if ready:
-                self._run_slice(take_ready())
+            if self._pool_events and clock.micros >= self._pool_events[0][0]:
+                self._pool_event()
                 continue
+            if ready:
+                thread = take_ready()
+                if thread is not None:
+                    self._run_slice(thread)
+                    continue
+                # (a worker pool: every ready invocation waits for a slot of its worker)
             if goal is not None and on_final and goal():
                 return  # (a final status written without our hooks would still be seen here)
             next_deadline = scheduler.next_deadline()
             next_cron = triggers.next_cron()
             if next_cron is not None and (next_deadline is None or next_cron < next_deadline):
                 next_deadline = next_cron
+            if self._pool_events:
+                at = self._pool_events[0][0]
+                if next_deadline is None or at < next_deadline:
+                    next_deadline = at
             if crashes.recovery_at is not None:
-                if not crashes.owned_by_dead():
+                if not crashes.owned_by_dead() or not self._any_worker_up():
                     crashes.recovery_at = None
                 elif next_deadline is None or crashes.recovery_at < next_deadline:
                     next_deadline = crashes.recovery_at
@@ -360,7 +444,13 @@ class Simulation:
                 continue
             if goal is None:
                 return
-            raise self._diagnostics.deadlock(goal_ids or [])
+            raise self._diagnostics.deadlock(goal_ids or [], self._pool_report())
+
+    def drop_invocation(self, invocation_id: str) -> None:
+        """The engine terminates ``invocation_id``: its execution, if parked or ready,
+        stops for good and its ledger entry ends ``cancelled``."""
+        if self._scheduler.drop(invocation_id):
+            self._ledger.finish(invocation_id, "cancelled")
 
     def _raise_deferred(self) -> None:
         if self.errors_to_raise:
@@ -377,6 +467,10 @@ class Simulation:
     def _fetch(self) -> None:
         """Take everything routed to the apps' brokers into the scheduler."""
         self.broker_dirty = False
+        if self.pool is not None:
+            self._refetch = False
+            self._fetch_pool(self.pool)
+            return
         describe = self._recorder.describe_new
         add = self._scheduler.add
         for app in self.apps:
@@ -391,9 +485,167 @@ class Simulation:
                 inv_id = str(inv.invocation_id)
                 add(app, inv, inv_id, describe(inv).name)
 
+    # ------------------------------------------------------------------ worker pool
+
+    def _slot_freed(self) -> None:
+        self._refetch = True
+
+    def _fetch_pool(self, pool: PoolSpec) -> None:
+        """Each live worker takes at most its free slots from the broker, as pynenc's
+        ThreadRunner does, from the queues it consumes; the worker offered first rotates.
+        Slots that woken invocations of a worker wait for are not offered (new work does
+        not starve a workflow that was already running)."""
+        scheduler = self._scheduler
+        workers = self._workers
+        describe = self._recorder.describe_new
+        add = scheduler.add
+        count = pool.workers
+        waiting = [0] * (count + 1)
+        for thread in scheduler.ready:
+            if thread.worker and not thread.holds_slot:
+                waiting[thread.worker] += 1
+        first = self._next_worker
+        self._next_worker = first % count + 1
+        for offset in range(count):
+            worker = (first - 1 + offset) % count + 1
+            if workers.down[worker]:
+                continue
+            queues = pool.queues_of(worker)
+            for app in self.apps:
+                free = scheduler.free_slots(worker) - waiting[worker]
+                if free <= 0:
+                    break
+                runner = self.runners[app.app_id]
+                ctx = workers.context(app.app_id, worker)
+                provider = runner.queue_names_for_retrieval
+                if queues is not None:
+                    provider = _fixed_queues(queues)
+                for inv in app.orchestrator.get_invocations_to_run(
+                    free, ctx, queue_provider=provider,
+                    on_queue_retrieved=runner.note_queue_retrieved,
+                ):
+                    add(app, inv, str(inv.invocation_id), describe(inv).name, worker, ctx)
+
+    def schedule_worker_down(
+        self, worker: int, at: int, down_for: int | None, reason: str
+    ) -> WorkerDown:
+        """Arm a worker-down fault: pool worker ``worker`` dies at virtual ``at`` (micros)."""
+        if self.pool is None:
+            raise InvalidArgument(
+                f"{reason}: this WorkflowEnv has no worker pool. Create it with "
+                "WorkflowEnv(workers=N, slots=M) (in pytest: @pytest.mark.wf(workers=N) or "
+                "--wf-workers=N) to take one worker down while the others keep going; "
+                "crash_after()/crash_before() kill the whole worker process."
+            )
+        if not 1 <= worker <= self.pool.workers:
+            raise InvalidArgument(
+                f"{reason}: there is no worker {worker}; the pool's workers are numbered "
+                f"1 to {self.pool.workers}."
+            )
+        down = WorkerDown(worker=worker, at=at, down_for=down_for, reason=reason)
+        self.worker_downs.append(down)
+        self._push_pool_event(at, down, up=False)
+        return down
+
+    def _push_pool_event(self, at: int, down: WorkerDown, *, up: bool) -> None:
+        self._pool_seq += 1
+        self._pool_events.append((at, self._pool_seq, down, up))
+        self._pool_events.sort(key=lambda event: (event[0], event[1]))
+
+    def _pool_event(self) -> None:
+        """Carry out the first due worker-down fault or restart."""
+        _, _, down, up = self._pool_events.pop(0)
+        workers = self._workers
+        worker = down.worker
+        if up:
+            workers.worker_up(worker)
+            self._recorder.event(
+                "restart", "restart",
+                {"reason": down.reason, "pool_worker": worker,
+                 "generation": workers.worker_generations[worker]},
+            )
+            self._refetch = True
+            return
+        down.fired = True
+        if workers.down[worker]:
+            return  # already down: nothing more dies
+        lost = self._scheduler.abandon_worker(worker)
+        for inv_id in lost:
+            self._ledger.finish(inv_id, "crashed")
+        self._crashes.crashes += 1
+        self._recorder.event(
+            "crash", "crash",
+            {"reason": down.reason, "pool_worker": worker, "lost": [self.label(i) for i in lost]},
+        )
+        workers.worker_down(worker)
+        if down.down_for is not None:
+            self._push_pool_event(self.clock.micros + down.down_for, down, up=True)
+        # pynenc's recovery core tasks (run by the live workers at their cron ticks) find
+        # what the dead worker owned once its heartbeat is old enough.
+        self._crashes.schedule_recovery()
+
+    def _any_worker_up(self) -> bool:
+        """Some worker can run pynenc's recovery tasks (always, without a pool)."""
+        return self.pool is None or not all(self._workers.down[1:]) or bool(self._pool_events)
+
+    def _consumed(self, app: Any, worker: int) -> tuple[str, ...]:
+        assert self.pool is not None
+        own = self.pool.queues_of(worker)
+        if own is not None:
+            return own
+        runner = self.runners[app.app_id]
+        return tuple(runner.conf.queues or app.broker.conf.queues)
+
+    def _pool_report(self) -> list[str] | None:
+        """Why work in the broker does not run: down workers, unconsumed queues."""
+        pool = self.pool
+        if pool is None:
+            return None
+        down = self.workers_down
+        lines = [
+            f"Worker pool: {pool.workers} worker(s) x {pool.slots} slot(s); down now: "
+            + (", ".join(map(str, down)) if down else "none")
+            + ("" if self._pool_events else " (no restart is due)" if down else "")
+            + "."
+        ]
+        live = [w for w in range(1, pool.workers + 1) if w not in down]
+        if not live and not self._pool_events:
+            lines.append(
+                "Every worker is down for good: what they ran stays RUNNING (or PENDING) and "
+                "nothing runs pynenc's recovery. Give crash_worker() a down_for=, or leave "
+                "one worker up."
+            )
+        for app in self.apps:
+            for queue in app.broker.conf.queues:
+                waiting = app.broker.count_invocations([queue])
+                if not waiting:
+                    continue
+                consumers = [w for w in live if queue in self._consumed(app, w)]
+                if consumers:
+                    continue
+                who = (
+                    "every worker is down" if not live
+                    else "no live worker consumes it (see worker_queues)"
+                )
+                lines.append(
+                    f"{waiting} invocation(s) wait in queue {queue!r} of app {app.app_id!r}: "
+                    f"{who}."
+                )
+        return lines
+
+    @property
+    def workers_down(self) -> list[int]:
+        """The pool workers that are down now."""
+        return [w for w in range(1, len(self._workers.down)) if self._workers.down[w]]
+
     def close(self) -> None:
         """End every greenlet of this world deliberately (call after detaching the apps)."""
         self._scheduler.close()
+
+
+def _fixed_queues(queues: tuple[str, ...]) -> Callable[[], tuple[str, ...]]:
+    """A worker's own queue list, in the order given."""
+    return lambda: queues
 
 
 if TYPE_CHECKING:

@@ -11,12 +11,14 @@ once, here, rather than looked up on every write.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pynenc.invocation.status import InvocationStatus
 
 from pynenc_wf_testing.runtime.crashes import CrashHandler
 from pynenc_wf_testing.runtime.determinism import DeterminismGuard
+from pynenc_wf_testing.runtime.engine_hooks import close_workflow
 from pynenc_wf_testing.runtime.history import Step
 from pynenc_wf_testing.runtime.ledger import Execution, ExecutionLedger
 from pynenc_wf_testing.runtime.recorder import InvocationInfo, StepRecorder, step_workflow
@@ -52,6 +54,7 @@ class StoreHooks:
         "_describe_new",
         "_faults",
         "_finish_execution",
+        "_interrupt_after",
         "_invocations",
         "_ledger",
         "_next_step",
@@ -71,6 +74,7 @@ class StoreHooks:
         guard: DeterminismGuard,
         crashes: CrashHandler,
         triggers: Triggers,
+        interrupt_after: Callable[[Step], None],
     ) -> None:
         self._scheduler = scheduler
         self._ledger = ledger
@@ -87,13 +91,17 @@ class StoreHooks:
         self._before = crashes.before
         self._crash_after = crashes.after
         self._finish_execution = ledger.finish
+        self._interrupt_after = interrupt_after
         #: Final statuses written so far: a goal that waits for one is re-checked only then.
         self.finals = 0
 
     def _commit(self, step: Step) -> None:
         self._record(step)
-        if self._faults.crash_points:
+        faults = self._faults
+        if faults.crash_points:
             self._crash_after(step)
+        if faults.interrupts:
+            self._interrupt_after(step)
 
     # ------------------------------------------------------------------ routing
 
@@ -163,7 +171,7 @@ class StoreHooks:
         if status.is_final():
             self.finals += 1
             if self._triggers.apps:
-                self._triggers.pending = True
+                self._triggers.note_final()
             scheduler = self._scheduler
             if scheduler.cond_waiters:
                 scheduler.notify(f"inv:{inv_id}")
@@ -182,6 +190,9 @@ class StoreHooks:
                     _STATUS_DETAIL[status],
                 )
             )
+            if info.is_workflow and info.workflow_id == inv_id and status.is_final():
+                # The parent-close policy, at the instant the run ended.
+                close_workflow(app, inv_id, status.value)
         elif status == InvocationStatus.RETRY:
             # Status written, invocation not routed yet: pynenc's window (fine-grained only).
             self._commit(
@@ -247,6 +258,7 @@ class StoreHooks:
             arguments=arguments,
             started=self._now_iso(),
             logical_call=info.logical or (info.owner_workflow_id or "", info.name, 0),
+            worker=thread.worker,
         )
         self._ledger.open(execution)
         failure = self._faults.failure_for(info.task)

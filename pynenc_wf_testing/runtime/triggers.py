@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 class Triggers:
     """The apps with trigger conditions, and whether their loop has work to look at."""
 
-    __slots__ = ("_next_fire", "_runners", "_runs", "apps", "clock", "pending")
+    __slots__ = (
+        "_next_fire", "_ran_at", "_runners", "_runs", "_status_sensitive", "apps", "clock",
+        "pending",
+    )
 
     def __init__(self, *, clock: VirtualClock, runners: dict[str, SimRunner]) -> None:
         self.clock = clock
@@ -35,12 +38,33 @@ class Triggers:
         #: the next fire after any instant in [from, next) (the clock only moves forward, and a
         #: step back simply misses the cache).
         self._next_fire: dict[str, tuple[int, int]] = {}
+        #: Some condition is not a cron condition (event, status, result, exception): a final
+        #: status may make it valid. Without one only the clock matters.
+        self._status_sensitive = False
+        #: The clock when the loop last ran (None: never).
+        self._ran_at: int | None = None
 
     def refresh(self, apps: list[Any]) -> None:
         """Note which apps have trigger conditions (cron, events): only those pay for the
         trigger loop."""
+        from pynenc.trigger.conditions.cron import CronCondition
+
         self.apps[:] = [app for app in apps if app.trigger._get_all_conditions()]
         self.pending = bool(self.apps)
+        self._status_sensitive = any(
+            not isinstance(condition, CronCondition)
+            for app in self.apps
+            for condition in app.trigger._get_all_conditions()
+        )
+
+    def note_final(self) -> None:
+        """A status became final: the loop has work only if a condition can match it, or if
+        the clock moved since the loop last ran (a crash's restart moves it directly). A
+        cron-only app evaluated again at the same instant finds what it found before (the
+        condition was claimed, or is not due): skipping that second pass halves the loop's
+        cost per firing."""
+        if self._status_sensitive or self.clock.micros != self._ran_at:
+            self.pending = True
 
     def next_cron(self) -> int | None:
         """The next instant (virtual micros) at which any cron condition is due."""
@@ -72,6 +96,7 @@ class Triggers:
         from pynenc.orchestrator.atomic_service import AtomicServiceRun
 
         self.pending = False
+        self._ran_at = self.clock.micros
         for app in self.apps:
             self._runs += 1
             runner = self._runners[app.app_id]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pynenc_wf_testing.errors import AppConfigurationError, InvalidArgument
 from pynenc_wf_testing.runtime.clock import VirtualClock, normalize_start
+from pynenc_wf_testing.runtime.pool import PoolSpec
 from pynenc_wf_testing.runtime.watchdog import CLOCK_READS, DEFAULT_SLICE_TIMEOUT
 
 if TYPE_CHECKING:
@@ -179,8 +180,11 @@ class WorldHost:
         backend: Backend,
         faults: ArmedFaults | None = None,
         slice_timeout: float | None = DEFAULT_SLICE_TIMEOUT,
+        pool: PoolSpec | None = None,
     ) -> None:
         self.seed = seed
+        #: Simulated workers and slots (None: one process, unlimited parallelism).
+        self.pool = pool
         self.start = start
         self.max_steps = max_steps
         #: Real seconds one slice may run (None: no watchdog).
@@ -448,7 +452,7 @@ class WorldHost:
         self._sim = Simulation(
             seed=self.seed, clock=self._clock, max_steps=self.max_steps, faults=faults,
             worker_tag=str(getattr(self.backend, "worker_tag", "")),
-            slice_timeout=self.slice_timeout,
+            slice_timeout=self.slice_timeout, pool=self.pool,
         )
         self._sim.after_crash = self.backend.after_crash
         patches.bind_ids(self._sim)

@@ -3,10 +3,13 @@
     pynenc-wf export  --app myshop.tasks:app --workflow-id ID [--sqlite PATH] [-o FILE]
     pynenc-wf replay  FILE [FILE ...]
     pynenc-wf simulate myshop.tasks:fulfill_order_workflow --args '["o-1"]' --runs 100
+    pynenc-wf report  (--sqlite PATH | --redis URL | --history FILE | --app PKG.MOD:APP)
+                      [--app-id ID] [--workflow-id ID] [--text] [-o FILE]
 
 Exit status: 0 success, 1 a failure (a violation, a run that raised, a history that diverged
 or could not be read, nothing to export, a module that cannot be imported), 2 a malformed
-command line.
+command line or a report source that cannot be read (a missing file, not a pynenc store, an
+unknown app or workflow id, an unreachable Redis server).
 """
 
 from __future__ import annotations
@@ -536,6 +539,88 @@ def _progress(tty: bool, done: int, total: int, result: dict[str, Any]) -> None:
     sys.stderr.flush()
 
 
+# ---------------------------------------------------------------------- report
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pynenc_wf_testing.env.report import render_html, render_text
+    from pynenc_wf_testing.env.report_sources import (
+        read_history,
+        read_redis_store,
+        read_sqlite_store,
+    )
+    from pynenc_wf_testing.errors import StoreReadError
+
+    if args.output and os.path.isdir(args.output):
+        raise CommandError(f"-o {args.output!r} is a directory; give a file name.", usage=True)
+    if args.history and (args.app_id or args.app):
+        raise CommandError("--app and --app-id apply to a store (--sqlite, --redis), not to "
+                           "--history.", usage=True)
+    if args.app and args.app_id:
+        raise CommandError("give --app or --app-id, not both: --app names the app whose id "
+                           "and store to read.", usage=True)
+    if not (args.sqlite or args.redis or args.history or args.app):
+        raise CommandError("name what to read: --sqlite PATH, --redis URL, --history FILE or "
+                           "--app package.module:app (the store it is configured with).",
+                           usage=True)
+    if args.app:
+        app = _load_app(args.app)
+        args.app_id = app.app_id
+        if not (args.sqlite or args.redis):
+            kind, where = _store_of(app)
+            setattr(args, kind, where)
+    try:
+        if args.sqlite:
+            data = read_sqlite_store(args.sqlite, app_id=args.app_id, workflow_id=args.workflow_id)
+        elif args.redis:
+            data = read_redis_store(args.redis, app_id=args.app_id, workflow_id=args.workflow_id)
+        else:
+            data = read_history(args.history, workflow_id=args.workflow_id)
+    except StoreReadError as error:
+        raise CommandError(_one_line(error), usage=True) from None
+    text = render_text(data) if args.text else render_html(data, title=args.title or data.source)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise CommandError(f"-o {args.output!r}: cannot write: {error.strerror}.") from None
+    print(f"wrote the report of {len(data.invocations)} invocations to {args.output}")
+    return 0
+
+
+def _store_of(app: Any) -> tuple[str, str]:
+    """Where ``app`` keeps its store, from its configuration (no component is built: building
+    one opens, and may create, the store): ("sqlite", path) or ("redis", url)."""
+    backend = str(app.conf.state_backend_cls)
+    values, path = app.config_values, app.config_filepath
+    if backend.startswith("SQLite"):
+        from pynenc.conf.config_state_backend import ConfigStateBackendSQLite
+
+        db = ConfigStateBackendSQLite(config_values=values, config_filepath=path).sqlite_db_path
+        if not db:
+            raise CommandError(f"--app {app.app_id!r}: its SQLite backend names no database "
+                               "file; give it with --sqlite PATH.", usage=True)
+        return "sqlite", str(db)
+    if backend.startswith("Redis"):
+        from pynenc_redis.conf.config_state_backend import (  # type: ignore[import-untyped]
+            ConfigStateBackendRedis,
+        )
+
+        conf = ConfigStateBackendRedis(config_values=values, config_filepath=path)
+        if conf.redis_url:
+            return "redis", str(conf.redis_url)
+        auth = f"{conf.redis_username}:{conf.redis_password}@" if conf.redis_password else ""
+        return "redis", f"redis://{auth}{conf.redis_host}:{conf.redis_port}/{conf.redis_db}"
+    raise CommandError(
+        f"--app {app.app_id!r} uses {backend}, which keeps its data inside the process that "
+        "runs it: there is no store to read. Point at a SQLite or Redis store (--sqlite, "
+        "--redis).", usage=True,
+    )
+
+
 # ---------------------------------------------------------------------- entry point
 
 
@@ -582,6 +667,24 @@ def _parser() -> _Parser:
                           "report already names every failure)")
     simulate.add_argument("--json", action="store_true", help="machine-readable output")
     simulate.set_defaults(func=_cmd_simulate)
+
+    report = sub.add_parser(
+        "report", help="render the workflow report of a production store or a history file"
+    )
+    source = report.add_mutually_exclusive_group()
+    source.add_argument("--sqlite", help="pynenc's SQLite database (read-only)")
+    source.add_argument("--redis", help="a Redis URL, e.g. redis://127.0.0.1:6379/0 (read-only)")
+    source.add_argument("--history", help="a pynenc-wf-history file (env.history_json(), "
+                        "--wf-record, pynenc-wf export)")
+    report.add_argument("--app-id", help="the app whose store to read (needed when the store "
+                        "holds several)")
+    report.add_argument("--app", help="the app, package.module:app: its id, and its configured "
+                        "store unless --sqlite/--redis name one (as for export)")
+    report.add_argument("--workflow-id", help="only this workflow, its sub-workflows and tasks")
+    report.add_argument("--text", action="store_true", help="the text tree instead of HTML")
+    report.add_argument("--title", help="title of the HTML page (default: the source)")
+    report.add_argument("-o", "--output", help="file to write (default: stdout)")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -13,6 +13,7 @@ thread of the test process.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -351,6 +352,56 @@ def versioned(x: int) -> Any:
 
 
 @_workflow
+def trip(name: str) -> str:
+    """A sub-workflow (timed_sleep) between two activities: for the report views."""
+    root = trip.wf.root
+    root.execute_task(note, f"plan {name}").result
+    root.execute_task(timed_sleep, 0.05).result
+    return root.execute_task(note, f"done {name}").result  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- parent close
+
+#: Gates of ``gated_work``: each call blocks until the test opens its label's gate (at most
+#: 30 s, so nothing hangs). In-process: tests that use them run their runner in a thread.
+GATES: dict[str, threading.Event] = defaultdict(threading.Event)
+
+
+@_task
+def gated_work(label: str) -> str:
+    GATES[label].wait(30)
+    _log("gated_work", label)
+    return label
+
+
+@_workflow
+def blocked_on_gate(label: str) -> str:
+    """Blocked in a plain ``.result`` on a child that runs until its gate opens."""
+    root = blocked_on_gate.wf.root
+    with root.saga() as saga:
+        saga.add_compensation(unbook, label)
+        return str(root.execute_task(gated_work, label).result)
+
+
+@_workflow
+def keeps_one_child(label: str) -> str:
+    """Starts an abandoned and a default child, then waits for a signal that never comes."""
+    root = keeps_one_child.wf.root
+    root.start_child(gated_work, f"{label}-kept", parent_close="abandon")
+    root.execute_task(gated_work, f"{label}-dropped")
+    return str(root.wait_for_signal("never"))
+
+
+@_workflow
+def sleeps_past_its_timeout(label: str) -> str:
+    """Starts a child, then sleeps 10 s: a short run timeout interrupts the sleep."""
+    root = sleeps_past_its_timeout.wf.root
+    root.execute_task(gated_work, label)
+    root.sleep(10.0)
+    return "slept"
+
+
+@_workflow
 def await_signal(name: str) -> list[Any]:
     """Waits for signal ``name``; returns its payload and the wall time it woke at."""
     root = await_signal.wf.root
@@ -383,3 +434,12 @@ def sleeper(seconds: float) -> float:
     root = sleeper.wf.root
     root.sleep(seconds)
     return root.now().timestamp()
+
+
+@_workflow
+def rerunnable(order: str) -> str:
+    """Two notes, then a flaky call: for re-runs from a step and invalidation."""
+    root = rerunnable.wf.root
+    reserved = root.execute_task(note, f"reserve {order}").result
+    charged = root.execute_task(note, f"charge {order}").result
+    return f"{reserved}|{charged}|{root.execute_task(flaky, order).result}"

@@ -22,7 +22,9 @@ Installed by :class:`ProcessPatches` when an environment opens, in this order:
   ``pynenc.call.compute_args_id``, ``pynenc.util.import_app.extract_module_info``,
   ``DistributedInvocation.status``.
 - :mod:`.croniter_cache` (speed-ups): ``croniter._expand`` parses a plain cron expression
-  once (pynenc's cron condition builds a new ``croniter`` at every evaluation).
+  once (pynenc's cron condition builds a new ``croniter`` at every evaluation);
+  ``croniter._calc_next`` and ``croniter.match_range`` keep their recent answers for plain
+  expressions (pure functions of the expression, the instant and its zone).
 - :mod:`.gc_thresholds`: rarer full garbage collections.
 - :mod:`.sleep`: ``time.sleep``, ``asyncio.sleep``, and ``from time import sleep`` names in
   the modules of the simulated tasks.

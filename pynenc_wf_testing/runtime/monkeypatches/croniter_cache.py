@@ -9,6 +9,15 @@ expansion and no strict checks is a pure function of the expression: its result 
 each caller gets its own copy (croniter copies and mutates what it is given). Anything else
 takes croniter's own path.
 
+The next (or previous) fire time of a plain expression is also a pure function of the
+expression, the instant and the zone: ``_calc_next`` keeps it for the recent instants. One
+per-minute firing asks for the same few instants several times (pynenc checks the condition
+against its cache, then against its store, each time ``get_next`` of the last execution and
+``match`` of now; the simulator's ``next_cron`` asks ``get_next`` of now, which is the next
+firing's "next after the last execution"), and ``match_range`` (``match``) is a pure function
+of its arguments too: one computation of each kind per firing instead of five. Each memo holds
+at most :data:`CALC_MEMO_SIZE` entries (cleared when full); errors are not kept.
+
 Undone by the :class:`PatchSet` (croniter's ``_expand`` classmethod is put back).
 """
 
@@ -19,9 +28,15 @@ from typing import Any
 
 from pynenc_wf_testing.runtime.monkeypatches.registry import PatchSet
 
-__all__ = ["PLAIN_CRON_CHARS", "install_croniter_cache"]
+__all__ = ["CALC_MEMO_SIZE", "PLAIN_CRON_CHARS", "install_croniter_cache"]
 
 PLAIN_CRON_CHARS = frozenset("0123456789*,-/ ")
+CALC_MEMO_SIZE = 1024
+_CALC_SIGNATURE = ("self", "is_prev")
+_MATCH_SIGNATURE = (
+    "cls", "cron_expression", "from_datetime", "to_datetime", "day_or",
+    "second_at_beginning", "precision_in_seconds",
+)
 _SIGNATURE = (
     "cls", "expr_format", "hash_id", "second_at_beginning", "from_timestamp",
     "from_timestamp_tz", "strict", "strict_year",
@@ -73,3 +88,83 @@ def install_croniter_cache(patches: PatchSet) -> None:
         return [list(field) for field in expanded], {}, list(expressions), set()
 
     patches.set_attr(croniter, "_expand", classmethod(_expand))
+    _install_calc_memo(patches, croniter)
+    _install_match_memo(patches, croniter)
+
+
+def _install_match_memo(patches: PatchSet, croniter: Any) -> None:
+    method = croniter.__dict__.get("match_range")
+    original = getattr(method, "__func__", None)
+    if original is None or tuple(inspect.signature(original).parameters) != _MATCH_SIGNATURE:
+        return  # another croniter than the one this was written against: leave it alone
+    memo: dict[tuple[Any, ...], bool] = {}
+
+    def match_range(
+        cls: type,
+        cron_expression: Any,
+        from_datetime: Any,
+        to_datetime: Any,
+        day_or: bool = True,
+        second_at_beginning: bool = False,
+        precision_in_seconds: Any = None,
+    ) -> bool:
+        if (
+            cls is not croniter
+            or type(cron_expression) is not str
+            or not PLAIN_CRON_CHARS.issuperset(cron_expression)
+        ):
+            return original(  # type: ignore[no-any-return]
+                cls, cron_expression, from_datetime, to_datetime, day_or,
+                second_at_beginning, precision_in_seconds,
+            )
+        # (the instants' zones are part of the key: equal instants in two zones differ)
+        key = (
+            cron_expression, from_datetime, getattr(from_datetime, "tzinfo", None),
+            to_datetime, getattr(to_datetime, "tzinfo", None), day_or, second_at_beginning,
+            precision_in_seconds,
+        )
+        hit = memo.get(key)
+        if hit is None:
+            hit = original(
+                cls, cron_expression, from_datetime, to_datetime, day_or,
+                second_at_beginning, precision_in_seconds,
+            )
+            if len(memo) >= CALC_MEMO_SIZE:
+                memo.clear()
+            memo[key] = hit
+        return hit
+
+    patches.set_attr(croniter, "match_range", classmethod(match_range))
+
+
+def _install_calc_memo(patches: PatchSet, croniter: Any) -> None:
+    original = croniter.__dict__.get("_calc_next")
+    if original is None or tuple(inspect.signature(original).parameters) != _CALC_SIGNATURE:
+        return  # another croniter than the one this was written against: leave it alone
+    memo: dict[tuple[Any, ...], Any] = {}
+
+    def _calc_next(self: Any, is_prev: bool) -> Any:
+        # What croniter 7's _calc_next reads of the object: only these, for a plain expression
+        # (no nth weekday, no nearest weekday, no expansion from the start time).
+        if (
+            type(self) is not croniter
+            or self.nth_weekday_of_month
+            or self.nearest_weekday
+            or self._expand_from_start_time
+            or not PLAIN_CRON_CHARS.issuperset("".join(self.expressions))
+        ):
+            return original(self, is_prev)
+        key = (
+            tuple(self.expressions), self.cur, is_prev, self.tzinfo, self._day_or,
+            self._implement_cron_bug, self._max_years_between_matches,
+            self.second_at_beginning,
+        )
+        hit = memo.get(key)
+        if hit is None:
+            hit = original(self, is_prev)
+            if len(memo) >= CALC_MEMO_SIZE:
+                memo.clear()
+            memo[key] = hit
+        return hit
+
+    patches.set_attr(croniter, "_calc_next", _calc_next)

@@ -1,0 +1,1 @@
+"""Document review on the durable-workflow engine, with a planted race (see tasks.py)."""

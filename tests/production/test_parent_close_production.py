@@ -1,0 +1,122 @@
+"""Enforced cancellation and the parent-close policy on pynenc's ThreadRunner + SQLite.
+
+Real time, real threads: children block on in-process gates (``prod_app.GATES``) that the
+test opens, so "the workflow ended while its child was still running" is a fact checked on
+the store, not a duration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from pynenc.invocation.status import InvocationStatus
+
+from pynenc_wf_testing.engine import (
+    WorkflowCancelled,
+    WorkflowTimeout,
+    cancel_workflow,
+    start_workflow,
+)
+from tests.production import prod_app as pa
+from tests.production.conftest import Production
+
+pytestmark = [
+    pytest.mark.production,
+    pytest.mark.filterwarnings("ignore:Running in a secondary thread"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning"),
+]
+
+
+@pytest.fixture(autouse=True)
+def gates(prod: Production) -> Iterator[None]:
+    """Closed gates for the test; opened before ``prod`` stops its runners (this fixture
+    depends on it, so it ends first): every stale child thread ends within the test."""
+    pa.GATES.clear()
+    yield
+    for gate in pa.GATES.values():
+        gate.set()
+
+
+def logged(name: str) -> list[object]:
+    return [arg for called, arg, _ in pa.LOG if called == name]
+
+
+def children(prod: Production, run: object) -> dict[str, str]:
+    """The children of ``run`` by their ``gated_work`` label -> invocation id."""
+    found = {}
+    for child_id in prod.app.state_backend.get_child_invocations(run.invocation_id):  # type: ignore[attr-defined]
+        child = prod.app.state_backend.get_invocation(child_id)
+        found[child.arguments.kwargs.get("label", child.task.task_id.func_name)] = str(child_id)
+    return found
+
+
+def stored_result(prod: Production, invocation_id: str) -> object:
+    try:
+        return prod.app.state_backend.get_result(invocation_id)
+    except Exception:  # none stored yet
+        return None
+
+
+def status(prod: Production, invocation_id: str) -> InvocationStatus | None:
+    try:
+        return prod.app.orchestrator.get_invocation_status(invocation_id)
+    except KeyError:  # stored, not registered with the orchestrator yet
+        return None
+
+
+def test_a_cancel_ends_a_workflow_blocked_in_a_plain_result(prod: Production) -> None:
+    prod.start_runner()
+    run = pa.blocked_on_gate("g1")
+    prod.wait_until(lambda: "g1" in children(prod, run))
+    child_id = children(prod, run)["g1"]
+    prod.wait_until(lambda: status(prod, child_id) == InvocationStatus.RUNNING)
+    cancel_workflow(prod.app, run, "customer left")
+    with pytest.raises(WorkflowCancelled, match="customer left"):
+        prod.result(run)
+    # It ended while its child was still running (the gate is closed): the child was
+    # cancelled, the saga compensated.
+    assert "g1" not in logged("gated_work")
+    assert logged("unbook") == ["g1"]
+    assert status(prod, child_id) == InvocationStatus.FAILED
+    # The child's thread ends on its own; pynenc refuses its late result.
+    pa.GATES["g1"].set()
+    prod.wait_until(lambda: "g1" in logged("gated_work"))
+    # pynenc stores the late result, then refuses the FAILED -> SUCCESS transition.
+    prod.wait_until(lambda: stored_result(prod, child_id) == "g1")
+    assert status(prod, child_id) == InvocationStatus.FAILED
+    with pytest.raises(WorkflowCancelled):
+        prod.app.state_backend.get_invocation(child_id).result
+
+
+def test_cancel_spares_an_abandoned_child(prod: Production) -> None:
+    prod.start_runner()
+    run = pa.keeps_one_child("k")
+    prod.wait_until(lambda: len(children(prod, run)) == 2)
+    ids = children(prod, run)
+    prod.wait_until(
+        lambda: all(status(prod, i) == InvocationStatus.RUNNING for i in ids.values())
+    )
+    cancel_workflow(prod.app, run, "stop")
+    with pytest.raises(WorkflowCancelled, match="stop"):
+        prod.result(run)
+    assert status(prod, ids["k-dropped"]) == InvocationStatus.FAILED
+    assert status(prod, ids["k-kept"]) == InvocationStatus.RUNNING
+    pa.GATES["k-kept"].set()
+    pa.GATES["k-dropped"].set()
+    kept = prod.app.state_backend.get_invocation(ids["k-kept"])
+    assert prod.result(kept) == "k-kept"
+    assert status(prod, ids["k-dropped"]) == InvocationStatus.FAILED
+
+
+def test_a_run_timeout_cancels_the_running_children(prod: Production) -> None:
+    prod.start_runner()
+    run = start_workflow(pa.sleeps_past_its_timeout, "t", run_timeout=dt.timedelta(seconds=0.5))
+    with pytest.raises(WorkflowTimeout, match="run timeout"):
+        prod.result(run)
+    [child_id] = children(prod, run).values()
+    assert status(prod, child_id) == InvocationStatus.FAILED
+    assert "t" not in logged("gated_work")
+    with pytest.raises(WorkflowTimeout, match="run timeout"):
+        prod.app.state_backend.get_invocation(child_id).result
