@@ -156,7 +156,8 @@ def measure(
         return app.orchestrator.get_invocation_status(run.invocation_id)
 
     began = time.monotonic()
-    wait_until(lambda: all(status(r) == InvocationStatus.PAUSED for r in runs), 600, "suspension")
+    bound = max(600.0, n * 0.5)  # generous: 10,000 take minutes on a loaded 2-core machine
+    wait_until(lambda: all(status(r) == InvocationStatus.PAUSED for r in runs), bound, "suspension")
     suspended_after = time.monotonic() - began
     wait_until(
         lambda: sum(1 for t in list(runner.threads.values()) if t.thread.is_alive()) <= 1,
@@ -168,16 +169,26 @@ def measure(
     time.sleep(idle)
     idle_ops = counter.calls / idle
     memory = rss_mb()
+    # the figures of the idle phase, at once on stderr: a large N takes long to wake up
+    print(
+        json.dumps({
+            "state_backend": type(app.state_backend).__name__, "workflows": n,
+            "suspended_after_seconds": round(suspended_after, 2),
+            "runner_threads_held": runner_threads, "process_threads": process_threads,
+            "idle_store_ops_per_second": round(idle_ops, 1), "rss_mb": round(memory, 1),
+        }),
+        file=sys.stderr, flush=True,
+    )
     if dt.datetime.now(dt.UTC) >= deadline:
         raise SystemExit("the deadline passed before the idle window ended: raise the margin")
-    wait_until(lambda: all(status(r).is_final() for r in sleepers), 600, "the sleepers")
+    wait_until(lambda: all(status(r).is_final() for r in sleepers), bound, "the sleepers")
     deadline_lat = [r.result - deadline.timestamp() for r in sleepers]
     rerouted_lat = [rerouted_at(app, r, deadline.timestamp()) - deadline.timestamp() for r in sleepers]
     sent: list[float] = []
     for run in waiters:
         sent.append(time.time())
         signal_workflow(app, run, "go")
-    wait_until(lambda: all(status(r).is_final() for r in waiters), 600, "the waiters")
+    wait_until(lambda: all(status(r).is_final() for r in waiters), bound, "the waiters")
     signal_lat = [run.result - at for run, at in zip(waiters, sent, strict=True)]
     runner.stop_runner_loop()
     thread.join(10)
