@@ -108,6 +108,13 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def p95(values: list[float]) -> float:
+    """The 95th percentile (inclusive method: a value between two samples)."""
+    if len(values) < 2:
+        return round(values[0], 3)
+    return round(statistics.quantiles(values, n=20, method="inclusive")[18], 3)
+
+
 def rerouted_at(app: Pynenc, run: Any, after: float) -> float:
     """When the timer service routed ``run`` again (its first REROUTED status after ``after``)."""
     return min(
@@ -127,7 +134,8 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def measure(
-    n: int, idle: float, workdir: Path, margin: float = 30.0, redis_url: str | None = None
+    n: int, idle: float, workdir: Path, margin: float = 30.0, redis_url: str | None = None,
+    per_workflow: float = 0.2,
 ) -> dict[str, Any]:
     from pynenc.runner.thread_runner import ThreadRunner
 
@@ -139,7 +147,7 @@ def measure(
     baseline_threads = threading.active_count()
     half = n // 2
     # far enough for every sleeper to be suspended and the idle window to pass first
-    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=margin + n * 0.2 + idle)
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=margin + n * per_workflow + idle)
     waiters = [signal_waiter("go") for _ in range(half)]  # type: ignore[call-arg]
     sleepers = [deadline_sleeper(deadline.isoformat()) for _ in range(n - half)]  # type: ignore[call-arg]
     runs = waiters + sleepers
@@ -148,7 +156,8 @@ def measure(
         return app.orchestrator.get_invocation_status(run.invocation_id)
 
     began = time.monotonic()
-    wait_until(lambda: all(status(r) == InvocationStatus.PAUSED for r in runs), 600, "suspension")
+    bound = max(600.0, n * 0.5)  # generous: 10,000 take minutes on a loaded 2-core machine
+    wait_until(lambda: all(status(r) == InvocationStatus.PAUSED for r in runs), bound, "suspension")
     suspended_after = time.monotonic() - began
     wait_until(
         lambda: sum(1 for t in list(runner.threads.values()) if t.thread.is_alive()) <= 1,
@@ -160,16 +169,26 @@ def measure(
     time.sleep(idle)
     idle_ops = counter.calls / idle
     memory = rss_mb()
+    # the figures of the idle phase, at once on stderr: a large N takes long to wake up
+    print(
+        json.dumps({
+            "state_backend": type(app.state_backend).__name__, "workflows": n,
+            "suspended_after_seconds": round(suspended_after, 2),
+            "runner_threads_held": runner_threads, "process_threads": process_threads,
+            "idle_store_ops_per_second": round(idle_ops, 1), "rss_mb": round(memory, 1),
+        }),
+        file=sys.stderr, flush=True,
+    )
     if dt.datetime.now(dt.UTC) >= deadline:
         raise SystemExit("the deadline passed before the idle window ended: raise the margin")
-    wait_until(lambda: all(status(r).is_final() for r in sleepers), 600, "the sleepers")
+    wait_until(lambda: all(status(r).is_final() for r in sleepers), bound, "the sleepers")
     deadline_lat = [r.result - deadline.timestamp() for r in sleepers]
     rerouted_lat = [rerouted_at(app, r, deadline.timestamp()) - deadline.timestamp() for r in sleepers]
     sent: list[float] = []
     for run in waiters:
         sent.append(time.time())
         signal_workflow(app, run, "go")
-    wait_until(lambda: all(status(r).is_final() for r in waiters), 600, "the waiters")
+    wait_until(lambda: all(status(r).is_final() for r in waiters), bound, "the waiters")
     signal_lat = [run.result - at for run, at in zip(waiters, sent, strict=True)]
     runner.stop_runner_loop()
     thread.join(10)
@@ -183,10 +202,13 @@ def measure(
         "idle_store_ops_per_second": round(idle_ops, 1),
         "rss_mb": round(memory, 1),
         "deadline_rerouted_median": round(statistics.median(rerouted_lat), 3),
+        "deadline_rerouted_p95": p95(rerouted_lat),
         "deadline_rerouted_max": round(max(rerouted_lat), 3),
         "deadline_latency_median": round(statistics.median(deadline_lat), 3),
+        "deadline_latency_p95": p95(deadline_lat),
         "deadline_latency_max": round(max(deadline_lat), 3),
         "signal_latency_median": round(statistics.median(signal_lat), 3),
+        "signal_latency_p95": p95(signal_lat),
         "signal_latency_max": round(max(signal_lat), 3),
     }
 
@@ -197,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=5.0, help="idle window, seconds")
     parser.add_argument(
         "--margin", type=float, default=30.0,
-        help="seconds (plus 0.2 s per workflow) before the sleepers' deadline",
+        help="seconds (plus --per-workflow per workflow) before the sleepers' deadline",
+    )
+    parser.add_argument(
+        "--per-workflow", type=float, default=0.2,
+        help="seconds added to the margin per workflow (their suspension must fit before it)",
     )
     parser.add_argument(
         "--redis-url", default=None,
@@ -208,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(x) for x in args.workflows.split(",")]
     with tempfile.TemporaryDirectory() as workdir:
         rows = [
-            measure(n, args.idle, Path(workdir), args.margin, args.redis_url) for n in sizes
+            measure(
+                n, args.idle, Path(workdir), args.margin, args.redis_url, args.per_workflow
+            )
+            for n in sizes
         ]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -54,12 +54,14 @@ def build(
     threads: int = 8,
     engine_first: dict[str, Any] | None = None,
     redis_state_url: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Pynenc:
     """A production app: SQLite at ``db_path``, a ThreadRunner, the durable engine on.
     ``engine_first``: ``enable_workflows`` options given before every other builder call.
     ``redis_state_url``: keep the state backend (workflow data, the engine's atomic store) in
     that Redis server instead (pynenc-redis' state backend; its broker and orchestrator do
-    not build with pynenc 0.4 outside the simulator)."""
+    not build with pynenc 0.4 outside the simulator). ``config``: more pynenc settings
+    (e.g. ``runner_considered_dead_after_minutes``)."""
     global app
     builder = PynencBuilder()
     if engine_first is not None:
@@ -84,6 +86,8 @@ def build(
         builder = builder.custom_config(
             state_backend_cls="RedisStateBackend", redis_url=redis_state_url
         )
+    if config:
+        builder = builder.custom_config(**config)
     if engine_first is None:
         builder = builder.enable_workflows(retry_policy=retry_policy)
     app = builder.build()
@@ -102,11 +106,14 @@ def reset() -> None:
     DRAWS.clear()
 
 
-def serve(db_path: str, app_id: str) -> None:
+def serve(
+    db_path: str, app_id: str, redis_state_url: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> None:
     """A worker process: build the app and run a ThreadRunner until SIGTERM."""
     from pynenc.runner.thread_runner import ThreadRunner
 
-    build(db_path, app_id)
+    build(db_path, app_id, redis_state_url=redis_state_url, config=config)
     ThreadRunner(app).run()
 
 
@@ -168,6 +175,21 @@ def book(what: str) -> str:
 @_task
 def unbook(what: str) -> None:
     _log("unbook", what)
+
+
+@_task
+def charge(key: str, amount: int) -> str:
+    """A non-idempotent effect made safe by its idempotency key: the "payment provider" (the
+    engine's atomic store, shared by every process) applies the first request per key and
+    answers the same receipt to every retry. ``proof:attempts:<key>`` counts the requests,
+    ``proof:applied:<key>`` the charges applied."""
+    from pynenc_wf_testing.engine.atomic import atomic_store
+
+    store = atomic_store(app)
+    store.incr(f"proof:attempts:{key}")
+    if store.put_if_absent(f"proof:charge:{key}", str(amount)) is None:
+        store.incr(f"proof:applied:{key}")
+    return f"{key}:{store.get(f'proof:charge:{key}')}"
 
 
 @_task
@@ -392,6 +414,18 @@ def await_child(label: str, seconds: float) -> str:
     root = await_child.wf.root
     child = root.execute_task(work, label, seconds)
     return root.wait_for_task(child)  # type: ignore[no-any-return]
+
+
+@_workflow
+def order(key: str, amount: int, seconds: float | None) -> str:
+    """Waits on a timer (``seconds``) or, with None, for the signal "approve"; then charges
+    ``amount`` under the idempotency key ``key`` (the workflow id) and returns the receipt."""
+    root = order.wf.root
+    if seconds is None:
+        root.wait_for_signal("approve")
+    else:
+        root.sleep(seconds)
+    return root.execute_task(charge, key, amount).result  # type: ignore[no-any-return]
 
 
 @_workflow
