@@ -96,6 +96,12 @@ def _two_workflows_crash_mid_flight(seed: int) -> None:
         assert [run.result for run in runs] == [3, 6]
 
 
+def _grown(before: dict[str, int], after: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """The registries that grew (in random order an earlier test's leftovers may be freed
+    meanwhile: a count may fall, never rise)."""
+    return {k: (before.get(k, 0), v) for k, v in after.items() if v > before.get(k, 0)}
+
+
 def _rounds(body: Callable[[int], Any], n: int) -> None:
     for seed in range(n):
         body(seed)
@@ -113,7 +119,7 @@ def test_200_envs_with_crashes_leave_no_registry_grown() -> None:
     _rounds(each, 201)
     after = _registries()
     objects_after = len(gc.get_objects())
-    assert after == before
+    assert _grown(before, after) == {}
     assert objects_after - objects_before <= GC_SLACK, (objects_before, objects_after)
 
 
@@ -123,9 +129,10 @@ def test_a_crashed_workers_greenlets_end_at_close() -> None:
     before = _registries()
     _crash_after(7)
     after = _registries()
-    assert (after["simulations"], after["schedulers"], after["live greenlets"]) == (
-        before["simulations"], before["schedulers"], before["live greenlets"],
-    )
+    # Not grown (an earlier test's simulation, held by something transient, may be freed
+    # meanwhile: in random order the counts can only fall).
+    for name in ("simulations", "schedulers", "live greenlets"):
+        assert after[name] <= before[name], (name, before[name], after[name])
 
 
 def test_crash_checks_leave_no_registry_grown() -> None:
@@ -141,7 +148,7 @@ def test_crash_checks_leave_no_registry_grown() -> None:
     objects_before = len(gc.get_objects())
     _rounds(check, 10)
     after = _registries()
-    assert after == before
+    assert _grown(before, after) == {}
     assert len(gc.get_objects()) - objects_before <= GC_SLACK
 
 
