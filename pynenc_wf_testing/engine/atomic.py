@@ -480,7 +480,12 @@ def _build(app: Pynenc) -> AtomicStore:
     except ImportError:  # pragma: no cover - pynenc-redis not installed
         RedisStateBackend = None
     if RedisStateBackend is not None and isinstance(backend, RedisStateBackend):
-        return RedisAtomicStore(backend.client, f"pynenc:{app.app_id}:wf_atomic:")
+        # Under the backend's own key prefix: a backend that namespaces its keys (several
+        # stores in one Redis database) keeps the engine's keys apart the same way.
+        key = getattr(backend, "key", None)
+        base = getattr(key, "prefix", None)
+        prefix = base if isinstance(base, str) and base else f"pynenc:{app.app_id}:state_backend:"
+        return RedisAtomicStore(backend.client, f"{prefix}wf_atomic:")
     raise UnsupportedStateBackend(
         f"app {app.app_id!r} uses state backend {type(backend).__name__}, for which the "
         "durable-workflow engine has no atomic operations (signal slots, workflow ids, "
