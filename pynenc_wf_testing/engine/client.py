@@ -586,28 +586,10 @@ def start_workflow(
             registry = _alias_identity(task)
             alias_key = schema.alias(workflow_id)
             existing = app.state_backend.get_workflow_data(registry, alias_key)
-            first = existing
             if existing is not None:
-                # A chain (continue-as-new) answers with its last run, and was started with
-                # the arguments of its first.
-                latest = _chain.latest_run(app, app.state_backend.get_invocation(existing))
-                first = _chain.chain_runs(app, latest)[0]
-                existing = str(latest.invocation_id)
-                final = app.orchestrator.get_invocation_status(existing).is_final()
-                if id_reuse != "allow_after_completion" or not final:
-                    # The id names that run: handing it back (or refusing) for a call with
-                    # other arguments would answer a question that was not asked.
-                    _check_same_call(app, task, workflow_id, first, args, kwargs, id_reuse)
-                if id_reuse == "reject":
-                    raise WorkflowAlreadyStarted(
-                        f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
-                        f"taken by run {existing} (id_reuse='reject')."
-                    )
-                if id_reuse == "reuse" or not final:
-                    invocation: DistributedInvocation[Any, R] = (
-                        app.state_backend.get_invocation(existing)
-                    )
-                    return invocation
+                answer = _run_holding_id(task, workflow_id, str(existing), id_reuse, args, kwargs)
+                if answer is not None:
+                    return answer
         invocation = task(*args, **kwargs)
         if alias_key is not None:
             assert workflow_id is not None
@@ -617,6 +599,39 @@ def start_workflow(
             _index_start(app, task, workflow_id, str(invocation.invocation_id))
     _set_run_timeout(app, invocation, run_timeout)
     return invocation
+
+
+def _run_holding_id(
+    task: Task[Any, R],
+    workflow_id: str,
+    run_id: str,
+    id_reuse: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> DistributedInvocation[Any, R] | None:
+    """What a start under ``workflow_id``, already held by run ``run_id``, answers: that
+    workflow's current run, or None when ``id_reuse='allow_after_completion'`` lets a new run
+    start. Raises for ``'reject'`` and for a call with other arguments."""
+    app = task.app
+    # A chain (continue-as-new) answers with its last run, and was started with the
+    # arguments of its first.
+    latest = _chain.latest_run(app, app.state_backend.get_invocation(run_id))
+    first = _chain.chain_runs(app, latest)[0]
+    current = str(latest.invocation_id)
+    final = app.orchestrator.get_invocation_status(current).is_final()
+    if id_reuse != "allow_after_completion" or not final:
+        # The id names that run: handing it back (or refusing) for a call with other
+        # arguments would answer a question that was not asked.
+        _check_same_call(app, task, workflow_id, first, args, kwargs, id_reuse)
+    if id_reuse == "reject":
+        raise WorkflowAlreadyStarted(
+            f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
+            f"taken by run {current} (id_reuse='reject')."
+        )
+    if id_reuse == "reuse" or not final:
+        found: DistributedInvocation[Any, R] = app.state_backend.get_invocation(current)
+        return found
+    return None
 
 
 def _set_run_timeout(app: Pynenc, invocation: Any, run_timeout: dt.timedelta | None) -> None:
@@ -671,21 +686,9 @@ def _start_claimed(
             else:
                 time.sleep(0.005)  # another start is routing the run: wait for its id
             continue
-        # A chain (continue-as-new) answers with its last run, and was started with the
-        # arguments of its first; the claim keeps the id it was taken with.
-        latest = _chain.latest_run(app, app.state_backend.get_invocation(existing))
-        first = _chain.chain_runs(app, latest)[0]
-        current = str(latest.invocation_id)
-        final = app.orchestrator.get_invocation_status(current).is_final()
-        if id_reuse != "allow_after_completion" or not final:
-            _check_same_call(app, task, workflow_id, first, args, kwargs, id_reuse)
-        if id_reuse == "reject":
-            raise WorkflowAlreadyStarted(
-                f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
-                f"taken by run {current} (id_reuse='reject')."
-            )
-        if id_reuse == "reuse" or not final:
-            found: DistributedInvocation[Any, R] = app.state_backend.get_invocation(current)
+        # the claim keeps the run id it was taken with (a chain's first run)
+        found = _run_holding_id(task, workflow_id, existing, id_reuse, args, kwargs)
+        if found is not None:
             return found, False
         if store.compare_and_set(claim_key, existing, token):  # a new run after completion
             break
