@@ -112,21 +112,20 @@ def test_waiting_on_a_task_of_an_unused_app_joins_the_simulation() -> None:
         assert env.executions(other.echo) == 1
 
 
-@pytest.mark.xfail(
-    reason="GAP: awaiting an invocation created before env.use(app) raises pynenc's raw "
-    "KeyError from MemOrchestrator; the deadlock report already has a message for this case "
-    "('the awaited invocation was never routed to the simulated broker (was it created before "
-    "env.use(app)?)') but it is unreachable",
-    strict=True,
-    raises=KeyError,
-)
-def test_awaiting_an_invocation_created_before_use_is_a_deadlock() -> None:
+def test_awaiting_an_invocation_created_before_use_names_the_mistake() -> None:
+    """An invocation routed to the app's own components before env.use(app) is unknown to
+    the simulated store: awaiting it is an error at the ``.result`` call that says so, not
+    pynenc's bare KeyError from deep inside."""
     with guard_app(other.app):
         early = other.echo(1)  # routed to the app's production components, never run
         with WorkflowEnv() as env:
             env.use(other.app)
-            with pytest.raises(DeadlockError, match=re.escape("was never routed")):
+            with pytest.raises(InvalidArgument, match=re.escape("created before env.use(app)")) as raised:
                 early.result
+            assert early.invocation_id in str(raised.value)
+            assert "env.start(task, ...)" in str(raised.value)
+            # The environment is still usable afterwards.
+            assert env.start(other.echo, 2).result == 2
 
 
 # --------------------------------------------------------------------------- step limit

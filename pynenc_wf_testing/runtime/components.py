@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 from pynenc.orchestrator.mem_orchestrator import MemOrchestrator
 from pynenc.state_backend.mem_state_backend import MemStateBackend
 
+from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.serialization import check_call_arguments, check_workflow_data
 
-__all__ = ["SIM_ATTR", "SimOrchestratorMixin", "SimStateBackendMixin", "SimStockMemOrchestrator", "SimStockMemStateBackend", "sim_of"]
+__all__ = ["SIM_ATTR", "SimOrchestratorMixin", "not_in_simulated_store", "SimStateBackendMixin", "SimStockMemOrchestrator", "SimStockMemStateBackend", "sim_of"]
 
 if TYPE_CHECKING:
     from pynenc.identifiers.invocation_id import InvocationId
@@ -32,6 +33,16 @@ SIM_ATTR = "_pynenc_wf_sim"
 
 def sim_of(app: Any) -> AttachedSimulation | None:
     return getattr(app, SIM_ATTR, None)
+
+
+def not_in_simulated_store(invocation_id: str) -> InvalidArgument:
+    """The error for an invocation the simulated orchestrator has never seen (its status was
+    asked for, e.g. by ``.result``)."""
+    return InvalidArgument(
+        f"invocation {invocation_id} is not in the simulated store: it was created "
+        "before env.use(app) put its app on simulated components (or by another "
+        "WorkflowEnv). Start it inside the environment: env.start(task, ...)."
+    )
 
 
 class SimOrchestratorMixin:

@@ -29,6 +29,7 @@ from pynenc.invocation.status import InvocationStatus
 
 from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.clock import VirtualClock
+from pynenc_wf_testing.runtime.components import not_in_simulated_store
 from pynenc_wf_testing.runtime.crashes import CrashHandler
 from pynenc_wf_testing.runtime.determinism import DeterminismGuard
 from pynenc_wf_testing.runtime.diagnostics import Diagnostics
@@ -366,11 +367,7 @@ class Simulation:
             try:
                 status = app.orchestrator.get_invocation_status(inv_id)
             except KeyError:
-                raise InvalidArgument(
-                    f"invocation {inv_id} is not in the simulated store: it was created "
-                    "before env.use(app) put its app on simulated components (or by another "
-                    "WorkflowEnv). Start it inside the environment: env.start(task, ...)."
-                ) from None
+                raise not_in_simulated_store(inv_id) from None
             if status.is_final():
                 return True
         return False
