@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 def check_faults_fired(env: WorkflowEnv) -> None:
+    """An armed crash point that never fired errors the test, with no harness frames."""
     __tracebackhide__ = True
     from pynenc_wf_testing.errors import UnknownStepError
 
@@ -24,7 +25,6 @@ def check_faults_fired(env: WorkflowEnv) -> None:
     except UnknownStepError as exc:
         # The harness' frames say nothing about the user's test: show just the error.
         raise exc.with_traceback(None) from None
-
 
 
 class WfReplayWarning(pytest.PytestWarning):
@@ -70,6 +70,7 @@ def artifact_name(nodeid: str, suffix: str) -> str:
 
 
 def write_artifacts(env: WorkflowEnv, nodeid: str, settings: Settings) -> None:
+    """The test's history (``--wf-record``) and HTML report (``--wf-report``) files."""
     import os
 
     if settings.record_dir:

@@ -81,7 +81,6 @@ def load_app(spec: str, origin: str) -> Pynenc:
     return obj
 
 
-
 @pytest.fixture
 def wf_env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnv]:
     """A fresh, open :class:`pynenc_wf_testing.WorkflowEnv` for this test.

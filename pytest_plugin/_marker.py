@@ -32,6 +32,7 @@ MARKER_HELP = (
 
 
 def marker_kwargs(item: pytest.Item) -> dict[str, Any]:
+    """The keyword arguments of the test's ``wf`` marker, checked; a mistake fails the test."""
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return {}
@@ -62,6 +63,7 @@ def marker_kwargs(item: pytest.Item) -> dict[str, Any]:
 
 
 def resolve_seed(item: pytest.Item, marker: dict[str, Any], settings: Settings) -> Setting:
+    """The test's seed and where it came from: marker, option or ini value, else the node id."""
     if marker.get("seed") is not None:
         return Setting(marker["seed"], f"@pytest.mark.{MARKER}(seed=...)")
     if settings.seed is not None:

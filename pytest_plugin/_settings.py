@@ -76,7 +76,6 @@ class Settings:
     evict: Setting | None = None
 
 
-
 SETTINGS_KEY = pytest.StashKey[Settings]()
 
 

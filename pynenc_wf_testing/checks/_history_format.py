@@ -274,5 +274,6 @@ def load_history(source: str | os.PathLike[str] | Mapping[str, Any]) -> History:
 
 
 def shorten(text: str | None, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters for a message (``None`` for none)."""
     text = "None" if text is None else str(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."

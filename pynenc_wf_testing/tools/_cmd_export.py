@@ -14,6 +14,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[CommandParser]) -> None:
+    """Add ``export`` to the sub-commands."""
     export = sub.add_parser("export", help="export workflow histories from an app's store")
     export.add_argument("--app", required=True, help="the production app, package.module:app")
     export.add_argument("--sqlite", help="path of the SQLite database (overrides the app's); "
@@ -79,6 +80,7 @@ def _snapshot_of(path: str, app_id: str, workdir: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export the histories the arguments name; the exit status."""
     import tempfile
 
     from pynenc_wf_testing.checks.replay import export_histories

@@ -13,6 +13,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[CommandParser]) -> None:
+    """Add ``replay`` to the sub-commands."""
     replay = sub.add_parser("replay", help="replay recorded histories against the current code")
     replay.add_argument("files", nargs="+")
     replay.set_defaults(func=run)
@@ -38,6 +39,7 @@ def _workflow_app(task_key: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Replay every workflow of the files, one verdict line each; the exit status."""
     import logging
 
     # pynenc logs every exception a replayed workflow raises, with its traceback: a

@@ -15,6 +15,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[CommandParser]) -> None:
+    """Add ``report`` to the sub-commands."""
     report = sub.add_parser(
         "report", help="render the workflow report of a production store or a history file"
     )
@@ -35,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction[CommandParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Render the report of the store or history the arguments name; the exit status."""
     from pynenc_wf_testing.env.report import render_html, render_text
     from pynenc_wf_testing.env.report_sources import (
         read_history,

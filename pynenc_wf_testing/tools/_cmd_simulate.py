@@ -17,6 +17,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[CommandParser]) -> None:
+    """Add ``simulate`` to the sub-commands."""
     simulate = sub.add_parser("simulate", help="run many seeds with random faults (VOPR style)")
     simulate.add_argument("workflow", help="package.module:workflow_task")
     simulate.add_argument("--args", default="[]", help="JSON list of the workflow's arguments")
@@ -153,6 +154,7 @@ def _parse_call_args(text: str) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the seeds, print the summary and a reproduction per failure; the exit status."""
     call_args = _parse_call_args(args.args)
     faults = sorted({f.strip() for f in args.faults.split(",") if f.strip()})
     unknown = set(faults) - {"crash", "fail"}

@@ -26,6 +26,7 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def positive_int(name: str, minimum: int = 1) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, named ``name`` in its error."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -40,11 +41,9 @@ def positive_int(name: str, minimum: int = 1) -> Callable[[str], int]:
     return parse
 
 
-
 def one_line(error: BaseException) -> str:
     """A message on one line: each problem of a replay run is one line of output."""
     return " ".join(part.strip() for part in str(error).splitlines() if part.strip())
-
 
 
 def write_output(path: str, text: str) -> None:

@@ -11,6 +11,7 @@ __all__ = ["load_app", "load_object", "load_task"]
 
 
 def load_object(spec: str, what: str) -> Any:
+    """Import ``package.module:name`` (``what`` names the argument in errors)."""
     module_name, sep, attr = spec.partition(":")
     parts = attr.split(".")
     if (
@@ -50,6 +51,7 @@ def load_object(spec: str, what: str) -> Any:
 
 
 def load_task(spec: str, what: str) -> Any:
+    """The pynenc task ``spec`` names."""
     from pynenc.task import Task
 
     task = load_object(spec, what)
@@ -62,6 +64,7 @@ def load_task(spec: str, what: str) -> Any:
 
 
 def load_app(spec: str) -> Any:
+    """The pynenc app ``--app spec`` names."""
     from pynenc.app import Pynenc
 
     app = load_object(spec, "--app")
