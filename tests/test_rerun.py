@@ -238,3 +238,32 @@ def test_a_rerun_on_a_worker_pool() -> None:
         again = env.rerun(run, from_step="charge_payment#2")
         assert again.result == "r1/c1:10/c3:5/s2"
         assert env.workflow_steps(again) == STEPS
+
+
+def test_a_sub_workflow_is_rerun_through_its_parent(wf_env) -> None:
+    run = wf_env.start_workflow(ra.parent_order, "o-17", workflow_id="parent-17")
+    assert run.result == "r1+r2/c1:10/c2:5/s1"
+    assert wf_env.workflow_steps(run) == ["reserve#1", "fulfill#1"]
+    sub = next(
+        str(c) for c in ra.app.state_backend.get_child_invocations(run.invocation_id)
+        if ra.app.state_backend.get_invocation(str(c)).task.task_id.func_name == "fulfill"
+    )
+    with pytest.raises(InvalidWorkflowArgument, match=re.escape(
+        f"rerun_workflow(): run {sub} is a sub-workflow of workflow 'parent-17' (its step "
+        "'fulfill#1'): the parent recorded its result, and a run of the sub-workflow alone "
+        "would reach no one. Re-run the parent from that step instead (it runs the "
+        "sub-workflow again): rerun_workflow(app, 'parent-17', from_step='fulfill#1')."
+    )):
+        wf_env.rerun(sub, from_step="ship#1")
+    with pytest.raises(InvalidWorkflowArgument, match=re.escape(
+        "Invalidate the parent's step instead (its next re-run runs the sub-workflow "
+        "again): invalidate_result(app, 'parent-17', 'fulfill#1')."
+    )):
+        wf_env.invalidate(sub, "ship#1")
+    # what the message says to do: the parent runs the sub-workflow again, reserve reused
+    before = len(ra.CALLS)
+    again = wf_env.rerun("parent-17", from_step="fulfill#1")
+    assert again.result == "r1+r3/c3:10/c4:5/s2"
+    assert [name for name, _ in ra.CALLS[before:]] == [
+        "reserve", "charge_payment", "charge_payment", "ship"
+    ]
