@@ -18,6 +18,7 @@ from pynenc_wf_testing.env._report_layout import (
     _interval,
     _micros,
     _Node,
+    _notes,
     _Report,
     _runs_text,
     _workers_text,
@@ -163,7 +164,7 @@ def _html_row(report: _Report, node: _Node) -> str:
         f"{_e(node.status.upper())}</span> "
         f"<span class=\"time\">{_e(_interval(report, node))}</span> "
         f"{runs} <span class=\"runs\">{_e(_runs_text(node.attempts))}</span>"
-        + (f" <span class=\"note\">{_e(node.chain)}</span>" if node.chain else "")
+        + (f" <span class=\"note\">{_e(_notes(node))}</span>" if _notes(node) else "")
     )
 
 

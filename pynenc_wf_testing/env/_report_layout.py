@@ -75,6 +75,10 @@ class _Node:
     blocked: str | None = None
     #: ``continued as renewal#2 [fb353203]`` for a run that continued as new.
     chain: str | None = None
+    #: Links to the runs before it (``continued from ...``, ``re-run of fulfill#1
+    #: [1a2b3c4d] from ship#1``) and after it besides ``chain`` (``re-run as ...``).
+    came_from: list[str] = field(default_factory=list)
+    went_to: list[str] = field(default_factory=list)
     depth: int = 0
     children: list[_Node | _Crash] = field(default_factory=list)
 
@@ -225,8 +229,12 @@ def _build(source: ReportedEnv | ReportData) -> _Report:
             chain=(
                 f"continued as {_label(infos, continued[inv_id])}"
                 if inv_id in continued
+                else f"continued as {_label(infos, info.continued_as)}"
+                if info.continued_as
                 else None
             ),
+            came_from=_came_from(infos, info),
+            went_to=_went_to(infos, info),
         )
 
     # Nest: direct parent invocation, else the owning workflow, else a root.
@@ -268,6 +276,27 @@ def _build(source: ReportedEnv | ReportData) -> _Report:
         names={inv_id: info.name for inv_id, info in infos.items()},
         steps=sum(1 for entry in history if entry.is_step),
     )
+
+
+def _came_from(infos: Mapping[str, InvocationView], info: InvocationView) -> list[str]:
+    links = []
+    if info.continued_from is not None:
+        links.append(f"continued from {_label(infos, info.continued_from)}")
+    if info.rerun_of is not None:
+        step = f" from {info.rerun_from_step}" if info.rerun_from_step else ""
+        links.append(f"re-run of {_label(infos, info.rerun_of)}{step}")
+    return links
+
+
+def _went_to(infos: Mapping[str, InvocationView], info: InvocationView) -> list[str]:
+    if not info.rerun_as:
+        return []
+    return ["re-run as " + ", ".join(_label(infos, run) for run in info.rerun_as)]
+
+
+def _notes(node: _Node) -> str:
+    """What a node's line says after its runs: the runs before it, then after it."""
+    return "; ".join([*node.came_from, *([node.chain] if node.chain else []), *node.went_to])
 
 
 def _next_at_or_after(

@@ -11,6 +11,7 @@ from pynenc_wf_testing.env._report_layout import (
     _header_lines,
     _interval,
     _Node,
+    _notes,
     _Report,
     _runs_text,
 )
@@ -85,7 +86,8 @@ def render_text(env: ReportedEnv | ReportData) -> str:
         label = text.ljust(width)
         status = node.status.upper().ljust(status_width)
         interval = _interval(report, node).ljust(interval_width)
-        chain = f"  {node.chain}" if node.chain else ""
+        notes = _notes(node)
+        chain = f"  {notes}" if notes else ""
         lines.append(
             f"{label}  {status}  {interval}  {_runs_text(node.attempts)}{chain}".rstrip()
         )

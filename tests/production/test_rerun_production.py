@@ -124,3 +124,49 @@ def test_the_store_report_shows_both_runs(store: Production) -> None:
 
     # pynenc sets the status before it appends the status history the report reads
     store.wait_until(lambda: runs() == wanted)
+    # the report links the two runs, read from the store as from an exported history
+    from pynenc_wf_testing.checks.replay import export_histories
+    from pynenc_wf_testing.env.report import render_html, render_text
+    from pynenc_wf_testing.env.report_sources import read_history
+
+    models = [store.report()]
+    if store.redis_url is None:  # export_histories lists workflow data of memory/SQLite only
+        models.append(
+            read_history(export_histories(store.app, workflow_type=pa.rerunnable.task_id.key))
+        )
+    for model in models:
+        # an export holds no steps: its runs are named in workflow-id order, not by time
+        names = {v.invocation_id: f"{v.name} [{v.invocation_id[:8]}]" for v in model.invocations}
+        old, new = names[str(run.invocation_id)], names[str(again.invocation_id)]
+        text = render_text(model)
+        assert text.count("re-run") == 2, text
+        assert _line(text, new).endswith(f"re-run of {old} from flaky#1")
+        assert _line(text, old).endswith(f"re-run as {new}")
+        assert f"re-run of {old} from flaky#1" in render_html(model, title="t")
+
+
+def _line(text: str, start: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+def test_the_cli_report_shows_the_rerun_link(
+    store: Production, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pynenc_wf_testing.tools.cli import main
+
+    store.start_runner()
+    run = start_workflow(pa.rerunnable, "o-7", workflow_id="order-7")
+    store.result(run)
+    again = rerun_workflow(store.app, "order-7")
+    store.result(again)
+    for runner, _ in list(store.runners):
+        store.stop_runner(runner)
+    where = (
+        ["--redis", store.redis_url] if store.redis_url is not None
+        else ["--sqlite", store.db_path]
+    )
+    assert main(["report", *where, "--app-id", store.app_id, "--text"]) == 0
+    text = capsys.readouterr().out
+    old, new = str(run.invocation_id)[:8], str(again.invocation_id)[:8]
+    # from_step=None: no step to name
+    assert _line(text, f"rerunnable#2 [{new}]").endswith(f"re-run of rerunnable#1 [{old}]")
