@@ -452,3 +452,11 @@ def rerunnable(order: str) -> str:
     reserved = root.execute_task(note, f"reserve {order}").result
     charged = root.execute_task(note, f"charge {order}").result
     return f"{reserved}|{charged}|{root.execute_task(flaky, order).result}"
+
+
+@_workflow
+def rerunnable_parent(order: str) -> str:
+    """A note, then ``rerunnable`` as a sub-workflow: a sub-workflow is re-run through it."""
+    root = rerunnable_parent.wf.root
+    root.execute_task(note, f"open {order}").result
+    return f"[{root.execute_task(rerunnable, order).result}]"

@@ -9,9 +9,12 @@ the CI's ``PYNENC_WF_REDIS_URL`` or a ``redis-server`` of the test's own, else s
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pynenc_wf_testing.engine import (
+    InvalidWorkflowArgument,
     UnknownStep,
     WorkflowNotFinished,
     describe_workflow,
@@ -170,3 +173,29 @@ def test_the_cli_report_shows_the_rerun_link(
     old, new = str(run.invocation_id)[:8], str(again.invocation_id)[:8]
     # from_step=None: no step to name
     assert _line(text, f"rerunnable#2 [{new}]").endswith(f"re-run of rerunnable#1 [{old}]")
+
+
+def test_a_sub_workflow_is_rerun_through_its_parent(store: Production) -> None:
+    store.start_runner()
+    run = start_workflow(pa.rerunnable_parent, "o-8", workflow_id="parent-8")
+    assert store.result(run) == "[reserve o-8|charge o-8|o-8: ok]"
+    assert workflow_steps(store.app, "parent-8") == ["note#1", "rerunnable#1"]
+    sub = next(
+        str(c) for c in store.app.state_backend.get_child_invocations(run.invocation_id)
+        if store.app.state_backend.get_invocation(str(c)).task.task_id.func_name == "rerunnable"
+    )
+    with pytest.raises(InvalidWorkflowArgument, match=re.escape(
+        f"run {sub} is a sub-workflow of workflow 'parent-8' (its step 'rerunnable#1')"
+    )) as refused:
+        rerun_workflow(store.app, sub, from_step="flaky#1")
+    assert str(refused.value).endswith(
+        "rerun_workflow(app, 'parent-8', from_step='rerunnable#1')."
+    )
+    with pytest.raises(InvalidWorkflowArgument, match=re.escape(
+        "invalidate_result(app, 'parent-8', 'rerunnable#1')."
+    )):
+        invalidate_result(store.app, sub, "note#1")
+    again = rerun_workflow(store.app, "parent-8", from_step="rerunnable#1")
+    assert store.result(again) == "[reserve o-8|charge o-8|o-8: ok]"
+    # the parent's note reused; the sub-workflow ran again from the top
+    assert logged("note") == ["open o-8", "reserve o-8", "charge o-8", "reserve o-8", "charge o-8"]
