@@ -23,6 +23,7 @@ from pynenc import context
 from pynenc.exceptions import InvocationStatusOwnershipError
 
 from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine._halt import recheck_halt
 from pynenc_wf_testing.engine._suspend import can_suspend, suspend, wake
 from pynenc_wf_testing.engine._timers import ensure_timer_service
 from pynenc_wf_testing.engine.exceptions import (
@@ -561,7 +562,12 @@ def halt(execution: WorkflowExecution, reason: str) -> None:
     execution.check_interrupts()  # a cancelled halted workflow ends here, not further on
     if recorded is None:
         execution.set(key, schema.HaltRecord(reason=reason, resumed=False))
-    raise WorkflowHaltException(reason)
+    halted = WorkflowHaltException(reason)  # records the halt and parks the invocation
+    if recheck_halt(execution.app, execution.invocation, key):
+        # resumed or cancelled while parking (the resumer found nothing parked yet)
+        execution.check_interrupts()
+        return
+    raise halted
 
 
 # ---------------------------------------------------------------------- versioning
