@@ -95,7 +95,6 @@ def recheck_halt(app: Pynenc, invocation: Any, halt_key: str) -> bool:
         return False  # the usual case: nothing arrived while parking
     workflow_id = str(identity.workflow_id)
     if active_hooks() is None:
-        from pynenc_wf_testing.engine._suspend import clear_indexes
         from pynenc_wf_testing.engine.atomic import atomic_store
 
         suspension = backend.get_workflow_data(identity, schema.SUSPENDED)
@@ -105,7 +104,7 @@ def recheck_halt(app: Pynenc, invocation: Any, halt_key: str) -> bool:
         store = atomic_store(app)
         if store.put_if_absent(schema.wake_claim(workflow_id, suspension["gen"]), "self") is not None:
             return False  # a waker claimed it first: it routes the workflow again
-        clear_indexes(store, workflow_id, suspension)
+        store.unschedule(schema.DUE_INDEX, workflow_id)  # a halt's only index: its run deadline
     else:
         if backend.get_workflow_data(identity, schema.HALTED) is None:
             return False  # the resumer saw the halt: it routed the workflow again

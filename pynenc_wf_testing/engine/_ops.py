@@ -44,7 +44,8 @@ T = TypeVar("T")
 
 ENABLE_KEY = "enable_workflows"
 DEFAULTS_KEY = "workflow_engine_defaults"
-#: Outside the simulator a wait polls the store: first after POLL_SECONDS, then less and less
+#: A wait outside any runner (workflow code called directly, no runner context: nothing
+#: could route a suspended workflow again) polls the store: first after POLL_SECONDS, then less and less
 #: often (x1.5 per idle poll) up to MAX_POLL_SECONDS, so a long wait costs a few reads a
 #: second. Apps can set both with config values ``engine_poll_interval_sec`` and
 #: ``engine_max_poll_interval_sec`` (e.g. ``PynencBuilder().custom_config(...)``).
@@ -271,7 +272,9 @@ class WorkflowExecution:
         ``keys``); in production the workflow suspends (``_suspend``: it records its
         condition, ``wake_on`` plus the invocations of ``keys``, goes PAUSED and leaves its
         worker with ``WorkflowSuspended``; a later execution re-runs the body up to here).
-        Waits nothing can wake (any new run of a task) and compensations poll instead.
+        A wait that is not interruptible (a compensation's) suspends too: a cancel or resume
+        that routes it again finds its condition still false and it suspends again.
+        Outside a runner (no runner context: nothing could route it again) it polls.
         """
         hooks = active_hooks()
         simulated = hooks is not None and hooks.in_simulated_invocation(self.app)
@@ -295,8 +298,7 @@ class WorkflowExecution:
                 limit = run_deadline
             if suspends is None:
                 suspends = (
-                    interruptible
-                    and suspension_mode(self.app, hooks, simulated)
+                    suspension_mode(self.app, hooks, simulated)
                     and can_suspend(suspend_keys)
                     # suspending needs a runner to route the workflow again
                     and context.get_runner_context(self.app.app_id) is not None

@@ -15,11 +15,12 @@ from pynenc.invocation.status import InvocationStatus
 
 from pynenc_wf_testing.engine import (
     WorkflowCancelled,
+    _halt,
+    _ops,
     cancel_workflow,
     describe_workflow,
     resume_workflow,
 )
-from pynenc_wf_testing.engine import _halt, _ops
 from tests.production import prod_app as pa
 from tests.production.conftest import Production
 from tests.production.test_engine_production import logged
