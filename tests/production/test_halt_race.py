@@ -110,3 +110,21 @@ def test_a_cancel_before_the_halt_is_recorded_is_not_lost(
     with pytest.raises(WorkflowCancelled, match="no longer needed"):
         prod.result(run, timeout=BOUND)
     assert logged("note") == ["before 3"]
+
+
+def test_a_halt_is_a_suspension_without_wake_keys(prod: Production) -> None:
+    """In production a halt records a suspension (its wake claim is what resume, cancel and
+    the halting workflow's recheck race for); nothing but those routes it again."""
+    from pynenc_wf_testing.engine import schema
+
+    prod.start_runner()
+    run = pa.approval(4)
+    prod.wait_until(lambda: prod.status(run) == InvocationStatus.PAUSED, timeout=BOUND)
+    description = describe_workflow(prod.app, run)
+    assert description.halted == "needs approval"
+    assert description.suspended == "halt 'needs approval'"
+    record = prod.app.state_backend.get_workflow_data(run.workflow, schema.SUSPENDED)
+    assert record["keys"] == [] and record["deadline"] is None
+    resume_workflow(prod.app, run)
+    assert prod.result(run, timeout=BOUND) == 5
+    assert describe_workflow(prod.app, run).suspended is None

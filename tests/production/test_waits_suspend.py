@@ -106,10 +106,15 @@ def test_a_compensation_waiting_for_its_child_holds_no_thread(prod: Production) 
     compensation's failure attached as a note."""
     runner = prod.start_runner()
     run = pa.slow_compensation("trip")
-    _suspended_and_free(prod, runner, run)
+    # (the failing compensation's wait may suspend first, if its child is not final yet)
+    prod.wait_until(
+        lambda: "gated_work" in (describe_workflow(prod.app, run).suspended or ""),
+        timeout=BOUND,
+    )
+    prod.wait_until(lambda: str(run.invocation_id) not in busy_threads(runner), timeout=BOUND)
     record = suspension(prod, run)
     assert len(record["keys"]) == 1 and record["keys"][0].startswith("inv:")
-    assert "gated_work" in (describe_workflow(prod.app, run).suspended or "")
+    assert prod.status(run) == PAUSED
     pa.GATES["trip-undo"].set()
     with pytest.raises(pa.Fatal, match="trip: declined") as failed:
         prod.result(run, timeout=BOUND)
