@@ -380,3 +380,31 @@ def test_a_saga_passes_every_eviction_point_of_its_compensations() -> None:
         # the saga's sleep, its two compensations' waits, the slow compensation's own sleep
         assert len(evictions) == report.golden_waits == 4
         assert report.ok, report.summary()
+
+
+def test_the_tick_counts_a_watched_task_once_whatever_the_number_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No per-workflow polling: one count of final runs per watched task per tick."""
+    from pynenc_wf_testing.engine._service import tick
+
+    with WorkflowEnv(seed=8, evict="every_wait") as env:
+        env.use(apps.app)
+        runs = [env.start(apps.job_watcher, 5) for _ in range(6)]
+        env.advance(hours=1)
+        store = atomic_store(apps.app)
+        assert len(store.members(schema.WATCHED_TASKS)) == 6
+        counted: list[Any] = []
+        original = apps.app.orchestrator.count_invocations
+
+        def counting(*args: Any, **kwargs: Any) -> int:
+            counted.append(args)
+            return int(original(*args, **kwargs))
+
+        monkeypatch.setattr(apps.app.orchestrator, "count_invocations", counting)
+        assert tick(apps.app, store, now=0.0) == 0  # nothing new: nobody woken
+        assert len(counted) == 1
+        monkeypatch.undo()
+        env.start(apps.outside_job, 2)
+        assert [run.result for run in runs] == [20] * 6
+        assert store.members(schema.WATCHED_TASKS) == []
