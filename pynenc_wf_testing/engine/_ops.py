@@ -45,9 +45,9 @@ T = TypeVar("T")
 ENABLE_KEY = "enable_workflows"
 DEFAULTS_KEY = "workflow_engine_defaults"
 #: A wait outside any runner (workflow code called directly, no runner context: nothing
-#: could route a suspended workflow again) polls the store: first after POLL_SECONDS, then less and less
-#: often (x1.5 per idle poll) up to MAX_POLL_SECONDS, so a long wait costs a few reads a
-#: second. Apps can set both with config values ``engine_poll_interval_sec`` and
+#: could route a suspended workflow again) polls the store: first after POLL_SECONDS, then
+#: less and less often (x1.5 per idle poll) up to MAX_POLL_SECONDS, so a long wait costs a
+#: few reads a second. Apps can set both with config values ``engine_poll_interval_sec`` and
 #: ``engine_max_poll_interval_sec`` (e.g. ``PynencBuilder().custom_config(...)``).
 POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 1.0
