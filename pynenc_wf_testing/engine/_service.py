@@ -8,7 +8,8 @@ pynenc's own periodic slots (the atomic service, cron triggers) run at most ever
 minutes; the service ticks every ``engine_timer_tick_sec`` (default 0.25 s) instead.
 
 One tick reads the due-time index once (all workflows), the watch set once, one status per
-watched invocation, and writes a heartbeat: what an idle engine reads does not depend on how
+watched invocation, the task watch set once and one count of final runs per watched task
+(``wait_for_task(task)``), and writes a heartbeat: what an idle engine reads does not depend on how
 many workflows wait on timers or signals. It occupies one runner thread (not counted against
 a ThreadRunner's ``max_threads``, like a waiting ``.result``).
 
@@ -27,7 +28,7 @@ from typing import Any
 from pynenc import Pynenc, context
 
 from pynenc_wf_testing.engine import schema
-from pynenc_wf_testing.engine._suspend import wake, wake_due
+from pynenc_wf_testing.engine._suspend import wake, wake_due, wake_task_watchers
 from pynenc_wf_testing.engine._timers import tick_seconds
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
 
@@ -51,7 +52,7 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
             if wake(app, workflow_id, cause=f"inv:{invocation_id}"):
                 woken += 1
             store.remove_member(schema.WATCHED, member)
-    return woken
+    return woken + wake_task_watchers(app, store)
 
 
 @_TEMPLATE_APP.task  # type: ignore[untyped-decorator]

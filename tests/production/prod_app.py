@@ -460,3 +460,22 @@ def rerunnable_parent(order: str) -> str:
     root = rerunnable_parent.wf.root
     root.execute_task(note, f"open {order}").result
     return f"[{root.execute_task(rerunnable, order).result}]"
+
+
+@_workflow
+def gate_watcher(timeout: float) -> Any:
+    """Waits for any new run of ``gated_work`` (``wait_for_task(task)``)."""
+    root = gate_watcher.wf.root
+    return root.wait_for_task(gated_work, timeout=dt.timedelta(seconds=timeout))
+
+
+@_workflow
+def slow_compensation(label: str) -> str:
+    """Fails; its compensations: one that fails, then one that runs until its gate opens."""
+    root = slow_compensation.wf.root
+    with root.saga() as saga:
+        root.execute_task(book, label).result
+        saga.add_compensation(gated_work, f"{label}-undo")
+        saga.add_compensation(refuse_unbook, label)
+        root.execute_task(declined, label).result
+    return f"booked {label}"
