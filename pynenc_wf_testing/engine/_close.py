@@ -190,6 +190,10 @@ def _cancel_sub_workflow(app: Pynenc, child: Any, reason: str, deadline: str | N
     own = app.state_backend.get_workflow_data(child.workflow, schema.DEADLINE)
     if own is None or dt.datetime.fromisoformat(own) > dt.datetime.fromisoformat(deadline):
         app.state_backend.set_workflow_data(child.workflow, schema.DEADLINE, deadline)
+        # a sub-workflow blocked in a plain .result times out through the timer service
+        from pynenc_wf_testing.engine._timers import index_run_deadline
+
+        index_run_deadline(app, sub_id, deadline)
     unpark(app, sub_id, child.workflow)
     wake(app, sub_id)
 

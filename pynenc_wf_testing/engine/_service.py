@@ -26,7 +26,7 @@ from typing import Any
 
 from pynenc import Pynenc, context
 
-from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine import _close_watch, schema
 from pynenc_wf_testing.engine._suspend import wake, wake_due
 from pynenc_wf_testing.engine._timers import tick_seconds
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
@@ -51,6 +51,9 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
             if wake(app, workflow_id, cause=f"inv:{invocation_id}"):
                 woken += 1
             store.remove_member(schema.WATCHED, member)
+    # Run timeouts of workflows blocked outside engine waits, and the parent-close policy
+    # of runs that ended: each one read per tick, whatever the number of workflows.
+    _close_watch.tick(app, store, now)
     return woken
 
 

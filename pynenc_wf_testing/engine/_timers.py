@@ -89,3 +89,14 @@ def service_status(app: Pynenc) -> dt.datetime | None:
     """When the timer service last ticked (None: never)."""
     beat = atomic_store(app).get(schema.SERVICE_BEAT)
     return None if beat is None else dt.datetime.fromtimestamp(float(beat), dt.UTC)
+
+
+def index_run_deadline(app: Pynenc, workflow_id: str, deadline: str) -> None:
+    """Production: index the run deadline (ISO-8601) of workflow run ``workflow_id`` for
+    the timer service (a later call for the same run replaces it)."""
+    hooks = active_hooks()
+    if hooks is not None and hooks.drives(app):
+        return  # a simulator times the run out at its virtual deadline itself
+    when = dt.datetime.fromisoformat(deadline).timestamp()
+    atomic_store(app).schedule(schema.RUN_DEADLINES, workflow_id, when)
+    ensure_timer_service(app)

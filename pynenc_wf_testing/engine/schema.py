@@ -27,6 +27,7 @@ __all__ = [
     "CONTINUED_FROM",
     "DEADLINE",
     "DUE_INDEX",
+    "RUN_DEADLINES",
     "HALTED",
     "ID_OF_RUN",
     "INVALIDATED",
@@ -271,6 +272,9 @@ def wake_signal(name: str) -> str:
 
 #: The due-time index of suspended workflows (member: workflow invocation id).
 DUE_INDEX = PREFIX + "due"
+#: The run deadlines of workflow runs with a run timeout, for the timer service (member:
+#: workflow invocation id; production only, see ``_close_watch``).
+RUN_DEADLINES = PREFIX + "run_deadlines"
 #: The set of awaited invocations of suspended workflows (member: "<invocation> <workflow>").
 WATCHED = PREFIX + "watched"
 #: The timer service's generation counter (only the latest generation ticks) and heartbeat.

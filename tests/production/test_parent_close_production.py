@@ -120,3 +120,63 @@ def test_a_run_timeout_cancels_the_running_children(prod: Production) -> None:
     assert "t" not in logged("gated_work")
     with pytest.raises(WorkflowTimeout, match="run timeout"):
         prod.app.state_backend.get_invocation(child_id).result
+
+
+# ---------------------------------------------------------------- through the timer service
+
+
+def test_a_run_timeout_ends_a_workflow_blocked_in_a_plain_result(prod: Production) -> None:
+    # No engine wait: only the timer service (run-deadline index) can reach it.
+    prod.start_runner()
+    run = start_workflow(pa.blocked_past_its_timeout, "b", run_timeout=dt.timedelta(seconds=0.5))
+    with pytest.raises(WorkflowTimeout, match=f"workflow {run.invocation_id} passed its run timeout"):
+        prod.result(run)
+    # It ended while its child was still running (the gate is closed): the child failed
+    # with the workflow's timeout, and the saga compensated.
+    child_id = children(prod, run)["b"]
+    assert "b" not in logged("gated_work")
+    assert logged("unbook") == ["b"]
+    assert status(prod, child_id) == InvocationStatus.FAILED
+    with pytest.raises(WorkflowTimeout, match="run timeout") as raised:
+        prod.app.state_backend.get_invocation(child_id).result
+    assert any("was cancelled: its parent workflow" in n for n in raised.value.__notes__)
+
+
+def test_a_blocked_workflow_that_ends_in_time_is_not_interrupted(prod: Production) -> None:
+    prod.start_runner()
+    run = start_workflow(pa.blocked_past_its_timeout, "in-time", run_timeout=dt.timedelta(hours=1))
+    prod.wait_until(lambda: "in-time" in children(prod, run))
+    pa.GATES["in-time"].set()
+    assert prod.result(run) == "in-time"
+    assert logged("unbook") == []
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["completes", "fails"])
+def test_a_workflow_that_ends_by_itself_cancels_its_running_children(
+    prod: Production, fail: bool
+) -> None:
+    prod.start_runner()
+    run = pa.leaves_children("p", fail)
+    if fail:
+        with pytest.raises(ValueError, match="failed by itself"):
+            prod.result(run)
+    else:
+        assert prod.result(run) == "done"
+    why = "failed" if fail else "completed"
+    ids = children(prod, run)
+    # Within a tick or two of the timer service (bounded wait, not a timing assert).
+    prod.wait_until(lambda: status(prod, ids["p-dropped"]) == InvocationStatus.FAILED)
+    with pytest.raises(WorkflowCancelled, match=f"parent workflow {run.invocation_id} {why}"):
+        prod.app.state_backend.get_invocation(ids["p-dropped"]).result
+    # The sub-workflow was asked to cancel and ended through its own WorkflowCancelled.
+    sub = prod.app.state_backend.get_invocation(ids["await_signal"])
+    with pytest.raises(WorkflowCancelled, match=f"parent workflow {run.invocation_id} {why}"):
+        prod.result(sub)
+    # The abandoned child runs on to its own end.
+    assert status(prod, ids["p-kept"]) == InvocationStatus.RUNNING
+    pa.GATES["p-kept"].set()
+    assert prod.result(prod.app.state_backend.get_invocation(ids["p-kept"])) == "p-kept"
+    # The cancelled child's thread ends on its own; pynenc refuses its late result.
+    pa.GATES["p-dropped"].set()
+    prod.wait_until(lambda: "p-dropped" in logged("gated_work"))
+    assert status(prod, ids["p-dropped"]) == InvocationStatus.FAILED
