@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from pynenc_wf_testing.engine import schema
 from pynenc_wf_testing.engine._close import apply_close, cancel_children, open_children
+from pynenc_wf_testing.engine._errors import UnsupportedStateBackend
 from pynenc_wf_testing.engine._timers import ensure_timer_service, tick_seconds
 from pynenc_wf_testing.engine.atomic import AtomicStore
 from pynenc_wf_testing.engine.hooks import active_hooks
@@ -99,7 +100,12 @@ def watch_workflow_type(app: Pynenc, task: Task[Any, Any]) -> None:
                 CallableArgumentFilter(every_call),
             )
         )
-    ensure_timer_service(app)
+    try:
+        ensure_timer_service(app)
+    except UnsupportedStateBackend:
+        # No atomic store, no timer service: children are routed as before, and the policy
+        # applies only where the workflow itself sees its end (cancellation, timeout).
+        return
 
 
 def tick(app: Pynenc, store: AtomicStore, now: float) -> int:
@@ -110,42 +116,62 @@ def tick(app: Pynenc, store: AtomicStore, now: float) -> int:
     done = 0
     due = [workflow_id for workflow_id, _when in store.due(schema.RUN_DEADLINES, now)]
     for workflow_id in due:
-        if time_out_running(app, store, workflow_id, now):
-            done += 1
-    done += close_finished(app)
+        try:
+            done += time_out_running(app, store, workflow_id, now)
+        except Exception:  # one bad run must not stop the service: looked at again later
+            app.logger.exception(f"engine timer service: run timeout of {workflow_id}")
+            store.schedule(schema.RUN_DEADLINES, workflow_id, now + 4 * tick_seconds(app))
+    try:
+        done += close_finished(app)
+    except Exception:  # the conditions stay recorded: the next tick tries again
+        app.logger.exception("engine timer service: parent-close of finished runs")
     return done
 
 
 def time_out_running(app: Pynenc, store: AtomicStore, workflow_id: str, now: float) -> bool:
-    """Run ``workflow_id``'s deadline passed: if it is RUNNING and has not seen its timeout
-    itself, cancel its open children with its ``WorkflowTimeout`` (a plain ``.result`` on
-    one of them raises it). A suspended or halted run is woken at the same deadline by its
-    suspension; a run not started yet is looked at again a second later. True if it
-    cancelled children."""
+    """Run ``workflow_id``'s deadline passed. If it is RUNNING, has not seen its timeout
+    itself and has open children, cancel them with its ``WorkflowTimeout`` (a plain
+    ``.result`` on one of them raises it) and record the first sight for it (step
+    ``interrupted#1``: the compensations it routes next are left alone). With no open
+    child it is computing, or has not routed the child it will block on yet: looked at
+    again in four ticks, until it sees the timeout itself or ends. A suspended or halted run
+    is woken at the same deadline by its suspension; a run not started yet is looked at
+    again in four ticks too. True if it cancelled children."""
     from pynenc.invocation.status import InvocationStatus
 
     status = app.orchestrator.get_invocation_status(workflow_id)
     identity = app.state_backend.get_invocation(workflow_id).workflow
     recorded = app.state_backend.get_workflow_data(identity, schema.DEADLINE)
-    if recorded is None or status.is_final() or status == InvocationStatus.PAUSED:
+    seen = app.state_backend.get_workflow_data(identity, schema.INTERRUPTED)
+    if (
+        recorded is None or seen is not None or status.is_final()
+        or status == InvocationStatus.PAUSED
+    ):
         store.unschedule(schema.RUN_DEADLINES, workflow_id)
         return False
     when = dt.datetime.fromisoformat(recorded).timestamp()
+    again = max(when, now + 4 * tick_seconds(app))
     if when > now or status != InvocationStatus.RUNNING:
-        later = max(when, now + 4 * tick_seconds(app))
-        store.schedule(schema.RUN_DEADLINES, workflow_id, later)
+        store.schedule(schema.RUN_DEADLINES, workflow_id, again)
         return False
-    store.unschedule(schema.RUN_DEADLINES, workflow_id)
     children = open_children(app, workflow_id)
     # Listed first, checked after: a run that saw its timeout recorded it before routing
     # its compensations, so if it is not recorded now none of them is in the list.
     if app.state_backend.get_workflow_data(identity, schema.INTERRUPTED) is not None:
+        store.unschedule(schema.RUN_DEADLINES, workflow_id)
         return False
-    message = f"workflow {workflow_id} passed its run timeout ({recorded})"
+    if not children:
+        store.schedule(schema.RUN_DEADLINES, workflow_id, again)
+        return False
+    why = f"passed its run timeout ({recorded})"
     cancelled = apply_close(
-        app, workflow_id, children, f"passed its run timeout ({recorded})",
-        deadline=recorded, message=message,
+        app, workflow_id, children, why, deadline=recorded,
+        message=f"workflow {workflow_id} {why}",
     )
+    app.state_backend.set_workflow_data(
+        identity, schema.INTERRUPTED, schema.InterruptRecord(why=why, deadline=recorded)
+    )
+    store.unschedule(schema.RUN_DEADLINES, workflow_id)
     return bool(cancelled)
 
 
@@ -162,13 +188,19 @@ def close_finished(app: Pynenc) -> int:
         if getattr(getattr(valid[key].condition, "arguments_filter", None), "filter_id", None)
         == filter_id
     ]
+    done = []
     for found in ours:
         context = found.context
-        close_run(app, str(context.invocation_id), str(context.status.value))
-    if ours:
+        try:
+            close_run(app, str(context.invocation_id), str(context.status.value))
+        except Exception:  # left recorded: the next tick tries again
+            app.logger.exception(f"engine timer service: parent-close of {context.invocation_id}")
+            continue
+        done.append(found)
+    if done:
         # after closing: a service that dies in between closes them again (idempotent)
-        trigger.clear_valid_conditions(ours)
-    return len(ours)
+        trigger.clear_valid_conditions(done)
+    return len(done)
 
 
 def close_run(app: Pynenc, workflow_id: str, status: str) -> list[str]:

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine._errors import UnsupportedStateBackend
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
 from pynenc_wf_testing.engine.hooks import active_hooks
 
@@ -98,5 +99,8 @@ def index_run_deadline(app: Pynenc, workflow_id: str, deadline: str) -> None:
     if hooks is not None and hooks.drives(app):
         return  # a simulator times the run out at its virtual deadline itself
     when = dt.datetime.fromisoformat(deadline).timestamp()
-    atomic_store(app).schedule(schema.RUN_DEADLINES, workflow_id, when)
+    try:
+        atomic_store(app).schedule(schema.RUN_DEADLINES, workflow_id, when)
+    except UnsupportedStateBackend:
+        return  # no timer service there: the run's engine operations still see the deadline
     ensure_timer_service(app)

@@ -411,6 +411,13 @@ def blocked_past_its_timeout(label: str) -> str:
 
 
 @_workflow
+def blocked_on_a_sub_workflow(label: str) -> str:
+    """Blocked in a plain ``.result`` on a sub-workflow that is itself blocked on a child."""
+    root = blocked_on_a_sub_workflow.wf.root
+    return str(root.execute_task(blocked_past_its_timeout, label).result)
+
+
+@_workflow
 def leaves_children(label: str, fail: bool) -> str:
     """Starts a default, an abandoned child and a sub-workflow waiting for a signal, then
     completes (or fails) without waiting for them."""

@@ -142,6 +142,21 @@ def test_a_run_timeout_ends_a_workflow_blocked_in_a_plain_result(prod: Productio
     assert any("was cancelled: its parent workflow" in n for n in raised.value.__notes__)
 
 
+def test_a_parent_run_timeout_reaches_its_blocked_sub_workflow(prod: Production) -> None:
+    # The parent's deadline becomes the sub-workflow's, indexed too: the next tick times
+    # the sub-workflow out (its saga compensates), and the parent raises its error.
+    prod.start_runner()
+    run = start_workflow(pa.blocked_on_a_sub_workflow, "s", run_timeout=dt.timedelta(seconds=0.5))
+    with pytest.raises(WorkflowTimeout, match="passed its run timeout"):
+        prod.result(run)
+    sub = prod.app.state_backend.get_invocation(children(prod, run)["s"])  # keyed by label
+    with pytest.raises(WorkflowTimeout, match=f"workflow {sub.invocation_id} passed"):
+        sub.result
+    assert logged("unbook") == ["s"]
+    assert "s" not in logged("gated_work")  # its child never finished: it was cancelled
+    assert status(prod, children(prod, sub)["s"]) == InvocationStatus.FAILED
+
+
 def test_a_blocked_workflow_that_ends_in_time_is_not_interrupted(prod: Production) -> None:
     prod.start_runner()
     run = start_workflow(pa.blocked_past_its_timeout, "in-time", run_timeout=dt.timedelta(hours=1))
