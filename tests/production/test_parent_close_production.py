@@ -195,3 +195,15 @@ def test_a_workflow_that_ends_by_itself_cancels_its_running_children(
     pa.GATES["p-dropped"].set()
     prod.wait_until(lambda: "p-dropped" in logged("gated_work"))
     assert status(prod, ids["p-dropped"]) == InvocationStatus.FAILED
+    # The ends pynenc recorded for the timer service (its valid conditions) were cleared once
+    # handled: they do not pile up for the service to read at every tick.
+    prod.wait_until(lambda: engine_conditions(prod) == [])
+
+
+def engine_conditions(prod: Production) -> list[object]:
+    """The valid conditions pynenc recorded for the engine's status conditions (a workflow
+    run's end, not yet handled by the timer service)."""
+    return [
+        vc for vc in prod.app.trigger.get_valid_conditions().values()
+        if getattr(vc.condition.arguments_filter, "filter_id", "").endswith(".every_call")
+    ]
