@@ -89,10 +89,10 @@ def watch_workflow_type(app: Pynenc, task: Task[Any, Any]) -> None:
     trigger = app.trigger
     key = task.task_id.key
     with _LOCK:
-        known = _WATCHED.setdefault(trigger, set())
-        new = key not in known
-        known.add(key)
+        new = key not in _WATCHED.setdefault(trigger, set())
     if new:
+        # Idempotent in the store (pynenc keys a condition by its id): several processes
+        # registering the same type write the same rows.
         trigger.register_condition(
             StatusCondition(
                 task.task_id,
@@ -100,6 +100,8 @@ def watch_workflow_type(app: Pynenc, task: Task[Any, Any]) -> None:
                 CallableArgumentFilter(every_call),
             )
         )
+        with _LOCK:
+            _WATCHED[trigger].add(key)
     try:
         ensure_timer_service(app)
     except UnsupportedStateBackend:
