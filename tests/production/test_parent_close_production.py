@@ -207,3 +207,29 @@ def engine_conditions(prod: Production) -> list[object]:
         vc for vc in prod.app.trigger.get_valid_conditions().values()
         if getattr(vc.condition.arguments_filter, "filter_id", "").endswith(".every_call")
     ]
+
+
+def test_a_users_condition_on_the_same_workflow_is_left_to_pynenc(prod: Production) -> None:
+    # The engine's condition has its own id (its argument filter): the engine clears only
+    # its own valid conditions, a user's stays for pynenc's trigger loop.
+    from pynenc.trigger.arguments.argument_filters import create_argument_filter
+    from pynenc.trigger.conditions.status import StatusCondition
+
+    user = StatusCondition(
+        pa.leaves_children.task_id,
+        [InvocationStatus.SUCCESS, InvocationStatus.FAILED],
+        create_argument_filter(None),
+    )
+    prod.app.trigger.register_condition(user)
+    prod.start_runner()
+    run = pa.leaves_children("u", False)
+    assert prod.result(run) == "done"
+    dropped = children(prod, run)["u-dropped"]
+    prod.wait_until(lambda: status(prod, dropped) == InvocationStatus.FAILED)
+    prod.wait_until(lambda: engine_conditions(prod) == [])
+    kept = [
+        str(vc.context.invocation_id)
+        for vc in prod.app.trigger.get_valid_conditions().values()
+        if vc.condition.condition_id == user.condition_id
+    ]
+    assert kept == [str(run.invocation_id)]
