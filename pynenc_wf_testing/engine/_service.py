@@ -26,7 +26,7 @@ from typing import Any
 
 from pynenc import Pynenc, context
 
-from pynenc_wf_testing.engine import _close_watch, schema
+from pynenc_wf_testing.engine import schema
 from pynenc_wf_testing.engine._suspend import wake, wake_due
 from pynenc_wf_testing.engine._timers import tick_seconds
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
@@ -41,6 +41,11 @@ _TEMPLATE_APP = Pynenc(config_values={"app_id": "pynenc-wf-engine-timer-service"
 def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
     """Wake what is due; returns how many workflows this tick woke."""
     now = time.time() if now is None else now
+    # Run timeouts of workflows blocked outside engine waits, and the parent-close policy
+    # of runs that ended: one read each per tick, whatever the number of workflows.
+    from pynenc_wf_testing.engine._close_watch import tick as close_tick
+
+    close_tick(app, store, now)
     woken = 0
     due = [workflow_id for workflow_id, _when in store.due(schema.DUE_INDEX, now)]
     if due:
@@ -51,9 +56,6 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
             if wake(app, workflow_id, cause=f"inv:{invocation_id}"):
                 woken += 1
             store.remove_member(schema.WATCHED, member)
-    # Run timeouts of workflows blocked outside engine waits, and the parent-close policy
-    # of runs that ended: each one read per tick, whatever the number of workflows.
-    _close_watch.tick(app, store, now)
     return woken
 
 
