@@ -111,6 +111,15 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
 
     # -- children
 
+    def execute_task(self, task: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        """pynenc's ``execute_task``; in production, first makes sure the end of this
+        workflow type's runs reaches the timer service (the parent-close policy when a run
+        completes or fails by itself, see docs/engine.md "Parent-close policy")."""
+        from pynenc_wf_testing.engine._close_watch import watch_workflow_type
+
+        watch_workflow_type(self.task.app, self.task)
+        return super().execute_task(task, *args, **kwargs)
+
     def start_child(
         self,
         task: Task[Any, T],

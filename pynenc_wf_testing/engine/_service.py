@@ -42,6 +42,11 @@ _TEMPLATE_APP = Pynenc(config_values={"app_id": "pynenc-wf-engine-timer-service"
 def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
     """Wake what is due; returns how many workflows this tick woke."""
     now = time.time() if now is None else now
+    # Run timeouts of workflows blocked outside engine waits, and the parent-close policy
+    # of runs that ended: one read each per tick, whatever the number of workflows.
+    from pynenc_wf_testing.engine._close_watch import tick as close_tick
+
+    close_tick(app, store, now)
     woken = 0
     due = [workflow_id for workflow_id, _when in store.due(schema.DUE_INDEX, now)]
     if due:

@@ -27,6 +27,7 @@ __all__ = [
     "CONTINUED_FROM",
     "DEADLINE",
     "DUE_INDEX",
+    "RUN_DEADLINES",
     "HALTED",
     "ID_OF_RUN",
     "INVALIDATED",
@@ -272,6 +273,9 @@ def wake_signal(name: str) -> str:
 
 #: The due-time index of suspended workflows (member: workflow invocation id).
 DUE_INDEX = PREFIX + "due"
+#: The run deadlines of workflow runs with a run timeout, for the timer service (member:
+#: workflow invocation id; production only, see ``_close_watch``).
+RUN_DEADLINES = PREFIX + "run_deadlines"
 #: The set of awaited invocations of suspended workflows (member: "<invocation> <workflow>").
 WATCHED = PREFIX + "watched"
 #: Suspended waits for any new run of a task (``wait_for_task(task)``), member

@@ -411,6 +411,35 @@ def sleeps_past_its_timeout(label: str) -> str:
 
 
 @_workflow
+def blocked_past_its_timeout(label: str) -> str:
+    """Blocked in a plain ``.result`` on a gated child, under a saga, with no engine wait."""
+    root = blocked_past_its_timeout.wf.root
+    with root.saga() as saga:
+        saga.add_compensation(unbook, label)
+        return str(root.execute_task(gated_work, label).result)
+
+
+@_workflow
+def blocked_on_a_sub_workflow(label: str) -> str:
+    """Blocked in a plain ``.result`` on a sub-workflow that is itself blocked on a child."""
+    root = blocked_on_a_sub_workflow.wf.root
+    return str(root.execute_task(blocked_past_its_timeout, label).result)
+
+
+@_workflow
+def leaves_children(label: str, fail: bool) -> str:
+    """Starts a default, an abandoned child and a sub-workflow waiting for a signal, then
+    completes (or fails) without waiting for them."""
+    root = leaves_children.wf.root
+    root.start_child(gated_work, f"{label}-dropped")
+    root.start_child(gated_work, f"{label}-kept", parent_close="abandon")
+    root.start_child(await_signal, f"{label}-sub")
+    if fail:
+        raise ValueError(f"{label} failed by itself")
+    return "done"
+
+
+@_workflow
 def await_signal(name: str) -> list[Any]:
     """Waits for signal ``name``; returns its payload and the wall time it woke at."""
     root = await_signal.wf.root
