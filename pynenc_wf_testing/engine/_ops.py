@@ -74,6 +74,13 @@ def poll_intervals(app: Pynenc) -> tuple[float, float]:
 
 
 def require_enabled(app: Pynenc, feature: str) -> None:
+    from pynenc.app import Pynenc as _Pynenc
+
+    if not isinstance(app, _Pynenc):  # e.g. signal_workflow("acct-1", ...): the app forgotten
+        raise InvalidWorkflowArgument(
+            f"{feature} takes the pynenc app first, got {type(app).__name__}: {app!r}. "
+            "Pass your module-level app, e.g. signal_workflow(app, workflow_id, name, payload)."
+        )
     if not workflows_enabled(app):
         raise WorkflowsNotEnabled(
             f"{feature} needs the durable-workflow engine, which app {app.app_id!r} did not "

@@ -1,0 +1,118 @@
+"""Module-level app of the documentation probes (tests/test_docs_promises_*.py).
+
+Written as a user would after reading README.md and docs/: a small shop with an order
+workflow, a subscription that sleeps and waits for a signal, and a plain task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pynenc import Pynenc
+
+from pynenc_wf_testing.engine import enable_workflows
+
+app = enable_workflows(Pynenc(config_values={"app_id": "docs-probe"}))
+
+#: Side effects of the activities: (name, argument).
+CALLS: list[tuple[str, Any]] = []
+#: Orders whose shipping fails until removed.
+BROKEN: list[str] = []
+
+
+def reset() -> None:
+    CALLS.clear()
+    BROKEN.clear()
+
+
+class CarrierDown(Exception):
+    """The shipping carrier is unavailable."""
+
+
+@app.task
+def reserve(order: str) -> str:
+    CALLS.append(("reserve", order))
+    return f"reserved {order}"
+
+
+@app.task
+def charge_payment(order: str) -> str:
+    CALLS.append(("charge_payment", order))
+    return f"paid {order}"
+
+
+@app.task
+def ship(order: str) -> str:
+    CALLS.append(("ship", order))
+    if order in BROKEN:
+        raise CarrierDown(f"carrier down for {order}")
+    return f"shipped {order}"
+
+
+@app.task
+def send_reminder(account: str) -> str:
+    CALLS.append(("send_reminder", account))
+    return f"reminded {account}"
+
+
+@app.task
+def plain(x: int) -> int:
+    return x * 2
+
+
+@app.workflow
+def fulfill(order: str) -> str:
+    root = fulfill.wf.root
+    root.execute_task(reserve, order).result
+    root.execute_task(charge_payment, order).result
+    return root.execute_task(ship, order).result
+
+
+@app.workflow
+def subscription(account: str) -> str:
+    root = subscription.wf.root
+    root.sleep(dt.timedelta(days=27))
+    root.execute_task(send_reminder, account).result
+    paid = root.wait_for_signal("payment", timeout=dt.timedelta(days=3), default=None)
+    return f"paid {paid}" if paid is not None else "lapsed"
+
+
+@app.workflow
+def approval(doc: str) -> str:
+    root = approval.wf.root
+    approval.wf.save_state({"phase": "waiting"})
+    decision = root.wait_for_signal("approved")
+    return f"{doc} approved by {decision['by']}"
+
+
+@app.workflow
+def gated(doc: str) -> str:
+    root = gated.wf.root
+    root.halt("needs approval")
+    return f"{doc} released"
+
+
+@app.workflow
+def review(doc: str) -> str:
+    root = review.wf.root
+    decision = root.wait_for_signal("approved", timeout=dt.timedelta(days=1), default=None)
+    return f"{doc} approved by {decision['by']}" if decision else f"{doc} archived"
+
+
+#: What ``priced`` charges: a test changes it between recording and replaying, as a deploy
+#: would change the code.
+PRICE = {"amount": 10}
+
+
+@app.task
+def charge(order: str, amount: int) -> str:
+    CALLS.append(("charge", order))
+    return f"charged {order} {amount}"
+
+
+@app.workflow
+def priced(order: str) -> str:
+    root = priced.wf.root
+    root.execute_task(reserve, order).result
+    return root.execute_task(charge, order, PRICE["amount"]).result

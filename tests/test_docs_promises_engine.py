@@ -1,0 +1,184 @@
+"""docs/engine.md "Workflow ids and the client" and README's engine section, probed as a user
+would: the client functions by workflow id, invocation id, run and invocation, the id-reuse
+table, and the errors each bad call must raise at the call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from pynenc_wf_testing import WorkflowEnv
+from pynenc_wf_testing.engine import (
+    InvalidWorkflowArgument,
+    NotAWorkflow,
+    UnknownWorkflow,
+    WorkflowAlreadyStarted,
+    WorkflowCancelled,
+    WorkflowEngineError,
+    WorkflowFinished,
+    WorkflowIdConflict,
+    WorkflowNotFinished,
+    cancel_workflow,
+    describe_workflow,
+    query_workflow,
+    resume_workflow,
+    signal_workflow,
+    start_workflow,
+    workflow_result,
+)
+from tests import probe_apps as pa
+
+app = pa.app
+
+
+@pytest.fixture(autouse=True)
+def outside_world() -> None:
+    pa.reset()
+
+
+def test_the_workflow_id_is_the_only_handle_needed(wf_env: WorkflowEnv) -> None:
+    wf_env.use(app)
+    start_workflow(pa.subscription, "acct-1", workflow_id="acct-1")
+    assert signal_workflow(app, "acct-1", "payment", {"ref": "pay_1"}) == 1
+    info = describe_workflow(app, "acct-1")
+    assert (info.workflow_id, info.finished, info.status) == ("acct-1", False, "registered")
+    with pytest.raises(WorkflowNotFinished, match="has not finished"):
+        workflow_result(app, "acct-1")
+    wf_env.advance(days=27)
+    info = describe_workflow(app, "acct-1")
+    assert info.finished
+    run = wf_env.run_of("acct-1")
+    expected = "paid {'ref': 'pay_1'}"
+    # every spelling of the workflow reaches the same run
+    for target in ("acct-1", run.invocation_id, run, run.invocation):
+        assert workflow_result(app, target) == expected
+    with pytest.raises(WorkflowFinished, match="a signal reaches only a running workflow"):
+        signal_workflow(app, "acct-1", "payment", 1)
+
+
+def test_id_reuse_table_run_still_going(wf_env: WorkflowEnv) -> None:
+    wf_env.use(app)
+    first = start_workflow(pa.subscription, "acct-1", workflow_id="acct-1")
+    again = start_workflow(pa.subscription, "acct-1", workflow_id="acct-1")
+    assert again.invocation_id == first.invocation_id
+    same = start_workflow(
+        pa.subscription, "acct-1", workflow_id="acct-1", id_reuse="allow_after_completion"
+    )
+    assert same.invocation_id == first.invocation_id
+    with pytest.raises(WorkflowAlreadyStarted, match="id_reuse='reject'"):
+        start_workflow(pa.subscription, "acct-1", workflow_id="acct-1", id_reuse="reject")
+    for policy in ("reuse", "reject", "allow_after_completion"):
+        with pytest.raises(WorkflowIdConflict, match="other arguments"):
+            start_workflow(pa.subscription, "acct-9", workflow_id="acct-1", id_reuse=policy)  # type: ignore[arg-type]
+    assert issubclass(WorkflowIdConflict, WorkflowAlreadyStarted)
+    assert issubclass(WorkflowIdConflict, ValueError)
+
+
+def test_id_reuse_table_run_finished(wf_env: WorkflowEnv) -> None:
+    wf_env.use(app)
+    first = start_workflow(pa.fulfill, "o-1", workflow_id="order-1")
+    wf_env.run_of("order-1").result
+    assert start_workflow(pa.fulfill, "o-1", workflow_id="order-1").invocation_id == (
+        first.invocation_id
+    )
+    with pytest.raises(WorkflowAlreadyStarted):
+        start_workflow(pa.fulfill, "o-1", workflow_id="order-1", id_reuse="reject")
+    with pytest.raises(WorkflowIdConflict):
+        start_workflow(pa.fulfill, "o-2", workflow_id="order-1")
+    new = start_workflow(pa.fulfill, "o-1", workflow_id="order-1", id_reuse="allow_after_completion")
+    assert new.invocation_id != first.invocation_id
+    assert describe_workflow(app, "order-1").run_id == new.invocation_id
+
+
+def test_cancel_and_resume_by_workflow_id(wf_env: WorkflowEnv) -> None:
+    wf_env.use(app)
+    start_workflow(pa.approval, "doc-1", workflow_id="doc-1")
+    wf_env.run_until_idle()
+    assert query_workflow(app, "doc-1").state == {"phase": "waiting"}
+    cancel_workflow(app, "doc-1", "withdrawn")
+    with pytest.raises(WorkflowCancelled, match="withdrawn"):
+        wf_env.run_of("doc-1").result
+    assert describe_workflow(app, "doc-1").cancelled == "withdrawn"
+    with pytest.raises(WorkflowCancelled):
+        workflow_result(app, "doc-1")
+    with pytest.raises(WorkflowFinished, match="nothing left to cancel"):
+        cancel_workflow(app, "doc-1")
+    start_workflow(pa.gated, "d", workflow_id="gate-1")
+    wf_env.run_until_idle()
+    assert describe_workflow(app, "gate-1").halted == "needs approval"
+    resume_workflow(app, "gate-1")
+    assert wf_env.run_of("gate-1").result == "d released"
+
+
+def test_client_errors_name_the_problem(wf_env: WorkflowEnv) -> None:
+    wf_env.use(app)
+    with pytest.raises(UnknownWorkflow, match="no workflow with id or invocation id 'nope'"):
+        describe_workflow(app, "nope")
+    assert issubclass(UnknownWorkflow, LookupError)
+    with pytest.raises(NotAWorkflow, match="got NoneType"):
+        describe_workflow(app, None)
+    plain = pa.plain(4)
+    assert plain.result == 8
+    with pytest.raises(NotAWorkflow, match="call of task plain"):
+        signal_workflow(app, plain.invocation_id, "x", 1)
+    with pytest.raises(NotAWorkflow, match=r"@app\.workflow"):
+        start_workflow(pa.plain, 1, workflow_id="p")
+    start_workflow(pa.approval, "doc-1", workflow_id="doc-1")
+    with pytest.raises(InvalidWorkflowArgument, match="signal name must be a non-empty string"):
+        signal_workflow(app, "doc-1", "", 1)
+    with pytest.raises(InvalidWorkflowArgument, match="id_reuse must be"):
+        start_workflow(pa.fulfill, "o", workflow_id="o", id_reuse="sometimes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("workflow_id", [5, "", b"acct"])
+def test_start_workflow_refuses_a_workflow_id_that_is_not_a_string(
+    wf_env: WorkflowEnv, workflow_id: Any
+) -> None:
+    """An int or empty id used to be accepted, unlike the simulator's start_workflow."""
+    wf_env.use(app)
+    with pytest.raises(InvalidWorkflowArgument, match="expected a non-empty string"):
+        start_workflow(pa.fulfill, "o-1", workflow_id=workflow_id)
+    with pytest.raises(WorkflowEngineError):
+        start_workflow(pa.fulfill, "o-1", workflow_id=workflow_id)
+    assert wf_env.steps == []  # nothing was started
+
+
+@pytest.mark.parametrize("run_timeout", [dt.timedelta(seconds=-1), dt.timedelta(0), 5, "1h"])
+def test_start_workflow_refuses_a_bad_run_timeout(wf_env: WorkflowEnv, run_timeout: Any) -> None:
+    """A number used to fail deep in the engine with a bare TypeError, and a negative
+    timedelta timed the run out at its first step."""
+    wf_env.use(app)
+    with pytest.raises(InvalidWorkflowArgument, match=r"expected a positive datetime\.timedelta"):
+        start_workflow(pa.fulfill, "o-1", workflow_id="o-1", run_timeout=run_timeout)
+    assert wf_env.steps == []
+
+
+def test_a_positive_run_timeout_still_times_the_run_out(wf_env: WorkflowEnv) -> None:
+    from pynenc_wf_testing.engine import WorkflowTimeout
+
+    wf_env.use(app)
+    start_workflow(pa.approval, "doc-1", workflow_id="doc-1", run_timeout=dt.timedelta(hours=1))
+    with pytest.raises(WorkflowTimeout):
+        wf_env.run_of("doc-1").result
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: signal_workflow("acct-1", "payment", 1),  # type: ignore[call-arg]
+        lambda: describe_workflow("acct-1", "x"),  # type: ignore[arg-type]
+        lambda: query_workflow(None, "x"),  # type: ignore[arg-type]
+        lambda: workflow_result(pa.fulfill, "x"),  # type: ignore[arg-type]
+        lambda: cancel_workflow("acct-1", "x"),  # type: ignore[arg-type]
+        lambda: resume_workflow(3, "x"),  # type: ignore[arg-type]
+    ],
+)
+def test_client_functions_refuse_a_missing_app(wf_env: WorkflowEnv, call: Any) -> None:
+    """Forgetting the app used to be ``AttributeError: 'str' object has no attribute
+    'config_values'`` from deep inside the engine."""
+    wf_env.use(app)
+    with pytest.raises(InvalidWorkflowArgument, match="takes the pynenc app first"):
+        call()
