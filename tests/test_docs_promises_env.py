@@ -290,3 +290,21 @@ def test_restart_after_keeps_the_worker_down_in_virtual_time(wf_env: WorkflowEnv
     wf_env.crash_after("charge_payment", restart_after=dt.timedelta(minutes=30))
     assert wf_env.start(pa.fulfill, "o-1").result == "shipped o-1"
     assert wf_env.now >= START + dt.timedelta(minutes=30)
+
+
+def test_the_errors_section_hierarchy() -> None:
+    """README "Errors": every name in pynenc_wf_testing.errors, with the bases it promises."""
+    from pynenc_wf_testing import engine, errors
+
+    assert issubclass(errors.UnusedMockError, errors.UnknownStepError)
+    assert issubclass(errors.ArgumentSerializationError, errors.UnserializableValueError)
+    assert issubclass(errors.ArgumentSerializationError, TypeError)
+    assert issubclass(errors.WorkflowDataSerializationError, errors.UnserializableValueError)
+    assert issubclass(errors.CrashSafetyError, AssertionError)
+    assert issubclass(errors.InterleavingError, AssertionError)
+    assert issubclass(errors.IncompatibleVersionError, errors.AppConfigurationError)
+    for name in ("DeadlockError", "StepLimitExceeded", "BusyWaitError", "SliceTimeoutError",
+                 "InvalidArgument", "NondeterminismError", "HistoryFormatError"):
+        assert issubclass(getattr(errors, name), errors.WorkflowTestingError), name
+    assert issubclass(engine.InvalidWorkflowArgument, TypeError)
+    assert issubclass(engine.InvalidWorkflowArgument, engine.WorkflowEngineError)
