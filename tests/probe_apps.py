@@ -7,6 +7,7 @@ workflow, a subscription that sleeps and waits for a signal, and a plain task.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from pynenc import Pynenc
@@ -116,3 +117,9 @@ def priced(order: str) -> str:
     root = priced.wf.root
     root.execute_task(reserve, order).result
     return root.execute_task(charge, order, PRICE["amount"]).result
+
+
+@app.task
+def work(job: str) -> str:
+    time.sleep(60)  # a minute of work: holds a worker slot in virtual time
+    return f"done {job}"

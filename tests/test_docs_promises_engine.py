@@ -182,3 +182,49 @@ def test_client_functions_refuse_a_missing_app(wf_env: WorkflowEnv, call: Any) -
     wf_env.use(app)
     with pytest.raises(InvalidWorkflowArgument, match="takes the pynenc app first"):
         call()
+
+
+# --------------------------------------------------------------------------- re-run, invalidation
+
+
+def test_rerun_from_the_failed_step_reuses_the_charges(wf_env: WorkflowEnv) -> None:
+    from pynenc_wf_testing.engine import UnknownStep, invalidate_result, workflow_steps
+
+    pa.BROKEN.append("o-1")
+    run = wf_env.start_workflow(pa.fulfill, "o-1", workflow_id="order-1")
+    with pytest.raises(pa.CarrierDown):
+        run.result
+    assert workflow_steps(app, "order-1") == ["reserve#1", "charge_payment#1", "ship#1"]
+    pa.BROKEN.clear()  # the carrier is back
+    with pytest.raises(UnknownStep, match=r"no step 'refund#1'\. Its steps are: reserve#1"):
+        wf_env.rerun(run, from_step="refund#1")
+    with pytest.raises(UnknownStep, match="after the end of run"):
+        wf_env.rerun(run, from_step="ship#2")
+    with pytest.raises(InvalidWorkflowArgument, match="a step is a step name"):
+        wf_env.rerun(run, from_step=pa.ship)  # type: ignore[arg-type]
+    again = wf_env.rerun(run, from_step="ship#1")
+    assert again.result == "shipped o-1"
+    assert (wf_env.executions(pa.charge_payment), wf_env.executions(pa.ship)) == (1, 2)
+    info = describe_workflow(app, "order-1")
+    assert (info.run_id, info.rerun_of, info.rerun_from_step) == (
+        again.invocation_id, run.invocation_id, "ship#1",
+    )
+    assert invalidate_result(app, "order-1", pa.charge_payment) == ["charge_payment#1"]
+    with pytest.raises(UnknownStep, match="never called plain"):
+        invalidate_result(app, "order-1", pa.plain)
+    assert wf_env.rerun(again).result == "shipped o-1"
+    assert wf_env.executions(pa.charge_payment) == 2  # the invalidated call ran again
+    assert wf_env.executions(pa.reserve) == 1  # the others were reused
+
+
+def test_rerun_and_invalidate_refuse_a_running_workflow(wf_env: WorkflowEnv) -> None:
+    from pynenc_wf_testing.engine import rerun_workflow
+
+    run = wf_env.start_workflow(pa.approval, "d", workflow_id="doc")
+    wf_env.run_until_idle()
+    with pytest.raises(WorkflowNotFinished, match="still running"):
+        wf_env.rerun(run)
+    with pytest.raises(WorkflowNotFinished, match="still running"):
+        wf_env.invalidate(run, "save_state#1")
+    with pytest.raises(InvalidWorkflowArgument, match=r"e\.g\. rerun_workflow\(app, "):
+        rerun_workflow("doc", "doc")  # type: ignore[arg-type]

@@ -77,9 +77,10 @@ def require_enabled(app: Pynenc, feature: str) -> None:
     from pynenc.app import Pynenc as _Pynenc
 
     if not isinstance(app, _Pynenc):  # e.g. signal_workflow("acct-1", ...): the app forgotten
+        call = feature[:-2] if feature.endswith("()") else "describe_workflow"
         raise InvalidWorkflowArgument(
             f"{feature} takes the pynenc app first, got {type(app).__name__}: {app!r}. "
-            "Pass your module-level app, e.g. signal_workflow(app, workflow_id, name, payload)."
+            f"Pass your module-level app, e.g. {call}(app, workflow_id, ...)."
         )
     if not workflows_enabled(app):
         raise WorkflowsNotEnabled(
