@@ -7,10 +7,12 @@ workflow, a subscription that sleeps and waits for a signal, and a plain task.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 import time
 from typing import Any
 
-from pynenc import Pynenc
+from pynenc import Pynenc, PynencBuilder
 
 from pynenc_wf_testing.engine import enable_workflows
 
@@ -123,3 +125,19 @@ def priced(order: str) -> str:
 def work(job: str) -> str:
     time.sleep(60)  # a minute of work: holds a worker slot in virtual time
     return f"done {job}"
+
+
+#: An app built for production, on SQLite: a test must never open this file (README, "The
+#: app may be built for production"). One path per process (pytest-xdist workers).
+PROD_DB = os.path.join(tempfile.gettempdir(), f"docs-probe-prod-{os.getpid()}.db")
+prod_app = PynencBuilder().app_id("docs-probe-prod").sqlite(PROD_DB).enable_workflows().build()
+
+
+@prod_app.task
+def prod_step(order: str) -> str:
+    return f"stepped {order}"
+
+
+@prod_app.workflow
+def prod_flow(order: str) -> str:
+    return prod_flow.wf.root.execute_task(prod_step, order).result

@@ -5,6 +5,7 @@ table, and the errors each bad call must raise at the call.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -228,3 +229,32 @@ def test_rerun_and_invalidate_refuse_a_running_workflow(wf_env: WorkflowEnv) -> 
         wf_env.invalidate(run, "save_state#1")
     with pytest.raises(InvalidWorkflowArgument, match=r"e\.g\. rerun_workflow\(app, "):
         rerun_workflow("doc", "doc")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- production-built apps
+
+
+@pytest.mark.parametrize(
+    "first_use",
+    [
+        lambda: start_workflow(pa.prod_flow, "o-1", workflow_id="order-1"),
+        lambda: describe_workflow(pa.prod_app, "order-1"),
+        lambda: query_workflow(pa.prod_app, "order-1"),
+        lambda: signal_workflow(pa.prod_app, "order-1", "go"),
+    ],
+)
+def test_a_client_call_first_never_opens_the_production_store(first_use: Any) -> None:
+    """The engine's client read ``app.state_backend`` before the environment had taken the
+    app (a task call does that), so a ``start_workflow`` or ``describe_workflow`` first
+    created and read the app's real SQLite file."""
+    import os
+
+    assert not os.path.exists(pa.PROD_DB)
+    with WorkflowEnv(seed=1) as env:
+        with contextlib.suppress(UnknownWorkflow):  # describe/query/signal: nothing started
+            first_use()
+        assert not os.path.exists(pa.PROD_DB)
+        env.start_workflow(pa.prod_flow, "o-1", workflow_id="order-1")
+        assert env.run_of("order-1").result == "stepped o-1"
+        assert workflow_result(pa.prod_app, "order-1") == "stepped o-1"
+    assert not os.path.exists(pa.PROD_DB)
