@@ -141,3 +141,26 @@ def prod_step(order: str) -> str:
 @prod_app.workflow
 def prod_flow(order: str) -> str:
     return prod_flow.wf.root.execute_task(prod_step, order).result
+
+
+@app.task
+def takes_callback(order: str, on_paid: Any = None) -> str:
+    return order
+
+
+@app.workflow
+def spinning(n: int) -> int:
+    """Routes children forever without waiting: a run that never ends."""
+    root = spinning.wf.root
+    i = 0
+    while True:
+        root.uuid()
+        i += 1
+
+
+@app.task
+def busy(seconds: int) -> str:
+    deadline = dt.datetime.now() + dt.timedelta(seconds=seconds)
+    while dt.datetime.now() < deadline:
+        pass
+    return "done"
