@@ -37,9 +37,9 @@ def test_a_uuid_loop_hits_the_step_limit_and_driving_again_raises_it_again() -> 
 
 
 def test_a_busy_wait_on_the_virtual_clock_names_the_task_and_line() -> None:
-    with WorkflowEnv(seed=3, log_level="critical") as env:
-        with pytest.raises(BusyWaitError, match=r"busy#1 .* at .*probe_apps\.py:\d+ in busy"):
-            env.start(pa.busy, 5).result
+    pattern = r"busy#1 .* at .*probe_apps\.py:\d+ in busy"
+    with WorkflowEnv(seed=3, log_level="critical") as env, pytest.raises(BusyWaitError, match=pattern):
+        env.start(pa.busy, 5).result
 
 
 @pytest.mark.parametrize(
