@@ -164,3 +164,67 @@ def busy(seconds: int) -> str:
     while dt.datetime.now() < deadline:
         pass
     return "done"
+
+
+@app.task
+def bill(order: str) -> str:
+    CALLS.append(("bill", order))
+    return f"billed {order}"
+
+
+@app.task
+def release(order: str) -> None:
+    CALLS.append(("release", order))
+
+
+@app.task
+def refund(order: str) -> None:
+    CALLS.append(("refund", order))
+    raise RuntimeError(f"refund of {order} bounced")
+
+
+@app.workflow
+def saga_order(order: str) -> str:
+    """README's saga: refund fails, release still runs, the workflow fails with CarrierDown."""
+    root = saga_order.wf.root
+    with root.saga() as saga:
+        root.execute_task(reserve, order).result
+        saga.add_compensation(release, order)
+        root.execute_task(bill, order).result
+        saga.add_compensation(refund, order)
+        return root.execute_task(ship, order).result
+
+
+@app.task
+def finish_at(label: str, hours: int) -> str:
+    time.sleep(hours * 3600)
+    return label
+
+
+@app.workflow
+def race() -> tuple[int, Any]:
+    root = race.wf.root
+    slow = root.execute_task(finish_at, "slow", 10)
+    fast = root.execute_task(finish_at, "fast", 1)
+    root.sleep(dt.timedelta(hours=12))
+    return root.wait_any([slow, fast])
+
+
+@app.workflow
+def tie() -> tuple[int, Any]:
+    root = tie.wf.root
+    a = root.execute_task(finish_at, "a", 1)
+    b = root.execute_task(finish_at, "b", 1)
+    root.sleep(dt.timedelta(hours=2))
+    return root.wait_any([b, a])
+
+
+@app.workflow
+def renewal(account: str, month: int = 1) -> str:
+    root = renewal.wf.root
+    root.execute_task(charge, account, month).result
+    if month >= 3:
+        return f"{account} renewed {month} times"
+    root.sleep(dt.timedelta(days=30))
+    root.continue_as_new(account, month + 1)
+    return "unreachable"

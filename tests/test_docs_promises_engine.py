@@ -258,3 +258,38 @@ def test_a_client_call_first_never_opens_the_production_store(first_use: Any) ->
         assert env.run_of("order-1").result == "stepped o-1"
         assert workflow_result(pa.prod_app, "order-1") == "stepped o-1"
     assert not os.path.exists(pa.PROD_DB)
+
+
+# --------------------------------------------------------------------------- README engine examples
+
+
+def test_readme_saga_compensates_the_others_when_one_fails(wf_env: WorkflowEnv) -> None:
+    pa.BROKEN.append("o-1")
+    with pytest.raises(pa.CarrierDown) as caught:
+        wf_env.start(pa.saga_order, "o-1").result
+    assert caught.value.__notes__ == [
+        "compensation refund('o-1') failed: RuntimeError: refund of o-1 bounced"
+    ]
+    assert pa.CALLS[-2:] == [("refund", "o-1"), ("release", "o-1")]  # newest first, both ran
+
+
+def test_readme_wait_any_first_by_final_status_ties_to_the_lowest_index(
+    wf_env: WorkflowEnv,
+) -> None:
+    assert tuple(wf_env.start(pa.race).result) == (1, "fast")  # both done while it slept
+    assert tuple(wf_env.start(pa.tie).result) == (0, "b")
+
+
+def test_readme_continue_as_new_is_one_handle_for_the_chain(wf_env: WorkflowEnv) -> None:
+    run = wf_env.start_workflow(pa.renewal, "acct-1", workflow_id="acct-1")
+    assert run.result == "acct-1 renewed 3 times"
+    info = describe_workflow(app, "acct-1")
+    assert len(info.runs) == 3 and [r.invocation_id for r in run.runs] == list(info.runs)
+    assert run.current.invocation_id == info.run_id
+    assert workflow_result(app, "acct-1") == "acct-1 renewed 3 times"
+
+
+def test_parent_close_policy_values() -> None:
+    from pynenc_wf_testing.engine import ParentClosePolicy
+
+    assert [p.value for p in ParentClosePolicy] == ["cancel", "abandon"]
