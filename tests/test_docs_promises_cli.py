@@ -208,3 +208,40 @@ def test_simulate_a_correct_workflow_passes(capsys: pytest.CaptureFixture[str]) 
     assert code == 0
     assert (summary["runs"], summary["violations"], summary["errors"]) == (2, 0, 0)
     assert summary["crashes"] > 0
+
+
+# --------------------------------------------------------------------------- reports from Python
+
+
+def test_report_sources_from_python(store: Path, tmp_path: Path) -> None:
+    from pynenc_wf_testing import StoreReadError
+    from pynenc_wf_testing.env.report import render_html, render_text
+    from pynenc_wf_testing.env.report_sources import read_sqlite_store
+
+    data = read_sqlite_store(store)
+    assert render_text(data).startswith(f"sqlite store {store}, app docs-probe; ")
+    assert "<title>prod</title>" in render_html(data, title="prod")
+    with pytest.raises(StoreReadError, match="no such file"):
+        read_sqlite_store(tmp_path / "none.db")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(StoreReadError, match="not a SQLite database"):
+        read_sqlite_store(notes)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("read_sqlite_store", "expects the path of a SQLite file, got int"),
+        ("read_redis_store", "expects a redis URL .* or a redis.Redis client, got int"),
+        ("render_text", "expected a WorkflowEnv or a ReportData, got int"),
+    ],
+)
+def test_report_functions_refuse_what_they_cannot_read(call: str, message: str) -> None:
+    """These used to be a bare TypeError / AttributeError from inside the reader."""
+    from pynenc_wf_testing import InvalidArgument
+    from pynenc_wf_testing.env import report, report_sources
+
+    function = getattr(report_sources, call, None) or getattr(report, call)
+    with pytest.raises(InvalidArgument, match=message):
+        function(5)
