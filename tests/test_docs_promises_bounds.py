@@ -98,3 +98,25 @@ def test_restart_after_and_slice_timeout_accept_timedeltas() -> None:
         assert env.start(pa.fulfill, "o").result == "shipped o"
     with WorkflowEnv(seed=3, slice_timeout=None) as env:
         assert env.start(pa.fulfill, "o").result == "shipped o"
+
+
+@pytest.mark.parametrize(
+    ("backend", "options", "message"),
+    [
+        ("sqlite", {"path": "run.db", "resume": "yes"}, r"backend_options\['resume'\] must be True or False"),
+        ("sqlite", {"check_serialization": "no"}, r"\['check_serialization'\] must be True or False"),
+        ("redis", {"check_serialization": "no"}, r"\['check_serialization'\] must be True or False"),
+        ("memory", {"check_serialization": "no"}, r"\['check_serialization'\] must be True or False"),
+    ],
+)
+def test_backend_flags_must_be_bools(backend: str, options: dict[str, object], message: str) -> None:
+    """``"no"`` used to be taken for True by the sqlite and redis backends, silently."""
+    with pytest.raises(InvalidArgument, match=message):
+        WorkflowEnv(backend=backend, backend_options=options)
+
+
+def test_an_unreachable_redis_url_is_refused_where_it_is_given() -> None:
+    """It used to pass the constructor, then fail the first ``start`` with redis-py's bare
+    ``ConnectionError`` (and again at close)."""
+    with pytest.raises(InvalidArgument, match=r"cannot reach the Redis server .*check the URL"):
+        WorkflowEnv(backend="redis", backend_options={"url": "redis://127.0.0.1:1/0"})
