@@ -293,3 +293,50 @@ def test_parent_close_policy_values() -> None:
     from pynenc_wf_testing.engine import ParentClosePolicy
 
     assert [p.value for p in ParentClosePolicy] == ["cancel", "abandon"]
+
+
+def test_the_names_table_of_docs_engine_md() -> None:
+    """Every public name docs/engine.md "Names" lists, with the bases it promises."""
+    from pynenc.workflow.workflow_exceptions import WorkflowPauseError
+
+    from pynenc_wf_testing import engine as e
+
+    for pause in (e.WorkflowHaltException, e.ContinuedAsNew, e.WorkflowSuspended):
+        assert issubclass(pause, WorkflowPauseError)
+    assert issubclass(e.WaitTimeout, TimeoutError) and issubclass(e.SignalTimeout, e.WaitTimeout)
+    assert issubclass(e.InvalidWorkflowOperation, RuntimeError)
+    assert issubclass(e.UnknownStep, e.InvalidWorkflowArgument)
+    assert issubclass(e.UnknownStep, LookupError)
+    assert issubclass(e.AmbiguousWorkflowId, LookupError)
+    assert issubclass(e.NotAWorkflow, TypeError)
+    assert issubclass(e.MissingEncryptionKey, LookupError)
+    assert hasattr(e.atomic, "atomic_store") and hasattr(e.crypto, "EncryptedSerializer")
+    for name in ("SuspendingHooks", "AdoptingHooks", "suspension_mode", "register_hooks"):
+        assert hasattr(e.hooks, name), name
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: e_retry().fixed(5), "initial_delay must be a datetime.timedelta"),
+        (lambda: e_retry().fixed(dt.timedelta(seconds=-1)), "delays must not be negative"),
+        (lambda: e_retry().fixed(dt.timedelta(seconds=1), max_attempts=0), "max_attempts must be"),
+        (lambda: e_retry().exponential(multiplier=0.5), "multiplier must be >= 1"),
+        (lambda: e_retry().exponential(multiplier=float("nan")), "multiplier must be a number"),
+        (lambda: e_retry().exponential(jitter=2), "jitter must be between 0 and 1"),
+        (lambda: e_retry().exponential(retry_on=(int,)), "retry_on must be exception classes"),
+        (lambda: e_retry().fixed(dt.timedelta(1), non_retryable=("ValueError",)),
+         "non_retryable must be exception classes"),
+    ],
+)
+def test_retry_policy_refuses_what_it_cannot_use(make: Any, message: str) -> None:
+    """A number of seconds was a bare ``TypeError`` from a comparison; ``retry_on=(int,)``
+    and a NaN multiplier were accepted (the first silently retried nothing)."""
+    with pytest.raises(InvalidWorkflowArgument, match=message):
+        make()
+
+
+def e_retry() -> Any:
+    from pynenc_wf_testing.engine import RetryPolicy
+
+    return RetryPolicy
