@@ -228,3 +228,28 @@ def renewal(account: str, month: int = 1) -> str:
     root.sleep(dt.timedelta(days=30))
     root.continue_as_new(account, month + 1)
     return "unreachable"
+
+
+#: Bad calls of wf.root operations, by name (tests/test_docs_promises_engine.py).
+BAD_OPS: dict[str, Any] = {
+    "sleep_negative": lambda root: root.sleep(dt.timedelta(seconds=-1)),
+    "sleep_text": lambda root: root.sleep("1h"),
+    "sleep_until_naive": lambda root: root.sleep_until(dt.datetime(2030, 1, 2)),
+    "signal_name_int": lambda root: root.wait_for_signal(5),
+    "signal_timeout_negative": lambda root: root.wait_for_signal(
+        "x", timeout=dt.timedelta(seconds=-1)
+    ),
+    "wait_any_empty": lambda root: root.wait_any([]),
+    "wait_all_text": lambda root: root.wait_all("abc"),
+    "parent_close_unknown": lambda root: root.start_child(plain, 1, parent_close="orphan"),
+    "retry_not_a_policy": lambda root: root.execute_task_with_retry(plain, 1, retry=3),
+    "patched_empty": lambda root: root.patched(""),
+    "side_effect_not_callable": lambda root: root.side_effect(5),
+    "wait_for_task_text": lambda root: root.wait_for_task("plain"),
+}
+
+
+@app.workflow
+def misuses(op: str) -> str:
+    BAD_OPS[op](misuses.wf.root)
+    return "accepted"

@@ -340,3 +340,12 @@ def e_retry() -> Any:
     from pynenc_wf_testing.engine import RetryPolicy
 
     return RetryPolicy
+
+
+@pytest.mark.parametrize("op", sorted(pa.BAD_OPS))
+def test_wf_root_operations_refuse_bad_arguments(wf_env: WorkflowEnv, op: str) -> None:
+    """Each used to be accepted silently (a non-policy ``retry=``, an empty change id), to
+    deadlock (a signal name that is not a string), to time out at once (a negative signal
+    timeout) or to fail with a bare ``AttributeError``/``TypeError`` from inside the engine."""
+    with pytest.raises(InvalidWorkflowArgument):
+        wf_env.start(pa.misuses, op).result
