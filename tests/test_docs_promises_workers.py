@@ -74,9 +74,11 @@ def test_every_worker_down_for_good_is_a_deadlock_that_says_so() -> None:
 
 
 def test_a_queue_nobody_consumes_is_a_deadlock_naming_it() -> None:
-    with WorkflowEnv(seed=3, workers=1, worker_queues={1: ["reports"]}) as env:
-        with pytest.raises(DeadlockError, match="wait in queue 'default' .* no live worker"):
-            env.start(pa.work, "j").result
+    pattern = r"wait in queue 'default' .* no live worker"
+    with WorkflowEnv(seed=3, workers=1, worker_queues={1: ["reports"]}) as env, pytest.raises(
+        DeadlockError, match=pattern
+    ):
+        env.start(pa.work, "j").result
 
 
 def test_a_crash_worker_never_reached_is_reported() -> None:
