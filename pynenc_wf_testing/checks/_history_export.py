@@ -150,11 +150,14 @@ def export_histories(
     workflow_type: str | None = None,
 ) -> dict[str, Any]:
     """A history document of workflows stored in ``app``'s (production) state backend:
-    one by ``workflow_id``, or every run of ``workflow_type`` (``module.function``)."""
+    one by ``workflow_id`` (its invocation id, or the id given to the engine's
+    ``start_workflow``: its current run), or every run of ``workflow_type``
+    (``module.function``). An id that names no stored run gives no workflow record."""
     if (workflow_id is None) == (workflow_type is None):
         raise InvalidArgument("pass exactly one of workflow_id= or workflow_type=.")
     if workflow_id is not None:
-        ids = [workflow_id]
+        run_id = _stored_run_id(app, workflow_id)
+        ids = [] if run_id is None else [run_id]
     else:
         from pynenc.identifiers.task_id import TaskId
 
@@ -170,3 +173,26 @@ def export_histories(
         "steps": [],
         "workflows": [export_workflow(app, wid) for wid in ids],
     }
+
+
+def _stored_run_id(app: Pynenc, workflow_id: str) -> str | None:
+    """The invocation id ``workflow_id`` names in ``app``'s store: itself when it is one,
+    else the current run of a workflow id given to ``start_workflow`` (apps with the
+    engine), else None (not a bare ``InvocationNotFoundError`` from the store)."""
+    from pynenc.exceptions import InvocationNotFoundError
+
+    try:
+        app.state_backend.get_invocation(workflow_id)
+        return workflow_id
+    except InvocationNotFoundError:
+        pass
+    from pynenc_wf_testing.engine import client as engine_client
+    from pynenc_wf_testing.engine._ops import workflows_enabled
+    from pynenc_wf_testing.engine.exceptions import UnknownWorkflow
+
+    if not workflows_enabled(app):
+        return None
+    try:
+        return engine_client.describe_workflow(app, workflow_id).run_id
+    except UnknownWorkflow:
+        return None

@@ -76,6 +76,17 @@ def poll_intervals(app: Pynenc) -> tuple[float, float]:
 
 
 def require_enabled(app: Pynenc, feature: str) -> None:
+    from pynenc.app import Pynenc as _Pynenc
+
+    if not isinstance(app, _Pynenc):  # e.g. signal_workflow("acct-1", ...): the app forgotten
+        call = feature[:-2] if feature.endswith("()") else "describe_workflow"
+        raise InvalidWorkflowArgument(
+            f"{feature} takes the pynenc app first, got {type(app).__name__}: {app!r}. "
+            f"Pass your module-level app, e.g. {call}(app, workflow_id, ...)."
+        )
+    adopt = getattr(active_hooks(), "adopt", None)
+    if adopt is not None:  # a simulator takes the app before its production stores are read
+        adopt(app)
     if not workflows_enabled(app):
         raise WorkflowsNotEnabled(
             f"{feature} needs the durable-workflow engine, which app {app.app_id!r} did not "

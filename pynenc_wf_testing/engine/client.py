@@ -575,6 +575,18 @@ def start_workflow(
         raise InvalidWorkflowArgument(
             f"id_reuse must be 'reuse', 'reject' or 'allow_after_completion', got {id_reuse!r}."
         )
+    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
+        raise InvalidWorkflowArgument(
+            f"start_workflow(workflow_id={workflow_id!r}): expected a non-empty string (your "
+            "business id, e.g. workflow_id=f'order-{order_id}') or None."
+        )
+    if run_timeout is not None and (
+        not isinstance(run_timeout, dt.timedelta) or run_timeout <= dt.timedelta(0)
+    ):
+        raise InvalidWorkflowArgument(
+            f"start_workflow(run_timeout={run_timeout!r}): expected a positive "
+            "datetime.timedelta, e.g. run_timeout=timedelta(days=7), or None for no timeout."
+        )
     if workflow_id is not None and active_hooks() is None:
         run, started = _start_claimed(task, workflow_id, id_reuse, args, kwargs)
         if started:

@@ -174,6 +174,14 @@ def _sim_links(sim: Simulation, inv_id: str, is_workflow: bool) -> dict[str, Any
 
 def report_data(env: ReportedEnv) -> ReportData:
     """The model of everything ``env`` (an open ``WorkflowEnv``) ran so far."""
+    if not hasattr(env, "world"):
+        from pynenc_wf_testing.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"expected a WorkflowEnv or a ReportData, got {type(env).__name__}: {env!r}. "
+            "Read a store or a history with pynenc_wf_testing.env.report_sources "
+            "(read_sqlite_store, read_redis_store, read_history)."
+        )
     world = env.world
     sim = world.sim
     blocked_by_label = sim.blocked_report()

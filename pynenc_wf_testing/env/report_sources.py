@@ -99,6 +99,13 @@ def read_sqlite_store(
     """
     import sqlite3
 
+    if not isinstance(path, (str, os.PathLike)):
+        from pynenc_wf_testing.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"read_sqlite_store() expects the path of a SQLite file, got "
+            f"{type(path).__name__}: {path!r}."
+        )
     text = os.fspath(path)
     where = f"--sqlite {text!r}"
     if not os.path.exists(text):
@@ -278,6 +285,13 @@ def read_redis_store(
     """The report model of a pynenc-redis store: ``redis`` is a URL (``redis://host:6379/0``)
     or a ``redis.Redis`` client. Only read commands are sent. ``app_id`` may be omitted when
     the server holds one app; ``workflow_id`` as for :func:`read_sqlite_store`."""
+    if not isinstance(redis, str) and not hasattr(redis, "scan_iter"):
+        from pynenc_wf_testing.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"read_redis_store() expects a redis URL (redis://host:6379/0) or a redis.Redis "
+            f"client, got {type(redis).__name__}: {redis!r}."
+        )
     if isinstance(redis, str):
         import redis as redis_lib
 

@@ -47,6 +47,13 @@ class SimulationHooks:
         sim = sim_of(app)
         return sim is not None and sim.evicts_wait(app)
 
+    def adopt(self, app: Pynenc) -> None:
+        """``engine.hooks.AdoptingHooks``: the open environment takes ``app`` before the
+        engine's client reads its components (its production stores are never opened)."""
+        from pynenc_wf_testing.runtime.monkeypatches import direct_calls
+
+        direct_calls.adopt(app)
+
     def notify(self, app: Pynenc, key: str) -> None:
         sim = sim_of(app)
         if sim is not None:
