@@ -43,12 +43,23 @@ _SIGNATURE = (
 )
 
 
+#: function -> its parameter names (``inspect.signature`` costs ~0.1 ms; every env asks).
+_PARAMETERS: dict[Any, tuple[str, ...]] = {}
+
+
+def _parameters(function: Any) -> tuple[str, ...]:
+    names = _PARAMETERS.get(function)
+    if names is None:
+        names = _PARAMETERS[function] = tuple(inspect.signature(function).parameters)
+    return names
+
+
 def install_croniter_cache(patches: PatchSet) -> None:
     from croniter import croniter
 
     method = croniter.__dict__.get("_expand")
     original = getattr(method, "__func__", None)
-    if original is None or tuple(inspect.signature(original).parameters) != _SIGNATURE:
+    if original is None or _parameters(original) != _SIGNATURE:
         return  # another croniter than the one this was written against: leave it alone
     cache: dict[str, tuple[Any, Any, Any, Any]] = {}
 
@@ -95,7 +106,7 @@ def install_croniter_cache(patches: PatchSet) -> None:
 def _install_match_memo(patches: PatchSet, croniter: Any) -> None:
     method = croniter.__dict__.get("match_range")
     original = getattr(method, "__func__", None)
-    if original is None or tuple(inspect.signature(original).parameters) != _MATCH_SIGNATURE:
+    if original is None or _parameters(original) != _MATCH_SIGNATURE:
         return  # another croniter than the one this was written against: leave it alone
     memo: dict[tuple[Any, ...], bool] = {}
 
@@ -139,7 +150,7 @@ def _install_match_memo(patches: PatchSet, croniter: Any) -> None:
 
 def _install_calc_memo(patches: PatchSet, croniter: Any) -> None:
     original = croniter.__dict__.get("_calc_next")
-    if original is None or tuple(inspect.signature(original).parameters) != _CALC_SIGNATURE:
+    if original is None or _parameters(original) != _CALC_SIGNATURE:
         return  # another croniter than the one this was written against: leave it alone
     memo: dict[tuple[Any, ...], Any] = {}
 
