@@ -224,7 +224,8 @@ class SeededIds:
         return classmethod(from_parent)
 
     def _generate_invocation_id(self) -> InvocationId:
-        state = self._world()
+        state = self._state
+        assert state is not None, "SeededIds used before install()"
         pending = self._pending
         if pending is None:
             return InvocationId(uuid4_text(state.inv_rng.getrandbits(128)))
