@@ -231,3 +231,70 @@ def test_a_cron_only_app_runs_the_trigger_loop_once_per_firing() -> None:
             env.advance(minutes=10)
     assert len(cron_app.FIRED) == 1 + 1 + 10
     assert loops.count == 10
+
+
+def test_cron_condition_memo_gives_pynencs_answers_and_is_undone() -> None:
+    """The memo of ``CronCondition._is_satisfied_by`` keys on the condition's settings and
+    both instants with their zones: it answers as pynenc does for on-time, late, too-early,
+    first (no last execution), strict and zoned evaluations, and is undone."""
+    from zoneinfo import ZoneInfo
+
+    from pynenc.trigger.conditions.cron import CronCondition, CronContext
+
+    madrid = ZoneInfo("Europe/Madrid")
+    conditions = [
+        CronCondition("* * * * *"),
+        CronCondition("*/5 * * * *", check_window_seconds=30),
+        CronCondition("0 * * * *", min_interval_seconds=3000, strict_timing=True,
+                      precision_tolerance_seconds=5),
+        CronCondition("0 0 L * *"),  # not plain: croniter's own path every time
+    ]
+    base = dt.datetime(2030, 3, 31, 0, 55, tzinfo=dt.UTC)
+    contexts = []
+    for seconds in (0, 10, 40, 61, 300, 3600, 3610):
+        at = base + dt.timedelta(seconds=seconds)
+        for last in (None, at - dt.timedelta(minutes=1), at - dt.timedelta(seconds=20)):
+            contexts.append(CronContext(timestamp=at, last_execution=last))
+            contexts.append(CronContext(timestamp=at.astimezone(madrid), last_execution=last))
+
+    def answers() -> list[bool]:
+        return [c.is_satisfied_by(ctx) for c in conditions for ctx in contexts]
+
+    original = CronCondition.__dict__["_is_satisfied_by"]
+    expected = answers()
+    assert any(expected) and not all(expected)
+    patches = PatchSet()
+    install_croniter_cache(patches)
+    try:
+        assert CronCondition.__dict__["_is_satisfied_by"] is not original
+        assert answers() == expected
+        assert answers() == expected  # (from the memo)
+    finally:
+        patches.undo()
+    assert CronCondition.__dict__["_is_satisfied_by"] is original
+
+
+def test_croniter_computes_at_most_two_fire_times_per_firing() -> None:
+    """Per firing croniter really computes the next fire time (where the clock lands next)
+    and the previous one (pynenc's exact-match check); everything else pynenc and the
+    simulator ask of it per firing comes from the memos."""
+    real = croniter.__dict__["_calc_next"]
+    computed = 0
+
+    def counting(self: Any, is_prev: bool) -> Any:
+        nonlocal computed
+        computed += 1
+        return real(self, is_prev)
+
+    cron_app.FIRED.clear()
+    croniter._calc_next = counting  # (the memo, installed over it, calls this on a miss)
+    try:
+        with WorkflowEnv(seed=0, log_level="error") as env:
+            env.use(cron_app.app)
+            env.advance(minutes=5)
+            before, fired = computed, len(cron_app.FIRED)
+            env.advance(minutes=30)
+            per_firing = (computed - before) / (len(cron_app.FIRED) - fired)
+    finally:
+        croniter._calc_next = real
+    assert per_firing <= 2, per_firing

@@ -15,10 +15,14 @@ per-minute firing asks for the same few instants several times (pynenc checks th
 against its cache, then against its store, each time ``get_next`` of the last execution and
 ``match`` of now; the simulator's ``next_cron`` asks ``get_next`` of now, which is the next
 firing's "next after the last execution"), and ``match_range`` (``match``) is a pure function
-of its arguments too: one computation of each kind per firing instead of five. Each memo holds
-at most :data:`CALC_MEMO_SIZE` entries (cleared when full); errors are not kept.
+of its arguments too: one computation of each kind per firing instead of five. pynenc's
+``CronCondition._is_satisfied_by`` is asked twice per trigger-loop pass with equal contexts (its
+cache of the last execution, then its store): for a plain expression its answer is kept too,
+keyed on the condition's settings and both instants with their zones. Each memo holds at most
+:data:`CALC_MEMO_SIZE` entries (cleared when full); errors are not kept.
 
-Undone by the :class:`PatchSet` (croniter's ``_expand`` classmethod is put back).
+Undone by the :class:`PatchSet` (croniter's ``_expand`` classmethod is put back, and the
+condition's method).
 """
 
 from __future__ import annotations
@@ -101,6 +105,45 @@ def install_croniter_cache(patches: PatchSet) -> None:
     patches.set_attr(croniter, "_expand", classmethod(_expand))
     _install_calc_memo(patches, croniter)
     _install_match_memo(patches, croniter)
+    _install_condition_memo(patches)
+
+
+def _install_condition_memo(patches: PatchSet) -> None:
+    """pynenc asks a cron condition twice per trigger-loop pass with equal contexts (against
+    its cache of the last execution, then against its store): the answer of a plain
+    expression is a pure function of the condition's settings and the two instants."""
+    from pynenc.trigger.conditions.cron import CronCondition, CronContext
+
+    original = CronCondition.__dict__.get("_is_satisfied_by")
+    if original is None or _parameters(original) != ("self", "context"):
+        return  # another pynenc than the one this was written against: leave it alone
+    memo: dict[tuple[Any, ...], bool] = {}
+
+    def _is_satisfied_by(self: Any, context: Any) -> bool:
+        expression = self.cron_expression
+        if (
+            type(self) is not CronCondition
+            or type(context) is not CronContext
+            or type(expression) is not str
+            or not PLAIN_CRON_CHARS.issuperset(expression)
+        ):
+            return original(self, context)  # type: ignore[no-any-return]
+        at, last = context.timestamp, context.last_execution
+        # (the instants' zones are part of the key: equal instants in two zones differ)
+        key = (
+            expression, self.min_interval_seconds, self.check_window_seconds,
+            self.precision_tolerance_seconds, self.strict_timing,
+            at, getattr(at, "tzinfo", None), last, getattr(last, "tzinfo", None),
+        )
+        hit = memo.get(key)
+        if hit is None:
+            hit = bool(original(self, context))
+            if len(memo) >= CALC_MEMO_SIZE:
+                memo.clear()
+            memo[key] = hit
+        return hit
+
+    patches.set_attr(CronCondition, "_is_satisfied_by", _is_satisfied_by)
 
 
 def _install_match_memo(patches: PatchSet, croniter: Any) -> None:
