@@ -274,10 +274,10 @@ def test_cron_condition_memo_gives_pynencs_answers_and_is_undone() -> None:
     assert CronCondition.__dict__["_is_satisfied_by"] is original
 
 
-def test_croniter_computes_at_most_two_fire_times_per_firing() -> None:
-    """Per firing croniter really computes the next fire time (where the clock lands next)
-    and the previous one (pynenc's exact-match check); everything else pynenc and the
-    simulator ask of it per firing comes from the memos."""
+def test_croniter_computes_one_fire_time_per_firing() -> None:
+    """Per firing croniter really computes only the next fire time (where the clock lands
+    next); everything else pynenc and the simulator ask of it per firing (the next fire after
+    the last execution, the exact match of now) comes from the memos."""
     real = croniter.__dict__["_calc_next"]
     computed = 0
 
@@ -297,4 +297,41 @@ def test_croniter_computes_at_most_two_fire_times_per_firing() -> None:
             per_firing = (computed - before) / (len(cron_app.FIRED) - fired)
     finally:
         croniter._calc_next = real
-    assert per_firing <= 2, per_firing
+    assert per_firing <= 1, per_firing
+
+
+def test_match_of_a_computed_fire_time_gives_croniters_answer() -> None:
+    """``match`` of an instant that croniter computed as a fire time is answered from that
+    knowledge; for the same instant in another zone, naive, a microsecond off, with another
+    ``day_or`` or an explicit precision it is croniter's own computation: all as croniter."""
+    from zoneinfo import ZoneInfo
+
+    madrid = ZoneInfo("Europe/Madrid")
+    expressions = ["* * * * *", "0 2 * * *", "*/15 * * * *", "30 1-3 * * 0", "0 0 1 * 1",
+                   "*/10 * * * * *"]
+    base = dt.datetime(2030, 3, 30, 23, 30, tzinfo=dt.UTC)  # Madrid's DST starts at 01:00Z
+
+    def answers() -> list[Any]:
+        out: list[Any] = []
+        for expression in expressions:
+            for start in (base, base.astimezone(madrid), base.replace(tzinfo=None)):
+                it = croniter(expression, start)
+                for _ in range(6):
+                    fire = it.get_next(dt.datetime)
+                    out.append(fire)
+                    for at in (fire, fire.astimezone(dt.UTC), fire.astimezone(madrid),
+                               fire + dt.timedelta(microseconds=1)):
+                        out.append(croniter.match(expression, at))
+                        out.append(croniter.match(expression, at, day_or=False))
+                        out.append(croniter.match(expression, at, precision_in_seconds=0))
+        return out
+
+    expected = answers()
+    assert any(x is True for x in expected) and any(x is False for x in expected)
+    patches = PatchSet()
+    install_croniter_cache(patches)
+    try:
+        assert answers() == expected
+        assert answers() == expected  # (from the memos and the known fire times)
+    finally:
+        patches.undo()
