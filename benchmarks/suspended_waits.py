@@ -1,8 +1,10 @@
 """What waiting workflows cost in production: pynenc's ThreadRunner + SQLite backend.
 
 For each N (default 10 and 100): half the workflows wait for a signal, half sleep until one
-common instant. Once all are suspended the script measures, in this process (the runner
-runs in a thread of it):
+common instant (with ``--wake K``: K sleepers share that instant and K waiters are
+signalled, the other sleepers are due in a year and the other waiters stay waiting, so a
+large N measures a wake-up among N waiting rather than a burst of N/2). Once all are
+suspended the script measures, in this process (the runner runs in a thread of it):
 
 - threads: live ThreadRunner threads (the timer service is one) and all threads of the process;
 - idle store operations per second: calls to the state backend, the orchestrator and the
@@ -10,20 +12,20 @@ runs in a thread of it):
   included; the broker's own polling is not counted);
 - resident memory (VmRSS);
 - wake-up latency after the deadline, in three steps from the deadline: the timer service
-  routed each sleeper again (``deadline_rerouted_*``), the runner picked it up (its RUNNING
+  routed each of the K sleepers again (``deadline_rerouted_*``), the runner picked it up (its RUNNING
   status, ``deadline_picked_up_*``), its body went past its sleep (``deadline_latency_*``);
   and after a signal (when the waiter went past its wait, minus when the signal was sent;
-  all N/2 signals are sent back to back);
+  all K signals are sent back to back);
 - store operations per wake-up (``*_store_ops_per_wake``): the calls counted as above while
-  the N/2 sleepers (or waiters, the signalling included) wake, less the idle rate over that
-  time, divided by N/2: a figure that does not depend on the machine's load. The
+  the K sleepers (or waiters, the signalling included) wake, less the idle rate over that
+  time, divided by K: a figure that does not depend on the machine's load. The
   benchmark's own polling is not counted;
-- the runner's floor (``plain_burst_*``): N/2 trivial pynenc tasks (no engine) routed back to
+- the runner's floor (``plain_burst_*``): K trivial pynenc tasks (no engine) routed back to
   back on the same runner, from the first routing to each one's SUCCESS: how fast this
   runner takes up a burst of that size at all, under the same load.
 
 Usage: ``python benchmarks/suspended_waits.py [--workflows 10,100] [--idle 5] [--json]
-[--redis-url redis://...] [--threads 8]`` (with a Redis URL the state backend, and so the workflow data and
+[--redis-url redis://...] [--wake K] [--threads 8] [--loop-sleep 0.1]`` (with a Redis URL the state backend, and so the workflow data and
 the engine's atomic store, is pynenc-redis' in that server; the broker and orchestrator stay
 SQLite: pynenc-redis 0.3's do not build with pynenc 0.4).
 """
@@ -75,8 +77,12 @@ _FUNCTIONS = (signal_waiter, deadline_sleeper)
 _TASKS = (plain,)  # before build() rebinds the names to tasks
 
 
-def build(db_path: str, app_id: str, redis_url: str | None = None, threads: int = 8) -> Pynenc:
-    """``threads``: the ThreadRunner's ``max_threads`` (0: pynenc's default, the CPU count)."""
+def build(
+    db_path: str, app_id: str, redis_url: str | None = None, threads: int = 8,
+    loop_sleep: float | None = None,
+) -> Pynenc:
+    """``threads``: the ThreadRunner's ``max_threads`` (0: pynenc's default, the CPU count);
+    ``loop_sleep``: its ``runner_loop_sleep_time_sec`` (None: pynenc's default, 0.1 s)."""
     builder = (
         PynencBuilder()
         .app_id(app_id)
@@ -86,6 +92,8 @@ def build(db_path: str, app_id: str, redis_url: str | None = None, threads: int 
     )
     if redis_url is not None:  # workflow data and the engine's atomic store in Redis
         builder = builder.custom_config(state_backend_cls="RedisStateBackend", redis_url=redis_url)
+    if loop_sleep is not None:
+        builder = builder.custom_config(runner_loop_sleep_time_sec=loop_sleep)
     app = builder.enable_workflows().build()
     namespace = globals()
     for func in _FUNCTIONS:
@@ -192,35 +200,42 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 def measure(
     n: int, idle: float, workdir: Path, margin: float = 30.0, redis_url: str | None = None,
-    per_workflow: float = 0.2, threads: int = 8,
+    per_workflow: float = 0.2, threads: int = 8, loop_sleep: float | None = None,
+    wake: int | None = None,
 ) -> dict[str, Any]:
     from pynenc.runner.thread_runner import ThreadRunner
 
     Pynenc._clear_instances()
     app = build(
-        str(workdir / f"bench-{n}.db"), f"suspend-bench-{n}-{time.time_ns()}", redis_url, threads
+        str(workdir / f"bench-{n}.db"), f"suspend-bench-{n}-{time.time_ns()}", redis_url, threads,
+        loop_sleep,
     )
     runner = ThreadRunner(app)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     baseline_threads = threading.active_count()
     half = n // 2
-    # far enough for every sleeper to be suspended and the idle window to pass first
-    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=margin + n * per_workflow + idle)
+    woken = n - half if wake is None else min(wake, half)
+    paused = InvocationStatus.PAUSED
+    bound = max(600.0, n * 0.5)  # generous: 10,000 take minutes on a loaded 2-core machine
+    began = time.monotonic()
+    # first those that stay waiting (signal waiters, sleepers due in a year), then the
+    # sleepers due together, with a deadline that leaves time for them and the idle window
+    far = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat()
     waiters = [signal_waiter("go") for _ in range(half)]  # type: ignore[call-arg]
-    sleepers = [deadline_sleeper(deadline.isoformat()) for _ in range(n - half)]  # type: ignore[call-arg]
-    runs = waiters + sleepers
+    staying = [deadline_sleeper(far) for _ in range(n - half - woken)]  # type: ignore[call-arg]
+    wait_for_status(app, waiters + staying, lambda s: s == paused, bound, "suspension")
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=margin + woken * per_workflow + idle)
+    sleepers = [deadline_sleeper(deadline.isoformat()) for _ in range(woken)]  # type: ignore[call-arg]
 
     def passed() -> bool:
         return dt.datetime.now(dt.UTC) >= deadline
 
-    began = time.monotonic()
-    bound = max(600.0, n * 0.5)  # generous: 10,000 take minutes on a loaded 2-core machine
-    paused = InvocationStatus.PAUSED
     # (a sleeper whose deadline passed before it suspended would never be PAUSED: give up)
-    if not wait_for_status(app, runs, lambda s: s == paused, bound, "suspension", passed):
+    if not wait_for_status(app, sleepers, lambda s: s == paused, bound, "suspension", passed):
         raise SystemExit("the deadline passed before every workflow suspended: raise --per-workflow")
     suspended_after = time.monotonic() - began
+    signalled = waiters[:woken]
     wait_until(
         lambda: sum(1 for t in list(runner.threads.values()) if t.thread.is_alive()) <= 1,
         60, "threads to end",
@@ -263,16 +278,16 @@ def measure(
     ]
     sent: list[float] = []
     calls_before, phase = counter.calls, time.monotonic()
-    for run in waiters:
+    for run in signalled:
         sent.append(time.time())
         signal_workflow(app, run, "go")
     counter.uncounted(
-        lambda: wait_for_status(app, waiters, lambda s: s.is_final(), bound, "the waiters")
+        lambda: wait_for_status(app, signalled, lambda s: s.is_final(), bound, "the waiters")
     )
     signal_ops = (
         counter.calls - calls_before - idle_ops * (time.monotonic() - phase)
-    ) / len(waiters)
-    signal_lat = [run.result - when for run, when in zip(waiters, sent, strict=True)]
+    ) / len(signalled)
+    signal_lat = [run.result - when for run, when in zip(signalled, sent, strict=True)]
     # the runner's floor: as many trivial tasks, routed back to back, no engine involved
     began_plain = time.time()
     plain_runs = [plain(i) for i in range(len(sleepers))]  # type: ignore[call-arg]
@@ -286,7 +301,9 @@ def measure(
     return {
         "state_backend": type(app.state_backend).__name__,
         "workflows": n,
+        "woken_at_once": woken,
         "runner_max_threads": runner.max_threads,
+        "runner_loop_sleep_sec": runner.conf.runner_loop_sleep_time_sec,
         "suspended_after_seconds": round(suspended_after, 2),
         "runner_threads_held": runner_threads,
         "process_threads": process_threads,
@@ -324,6 +341,15 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=8,
         help="the ThreadRunner's max_threads (0: pynenc's default, the number of CPUs)",
     )
+    parser.add_argument(
+        "--wake", type=int, default=None,
+        help="how many sleepers share the deadline and how many waiters are signalled "
+        "(default: all, N/2 each); the others stay waiting (sleepers due in a year)",
+    )
+    parser.add_argument(
+        "--loop-sleep", type=float, default=None,
+        help="the runner's runner_loop_sleep_time_sec (default: pynenc's, 0.1 s)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.workflows.split(",")]
@@ -331,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [
             measure(
                 n, args.idle, Path(workdir), args.margin, args.redis_url, args.per_workflow,
-                args.threads,
+                args.threads, args.loop_sleep, args.wake,
             )
             for n in sizes
         ]
