@@ -12,7 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash, ScheduledEviction
+from pynenc_wf_testing.checks.faults import (
+    FaultSchedule,
+    ScheduledCrash,
+    ScheduledEviction,
+    ScheduledWorkerCrash,
+)
 from pynenc_wf_testing.checks.idempotency import marked_keys
 from pynenc_wf_testing.errors import (
     CrashSafetyError,
@@ -110,6 +115,10 @@ class CrashReport:
     golden_waits: int = 0
     #: True when the golden run raised: every comparison is then against that exception.
     golden_raised: bool = False
+    #: The golden run's virtual start, and (pool worker, start, end) of each of its
+    #: executions on a pool (where the check takes a worker down).
+    golden_start: str = ""
+    golden_work: list[tuple[int, str, str | None]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -433,6 +442,7 @@ def check_crash_safety(
     on_blocked: Callable[[Any, Any], Any] | None = None,
     non_idempotent: set[str] | None = None,
     evictions: bool = True,
+    worker_crashes: bool = True,
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
@@ -492,12 +502,29 @@ def check_crash_safety(
                 schedule = FaultSchedule(evictions=(ScheduledEviction(wait),))
                 _, outcome = checker.run(schedule, optional=False, fine=True)
                 report.explored.append(outcome)
+        # One pool worker down at each instant the golden run started work on it (the
+        # others keep going). A worker that never comes back needs another to recover it.
+        pool = env.world.sim.pool
+        downs: list[ScheduledWorkerCrash] = []
+        if worker_crashes and pool is not None and (
+            pool.workers > 1 or restart_after is not None
+        ):
+            downs = _golden_worker_crashes(report, restart_after)
+            for down in downs:
+                _, outcome = checker.run(
+                    FaultSchedule(worker_crashes=(down,)), optional=False, fine=True
+                )
+                report.explored.append(outcome)
         if max_crashes > 1:
             from pynenc_wf_testing.checks.strategies import fault_schedules
 
             strategy = fault_schedules(
                 _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=2,
                 steps=report.golden_steps, fine=fine,
+                # no pool (or no worker crashes): exactly the schedules drawn before
+                workers=pool.workers if downs and pool is not None else 0,
+                within=report.golden.virtual_seconds if report.golden else 0.0,
+                down_for=restart_after,
             )
             _explore(checker, report, strategy, max_examples, fine)
     report.minimal_failure = report.smallest_failure()
@@ -563,6 +590,29 @@ def _empty_report(
     )
 
 
+def _golden_worker_crashes(
+    report: CrashReport, restart_after: float | None
+) -> list[ScheduledWorkerCrash]:
+    """A worker crash in the middle of each execution the golden run ran on a pool worker
+    (at its start when it took no virtual time), in virtual seconds from the run's start;
+    each distinct (worker, instant) once."""
+    import datetime as dt
+
+    start = dt.datetime.fromisoformat(report.golden_start)
+    seen: set[tuple[int, float]] = set()
+    downs: list[ScheduledWorkerCrash] = []
+    for worker, started, finished in report.golden_work:
+        began = (dt.datetime.fromisoformat(started) - start).total_seconds()
+        ended = began if finished is None else (
+            dt.datetime.fromisoformat(finished) - start
+        ).total_seconds()
+        after = (began + ended) / 2
+        if (worker, after) not in seen:
+            seen.add((worker, after))
+            downs.append(ScheduledWorkerCrash(worker, after, restart_after))
+    return sorted(downs, key=ScheduledWorkerCrash.sort_key)
+
+
 def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
     golden, golden_outcome = checker.run(FaultSchedule(), optional=False)
     checker.golden = golden
@@ -571,6 +621,10 @@ def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
     report.golden_outcome = golden.text()
     report.golden_steps = list(checker.env.world.sim.history)
     report.golden_waits = checker.env.world.sim.eviction.waits
+    report.golden_start = checker.env.world.start.isoformat()
+    report.golden_work = [
+        (e.worker, e.started, e.finished) for e in checker.env.world.sim.ledger if e.worker
+    ]
     if golden.kind == "incomplete" or not golden_outcome.ok:
         raise CrashSafetyError(
             f"the golden run of {report.call_repr} (no faults) did not behave, so there is "
@@ -598,7 +652,7 @@ def _as_fired(env: Any, schedule: FaultSchedule) -> FaultSchedule:
             continue
         name = at.name if first.get(at.name) == at.number else None
         fired.append(replace(crash, step=at.number, name=name))
-    return FaultSchedule(tuple(fired), schedule.failures)
+    return replace(schedule, crashes=tuple(fired))
 
 
 def _max_step(report: CrashReport, max_crashes: int) -> int:

@@ -26,11 +26,18 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 
 from pynenc_wf_testing.checks.events import Event, EventSchedule, ScheduledEvent, check_event
-from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash, ScheduledFailure
+from pynenc_wf_testing.checks.faults import (
+    FaultSchedule,
+    ScheduledCrash,
+    ScheduledFailure,
+    ScheduledWorkerCrash,
+)
 from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 
-__all__ = ["crash_points", "event_schedules", "fault_schedules", "scheduled_failures"]
+__all__ = [
+    "crash_points", "event_schedules", "fault_schedules", "scheduled_failures", "worker_crashes",
+]
 
 _PHASES = ("after", "before")
 
@@ -102,6 +109,41 @@ def scheduled_failures(
     ).map(lambda failures: tuple(sorted(failures, key=lambda f: f.task)))
 
 
+def worker_crashes(
+    workers: int, *, within: float, max_worker_crashes: int = 1,
+    down_for: float | None = None,
+) -> st.SearchStrategy[tuple[ScheduledWorkerCrash, ...]]:
+    """Up to ``max_worker_crashes`` crashes of pool workers ``1..workers``, each at a whole
+    number of virtual seconds in ``0..within`` after the schedule is applied, each back
+    ``down_for`` seconds later (None: never). Shrinks towards no crash, worker 1, earlier."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidArgument(
+            f"workers must be the pool's number of workers (an int >= 1), got {workers!r}."
+        )
+    if isinstance(within, bool) or not isinstance(within, (int, float)) or within < 0:
+        raise InvalidArgument(
+            f"within must be a number of virtual seconds >= 0 (e.g. the length of a "
+            f"fault-free run), got {within!r}."
+        )
+    if (
+        isinstance(max_worker_crashes, bool) or not isinstance(max_worker_crashes, int)
+        or max_worker_crashes < 0
+    ):
+        raise InvalidArgument(
+            f"max_worker_crashes must be an int >= 0, got {max_worker_crashes!r}."
+        )
+    if max_worker_crashes == 0:
+        return st.just(())
+    one = st.builds(
+        lambda worker, after: ScheduledWorkerCrash(worker, float(after), down_for),
+        st.integers(min_value=1, max_value=workers),
+        st.integers(min_value=0, max_value=int(within)),
+    )
+    return st.lists(one, max_size=max_worker_crashes).map(
+        lambda downs: tuple(sorted(downs, key=ScheduledWorkerCrash.sort_key))
+    )
+
+
 def fault_schedules(
     max_step: int,
     *,
@@ -111,9 +153,16 @@ def fault_schedules(
     fine: bool = False,
     failures: Sequence[ScheduledFailure] = (),
     max_failures: int = 1,
+    workers: int = 0,
+    within: float = 0.0,
+    max_worker_crashes: int = 1,
+    down_for: float | None = None,
 ) -> st.SearchStrategy[FaultSchedule]:
     """Schedules of ``min_crashes..max_crashes`` crashes, in step order, and, given failure
     ``failures`` candidates, up to ``max_failures`` of them (see :func:`scheduled_failures`).
+    With ``workers`` (the pool's worker count, ``WorkflowEnv(workers=N)``), also up to
+    ``max_worker_crashes`` worker crashes in the first ``within`` virtual seconds (see
+    :func:`worker_crashes`).
 
     Step numbers count the committed steps of the faulted run. A step that a crash stopped
     from committing keeps its number when it commits after recovery, so the same number may
@@ -122,8 +171,10 @@ def fault_schedules(
     """
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 0:
         raise InvalidArgument(f"max_crashes must be an int >= 0, got {max_crashes!r}.")
-    if not failures and max_crashes < 1:
-        raise InvalidArgument("max_crashes must be >= 1 when no failures are given.")
+    if not failures and not workers and max_crashes < 1:
+        raise InvalidArgument(
+            "max_crashes must be >= 1 when no failures and no workers are given."
+        )
     if isinstance(min_crashes, bool) or not isinstance(min_crashes, int) or not (
         0 <= min_crashes <= max_crashes
     ):
@@ -139,6 +190,18 @@ def fault_schedules(
         if max_crashes
         else st.just([])
     )
+    if workers:
+        return st.builds(
+            lambda crashes, failed, downs: FaultSchedule(
+                tuple(sorted(crashes)), failed, worker_crashes=downs
+            ),
+            crashes,
+            scheduled_failures(failures, max_failures=max_failures),
+            worker_crashes(
+                workers, within=within, max_worker_crashes=max_worker_crashes,
+                down_for=down_for,
+            ),
+        )
     if not failures:
         # Kept separate so that crash-only schedules draw exactly what they always drew (the
         # examples Hypothesis explores for a given seed stay the same).

@@ -8,9 +8,10 @@ pynenc's own periodic slots (the atomic service, cron triggers) run at most ever
 minutes; the service ticks every ``engine_timer_tick_sec`` (default 0.25 s) instead.
 
 One tick reads the due-time index once (all workflows), the watch set once, the statuses of
-the watched invocations in one query (per 500), and writes a heartbeat: the round trips of
-an idle engine do not depend on how many workflows wait. It occupies one runner thread (not
-counted against a ThreadRunner's ``max_threads``, like a waiting ``.result``).
+the watched invocations in one query (per 500), the task watch set once and one count of
+final runs per watched task (``wait_for_task(task)``), and writes a heartbeat: the round
+trips of an idle engine do not depend on how many workflows wait. It occupies one runner
+thread (not counted against a ThreadRunner's ``max_threads``, like a waiting ``.result``).
 
 Exactly one service ticks: each start takes the next generation from an atomic counter and
 a service whose generation is no longer the latest stops. ``ensure_timer_service`` (called
@@ -27,7 +28,7 @@ from typing import Any
 from pynenc import Pynenc, context
 
 from pynenc_wf_testing.engine import schema
-from pynenc_wf_testing.engine._suspend import wake, wake_due
+from pynenc_wf_testing.engine._suspend import wake, wake_due, wake_task_watchers
 from pynenc_wf_testing.engine._timers import tick_seconds
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
 
@@ -53,7 +54,7 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
             if wake(app, workflow_id, cause=f"inv:{invocation_id}"):
                 woken += 1
             store.remove_member(schema.WATCHED, member)
-    return woken
+    return woken + wake_task_watchers(app, store)
 
 
 #: Awaited invocations per status query (an SQL ``IN`` list stays well within limits).
