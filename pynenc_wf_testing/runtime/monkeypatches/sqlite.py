@@ -107,6 +107,18 @@ class _Pool:
                 conn.close()
             except sqlite3.Error:  # pragma: no cover - already closed
                 pass
+        # A connection this pool never saw (pynenc's client data store opens its own, and a
+        # traceback can keep one alive) would leave the data in the -wal file until the
+        # garbage collector closes it; its checkpoint then rewrites the main file later,
+        # under whoever reads it. Checkpoint now: the file is complete when the store closes.
+        try:
+            checkpoint = sqlite3.connect(self.path)
+            try:
+                checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                checkpoint.close()
+        except sqlite3.Error:  # pragma: no cover - file gone or locked: nothing to move
+            pass
 
 
 def _connect(sqlite_db_path: Any) -> SQLiteConnection:
