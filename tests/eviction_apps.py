@@ -99,3 +99,18 @@ def swallowing_flow() -> str:
     except Exception:  # meant for a failing sleep; swallows the suspension too
         outcome = "interrupted"
     return root.execute_task(note, outcome).result  # type: ignore[no-any-return]
+
+
+@app.workflow
+def second_nap_swallower() -> str:
+    """Bug: like ``swallowing_flow``, but only around its second wait: an eviction there (and
+    nowhere else, and no crash) takes the suspension for a failure."""
+    root = second_nap_swallower.wf.root
+    root.sleep(dt.timedelta(hours=1))
+    try:
+        root.sleep(dt.timedelta(hours=1))
+        outcome = "rested"
+    except Exception:  # meant for a failing sleep; swallows the suspension too
+        outcome = "interrupted"
+    root.sleep(dt.timedelta(hours=1))
+    return root.execute_task(note, outcome).result  # type: ignore[no-any-return]

@@ -77,8 +77,9 @@ class Violation:
 
 @dataclass
 class ScheduleOutcome:
-    """What happened under one fault schedule. ``fired``: the crash points that fired and
-    the failures injected; ``virtual_seconds``: how far the virtual clock moved."""
+    """What happened under one fault schedule. ``fired``: the crash points that fired, the
+    failures injected and the evictions (``evict_at_wait(n)``); ``virtual_seconds``: how far
+    the virtual clock moved."""
 
     schedule: FaultSchedule
     violations: list[Violation]
@@ -132,7 +133,10 @@ class CrashReport:
             return None
         return min(
             failing,
-            key=lambda o: (len(o.schedule), [c.step for c in o.schedule.crashes]),
+            key=lambda o: (
+                len(o.schedule), [c.step for c in o.schedule.crashes],
+                [e.wait for e in o.schedule.evictions],
+            ),
         )
 
     def summary(self) -> str:
@@ -349,7 +353,8 @@ class CrashChecker:
                 outcome=result.text(),
                 crashes=sim.crashes,
                 steps=len([s for s in sim.history if s.is_step]),
-                fired=env.world.faults.fired(),
+                fired=env.world.faults.fired()
+                + [f"evict_at_wait({wait})" for wait in sim.eviction.evicted],
                 virtual_seconds=(env.now - started_at).total_seconds(),
             )
         return result, outcome
@@ -487,7 +492,8 @@ def check_crash_safety(
                 report.explored.append(outcome)
         # Evicted at each wait of the golden run in turn (a cached world only: with
         # evict="every_wait" every run already evicts everywhere).
-        if evictions and env.world.evict == "never":
+        evicting = evictions and env.world.evict == "never"
+        if evicting:
             for wait in range(1, report.golden_waits + 1):
                 schedule = FaultSchedule(evictions=(ScheduledEviction(wait),))
                 _, outcome = checker.run(schedule, optional=False, fine=True)
@@ -495,10 +501,20 @@ def check_crash_safety(
         if max_crashes > 1:
             from pynenc_wf_testing.checks.strategies import fault_schedules
 
-            strategy = fault_schedules(
-                _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=2,
-                steps=report.golden_steps, fine=fine,
-            )
+            if evicting and report.golden_waits:
+                # Crashes and evictions drawn together; a schedule of one fault was run
+                # above, so only combinations of two or more are explored (and shrunk to).
+                # A crash adds waits (the re-executed workflow blocks again), hence the room.
+                strategy = fault_schedules(
+                    _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=0,
+                    steps=report.golden_steps, fine=fine,
+                    waits=report.golden_waits + max_crashes, max_evictions=max_crashes,
+                ).filter(lambda schedule: len(schedule) >= 2)
+            else:
+                strategy = fault_schedules(
+                    _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=2,
+                    steps=report.golden_steps, fine=fine,
+                )
             _explore(checker, report, strategy, max_examples, fine)
     report.minimal_failure = report.smallest_failure()
     return report
@@ -580,7 +596,8 @@ def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
 
 
 def _as_fired(env: Any, schedule: FaultSchedule) -> FaultSchedule:
-    """The crashes of ``schedule`` that fired, named after the steps they fired at.
+    """The crashes of ``schedule`` that fired, named after the steps they fired at, and
+    its evictions that happened.
 
     A generated crash carries the golden run's name for its step number, but after an
     earlier crash or an injected failure the faulted run numbers its steps differently:
@@ -598,7 +615,11 @@ def _as_fired(env: Any, schedule: FaultSchedule) -> FaultSchedule:
             continue
         name = at.name if first.get(at.name) == at.number else None
         fired.append(replace(crash, step=at.number, name=name))
-    return FaultSchedule(tuple(fired), schedule.failures)
+    evicted = set(env.world.sim.eviction.evicted)
+    return FaultSchedule(
+        tuple(fired), schedule.failures,
+        tuple(e for e in schedule.evictions if e.wait in evicted),
+    )
 
 
 def _max_step(report: CrashReport, max_crashes: int) -> int:

@@ -82,7 +82,8 @@ class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
         recovery tasks bring it back. ``evictions`` (default True) also runs the workflow
         evicted at each wait of the golden run in turn (one run per wait that blocked:
         ``wf_env.evict_at_wait(n)``), which finds state kept outside the engine's records
-        across a wait; skipped when the environment already evicts at every wait.
+        across a wait; skipped when the environment already evicts at every wait. With
+        ``max_crashes > 1`` the generated schedules then combine crashes and evictions.
         Your own state in this environment is left as it was.
         """
         from pynenc_wf_testing.checks.crash_check import check_crash_safety
