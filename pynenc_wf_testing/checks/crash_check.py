@@ -4,16 +4,19 @@ For each fault schedule, the run must complete, give a result equal to the fault
 (golden) run's, execute no non-idempotent step twice for one logical call, and satisfy the
 user's invariant. Single crashes are explored exhaustively (before and after every step of
 the golden history); schedules of several crashes are generated and shrunk by Hypothesis.
+The report they return is :mod:`pynenc_wf_testing.checks.crash_report`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pynenc_wf_testing.checks.crash_report import CrashReport, ScheduleOutcome, Violation
 from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash, ScheduledEviction
 from pynenc_wf_testing.checks.idempotency import marked_keys
+from pynenc_wf_testing.checks.report import call_repr
 from pynenc_wf_testing.errors import (
     CrashSafetyError,
     DeadlockError,
@@ -32,9 +35,7 @@ if TYPE_CHECKING:
 
     from pynenc_wf_testing.runtime.world import WorldHost
 
-__all__ = [
-    "CrashCheckEnv", "CrashReport", "ScheduleOutcome", "Violation", "check_fault_schedules",
-]
+__all__ = ["CrashCheckEnv", "check_fault_schedules"]
 
 
 class CrashCheckEnv(Protocol):
@@ -59,114 +60,6 @@ class CrashCheckEnv(Protocol):
     def use(self, app: Pynenc) -> Pynenc: ...
 
     def start(self, task: Task[Any, Any], /, *args: Any, **kwargs: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One way a fault schedule made the workflow misbehave.
-
-    ``kind``: ``incomplete`` (the run did not finish: deadlock, step limit), ``nondeterminism``,
-    ``result`` (differs from the golden run), ``duplicate`` (a non-idempotent step ran twice),
-    ``invariant`` (the user's invariant failed) or ``not_reached`` (a crash point never fired).
-    """
-
-    kind: str
-    message: str
-    schedule: FaultSchedule
-
-
-@dataclass
-class ScheduleOutcome:
-    """What happened under one fault schedule. ``fired``: the crash points that fired, the
-    failures injected and the evictions (``evict_at_wait(n)``); ``virtual_seconds``: how far
-    the virtual clock moved."""
-
-    schedule: FaultSchedule
-    violations: list[Violation]
-    outcome: str
-    crashes: int
-    steps: int
-    fired: list[str] = field(default_factory=list)
-    virtual_seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-
-@dataclass
-class CrashReport:
-    """The result of :meth:`WorkflowEnv.check_crash_safety`."""
-
-    workflow: str
-    seed: int
-    golden_outcome: str
-    golden_steps: list[Step]
-    explored: list[ScheduleOutcome] = field(default_factory=list)
-    minimal_failure: ScheduleOutcome | None = None
-    call_repr: str = ""
-    rerun_hint: str = ""
-    golden: ScheduleOutcome | None = None
-    #: Waits of the golden run that blocked (each one an eviction point).
-    golden_waits: int = 0
-    #: True when the golden run raised: every comparison is then against that exception.
-    golden_raised: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when every explored schedule behaved."""
-        return all(o.ok for o in self.explored)
-
-    @property
-    def violations(self) -> list[Violation]:
-        """Every violation found, in exploration order."""
-        return [v for o in self.explored for v in o.violations]
-
-    @property
-    def failing(self) -> list[ScheduleOutcome]:
-        return [o for o in self.explored if not o.ok]
-
-    def smallest_failure(self) -> ScheduleOutcome | None:
-        """The failing schedule with the fewest crashes, then the earliest steps."""
-        failing = self.failing
-        if not failing:
-            return None
-        return min(
-            failing,
-            key=lambda o: (
-                len(o.schedule), [c.step for c in o.schedule.crashes],
-                [e.wait for e in o.schedule.evictions],
-            ),
-        )
-
-    def summary(self) -> str:
-        failing = len(self.failing)
-        return (
-            f"{self.workflow}: {len(self.explored)} fault schedules explored over "
-            f"{len([s for s in self.golden_steps if s.is_step])} golden steps, "
-            f"{failing} failing (seed {self.seed})"
-        )
-
-    def assert_ok(self) -> None:
-        """Raise :class:`CrashSafetyError` (an ``AssertionError``) describing the smallest
-        failing schedule, what differed, the seed and how to rerun it."""
-        __tracebackhide__ = True
-        worst = self.smallest_failure()
-        if worst is None:
-            return
-        lines = [
-            f"crash safety violated: {len(self.failing)} of {len(self.explored)} fault "
-            f"schedules fail for {self.workflow} (seed {self.seed}).",
-            "Smallest failing schedule:",
-        ]
-        lines.extend(f"    {line}" for line in worst.schedule.snippet_lines())
-        lines.append(f"    run = wf_env.start({self.call_repr})")
-        lines.append("    run.result")
-        lines.append("What differed:")
-        lines.extend(f"  - [{v.kind}] {v.message}" for v in worst.violations)
-        lines.append(f"Golden run (no faults): {self.golden_outcome}")
-        lines.append(f"Reproduce: {self.rerun_hint}")
-        raise CrashSafetyError("\n".join(lines))
 
 
 def _outcome_text(value: Any) -> str:
@@ -210,13 +103,6 @@ class _RunResult:
             return f"returned {_outcome_text(self.value)}"
         assert self.error is not None
         return f"raised {type(self.error).__name__}: {self.error}"
-
-
-def _call_repr(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    parts = [task.task_id.func_name]
-    parts.extend(repr(a) for a in args)
-    parts.extend(f"{k}={v!r}" for k, v in kwargs.items())
-    return ", ".join(parts)
 
 
 def _is_run(run: Any) -> bool:
@@ -574,7 +460,7 @@ def _empty_report(
         seed=env.seed,
         golden_outcome="",
         golden_steps=[],
-        call_repr=_call_repr(task, args, kwargs),
+        call_repr=call_repr(task, args, kwargs),
         rerun_hint=env.rerun_hint,
     )
 

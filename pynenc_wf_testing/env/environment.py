@@ -24,7 +24,7 @@ from pynenc_wf_testing.runtime.world import SIM_CONFIG as SIM_CONFIG
 if TYPE_CHECKING:
     from pynenc.task import Task
 
-    from pynenc_wf_testing.checks.crash_check import CrashReport
+    from pynenc_wf_testing.checks.crash_report import CrashReport
     from pynenc_wf_testing.checks.events import Event
     from pynenc_wf_testing.checks.interleavings import InterleavingReport
     from pynenc_wf_testing.runtime.faults import StepRef
