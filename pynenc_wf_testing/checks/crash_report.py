@@ -1,5 +1,5 @@
 """What a crash check reports: :class:`CrashReport` of :class:`ScheduleOutcome` (one per
-fault schedule run) and their :class:`Violation`\\ s.
+fault schedule run), each with its :class:`Violation` list.
 
 The shape (summary, smallest failure, reproduction, ``assert_ok``) is the one every check
 report shares (:class:`pynenc_wf_testing.checks.report.CheckReport`); the checks that fill
