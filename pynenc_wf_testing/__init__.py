@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pynenc_wf_testing.checks.faults import ScheduledCrash as ScheduledCrash
     from pynenc_wf_testing.checks.faults import ScheduledEviction as ScheduledEviction
     from pynenc_wf_testing.checks.faults import ScheduledFailure as ScheduledFailure
+    from pynenc_wf_testing.checks.faults import ScheduledWorkerCrash as ScheduledWorkerCrash
     from pynenc_wf_testing.checks.idempotency import is_non_idempotent as is_non_idempotent
     from pynenc_wf_testing.checks.idempotency import non_idempotent as non_idempotent
     from pynenc_wf_testing.checks.interleavings import (
@@ -83,6 +84,7 @@ _HOMES = {
     "ScheduleOutcome": "checks.crash_report",
     "ScheduledCrash": "checks.faults",
     "ScheduledEviction": "checks.faults",
+    "ScheduledWorkerCrash": "checks.faults",
     "ScheduledFailure": "checks.faults",
     "Step": "runtime.history",
     "BusyWaitError": "errors",
@@ -135,6 +137,7 @@ __all__ = [
     "ScheduledEvent",
     "ScheduledEviction",
     "ScheduledFailure",
+    "ScheduledWorkerCrash",
     "Signal",
     "SliceTimeoutError",
     "Step",

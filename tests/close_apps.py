@@ -96,3 +96,12 @@ def cleans_up_after_cancel(hours: float) -> list[Any]:
     except WorkflowCancelled:
         return ["cleaned", root.execute_task(undo, "cleanup").result]
     return ["not cancelled"]
+
+
+@app.workflow
+def sleeps_with_a_child(hours: float) -> str:
+    """Starts a child busy for ``hours`` without waiting for it, then sleeps a day."""
+    root = sleeps_with_a_child.wf.root
+    root.execute_task(slow_job, "background", hours)
+    root.sleep(dt.timedelta(days=1))
+    return "slept"

@@ -114,3 +114,42 @@ def second_nap_swallower() -> str:
         outcome = "interrupted"
     root.sleep(dt.timedelta(hours=1))
     return root.execute_task(note, outcome).result  # type: ignore[no-any-return]
+
+
+@app.task
+def outside_job(n: int) -> int:
+    CALLS.append(f"outside {n}")
+    return n * 10
+
+
+@app.workflow
+def job_watcher(hours: int) -> int:
+    """Waits for any new run of ``outside_job`` (``wait_for_task(task)``)."""
+    root = job_watcher.wf.root
+    return root.wait_for_task(outside_job, timeout=dt.timedelta(hours=hours))  # type: ignore[no-any-return]
+
+
+@app.task
+def refuse(what: str) -> None:
+    CALLS.append(f"refuse {what}")
+    raise RuntimeError(f"the refund service is down for {what}")
+
+
+@app.workflow
+def slow_undo(what: str) -> str:
+    """A compensation that takes an hour (a child workflow)."""
+    root = slow_undo.wf.root
+    root.sleep(dt.timedelta(hours=1))
+    return root.execute_task(note, f"undo {what}").result  # type: ignore[no-any-return]
+
+
+@app.workflow
+def compensating_flow(order: str) -> str:
+    """Fails after booking; compensations newest first: one fails, one takes an hour."""
+    root = compensating_flow.wf.root
+    with root.saga() as saga:
+        root.execute_task(note, f"book {order}").result
+        saga.add_compensation(slow_undo, order)
+        saga.add_compensation(refuse, order)
+        root.sleep(dt.timedelta(minutes=5))
+        raise ValueError(f"card declined for {order}")

@@ -22,6 +22,7 @@ DONE: list[tuple[str, dt.datetime, dt.datetime]] = []
 
 def reset() -> None:
     DONE.clear()
+    CHARGED.clear()
     TICKS.clear()
 
 
@@ -119,3 +120,22 @@ TICKS: list[dt.datetime] = []
 @cron_app.task(triggers=TriggerBuilder().on_cron("* * * * *"))
 def tick() -> None:
     TICKS.append(now())
+
+
+#: Cards charged by ``charge_card`` (the outside world), one entry per execution.
+CHARGED: list[str] = []
+
+
+@app.task
+def charge_card(card: str) -> str:
+    """A minute of work with an outside effect: not safe to run twice."""
+    time.sleep(60)
+    CHARGED.append(card)
+    return f"charged {card}"
+
+
+@app.workflow
+def checkout(card: str) -> str:
+    root = checkout.wf.root
+    first = root.execute_task(work, "pack", 30).result
+    return f"{first}/{root.execute_task(charge_card, card).result}"

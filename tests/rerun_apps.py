@@ -94,3 +94,12 @@ def retrying(order: str) -> str:
     policy = RetryPolicy.fixed(dt.timedelta(minutes=1), max_attempts=3)
     got = root.execute_task_with_retry(wobbly, order, retry=policy)
     return f"{got}/{root.execute_task(ship, order).result}"
+
+
+@app.workflow
+def parent_order(order: str) -> str:
+    """Reserves, then runs ``fulfill`` as a sub-workflow (re-running that child alone is
+    refused: the parent holds its result)."""
+    root = parent_order.wf.root
+    reserved = root.execute_task(reserve, order).result
+    return f"{reserved}+{root.execute_task(fulfill, order).result}"

@@ -84,6 +84,18 @@ def test_each_run_starts_with_an_empty_history(wf_env: WorkflowEnv) -> None:
     }
     text = wf_env.render()
     assert "continued as renewal#2" in text and "continued as renewal#3" in text
+    # each run names the one before it too, and an exported history draws the same links
+    first, second, third = (r.invocation_id[:8] for r in run.runs)
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"renewal#2 [{second}]"))
+    assert line.endswith(
+        f"continued from renewal#1 [{first}]; continued as renewal#3 [{third}]"
+    )
+    from pynenc_wf_testing.env.report import render_text
+    from pynenc_wf_testing.env.report_sources import read_history
+
+    exported = render_text(read_history(wf_env.history_json()))
+    assert f"continued from renewal#2 [{second}]" in exported
+    assert f"continued as renewal#3 [{third}]" in exported
 
 
 def test_client_operations_reach_the_current_run(wf_env: WorkflowEnv) -> None:

@@ -295,3 +295,116 @@ def test_every_crash_point_of_an_evicting_world_recovers() -> None:
         )
         assert not any(o.schedule.evictions for o in report.explored)  # all evicted already
         assert report.ok, report.summary()
+
+
+# ---------------------------------------------------------------- the last waits that polled
+
+
+def _watch(evict: str) -> tuple[Any, list[dict[str, Any]], list[str], int]:
+    apps.reset()
+    with WorkflowEnv(seed=8, evict=evict) as env:
+        env.use(apps.app)
+        run = env.start(apps.job_watcher, 5)
+        env.advance(hours=2)
+        assert not run.done
+        if evict == "every_wait":
+            assert env.describe(run).suspended == "a run of task outside_job"
+            members = atomic_store(apps.app).members(schema.WATCHED_TASKS)
+            key = apps.outside_job.task_id.key
+            assert members == [f"0 {run.invocation_id} {key}"]
+        env.start(apps.outside_job, 4)
+        result = run.result
+        assert atomic_store(apps.app).members(schema.WATCHED_TASKS) == []
+        return result, [s.to_dict() for s in env.history], list(apps.CALLS), env.executions(
+            apps.job_watcher
+        )
+
+
+def test_wait_for_any_run_of_a_task_is_evicted_and_woken_by_the_tick() -> None:
+    cached = _watch("never")
+    evicted = _watch("every_wait")
+    assert cached[0] == evicted[0] == 40
+    assert (cached[3], evicted[3]) == (1, 2)  # one re-execution: woken by the new run
+    assert evicted[1] == cached[1] and evicted[2] == cached[2]
+
+
+def test_an_evicted_wait_for_a_task_times_out_at_its_instant() -> None:
+    from pynenc_wf_testing.engine import WaitTimeout
+
+    with WorkflowEnv(seed=8, evict="every_wait") as env:
+        env.use(apps.app)
+        run = env.start(apps.job_watcher, 3)
+        env.advance(hours=2, minutes=59)
+        assert not run.done
+        env.advance(minutes=1)
+        assert run.done
+        with pytest.raises(WaitTimeout, match="a run of task outside_job"):
+            run.result
+
+
+def _compensate(evict: str) -> tuple[list[str], list[dict[str, Any]], list[str], int]:
+    apps.reset()
+    with WorkflowEnv(seed=9, evict=evict) as env:
+        env.use(apps.app)
+        run = env.start(apps.compensating_flow, "o7")
+        env.advance(minutes=30)
+        assert not run.done  # the slow compensation runs for an hour
+        if evict == "every_wait":
+            assert "slow_undo" in (env.describe(run).suspended or "")
+        with pytest.raises(ValueError, match="card declined for o7") as failed:
+            run.result
+        return failed.value.__notes__, [s.to_dict() for s in env.history], list(apps.CALLS), (
+            env.executions(apps.compensating_flow)
+        )
+
+
+def test_an_evicted_compensation_waits_for_its_child_and_keeps_the_original_error() -> None:
+    cached = _compensate("never")
+    evicted = _compensate("every_wait")
+    notes = [
+        "compensation refuse('o7') failed: RuntimeError: the refund service is down for o7"
+    ]
+    assert cached[0] == evicted[0] == notes
+    # each compensation ran once although the body re-executed after each wait
+    assert evicted[2] == cached[2] == ["book o7", "refuse o7", "undo o7"]
+    assert evicted[1] == cached[1]
+    # first run + the sleep, then each compensation's wait for its child, evicted
+    assert (cached[3], evicted[3]) == (1, 4)
+
+
+def test_a_saga_passes_every_eviction_point_of_its_compensations() -> None:
+    with WorkflowEnv(seed=4) as env:
+        env.use(apps.app)
+        report = env.check_crash_safety(apps.compensating_flow, "o8", before_each=apps.reset)
+        evictions = [o for o in report.explored if o.schedule.evictions]
+        # the saga's sleep, its two compensations' waits, the slow compensation's own sleep
+        assert len(evictions) == report.golden_waits == 4
+        assert report.ok, report.summary()
+
+
+def test_the_tick_counts_a_watched_task_once_whatever_the_number_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No per-workflow polling: one count of final runs per watched task per tick."""
+    from pynenc_wf_testing.engine._service import tick
+
+    with WorkflowEnv(seed=8, evict="every_wait") as env:
+        env.use(apps.app)
+        runs = [env.start(apps.job_watcher, 5) for _ in range(6)]
+        env.advance(hours=1)
+        store = atomic_store(apps.app)
+        assert len(store.members(schema.WATCHED_TASKS)) == 6
+        counted: list[Any] = []
+        original = apps.app.orchestrator.count_invocations
+
+        def counting(*args: Any, **kwargs: Any) -> int:
+            counted.append(args)
+            return int(original(*args, **kwargs))
+
+        monkeypatch.setattr(apps.app.orchestrator, "count_invocations", counting)
+        assert tick(apps.app, store, now=0.0) == 0  # nothing new: nobody woken
+        assert len(counted) == 1
+        monkeypatch.undo()
+        env.start(apps.outside_job, 2)
+        assert [run.result for run in runs] == [20] * 6
+        assert store.members(schema.WATCHED_TASKS) == []

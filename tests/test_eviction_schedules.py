@@ -146,3 +146,25 @@ def test_an_evicting_world_draws_no_evictions() -> None:
         )
         assert report.ok
         assert not any(o.schedule.evictions for o in report.explored)
+
+
+def test_evictions_and_worker_crashes_are_drawn_together() -> None:
+    from pynenc_wf_testing.checks.faults import ScheduledWorkerCrash
+
+    schedule = find(
+        fault_schedules(
+            10, max_crashes=1, min_crashes=0, waits=3, max_evictions=2,
+            workers=2, within=60, max_worker_crashes=1, down_for=5.0,
+        ),
+        lambda s: bool(s.evictions) and bool(s.worker_crashes),
+        settings=settings(database=None, derandomize=True),
+    )
+    assert schedule == FaultSchedule(
+        evictions=(ScheduledEviction(1),),
+        worker_crashes=(ScheduledWorkerCrash(1, 0.0, 5.0),),
+    )
+    assert FaultSchedule.from_json(schedule.to_json()) == schedule
+    with pytest.raises(InvalidArgument, match="max_crashes must be >= 1"):
+        fault_schedules(5, max_crashes=0, min_crashes=0, waits=0, workers=0)
+    # workers alone or evictions alone allow schedules without crashes
+    fault_schedules(5, max_crashes=0, min_crashes=0, workers=2, within=10)

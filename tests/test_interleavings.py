@@ -26,6 +26,7 @@ from pynenc_wf_testing import (
     WorkflowEnv,
 )
 from pynenc_wf_testing.checks.strategies import event_schedules
+from pynenc_wf_testing.engine import WorkflowCancelled
 from tests import interleave_apps as apps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,11 +222,11 @@ def test_the_invariant_is_checked_after_every_run() -> None:
     assert all("Cancel()" in str(o.schedule) for o in report.failing)
 
 
-def test_a_halted_workflow_is_waiting_not_deadlocked_and_a_lost_resume_is_found() -> None:
+def test_a_halted_workflow_is_waiting_not_deadlocked_and_a_resume_while_parking_is_not_lost() -> None:
     """A halted run waits for a person: not a violation. A Resume() that arrives after
-    ``halt#1`` is recorded but before the workflow parks is accepted and lost (the engine
-    marks the halt resumed, finds the workflow not parked yet and does nothing; the
-    workflow then parks for good): the check reports it."""
+    ``halt#1`` is recorded but before the workflow parks (the resumer finds no HALTED flag
+    and routes nothing) used to be lost; the halting workflow now re-reads its halt record
+    once parked and goes on: the check finds nothing."""
     with WorkflowEnv(seed=5) as env:
         report = env.check_interleavings(
             apps.halts_for_approval, "k", events=[Resume()], max_examples=0
@@ -235,11 +236,26 @@ def test_a_halted_workflow_is_waiting_not_deadlocked_and_a_lost_resume_is_found(
     assert str(early.schedule) == "env.deliver_after('route:halts_for_approval#1', Resume())"
     assert early.ok and early.outcome.startswith("halted")  # not halted yet: nothing to resume
     assert str(after_halt.schedule) == "env.deliver_after('halt#1', Resume())"
-    assert after_halt.violations == [(
-        "incomplete",
-        "still halted although Resume() was delivered after halt#1 (step 2), once halt#1 was "
-        "recorded: the resume was accepted and lost",
-    )]
+    assert after_halt.violations == []
+    assert after_halt.outcome == "returned 'resumed'"
+    report.assert_ok()
+
+
+def test_a_resume_delivered_while_the_workflow_parks_is_not_lost() -> None:
+    """The same race driven by hand: the resume lands right after ``halt#1`` is written."""
+    with WorkflowEnv(seed=5) as env:
+        run = env.start(apps.halts_for_approval, "k")
+        env.deliver_after("halt#1", Resume())
+        assert run.result == "resumed"
+        assert env.describe(run).halted is None
+
+
+def test_a_cancel_delivered_while_the_workflow_parks_is_not_lost() -> None:
+    with WorkflowEnv(seed=5) as env:
+        run = env.start(apps.halts_for_approval, "k")
+        env.deliver_after("halt#1", Cancel("stop"))
+        with pytest.raises(WorkflowCancelled, match="stop"):
+            run.result
 
 
 def test_the_report_prints_a_runnable_reproduction() -> None:

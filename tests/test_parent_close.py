@@ -204,6 +204,22 @@ def test_a_workflow_whose_children_finished_closes_without_a_step(wf_env) -> Non
     assert not any(s.name.startswith(("cancel", "abandon")) for s in run.history)
 
 
+def test_a_run_timeout_cancels_the_running_children_at_the_deadline(wf_env) -> None:
+    # The same case as tests/production (a durable wait, a child it never waits for): the
+    # child fails with the workflow's WorkflowTimeout at the deadline, not when it would end.
+    start = wf_env.now
+    run = wf_env.start_workflow(ca.sleeps_with_a_child, 5.0, run_timeout=2 * H)
+    with pytest.raises(WorkflowTimeout, match="run timeout"):
+        run.result
+    assert wf_env.now - start == 2 * H
+    [child_id] = _child_ids(run.invocation_id)
+    assert _status(child_id) == InvocationStatus.FAILED
+    with pytest.raises(WorkflowTimeout, match="run timeout"):
+        ea.app.state_backend.get_invocation(child_id).result
+    wf_env.advance(hours=10)
+    assert ea.calls("slow_job") == []
+
+
 @pytest.mark.parametrize("bad", ["kill", "CANCEL", 1, None, ParentClosePolicy])
 def test_a_bad_parent_close_value_is_an_error_at_the_call(wf_env, bad: Any) -> None:
     run = wf_env.start(ca.fire_and_forget, bad)

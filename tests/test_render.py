@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from pynenc_wf_testing import WorkflowEnv
-from pynenc_wf_testing.env.report import _format_span, render_html, render_text
+from pynenc_wf_testing.env._report_layout import _format_span
+from pynenc_wf_testing.env.report import render_html, render_text
 from tests import render_apps as ra
 
 SVG = "{http://www.w3.org/2000/svg}"

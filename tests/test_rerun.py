@@ -195,13 +195,50 @@ def test_the_history_replays_both_runs(wf_env) -> None:
         assert Replayer(ra.app).replay(doc, workflow_id=workflow_id).ok
 
 
+def _line(text: str, start: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
 def test_the_report_shows_both_runs(wf_env) -> None:
+    from pynenc_wf_testing.env.report import render_html
+
     run = wf_env.start(ra.fulfill, "o-14")
     run.result
-    wf_env.rerun(run, from_step="ship#1").result
+    again = wf_env.rerun(run, from_step="ship#1")
+    again.result
+    third = wf_env.rerun(again)  # every valid result reused: no step named
+    third.result
+    old, new, last = (r.invocation_id[:8] for r in (run, again, third))
     text = wf_env.render()
-    assert f"fulfill#1 [{run.invocation_id[:8]}]" in text
-    assert "fulfill#2 [" in text
+    assert _line(text, f"fulfill#1 [{old}]").endswith(f"1 run  re-run as fulfill#2 [{new}]")
+    assert _line(text, f"fulfill#2 [{new}]").endswith(
+        f"re-run of fulfill#1 [{old}] from ship#1; re-run as fulfill#3 [{last}]"
+    )
+    assert _line(text, f"fulfill#3 [{last}]").endswith(f"re-run of fulfill#2 [{new}]")
+    page = render_html(wf_env, title="t")
+    assert f"re-run of fulfill#1 [{old}] from ship#1" in page
+    assert f"re-run as fulfill#2 [{new}]" in page
+
+
+def test_an_exported_history_shows_the_rerun_links(wf_env) -> None:
+    from pynenc_wf_testing.env.report import render_text
+    from pynenc_wf_testing.env.report_sources import read_history
+
+    run = wf_env.start_workflow(ra.fulfill, "o-18", workflow_id="order-18")
+    run.result
+    again = wf_env.rerun("order-18", from_step="charge_payment#2")
+    again.result
+    old, new = run.invocation_id[:8], again.invocation_id[:8]
+    model = read_history(wf_env.history_json())
+    views = {v.invocation_id: v for v in model.invocations}
+    assert views[again.invocation_id].rerun_of == run.invocation_id
+    assert views[again.invocation_id].rerun_from_step == "charge_payment#2"
+    assert views[run.invocation_id].rerun_as == (again.invocation_id,)
+    text = render_text(model)
+    assert f"re-run as fulfill#2 [{new}]" in _line(text, f"fulfill#1 [{old}]")
+    assert _line(text, f"fulfill#2 [{new}]").endswith(
+        f"re-run of fulfill#1 [{old}] from charge_payment#2"
+    )
 
 
 def test_the_attempts_of_a_retried_call_are_reused(wf_env) -> None:
@@ -238,3 +275,32 @@ def test_a_rerun_on_a_worker_pool() -> None:
         again = env.rerun(run, from_step="charge_payment#2")
         assert again.result == "r1/c1:10/c3:5/s2"
         assert env.workflow_steps(again) == STEPS
+
+
+def test_a_sub_workflow_is_rerun_through_its_parent(wf_env) -> None:
+    run = wf_env.start_workflow(ra.parent_order, "o-17", workflow_id="parent-17")
+    assert run.result == "r1+r2/c1:10/c2:5/s1"
+    assert wf_env.workflow_steps(run) == ["reserve#1", "fulfill#1"]
+    sub = next(
+        str(c) for c in ra.app.state_backend.get_child_invocations(run.invocation_id)
+        if ra.app.state_backend.get_invocation(str(c)).task.task_id.func_name == "fulfill"
+    )
+    with pytest.raises(InvalidWorkflowArgument, match=re.escape(
+        f"rerun_workflow(): run {sub} is a sub-workflow of workflow 'parent-17' (its step "
+        "'fulfill#1'): the parent recorded its result, and a run of the sub-workflow alone "
+        "would reach no one. Re-run the parent from that step instead (it runs the "
+        "sub-workflow again): rerun_workflow(app, 'parent-17', from_step='fulfill#1')."
+    )):
+        wf_env.rerun(sub, from_step="ship#1")
+    with pytest.raises(InvalidWorkflowArgument, match=re.escape(
+        "Invalidate the parent's step instead (its next re-run runs the sub-workflow "
+        "again): invalidate_result(app, 'parent-17', 'fulfill#1')."
+    )):
+        wf_env.invalidate(sub, "ship#1")
+    # what the message says to do: the parent runs the sub-workflow again, reserve reused
+    before = len(ra.CALLS)
+    again = wf_env.rerun("parent-17", from_step="fulfill#1")
+    assert again.result == "r1+r3/c3:10/c4:5/s2"
+    assert [name for name, _ in ra.CALLS[before:]] == [
+        "reserve", "charge_payment", "charge_payment", "ship"
+    ]

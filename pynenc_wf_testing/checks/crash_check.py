@@ -14,7 +14,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pynenc_wf_testing.checks.crash_report import CrashReport, ScheduleOutcome, Violation
-from pynenc_wf_testing.checks.faults import FaultSchedule, ScheduledCrash, ScheduledEviction
+from pynenc_wf_testing.checks.faults import (
+    FaultSchedule,
+    ScheduledCrash,
+    ScheduledEviction,
+    ScheduledWorkerCrash,
+)
 from pynenc_wf_testing.checks.idempotency import marked_keys
 from pynenc_wf_testing.checks.report import call_repr
 from pynenc_wf_testing.errors import (
@@ -324,6 +329,7 @@ def check_crash_safety(
     on_blocked: Callable[[Any, Any], Any] | None = None,
     non_idempotent: set[str] | None = None,
     evictions: bool = True,
+    worker_crashes: bool = True,
 ) -> CrashReport:
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 1:
         raise InvalidArgument(f"max_crashes must be an int >= 1, got {max_crashes!r}.")
@@ -384,9 +390,25 @@ def check_crash_safety(
                 schedule = FaultSchedule(evictions=(ScheduledEviction(wait),))
                 _, outcome = checker.run(schedule, optional=False, fine=True)
                 report.explored.append(outcome)
+        # One pool worker down at each instant the golden run started work on it (the
+        # others keep going). A worker that never comes back needs another to recover it.
+        pool = env.world.sim.pool
+        downs: list[ScheduledWorkerCrash] = []
+        if worker_crashes and pool is not None and (
+            pool.workers > 1 or restart_after is not None
+        ):
+            downs = _golden_worker_crashes(report, restart_after)
+            for down in downs:
+                _, outcome = checker.run(
+                    FaultSchedule(worker_crashes=(down,)), optional=False, fine=True
+                )
+                report.explored.append(outcome)
         if max_crashes > 1:
             from pynenc_wf_testing.checks.strategies import fault_schedules
 
+            # no pool (or no worker crashes): exactly the schedules drawn before
+            workers = pool.workers if downs and pool is not None else 0
+            within = report.golden.virtual_seconds if report.golden else 0.0
             if evicting and report.golden_waits:
                 # Crashes and evictions drawn together; a schedule of one fault was run
                 # above, so only combinations of two or more are explored (and shrunk to).
@@ -395,11 +417,13 @@ def check_crash_safety(
                     _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=0,
                     steps=report.golden_steps, fine=fine,
                     waits=report.golden_waits + max_crashes, max_evictions=max_crashes,
+                    workers=workers, within=within, down_for=restart_after,
                 ).filter(lambda schedule: len(schedule) >= 2)
             else:
                 strategy = fault_schedules(
                     _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=2,
                     steps=report.golden_steps, fine=fine,
+                    workers=workers, within=within, down_for=restart_after,
                 )
             _explore(checker, report, strategy, max_examples, fine)
     report.minimal_failure = report.smallest_failure()
@@ -465,6 +489,29 @@ def _empty_report(
     )
 
 
+def _golden_worker_crashes(
+    report: CrashReport, restart_after: float | None
+) -> list[ScheduledWorkerCrash]:
+    """A worker crash in the middle of each execution the golden run ran on a pool worker
+    (at its start when it took no virtual time), in virtual seconds from the run's start;
+    each distinct (worker, instant) once."""
+    import datetime as dt
+
+    start = dt.datetime.fromisoformat(report.golden_start)
+    seen: set[tuple[int, float]] = set()
+    downs: list[ScheduledWorkerCrash] = []
+    for worker, started, finished in report.golden_work:
+        began = (dt.datetime.fromisoformat(started) - start).total_seconds()
+        ended = began if finished is None else (
+            dt.datetime.fromisoformat(finished) - start
+        ).total_seconds()
+        after = (began + ended) / 2
+        if (worker, after) not in seen:
+            seen.add((worker, after))
+            downs.append(ScheduledWorkerCrash(worker, after, restart_after))
+    return sorted(downs, key=ScheduledWorkerCrash.sort_key)
+
+
 def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
     golden, golden_outcome = checker.run(FaultSchedule(), optional=False)
     checker.golden = golden
@@ -473,6 +520,10 @@ def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
     report.golden_outcome = golden.text()
     report.golden_steps = list(checker.env.world.sim.history)
     report.golden_waits = checker.env.world.sim.eviction.waits
+    report.golden_start = checker.env.world.start.isoformat()
+    report.golden_work = [
+        (e.worker, e.started, e.finished) for e in checker.env.world.sim.ledger if e.worker
+    ]
     if golden.kind == "incomplete" or not golden_outcome.ok:
         raise CrashSafetyError(
             f"the golden run of {report.call_repr} (no faults) did not behave, so there is "
@@ -482,8 +533,8 @@ def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
 
 
 def _as_fired(env: Any, schedule: FaultSchedule) -> FaultSchedule:
-    """The crashes of ``schedule`` that fired, named after the steps they fired at, and
-    its evictions that happened.
+    """The crashes of ``schedule`` that fired, named after the steps they fired at, its
+    evictions that happened, and its worker crashes (kept as scheduled).
 
     A generated crash carries the golden run's name for its step number, but after an
     earlier crash or an injected failure the faulted run numbers its steps differently:
@@ -502,9 +553,9 @@ def _as_fired(env: Any, schedule: FaultSchedule) -> FaultSchedule:
         name = at.name if first.get(at.name) == at.number else None
         fired.append(replace(crash, step=at.number, name=name))
     evicted = set(env.world.sim.eviction.evicted)
-    return FaultSchedule(
-        tuple(fired), schedule.failures,
-        tuple(e for e in schedule.evictions if e.wait in evicted),
+    return replace(
+        schedule, crashes=tuple(fired),
+        evictions=tuple(e for e in schedule.evictions if e.wait in evicted),
     )
 
 

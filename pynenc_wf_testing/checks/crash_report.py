@@ -64,6 +64,10 @@ class CrashReport(CheckReport[ScheduleOutcome]):
     golden_waits: int = 0
     #: True when the golden run raised: every comparison is then against that exception.
     golden_raised: bool = False
+    #: The golden run's virtual start, and (pool worker, start, end) of each of its
+    #: executions on a pool (where the check takes a worker down).
+    golden_start: str = ""
+    golden_work: list[tuple[int, str, str | None]] = field(default_factory=list)
 
     _schedule_kind = "fault"
     _headline = (
@@ -84,7 +88,8 @@ class CrashReport(CheckReport[ScheduleOutcome]):
     def _size(self, outcome: ScheduleOutcome) -> tuple[Any, ...]:
         schedule = outcome.schedule
         return (
-            len(schedule), [c.step for c in schedule.crashes], [e.wait for e in schedule.evictions]
+            len(schedule), [c.step for c in schedule.crashes], [e.wait for e in schedule.evictions],
+            [w.sort_key() for w in schedule.worker_crashes],
         )
 
     def _problems(self, outcome: ScheduleOutcome) -> list[tuple[str, str]]:

@@ -14,6 +14,10 @@ cached (its greenlet parked), it suspends as in production and its body re-execu
 store when it is woken. Only code that keeps state outside the engine's records (a module
 global, an object built before the wait) behaves differently.
 
+A :class:`ScheduledWorkerCrash` takes one worker of a pool (``WorkflowEnv(workers=N)``) down
+at a virtual instant while the others keep going, as :meth:`WorkflowEnv.crash_worker` does
+(docs/workers.md).
+
 A *crash point* is a place a crash can go: a step and a phase (``before`` or ``after``).
 """
 
@@ -27,7 +31,8 @@ from pynenc_wf_testing.runtime.faults import Phase, StepRef
 from pynenc_wf_testing.runtime.history import Step
 
 __all__ = [
-    "FaultSchedule", "Phase", "ScheduledCrash", "ScheduledEviction", "ScheduledFailure", "StepRef",
+    "FaultSchedule", "Phase", "ScheduledCrash", "ScheduledEviction", "ScheduledFailure",
+    "ScheduledWorkerCrash", "StepRef",
 ]
 
 
@@ -125,6 +130,55 @@ class ScheduledEviction:
         return {"wait": self.wait}
 
 
+def _seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0
+
+
+@dataclass(frozen=True)
+class ScheduledWorkerCrash:
+    """One worker crash of a :class:`FaultSchedule`: pool worker ``worker`` (1-based) goes
+    down ``after`` virtual seconds after the schedule is applied and comes back ``down_for``
+    seconds later, or never (None), as :meth:`WorkflowEnv.crash_worker` does. Needs an
+    environment with a worker pool (``WorkflowEnv(workers=N)``)."""
+
+    worker: int
+    after: float = 0.0
+    down_for: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.worker, bool) or not isinstance(self.worker, int) or self.worker < 1:
+            raise InvalidArgument(
+                f"ScheduledWorkerCrash.worker must be a worker number (an int >= 1), got "
+                f"{self.worker!r}."
+            )
+        if not _seconds(self.after):
+            raise InvalidArgument(
+                f"ScheduledWorkerCrash.after must be a number of virtual seconds >= 0, got "
+                f"{self.after!r}."
+            )
+        if self.down_for is not None and not _seconds(self.down_for):
+            raise InvalidArgument(
+                f"ScheduledWorkerCrash.down_for must be a number of virtual seconds >= 0, or "
+                f"None to keep the worker down for good, got {self.down_for!r}."
+            )
+
+    def sort_key(self) -> tuple[float, int, float]:
+        return (self.after, self.worker, -1.0 if self.down_for is None else self.down_for)
+
+    def snippet(self, env_name: str = "wf_env") -> str:
+        back = (
+            "" if self.down_for is None
+            else f", down_for=timedelta(seconds={self.down_for:g})"
+        )
+        return (
+            f"{env_name}.crash_worker({self.worker}, after=timedelta(seconds={self.after:g})"
+            f"{back})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"worker": self.worker, "after": self.after, "down_for": self.down_for}
+
+
 def _exception_class(name: Any) -> type[BaseException]:
     import builtins
     import importlib
@@ -150,6 +204,7 @@ class FaultSchedule:
     crashes: tuple[ScheduledCrash, ...] = ()
     failures: tuple[ScheduledFailure, ...] = ()
     evictions: tuple[ScheduledEviction, ...] = ()
+    worker_crashes: tuple[ScheduledWorkerCrash, ...] = ()
 
     def apply(self, env: Any, *, optional: bool = False, fine: bool = True) -> None:
         """Arm every fault on ``env``. With ``optional=True`` a crash whose step the run
@@ -176,11 +231,22 @@ class FaultSchedule:
             env.world.faults.add_failure(failure.task, failure.times, failure.exc)
         for eviction in self.evictions:
             env.world.sim.eviction.at_waits.add(eviction.wait)
+        sim = env.world.sim if self.worker_crashes else None
+        for down in self.worker_crashes:
+            assert sim is not None
+            # the same fault, and reason, as env.crash_worker(): the same history
+            sim.schedule_worker_down(
+                down.worker,
+                sim.clock.micros + round(down.after * 1_000_000),
+                None if down.down_for is None else round(down.down_for * 1_000_000),
+                f"crash_worker({down.worker})",
+            )
 
     def snippet_lines(self, env_name: str = "wf_env") -> list[str]:
         return (
             [f.snippet(env_name) for f in self.failures]
             + [e.snippet(env_name) for e in self.evictions]
+            + [w.snippet(env_name) for w in self.worker_crashes]
             + [c.snippet(env_name) for c in self.crashes]
         )
 
@@ -192,16 +258,19 @@ class FaultSchedule:
         }
         if self.evictions:
             doc["evictions"] = [e.to_json() for e in self.evictions]
+        if self.worker_crashes:
+            doc["worker_crashes"] = [w.to_json() for w in self.worker_crashes]
         return doc
 
     @classmethod
     def from_json(cls, doc: Any) -> FaultSchedule:
         """The schedule :meth:`to_json` wrote (e.g. a shrunk schedule of ``pynenc-wf
         simulate --json``); exception classes are imported by their dotted names."""
-        if not isinstance(doc, dict) or not set(doc) <= {"crashes", "failures", "evictions"}:
+        known = {"crashes", "failures", "evictions", "worker_crashes"}
+        if not isinstance(doc, dict) or not set(doc) <= known:
             raise InvalidArgument(
                 "a fault schedule is a dict with 'crashes', 'failures' and (optionally) "
-                f"'evictions' lists, got {doc!r}."
+                f"'evictions' and 'worker_crashes' lists, got {doc!r}."
             )
         try:
             crashes = tuple(
@@ -214,12 +283,19 @@ class FaultSchedule:
                 for f in doc.get("failures", [])
             )
             evictions = tuple(ScheduledEviction(e["wait"]) for e in doc.get("evictions", []))
+            downs = tuple(
+                ScheduledWorkerCrash(w["worker"], w.get("after", 0.0), w.get("down_for"))
+                for w in doc.get("worker_crashes", [])
+            )
         except (KeyError, TypeError) as error:
             raise InvalidArgument(f"malformed fault schedule {doc!r}: {error!r}.") from None
-        return cls(crashes, failures, evictions)
+        return cls(crashes, failures, evictions, downs)
 
     def __len__(self) -> int:
-        return len(self.crashes) + len(self.failures) + len(self.evictions)
+        return (
+            len(self.crashes) + len(self.failures) + len(self.evictions)
+            + len(self.worker_crashes)
+        )
 
     def __str__(self) -> str:
         if not self:

@@ -31,13 +31,14 @@ from pynenc_wf_testing.checks.faults import (
     ScheduledCrash,
     ScheduledEviction,
     ScheduledFailure,
+    ScheduledWorkerCrash,
 )
 from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 
 __all__ = [
     "crash_points", "event_schedules", "fault_schedules", "scheduled_evictions",
-    "scheduled_failures",
+    "scheduled_failures", "worker_crashes",
 ]
 
 _PHASES = ("after", "before")
@@ -131,6 +132,41 @@ def scheduled_evictions(
     ).map(lambda numbers: tuple(ScheduledEviction(n) for n in sorted(numbers)))
 
 
+def worker_crashes(
+    workers: int, *, within: float, max_worker_crashes: int = 1,
+    down_for: float | None = None,
+) -> st.SearchStrategy[tuple[ScheduledWorkerCrash, ...]]:
+    """Up to ``max_worker_crashes`` crashes of pool workers ``1..workers``, each at a whole
+    number of virtual seconds in ``0..within`` after the schedule is applied, each back
+    ``down_for`` seconds later (None: never). Shrinks towards no crash, worker 1, earlier."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidArgument(
+            f"workers must be the pool's number of workers (an int >= 1), got {workers!r}."
+        )
+    if isinstance(within, bool) or not isinstance(within, (int, float)) or within < 0:
+        raise InvalidArgument(
+            f"within must be a number of virtual seconds >= 0 (e.g. the length of a "
+            f"fault-free run), got {within!r}."
+        )
+    if (
+        isinstance(max_worker_crashes, bool) or not isinstance(max_worker_crashes, int)
+        or max_worker_crashes < 0
+    ):
+        raise InvalidArgument(
+            f"max_worker_crashes must be an int >= 0, got {max_worker_crashes!r}."
+        )
+    if max_worker_crashes == 0:
+        return st.just(())
+    one = st.builds(
+        lambda worker, after: ScheduledWorkerCrash(worker, float(after), down_for),
+        st.integers(min_value=1, max_value=workers),
+        st.integers(min_value=0, max_value=int(within)),
+    )
+    return st.lists(one, max_size=max_worker_crashes).map(
+        lambda downs: tuple(sorted(downs, key=ScheduledWorkerCrash.sort_key))
+    )
+
+
 def fault_schedules(
     max_step: int,
     *,
@@ -142,11 +178,18 @@ def fault_schedules(
     max_failures: int = 1,
     waits: int = 0,
     max_evictions: int = 1,
+    workers: int = 0,
+    within: float = 0.0,
+    max_worker_crashes: int = 1,
+    down_for: float | None = None,
 ) -> st.SearchStrategy[FaultSchedule]:
     """Schedules of ``min_crashes..max_crashes`` crashes, in step order; given failure
     ``failures`` candidates, up to ``max_failures`` of them (see :func:`scheduled_failures`);
     given ``waits`` (the waits that blocked in a fault-free run, ``CrashReport.golden_waits``),
     up to ``max_evictions`` evictions at waits ``1..waits`` (see :func:`scheduled_evictions`).
+    With ``workers`` (the pool's worker count, ``WorkflowEnv(workers=N)``), also up to
+    ``max_worker_crashes`` worker crashes in the first ``within`` virtual seconds (see
+    :func:`worker_crashes`).
 
     Step numbers count the committed steps of the faulted run. A step that a crash stopped
     from committing keeps its number when it commits after recovery, so the same number may
@@ -156,10 +199,12 @@ def fault_schedules(
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 0:
         raise InvalidArgument(f"max_crashes must be an int >= 0, got {max_crashes!r}.")
     evictions = scheduled_evictions(waits, max_evictions=max_evictions)
-    if not failures and max_crashes < 1 and not (waits and max_evictions):
+    evicting = bool(waits and max_evictions)
+    if not failures and not workers and max_crashes < 1 and not evicting:
         raise InvalidArgument(
-            "max_crashes must be >= 1 when no failures or evictions are given "
-            "(pass failures=[...] or waits=N to draw schedules without crashes)."
+            "max_crashes must be >= 1 when no failures or evictions are given and no "
+            "workers (pass failures=[...], waits=N or workers=N to draw schedules without "
+            "crashes)."
         )
     if isinstance(min_crashes, bool) or not isinstance(min_crashes, int) or not (
         0 <= min_crashes <= max_crashes
@@ -176,7 +221,21 @@ def fault_schedules(
         if max_crashes
         else st.just([])
     )
-    if waits and max_evictions:
+    if evicting and workers:
+        # Both drawn after crashes and failures, evictions before worker crashes.
+        return st.builds(
+            lambda crashes, failed, evicted, downs: FaultSchedule(
+                tuple(sorted(crashes)), failed, evicted, downs
+            ),
+            crashes,
+            scheduled_failures(failures, max_failures=max_failures),
+            evictions,
+            worker_crashes(
+                workers, within=within, max_worker_crashes=max_worker_crashes,
+                down_for=down_for,
+            ),
+        )
+    if evicting:
         # Drawn after crashes and failures: a schedule shrinks to its eviction alone when
         # that is what the bug needs.
         return st.builds(
@@ -186,6 +245,18 @@ def fault_schedules(
             crashes,
             scheduled_failures(failures, max_failures=max_failures),
             evictions,
+        )
+    if workers:
+        return st.builds(
+            lambda crashes, failed, downs: FaultSchedule(
+                tuple(sorted(crashes)), failed, worker_crashes=downs
+            ),
+            crashes,
+            scheduled_failures(failures, max_failures=max_failures),
+            worker_crashes(
+                workers, within=within, max_worker_crashes=max_worker_crashes,
+                down_for=down_for,
+            ),
         )
     if not failures:
         # Kept separate so that crash-only schedules draw exactly what they always drew (the

@@ -241,6 +241,9 @@ def _link(execution: _ops.WorkflowExecution, new_run: Any) -> None:
         deadline = execution.get(schema.DEADLINE)
         if deadline is not None:  # start_workflow's run_timeout bounds the whole chain
             set_new(new_identity, schema.DEADLINE, deadline)
+            from pynenc_wf_testing.engine._timers import index_run_deadline
+
+            index_run_deadline(app, str(new_run.invocation_id), deadline)
         cancel = execution.get(schema.CANCEL)
         if cancel is not None:  # arrived after this run checked: the next run gets it
             set_new(new_identity, schema.CANCEL, cancel)

@@ -14,9 +14,11 @@ Cancelling a child:
   transition from FAILED is not allowed) and only logs a warning.
 
 The same cancellation reaches the running children at the instant a workflow is cancelled
-(``cancel_workflow``) or its run timeout is raised: that is how a workflow blocked in a plain
-``.result`` on a child ends at that instant (the child it waits on fails with
-``WorkflowCancelled``).
+(``cancel_workflow``) or its run timeout is raised (in production, for a run still RUNNING
+at its deadline, by the timer service: ``_close_watch``): that is how a workflow blocked in a
+plain ``.result`` on a child ends at that instant (the child it waits on fails with
+``WorkflowCancelled`` / ``WorkflowTimeout``). The end of a run that completes or fails by
+itself reaches the timer service through pynenc's status conditions (``_close_watch``).
 """
 
 from __future__ import annotations
@@ -190,6 +192,10 @@ def _cancel_sub_workflow(app: Pynenc, child: Any, reason: str, deadline: str | N
     own = app.state_backend.get_workflow_data(child.workflow, schema.DEADLINE)
     if own is None or dt.datetime.fromisoformat(own) > dt.datetime.fromisoformat(deadline):
         app.state_backend.set_workflow_data(child.workflow, schema.DEADLINE, deadline)
+        # a sub-workflow blocked in a plain .result times out through the timer service
+        from pynenc_wf_testing.engine._timers import index_run_deadline
+
+        index_run_deadline(app, sub_id, deadline)
     unpark(app, sub_id, child.workflow)
     wake(app, sub_id)
 

@@ -19,6 +19,7 @@ from pynenc.workflow.workflow_context import (
 
 from pynenc_wf_testing.engine import _ops, schema
 from pynenc_wf_testing.engine._close import call_id, parse_policy
+from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument
 from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
 from pynenc_wf_testing.engine.retry import RetryPolicy
 
@@ -43,6 +44,33 @@ class DurableWorkflowContext(WorkflowContext):  # type: ignore[misc]
         if invocation.task.is_workflow_root_task and invocation.task.task_id == self.task.task_id:
             position = _ops.WorkflowExecution(self.app, invocation).next("state")
         _ops.save_state(self.app, self.identity, payload, position)
+
+
+def _check_text(operation: str, what: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidWorkflowArgument(
+            f"{operation}(): {what} must be a non-empty string, got {value!r}."
+        )
+
+
+def _check_timeout(operation: str, timeout: Any) -> None:
+    if timeout is not None and (
+        not isinstance(timeout, dt.timedelta) or timeout < dt.timedelta(0)
+    ):
+        raise InvalidWorkflowArgument(
+            f"{operation}(timeout={timeout!r}): expected a non-negative datetime.timedelta "
+            "(e.g. timeout=timedelta(days=3)) or None to wait without one."
+        )
+
+
+def _check_invocations(operation: str, invocations: Any) -> None:
+    if not isinstance(invocations, list | tuple) or not all(
+        hasattr(i, "invocation_id") and hasattr(i, "call") for i in invocations
+    ):
+        raise InvalidWorkflowArgument(
+            f"{operation}() expects a list of invocations (what root.execute_task(...) "
+            f"returns), got {invocations!r}."
+        )
 
 
 class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
@@ -70,6 +98,11 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     def side_effect(self, fn: Callable[[], T]) -> T:
         """Run a non-deterministic ``fn`` once and record its (serializable) result; a
         replay returns the recorded value without calling ``fn``."""
+        if not callable(fn):
+            raise InvalidWorkflowArgument(
+                f"side_effect() expects a function of no arguments, got {fn!r}; e.g. "
+                "root.side_effect(lambda: secrets.token_hex(4))."
+            )
         return _ops.side_effect(self._execution("side_effect"), fn)
 
     # -- signals and waits
@@ -80,6 +113,8 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         """Wait for the next signal ``name`` and return its payload. Signals are stored on
         arrival (one sent before the wait is not lost) and consumed in order. On timeout,
         return ``default`` if given, else raise ``SignalTimeout``."""
+        _check_text("wait_for_signal", "the signal name", name)
+        _check_timeout("wait_for_signal", timeout)
         return _ops.wait_for_signal(self._execution("wait_for_signal"), name, timeout, default)
 
     def wait_for_task(
@@ -90,14 +125,23 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     ) -> Any:
         """Resume when ``target`` completes: an invocation (its result, or its exception), or
         a task (the first invocation of it, routed after this wait began, that completes)."""
+        from pynenc.task import Task as _Task
+
         from pynenc_wf_testing.engine._waits import wait_for_task
 
+        if not isinstance(target, _Task) and not hasattr(target, "invocation_id"):
+            raise InvalidWorkflowArgument(
+                f"wait_for_task() expects an invocation (what root.execute_task(...) returns) "
+                f"or a task, got {type(target).__name__}: {target!r}."
+            )
+        _check_timeout("wait_for_task", timeout)
         return wait_for_task(self._execution("wait_for_task"), target, timeout)
 
     def wait_all(self, invocations: Sequence[DistributedInvocation[Any, T]]) -> list[T]:
         """Results of all ``invocations``, in the order given (raises the first failure)."""
         from pynenc_wf_testing.engine._waits import wait_all
 
+        _check_invocations("wait_all", invocations)
         return wait_all(self._execution("wait_all"), invocations)
 
     def wait_any(
@@ -107,9 +151,19 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         replay picks the same one)."""
         from pynenc_wf_testing.engine._waits import wait_any
 
+        _check_invocations("wait_any", invocations)
         return wait_any(self._execution("wait_any"), invocations)
 
     # -- children
+
+    def execute_task(self, task: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        """pynenc's ``execute_task``; in production, first makes sure the end of this
+        workflow type's runs reaches the timer service (the parent-close policy when a run
+        completes or fails by itself, see docs/engine.md "Parent-close policy")."""
+        from pynenc_wf_testing.engine._close_watch import watch_workflow_type
+
+        watch_workflow_type(self.task.app, self.task)
+        return super().execute_task(task, *args, **kwargs)
 
     def start_child(
         self,
@@ -141,6 +195,11 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         policy), waiting durable timers between attempts. Returns the result."""
         from pynenc_wf_testing.engine._waits import execute_with_retry
 
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidWorkflowArgument(
+                f"execute_task_with_retry(retry={retry!r}): expected a RetryPolicy or None, e.g. "
+                "retry=RetryPolicy.fixed(timedelta(minutes=1), max_attempts=5)."
+            )
         return execute_with_retry(self._execution("execute_task_with_retry"), task, args, kwargs, retry)
 
     def saga(self) -> Saga:
@@ -167,6 +226,7 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         """Branch for a code change: True for runs that reach this point under the new
         code, False when replaying a run that went past it under the old code. Once no
         such old runs remain, keep only the new branch and call ``deprecate_patch``."""
+        _check_text("patched", "change_id", change_id)
         return _ops.patched(self._execution("patched"), change_id)
 
     # -- execution chains
@@ -183,6 +243,7 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     def deprecate_patch(self, change_id: str) -> None:
         """Mark a retired patch: the new code runs unconditionally; histories recorded
         with the patch still replay (the marker is kept)."""
+        _check_text("deprecate_patch", "change_id", change_id)
         execution = self._execution("deprecate_patch")
         if execution.get(schema.patch(change_id)) is None:
             execution.set(schema.patch(change_id), True)

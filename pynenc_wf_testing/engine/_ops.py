@@ -23,6 +23,7 @@ from pynenc import context
 from pynenc.exceptions import InvocationStatusOwnershipError
 
 from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine._halt import recheck_halt
 from pynenc_wf_testing.engine._suspend import can_suspend, suspend, wake
 from pynenc_wf_testing.engine._timers import ensure_timer_service
 from pynenc_wf_testing.engine.exceptions import (
@@ -43,9 +44,10 @@ T = TypeVar("T")
 
 ENABLE_KEY = "enable_workflows"
 DEFAULTS_KEY = "workflow_engine_defaults"
-#: Outside the simulator a wait polls the store: first after POLL_SECONDS, then less and less
-#: often (x1.5 per idle poll) up to MAX_POLL_SECONDS, so a long wait costs a few reads a
-#: second. Apps can set both with config values ``engine_poll_interval_sec`` and
+#: A wait outside any runner (workflow code called directly, no runner context: nothing
+#: could route a suspended workflow again) polls the store: first after POLL_SECONDS, then
+#: less and less often (x1.5 per idle poll) up to MAX_POLL_SECONDS, so a long wait costs a
+#: few reads a second. Apps can set both with config values ``engine_poll_interval_sec`` and
 #: ``engine_max_poll_interval_sec`` (e.g. ``PynencBuilder().custom_config(...)``).
 POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 1.0
@@ -74,6 +76,17 @@ def poll_intervals(app: Pynenc) -> tuple[float, float]:
 
 
 def require_enabled(app: Pynenc, feature: str) -> None:
+    from pynenc.app import Pynenc as _Pynenc
+
+    if not isinstance(app, _Pynenc):  # e.g. signal_workflow("acct-1", ...): the app forgotten
+        call = feature[:-2] if feature.endswith("()") else "describe_workflow"
+        raise InvalidWorkflowArgument(
+            f"{feature} takes the pynenc app first, got {type(app).__name__}: {app!r}. "
+            f"Pass your module-level app, e.g. {call}(app, workflow_id, ...)."
+        )
+    adopt = getattr(active_hooks(), "adopt", None)
+    if adopt is not None:  # a simulator takes the app before its production stores are read
+        adopt(app)
     if not workflows_enabled(app):
         raise WorkflowsNotEnabled(
             f"{feature} needs the durable-workflow engine, which app {app.app_id!r} did not "
@@ -270,7 +283,9 @@ class WorkflowExecution:
         ``keys``); in production the workflow suspends (``_suspend``: it records its
         condition, ``wake_on`` plus the invocations of ``keys``, goes PAUSED and leaves its
         worker with ``WorkflowSuspended``; a later execution re-runs the body up to here).
-        Waits nothing can wake (any new run of a task) and compensations poll instead.
+        A wait that is not interruptible (a compensation's) suspends too: a cancel or resume
+        that routes it again finds its condition still false and it suspends again.
+        Outside a runner (no runner context: nothing could route it again) it polls.
         """
         hooks = active_hooks()
         simulated = hooks is not None and hooks.in_simulated_invocation(self.app)
@@ -294,8 +309,7 @@ class WorkflowExecution:
                 limit = run_deadline
             if suspends is None:
                 suspends = (
-                    interruptible
-                    and suspension_mode(self.app, hooks, simulated)
+                    suspension_mode(self.app, hooks, simulated)
                     and can_suspend(suspend_keys)
                     # suspending needs a runner to route the workflow again
                     and context.get_runner_context(self.app.app_id) is not None
@@ -561,7 +575,12 @@ def halt(execution: WorkflowExecution, reason: str) -> None:
     execution.check_interrupts()  # a cancelled halted workflow ends here, not further on
     if recorded is None:
         execution.set(key, schema.HaltRecord(reason=reason, resumed=False))
-    raise WorkflowHaltException(reason)
+    halted = WorkflowHaltException(reason)  # records the halt and parks the invocation
+    if recheck_halt(execution.app, execution.invocation, key):
+        # resumed or cancelled while parking (the resumer found nothing parked yet)
+        execution.check_interrupts()
+        return
+    raise halted
 
 
 # ---------------------------------------------------------------------- versioning

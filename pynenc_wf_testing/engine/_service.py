@@ -8,7 +8,8 @@ pynenc's own periodic slots (the atomic service, cron triggers) run at most ever
 minutes; the service ticks every ``engine_timer_tick_sec`` (default 0.25 s) instead.
 
 One tick reads the due-time index once (all workflows), the watch set once, one status per
-watched invocation, and writes a heartbeat: what an idle engine reads does not depend on how
+watched invocation, the task watch set once and one count of final runs per watched task
+(``wait_for_task(task)``), and writes a heartbeat: what an idle engine reads does not depend on how
 many workflows wait on timers or signals. It occupies one runner thread (not counted against
 a ThreadRunner's ``max_threads``, like a waiting ``.result``).
 
@@ -27,7 +28,7 @@ from typing import Any
 from pynenc import Pynenc, context
 
 from pynenc_wf_testing.engine import schema
-from pynenc_wf_testing.engine._suspend import wake, wake_due
+from pynenc_wf_testing.engine._suspend import wake, wake_due, wake_task_watchers
 from pynenc_wf_testing.engine._timers import tick_seconds
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
 
@@ -41,6 +42,11 @@ _TEMPLATE_APP = Pynenc(config_values={"app_id": "pynenc-wf-engine-timer-service"
 def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
     """Wake what is due; returns how many workflows this tick woke."""
     now = time.time() if now is None else now
+    # Run timeouts of workflows blocked outside engine waits, and the parent-close policy
+    # of runs that ended: one read each per tick, whatever the number of workflows.
+    from pynenc_wf_testing.engine._close_watch import tick as close_tick
+
+    close_tick(app, store, now)
     woken = 0
     due = [workflow_id for workflow_id, _when in store.due(schema.DUE_INDEX, now)]
     if due:
@@ -51,7 +57,7 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
             if wake(app, workflow_id, cause=f"inv:{invocation_id}"):
                 woken += 1
             store.remove_member(schema.WATCHED, member)
-    return woken
+    return woken + wake_task_watchers(app, store)
 
 
 @_TEMPLATE_APP.task  # type: ignore[untyped-decorator]

@@ -14,8 +14,8 @@ its recorded results back up to the wait, which now finds its condition true. Se
 (a signal, the timer service, a cancel, in several processes) race through one atomic claim
 per suspension (``schema.wake_claim(workflow, gen)``): exactly one reroutes it.
 
-Deadlines and awaited invocations are watched by one timer service for all workflows (see
-``_service``).
+Deadlines, awaited invocations and waits for a new run of a task are watched by one timer
+service for all workflows (see ``_service``).
 """
 
 from __future__ import annotations
@@ -79,12 +79,55 @@ def _watched(record: schema.SuspensionRecord, workflow_id: str) -> list[str]:
     ]
 
 
+#: Wake key prefix of a wait for any new run of a task (``wait_for_task(task)``).
+TASK_PREFIX = "task:"
+
+
+def _watched_tasks(record: schema.SuspensionRecord, workflow_id: str) -> list[str]:
+    return [
+        f"{count} {workflow_id} {task_key}"
+        for task_key, count in sorted(record.get("finals", {}).items())
+    ]
+
+
+def final_runs(app: Pynenc, task_key: str) -> int:
+    """How many runs of the task ``task_key`` have reached a final status (one count query)."""
+    from pynenc.identifiers.task_id import TaskId
+    from pynenc.invocation.status import InvocationStatus
+
+    statuses = sorted(InvocationStatus.get_final_statuses(), key=lambda status: status.value)
+    return int(app.orchestrator.count_invocations(TaskId.from_key(task_key), statuses))
+
+
 def can_suspend(keys: tuple[str, ...]) -> bool:
-    """Whether something wakes a wait on ``keys``: signals (the sender) and invocations (the
-    timer service's watch); a wait for any new run of a task is not watched and polls."""
+    """Whether something wakes a wait on ``keys``: signals (the sender), invocations and new
+    runs of a task (the timer service's watch sets)."""
     return all(
-        key.startswith("inv:") or key.startswith(schema.wake_signal("")) for key in keys
+        key.startswith(("inv:", TASK_PREFIX, schema.wake_signal(""))) for key in keys
     )
+
+
+def wake_task_watchers(app: Pynenc, store: AtomicStore) -> int:
+    """The timer service's part for ``wait_for_task(task)``: one count of final runs per
+    watched task (whatever the number of workflows waiting on it); a workflow whose task
+    count changed since it suspended is woken (its body re-checks which run finished: a run
+    that was already going when the wait began wakes it for nothing and it suspends again,
+    with the new count). Returns how many it woke.
+
+    Why a count and not pynenc's status triggers: a trigger's task is routed by pynenc's
+    trigger loop, which runs in the atomic-service slot, minutes apart; and not a time
+    ("final after the suspension"): runners' clocks differ, a count does not."""
+    woken = 0
+    counts: dict[str, int] = {}
+    for member in store.members(schema.WATCHED_TASKS):
+        recorded, workflow_id, task_key = member.split(" ", 2)
+        if task_key not in counts:
+            counts[task_key] = final_runs(app, task_key)
+        if counts[task_key] != int(recorded):
+            if wake(app, workflow_id, cause=TASK_PREFIX + task_key):
+                woken += 1
+            store.remove_member(schema.WATCHED_TASKS, member)
+    return woken
 
 
 def suspend(
@@ -114,11 +157,21 @@ def suspend(
         what=what,
         at=_iso(_now()),
     )
+    # Counted before the recheck below: a run that finishes after the count changes it (the
+    # timer service wakes the workflow), one that finished before is seen by the recheck.
+    finals = {
+        key.removeprefix(TASK_PREFIX): final_runs(app, key.removeprefix(TASK_PREFIX))
+        for key in keys if key.startswith(TASK_PREFIX)
+    }
+    if finals:
+        record["finals"] = finals
     execution.set(schema.SUSPENDED, record)
     if limit is not None:
         store.schedule(schema.DUE_INDEX, workflow_id, limit.timestamp())
     for member in _watched(record, workflow_id):
         store.add_member(schema.WATCHED, member)
+    for member in _watched_tasks(record, workflow_id):
+        store.add_member(schema.WATCHED_TASKS, member)
     runner_ctx = context.get_runner_context(app.app_id)
     invocation_id = execution.invocation.invocation_id
     app.orchestrator.set_invocation_status(invocation_id, InvocationStatus.PAUSED, runner_ctx)
@@ -156,6 +209,8 @@ def clear_indexes(store: AtomicStore, workflow_id: str, record: schema.Suspensio
     store.unschedule(schema.DUE_INDEX, workflow_id)
     for member in _watched(record, workflow_id):
         store.remove_member(schema.WATCHED, member)
+    for member in _watched_tasks(record, workflow_id):
+        store.remove_member(schema.WATCHED_TASKS, member)
 
 
 def wake(app: Pynenc, workflow_id: str, *, cause: str | None = None) -> bool:
@@ -207,6 +262,8 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
     for workflow_id, record in woken:
         for member in _watched(record, workflow_id):
             store.remove_member(schema.WATCHED, member)
+        for member in _watched_tasks(record, workflow_id):
+            store.remove_member(schema.WATCHED_TASKS, member)
     # pynenc's status transitions cost tens of ms each on SQLite, mostly waiting on the
     # database: several at once let runners start on the first while the last are routed.
     ids = [workflow_id for workflow_id, _ in woken]

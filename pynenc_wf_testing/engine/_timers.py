@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine._errors import UnsupportedStateBackend
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
 from pynenc_wf_testing.engine.hooks import active_hooks
 
@@ -89,3 +90,17 @@ def service_status(app: Pynenc) -> dt.datetime | None:
     """When the timer service last ticked (None: never)."""
     beat = atomic_store(app).get(schema.SERVICE_BEAT)
     return None if beat is None else dt.datetime.fromtimestamp(float(beat), dt.UTC)
+
+
+def index_run_deadline(app: Pynenc, workflow_id: str, deadline: str) -> None:
+    """Production: index the run deadline (ISO-8601) of workflow run ``workflow_id`` for
+    the timer service (a later call for the same run replaces it)."""
+    hooks = active_hooks()
+    if hooks is not None and hooks.drives(app):
+        return  # a simulator times the run out at its virtual deadline itself
+    when = dt.datetime.fromisoformat(deadline).timestamp()
+    try:
+        atomic_store(app).schedule(schema.RUN_DEADLINES, workflow_id, when)
+    except UnsupportedStateBackend:
+        return  # no timer service there: the run's engine operations still see the deadline
+    ensure_timer_service(app)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pynenc_wf_testing.engine import _chain, _close, _ids, _ops, crypto, schema
+from pynenc_wf_testing.engine import _chain, _close, _ids, _ops, _timers, crypto, schema
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.crypto import Keyring
 from pynenc_wf_testing.engine.exceptions import (
@@ -575,6 +575,18 @@ def start_workflow(
         raise InvalidWorkflowArgument(
             f"id_reuse must be 'reuse', 'reject' or 'allow_after_completion', got {id_reuse!r}."
         )
+    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
+        raise InvalidWorkflowArgument(
+            f"start_workflow(workflow_id={workflow_id!r}): expected a non-empty string (your "
+            "business id, e.g. workflow_id=f'order-{order_id}') or None."
+        )
+    if run_timeout is not None and (
+        not isinstance(run_timeout, dt.timedelta) or run_timeout <= dt.timedelta(0)
+    ):
+        raise InvalidWorkflowArgument(
+            f"start_workflow(run_timeout={run_timeout!r}): expected a positive "
+            "datetime.timedelta, e.g. run_timeout=timedelta(days=7), or None for no timeout."
+        )
     if workflow_id is not None and active_hooks() is None:
         run, started = _start_claimed(task, workflow_id, id_reuse, args, kwargs)
         if started:
@@ -637,9 +649,10 @@ def _run_holding_id(
 def _set_run_timeout(app: Pynenc, invocation: Any, run_timeout: dt.timedelta | None) -> None:
     if run_timeout is not None:
         assert invocation.workflow is not None
-        _ops.set_data(
-            app, invocation.workflow, schema.DEADLINE, _ops._iso(_ops.utc_now() + run_timeout)
-        )
+        deadline = _ops._iso(_ops.utc_now() + run_timeout)
+        _ops.set_data(app, invocation.workflow, schema.DEADLINE, deadline)
+        # the timer service ends it at the deadline even if blocked in a plain .result
+        _timers.index_run_deadline(app, str(invocation.invocation_id), deadline)
 
 
 #: How long a start may hold a workflow id before routing its run; past it, the starter is

@@ -140,10 +140,18 @@ class Keyring:
         keys: dict[str, bytes] = {}
         for entry in text.split(","):
             key_id, sep, encoded = entry.strip().partition("=")
+            key_id = key_id.strip()  # "k2=..., k1 = ..." reads as written
             if not sep:
                 raise InvalidWorkflowArgument(
                     f"{variable}: entry {entry.strip()[:20]!r}... lacks '=': write "
                     "'<key id>=<base64 key>'."
+                )
+            if key_id in keys:
+                # the later entry would silently replace the earlier (the current key, if
+                # it was the first): a typo must not change which key encrypts
+                raise InvalidWorkflowArgument(
+                    f"{variable}: key id {key_id!r} appears twice; give each key its own id "
+                    "(the current key first, e.g. 'k2=<new>,k1=<old>')."
                 )
             try:
                 keys[key_id] = base64.b64decode(encoded.strip(), validate=True)

@@ -112,6 +112,18 @@ class SuspendingHooks(Protocol):
         ...
 
 
+class AdoptingHooks(Protocol):
+    """Optional addition to :class:`SimulatorHooks`: a simulator whose hooks also have
+    ``adopt`` takes an app over before the engine's client functions read its components
+    (``start_workflow(...)`` or ``describe_workflow(app, ...)`` as the first use of a
+    production-built app in a test), as it does before pynenc routes a task call."""
+
+    def adopt(self, app: Pynenc) -> None:
+        """Run ``app`` on the simulator's components from now on (a no-op for an app it
+        already drives, or when no simulation is open)."""
+        ...
+
+
 def suspension_mode(app: Pynenc, hooks: SimulatorHooks | None, simulated: bool) -> bool:
     """Whether a wait of the current invocation suspends (production, or a simulator that
     asks for it) rather than parking in the simulator."""

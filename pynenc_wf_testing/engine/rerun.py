@@ -100,6 +100,28 @@ def _require_finished(app: Pynenc, run: _Run, operation: str) -> None:
         )
 
 
+def _refuse_sub_workflow(app: Pynenc, run: _Run, operation: str, fix: str) -> None:
+    """A sub-workflow's result belongs to its parent, which recorded it and would never see
+    a new run of the child (DBOS's fork likewise starts a workflow of its own, unlinked):
+    the parent is what gets re-run, from the step that called the child. ``fix``: the call
+    to suggest, formatted with the parent's workflow id and that step."""
+    parent_id = run.identity.parent_workflow_id
+    if not parent_id:
+        return
+    parent = _resolve(app, str(parent_id), operation)
+    alias = app.state_backend.get_workflow_data(
+        _index_identity(), RUN_ID_KEY.format(parent.run_id)
+    )
+    parent_label = str(alias) if alias is not None else parent.run_id
+    step = next((name for name, child in _steps(app, parent) if child == run.run_id), None)
+    where = f" (its step {step!r})" if step else ""
+    raise InvalidWorkflowArgument(
+        f"{operation}: run {run.run_id} is a sub-workflow of workflow {parent_label!r}"
+        f"{where}: the parent recorded its result, and a run of the sub-workflow alone would "
+        f"reach no one. {fix.format(parent=parent_label, step=step or '<its step>')}"
+    )
+
+
 def _find_step(steps: list[tuple[str, str]], step: str, run: _Run, operation: str) -> int:
     """Index of ``step`` (``name#n``; a bare ``name`` is ``name#1``) in ``steps``."""
     if not isinstance(step, str) or not step:
@@ -148,12 +170,18 @@ def rerun_workflow(
     run it re-runs (``describe_workflow(...).rerun_of``). Returns its invocation.
 
     Raises ``WorkflowNotFinished`` for a run that has not finished, ``UnknownStep`` (listing
-    the run's steps) for a step it does not have."""
+    the run's steps) for a step it does not have, ``InvalidWorkflowArgument`` for a
+    sub-workflow (naming the parent and the step to re-run it from instead)."""
     from pynenc.call import Call
     from pynenc.invocation.dist_invocation import DistributedInvocation as _Invocation
 
     _ops.require_enabled(app, "rerun_workflow()")
     run = _resolve(app, workflow, "rerun_workflow()")
+    _refuse_sub_workflow(
+        app, run, "rerun_workflow()",
+        "Re-run the parent from that step instead (it runs the sub-workflow again): "
+        "rerun_workflow(app, {parent!r}, from_step={step!r}).",
+    )
     _require_finished(app, run, "rerun_workflow()")
     steps = _steps(app, run)
     end = len(steps) if from_step is None else _find_step(steps, from_step, run, "rerun_workflow()")
@@ -223,11 +251,17 @@ def invalidate_result(app: Pynenc, workflow: Any, step: str | Task[Any, Any]) ->
 
     Raises ``WorkflowNotFinished`` for a run that has not finished (a running workflow
     replays from its records at any moment), ``UnknownStep`` (listing the run's steps) for
-    a step or task it does not have."""
+    a step or task it does not have, ``InvalidWorkflowArgument`` for a sub-workflow (naming
+    the parent's step to invalidate instead)."""
     from pynenc.task import Task as _Task
 
     _ops.require_enabled(app, "invalidate_result()")
     run = _resolve(app, workflow, "invalidate_result()")
+    _refuse_sub_workflow(
+        app, run, "invalidate_result()",
+        "Invalidate the parent's step instead (its next re-run runs the sub-workflow "
+        "again): invalidate_result(app, {parent!r}, {step!r}).",
+    )
     _require_finished(app, run, "invalidate_result()")
     steps = _steps(app, run)
     if isinstance(step, _Task):

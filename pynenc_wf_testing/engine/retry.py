@@ -44,12 +44,32 @@ class RetryPolicy:
                 f"max_attempts must be an int >= 1 or None (retry forever), got "
                 f"{self.max_attempts!r}."
             )
+        for name in ("multiplier", "jitter"):
+            number = getattr(self, name)
+            if isinstance(number, bool) or not isinstance(number, int | float) or number != number:
+                raise InvalidWorkflowArgument(f"{name} must be a number, got {number!r}.")
         if self.multiplier < 1:
             raise InvalidWorkflowArgument(f"multiplier must be >= 1, got {self.multiplier!r}.")
         if not 0 <= self.jitter <= 1:
             raise InvalidWorkflowArgument(f"jitter must be between 0 and 1, got {self.jitter!r}.")
+        for name in ("initial_delay", "max_delay"):
+            if not isinstance(getattr(self, name), timedelta):
+                raise InvalidWorkflowArgument(
+                    f"{name} must be a datetime.timedelta, got {getattr(self, name)!r}; e.g. "
+                    "RetryPolicy.fixed(timedelta(minutes=1))."
+                )
         if self.initial_delay < timedelta(0) or self.max_delay < timedelta(0):
             raise InvalidWorkflowArgument("delays must not be negative.")
+        for name in ("retry_on", "non_retryable"):
+            kinds = getattr(self, name)
+            listed = kinds if isinstance(kinds, tuple) else (kinds,)
+            if not all(isinstance(k, type) and issubclass(k, BaseException) for k in listed):
+                # isinstance(error, (int,)) would never match: the policy would silently
+                # retry nothing (retry_on) or everything (non_retryable)
+                raise InvalidWorkflowArgument(
+                    f"{name} must be exception classes, e.g. {name}=(TimeoutError,), got "
+                    f"{kinds!r}."
+                )
 
     @classmethod
     def fixed(cls, delay: timedelta, *, max_attempts: int | None = 3, **kw: object) -> RetryPolicy:

@@ -27,6 +27,7 @@ __all__ = [
     "CONTINUED_FROM",
     "DEADLINE",
     "DUE_INDEX",
+    "RUN_DEADLINES",
     "HALTED",
     "ID_OF_RUN",
     "INVALIDATED",
@@ -46,6 +47,7 @@ __all__ = [
     "SUSPENDED",
     "SuspensionRecord",
     "WATCHED",
+    "WATCHED_TASKS",
     "HaltRecord",
     "InterruptRecord",
     "RerunRecord",
@@ -271,8 +273,14 @@ def wake_signal(name: str) -> str:
 
 #: The due-time index of suspended workflows (member: workflow invocation id).
 DUE_INDEX = PREFIX + "due"
+#: The run deadlines of workflow runs with a run timeout, for the timer service (member:
+#: workflow invocation id; production only, see ``_close_watch``).
+RUN_DEADLINES = PREFIX + "run_deadlines"
 #: The set of awaited invocations of suspended workflows (member: "<invocation> <workflow>").
 WATCHED = PREFIX + "watched"
+#: Suspended waits for any new run of a task (``wait_for_task(task)``), member
+#: "<final runs counted at suspension> <workflow> <task key>".
+WATCHED_TASKS = PREFIX + "watched_tasks"
 #: The timer service's generation counter (only the latest generation ticks) and heartbeat.
 SERVICE_GEN = PREFIX + "service_gen"
 SERVICE_BEAT = PREFIX + "service_beat"
@@ -329,10 +337,13 @@ class InterruptRecord(TypedDict):
     deadline: str | None  # the run deadline passed (ISO-8601), None for a cancellation
 class SuspensionRecord(TypedDict):
     gen: int  # the n-th suspension of this workflow (the wake claim names it)
-    keys: list[str]  # what wakes it besides cancel/resume: wake_signal(name), "inv:<id>"
+    keys: list[str]  # what wakes it besides cancel/resume: wake_signal(name), "inv:<id>",
+    # "task:<task key>"
     deadline: str | None  # ISO-8601: min(wait deadline, run deadline), or None
     what: str  # the wait, for humans (describe_workflow)
     at: str  # ISO-8601 instant of the suspension
+    # wait_for_task(task): task key -> how many of its runs were final at suspension
+    finals: NotRequired[dict[str, int]]
 
 
 class HaltRecord(TypedDict):

@@ -64,6 +64,7 @@ class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
         starter: Callable[[WorkflowEnv], WorkflowRun[Any]] | None = None,
         on_blocked: Callable[[WorkflowEnv, WorkflowRun[Any]], Any] | None = None,
         evictions: bool = True,
+        worker_crashes: bool = True,
         **kwargs: Any,
     ) -> CrashReport:
         """Run ``workflow(*args, **kwargs)`` once without faults (golden), then once per
@@ -84,6 +85,11 @@ class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
         ``wf_env.evict_at_wait(n)``), which finds state kept outside the engine's records
         across a wait; skipped when the environment already evicts at every wait. With
         ``max_crashes > 1`` the generated schedules then combine crashes and evictions.
+        ``worker_crashes`` (default True), on a worker pool (``WorkflowEnv(workers=N)``,
+        with N > 1 or a ``restart_after``): one run per pool worker taken down
+        (``crash_worker``) at each instant the golden run started work on it, back after
+        ``restart_after`` (else never: the other workers recover its work); with
+        ``max_crashes > 1`` Hypothesis also draws worker crashes into its schedules.
         Your own state in this environment is left as it was.
         """
         from pynenc_wf_testing.checks.crash_check import check_crash_safety
@@ -107,6 +113,7 @@ class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
             on_blocked=on_blocked,
             non_idempotent=set(self._non_idempotent),
             evictions=evictions,
+            worker_crashes=worker_crashes,
         )
 
     def deliver_after(self, step: StepRef, event: Event) -> None:

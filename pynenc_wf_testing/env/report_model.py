@@ -15,16 +15,18 @@ The renderer never looks past this model, so a test author and an operator see t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from pynenc_wf_testing.engine import schema as engine_schema
 from pynenc_wf_testing.runtime.history import Step
 
 if TYPE_CHECKING:
     from pynenc_wf_testing.runtime.simulation import Simulation
     from pynenc_wf_testing.runtime.world import WorldHost
 
-__all__ = ["InvocationView", "ReportData", "ReportedEnv", "RunView", "report_data"]
+__all__ = ["InvocationView", "ReportData", "ReportedEnv", "RunView", "report_data", "run_links"]
 
 
 class ReportedEnv(Protocol):
@@ -49,6 +51,12 @@ class InvocationView:
     ``status`` is pynenc's status value (``success``, ``running``, ...). ``first_seen`` is
     the ISO 8601 instant it was first recorded (``None``: unknown). ``blocked`` says what it
     waits for right now (``None``: nothing known).
+
+    Links between runs of a workflow, from the engine's records: ``rerun_of`` is the run a
+    re-run (``rerun_workflow``) re-runs and ``rerun_from_step`` the step it executed again
+    from (``None``: it reused every valid result); ``rerun_as`` the re-runs of this run, in
+    order; ``continued_from``/``continued_as`` the runs before and after this one in a
+    ``continue_as_new`` chain.
     """
 
     invocation_id: str
@@ -61,6 +69,11 @@ class InvocationView:
     workflow_id: str | None = None
     first_seen: str | None = None
     blocked: str | None = None
+    rerun_of: str | None = None
+    rerun_from_step: str | None = None
+    rerun_as: tuple[str, ...] = ()
+    continued_from: str | None = None
+    continued_as: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,8 +128,60 @@ def _status_of(sim: Simulation, inv_id: str) -> str:
         return "unknown"
 
 
+def run_links(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`InvocationView` link fields of a workflow run, from its engine records
+    (``data``: record key -> decoded value; records that are missing or unreadable, such as
+    encrypted payloads read without the key, give no link)."""
+    links: dict[str, Any] = {}
+    rerun = data.get(engine_schema.RERUN_OF)
+    if isinstance(rerun, Mapping) and isinstance(rerun.get("run"), str):
+        links["rerun_of"] = rerun["run"]
+        step = rerun.get("from_step")
+        links["rerun_from_step"] = step if isinstance(step, str) else None
+    by = data.get(engine_schema.RERUN_BY)
+    if isinstance(by, list) and by and all(isinstance(r, str) for r in by):
+        links["rerun_as"] = tuple(by)
+    for key, field_name in (
+        (engine_schema.CONTINUED_FROM, "continued_from"),
+        (engine_schema.CONTINUED_AS, "continued_as"),
+    ):
+        if isinstance(data.get(key), str):
+            links[field_name] = data[key]
+    return links
+
+
+_LINK_KEYS = (
+    engine_schema.RERUN_OF, engine_schema.RERUN_BY, engine_schema.CONTINUED_FROM,
+    engine_schema.CONTINUED_AS,
+)
+
+
+def _sim_links(sim: Simulation, inv_id: str, is_workflow: bool) -> dict[str, Any]:
+    """The links of a workflow run of the simulation, read from its store; never raises."""
+    if not is_workflow:
+        return {}
+    try:
+        app = sim._app_of(inv_id)
+        if not sim.is_stored(app, inv_id):
+            return {}
+        identity = app.state_backend.get_invocation(inv_id).workflow
+        return run_links({
+            key: app.state_backend.get_workflow_data(identity, key, None) for key in _LINK_KEYS
+        })
+    except Exception:
+        return {}
+
+
 def report_data(env: ReportedEnv) -> ReportData:
     """The model of everything ``env`` (an open ``WorkflowEnv``) ran so far."""
+    if not hasattr(env, "world"):
+        from pynenc_wf_testing.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"expected a WorkflowEnv or a ReportData, got {type(env).__name__}: {env!r}. "
+            "Read a store or a history with pynenc_wf_testing.env.report_sources "
+            "(read_sqlite_store, read_redis_store, read_history)."
+        )
     world = env.world
     sim = world.sim
     blocked_by_label = sim.blocked_report()
@@ -132,6 +197,7 @@ def report_data(env: ReportedEnv) -> ReportData:
             workflow_id=info.workflow_id,
             first_seen=info.first_seen or None,
             blocked=blocked_by_label.get(sim.label(inv_id)),
+            **_sim_links(sim, inv_id, info.is_workflow),
         )
         for inv_id, info in sim.invocations.items()
     )

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pynenc_wf_testing.engine import schema as engine_schema
-from pynenc_wf_testing.env.report_model import InvocationView, ReportData, RunView
+from pynenc_wf_testing.env.report_model import InvocationView, ReportData, RunView, run_links
 from pynenc_wf_testing.errors import HistoryFormatError, StoreReadError
 from pynenc_wf_testing.runtime.history import Step
 
@@ -99,6 +99,13 @@ def read_sqlite_store(
     """
     import sqlite3
 
+    if not isinstance(path, (str, os.PathLike)):
+        from pynenc_wf_testing.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"read_sqlite_store() expects the path of a SQLite file, got "
+            f"{type(path).__name__}: {path!r}."
+        )
     text = os.fspath(path)
     where = f"--sqlite {text!r}"
     if not os.path.exists(text):
@@ -278,6 +285,13 @@ def read_redis_store(
     """The report model of a pynenc-redis store: ``redis`` is a URL (``redis://host:6379/0``)
     or a ``redis.Redis`` client. Only read commands are sent. ``app_id`` may be omitted when
     the server holds one app; ``workflow_id`` as for :func:`read_sqlite_store`."""
+    if not isinstance(redis, str) and not hasattr(redis, "scan_iter"):
+        from pynenc_wf_testing.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"read_redis_store() expects a redis URL (redis://host:6379/0) or a redis.Redis "
+            f"client, got {type(redis).__name__}: {redis!r}."
+        )
     if isinstance(redis, str):
         import redis as redis_lib
 
@@ -516,6 +530,7 @@ def _from_store(
             workflow_id=r.workflow_id,
             first_seen=r.statuses[0][0] if r.statuses else None,
             blocked=blocked.get(r.invocation_id),
+            **(run_links(dict(data.get(r.invocation_id, []))) if r.is_workflow else {}),
         )
         for r in chosen
     )
@@ -701,8 +716,10 @@ def read_history(source: str | os.PathLike[str] | Mapping[str, Any], *, workflow
     statuses: dict[str, str] = {}
     is_workflow: dict[str, bool] = {}
     parents: dict[str, str] = {}
+    links: dict[str, dict[str, Any]] = {}
     for w in records:
         wf_id = w["workflow_id"]
+        links[wf_id] = run_links({key: _decode(text) for key, text in w["data"].items()})
         statuses[wf_id] = w["status"]
         is_workflow[wf_id] = True
         tasks.setdefault(wf_id, w["task"])
@@ -760,6 +777,7 @@ def read_history(source: str | os.PathLike[str] | Mapping[str, Any], *, workflow
             parent_invocation_id=parents.get(inv_id),
             owner_workflow_id=owners.get(inv_id, parents.get(inv_id)),
             workflow_id=inv_id if is_workflow.get(inv_id) else parents.get(inv_id),
+            **links.get(inv_id, {}),
         )
         for inv_id in order
     )

@@ -88,8 +88,11 @@ class Diagnostics:
         blocked: dict[str, str] = {}
         for inv_id, thread in self._scheduler.threads.items():
             if thread.waiting_for is not None:
-                blocked[label(inv_id)] = f"waits for {thread.waiting_what}" + (
-                    f" (until {step_time(thread.sleeping_until)})"
+                what = str(thread.waiting_what)
+                # the engine's timer waits name their deadline already ("timer #1 (until ...)")
+                blocked[label(inv_id)] = f"waits for {what}" + (
+                    "" if "(until " in what
+                    else f" (until {step_time(thread.sleeping_until)})"
                     if thread.sleeping_until is not None else " (no timeout)"
                 )
             if thread.waiting_on:

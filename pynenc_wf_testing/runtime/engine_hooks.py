@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from pynenc_wf_testing.engine import _close, _ops, schema
+from pynenc_wf_testing.engine import _close_watch, _ops, schema
 from pynenc_wf_testing.engine.hooks import register_hooks, unregister_hooks
 from pynenc_wf_testing.runtime.clock import to_micros
 from pynenc_wf_testing.runtime.components import sim_of
@@ -46,6 +46,13 @@ class SimulationHooks:
         """``engine.hooks.SuspendingHooks``: evict here (``Simulation.evicts_wait``)?"""
         sim = sim_of(app)
         return sim is not None and sim.evicts_wait(app)
+
+    def adopt(self, app: Pynenc) -> None:
+        """``engine.hooks.AdoptingHooks``: the open environment takes ``app`` before the
+        engine's client reads its components (its production stores are never opened)."""
+        from pynenc_wf_testing.runtime.monkeypatches import direct_calls
+
+        direct_calls.adopt(app)
 
     def notify(self, app: Pynenc, key: str) -> None:
         sim = sim_of(app)
@@ -134,15 +141,6 @@ def result_wait_interrupts(
 
 def close_workflow(app: Pynenc, workflow_id: str, status: str) -> None:
     """A workflow run reached a final status: apply the parent-close policy to its
-    children at that instant (production has no hook there; see docs/engine.md)."""
-    if not _ops.workflows_enabled(app):
-        return
-    deadline = None
-    if status == "success":
-        why = "completed"
-    else:
-        identity = app.state_backend.get_invocation(workflow_id).workflow
-        seen = app.state_backend.get_workflow_data(identity, schema.INTERRUPTED)
-        why = "failed" if seen is None else seen["why"]
-        deadline = None if seen is None else seen["deadline"]
-    _close.cancel_children(app, workflow_id, why, deadline=deadline)
+    children at that instant (the engine's rule, ``_close_watch.close_run``; in production
+    the timer service applies it within a tick)."""
+    _close_watch.close_run(app, workflow_id, status)

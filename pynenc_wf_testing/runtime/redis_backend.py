@@ -351,6 +351,24 @@ class SimRedisClientDataStore(_StoreComponent, RedisClientDataStore):  # type: i
 _namespace_tokens = itertools.count(1)
 
 
+def _check_reachable(url: str) -> None:
+    """Fail where the URL is given, not with redis-py's ``ConnectionError`` from the first
+    store write (and again from the clean-up at close)."""
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis_lib.exceptions.RedisError as error:
+        raise InvalidArgument(
+            f"backend_options['url']={url!r}: cannot reach the Redis server ({error}); check "
+            "the URL and that the server runs (without a url the redis backend runs on "
+            "fakeredis, in-process)."
+        ) from None
+    finally:
+        _close_client(client)
+
+
 class RedisBackend:
     """pynenc-redis components; a fresh fakeredis server (or real-server namespace) per
     store."""
@@ -364,7 +382,14 @@ class RedisBackend:
                 f"backend_options['url'] must be a Redis URL such as "
                 f"'redis://127.0.0.1:6379/0', got {url!r}."
             )
+        if not isinstance(check_serialization, bool):  # "no" would be taken for True
+            raise InvalidArgument(
+                "backend_options['check_serialization'] must be True or False, got "
+                f"{check_serialization!r}."
+            )
         check_versions(*redis_distributions(url))
+        if url is not None:
+            _check_reachable(url)
         self.url = url
         # Unique per environment, so that parallel test processes sharing one server never
         # see each other's keys (it never appears in a history).

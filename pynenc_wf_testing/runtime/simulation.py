@@ -468,6 +468,10 @@ class Simulation:
                 self._move_clock(max(next_deadline, clock.micros))
                 scheduler.wake_sleepers()
                 continue
+            if scheduler.max_steps < 0:
+                # the step limit stopped the run (``_steps_exceeded``): driving it again
+                # reports that limit, not a deadlock of the invocation it aborted
+                raise self.step_limit_error()
             if goal is None:
                 return
             raise self._diagnostics.deadlock(goal_ids or [], self._pool_report())

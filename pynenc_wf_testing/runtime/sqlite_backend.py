@@ -255,6 +255,11 @@ class SQLiteBackend:
             raise InvalidArgument(
                 f"backend_options['path'] must be a str or pathlib.Path, got {path!r}."
             )
+        for name, flag in (("resume", resume), ("check_serialization", check_serialization)):
+            if not isinstance(flag, bool):  # "no" would be taken for True
+                raise InvalidArgument(
+                    f"backend_options[{name!r}] must be True or False, got {flag!r}."
+                )
         self._tmpdir: str | None = None
         self._file: Path | None = None
         if path is None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +46,13 @@ class Production:
         self.runners: list[tuple[Any, threading.Thread]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
         self.app = prod_app.build(self.db_path, self.app_id)
+        self.redis_url: str | None = None
+
+    def use_redis(self, url: str) -> Pynenc:
+        """Move this test onto the Redis server at ``url`` (state, orchestrator and broker),
+        under a fresh app id whose keys are deleted at ``close()``."""
+        self.redis_url = url
+        return self.rebuild(redis_url=url)
 
     def rebuild(self, **options: Any) -> Pynenc:
         """Build the app again with other options (e.g. ``retry_policy``), same store."""
@@ -51,6 +60,15 @@ class Production:
         self.app_id = f"wf-prod-{os.getpid()}-{next(_ids)}"
         self.app = prod_app.build(self.db_path, self.app_id, **options)
         return self.app
+
+    def report(self, **options: Any) -> Any:
+        """The report model of this test's store, read as an operator would
+        (``read_redis_store`` or ``read_sqlite_store``)."""
+        from pynenc_wf_testing.env.report_sources import read_redis_store, read_sqlite_store
+
+        if self.redis_url is not None:
+            return read_redis_store(self.redis_url, app_id=self.app_id, **options)
+        return read_sqlite_store(self.db_path, app_id=self.app_id, **options)
 
     # -- runners in threads of this process
 
@@ -125,6 +143,13 @@ class Production:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait(5)
+        if self.redis_url is not None:
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url)
+            for key in client.scan_iter(f"__pynenc__:{self.app_id}:*"):
+                client.delete(key)
+            client.close()
         Pynenc._clear_instances()
         prod_app.reset()
 
@@ -137,3 +162,43 @@ def prod(tmp_path: Path) -> Iterator[Production]:
         yield world
     finally:
         world.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The CI's server (PYNENC_WF_REDIS_URL), else a redis-server of our own, else skip."""
+    # the engine-only CI venv (.ci/engine_only.sh) has neither client installed
+    pytest.importorskip("redis")
+    pytest.importorskip("pynenc_redis")
+    url = os.environ.get("PYNENC_WF_REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no Redis: set PYNENC_WF_REDIS_URL or install redis-server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                server.kill()
+                pytest.skip("redis-server did not start")
+            time.sleep(0.02)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.kill()
+        server.wait(10)

@@ -55,13 +55,16 @@ def build(
     engine_first: dict[str, Any] | None = None,
     redis_state_url: str | None = None,
     config: dict[str, Any] | None = None,
+    redis_url: str | None = None,
 ) -> Pynenc:
     """A production app: SQLite at ``db_path``, a ThreadRunner, the durable engine on.
     ``engine_first``: ``enable_workflows`` options given before every other builder call.
     ``redis_state_url``: keep the state backend (workflow data, the engine's atomic store) in
     that Redis server instead (pynenc-redis' state backend; its broker and orchestrator do
     not build with pynenc 0.4 outside the simulator). ``config``: more pynenc settings
-    (e.g. ``runner_considered_dead_after_minutes``)."""
+    (e.g. ``runner_considered_dead_after_minutes``). ``redis_url``: everything on that Redis
+    server instead of SQLite (state, orchestrator, broker; pynenc-redis' broker and
+    orchestrator through the compatible subclasses of docs/backends.md)."""
     global app
     builder = PynencBuilder()
     if engine_first is not None:
@@ -85,6 +88,12 @@ def build(
     if redis_state_url is not None:
         builder = builder.custom_config(
             state_backend_cls="RedisStateBackend", redis_url=redis_state_url
+        )
+    if redis_url is not None:
+        from pynenc_wf_testing.runtime import redis_compat  # noqa: F401  (registers them)
+
+        builder = builder.redis(url=redis_url).custom_config(
+            orchestrator_cls="CompatRedisOrchestrator", broker_cls="CompatRedisBroker"
         )
     if config:
         builder = builder.custom_config(**config)
@@ -402,6 +411,35 @@ def sleeps_past_its_timeout(label: str) -> str:
 
 
 @_workflow
+def blocked_past_its_timeout(label: str) -> str:
+    """Blocked in a plain ``.result`` on a gated child, under a saga, with no engine wait."""
+    root = blocked_past_its_timeout.wf.root
+    with root.saga() as saga:
+        saga.add_compensation(unbook, label)
+        return str(root.execute_task(gated_work, label).result)
+
+
+@_workflow
+def blocked_on_a_sub_workflow(label: str) -> str:
+    """Blocked in a plain ``.result`` on a sub-workflow that is itself blocked on a child."""
+    root = blocked_on_a_sub_workflow.wf.root
+    return str(root.execute_task(blocked_past_its_timeout, label).result)
+
+
+@_workflow
+def leaves_children(label: str, fail: bool) -> str:
+    """Starts a default, an abandoned child and a sub-workflow waiting for a signal, then
+    completes (or fails) without waiting for them."""
+    root = leaves_children.wf.root
+    root.start_child(gated_work, f"{label}-dropped")
+    root.start_child(gated_work, f"{label}-kept", parent_close="abandon")
+    root.start_child(await_signal, f"{label}-sub")
+    if fail:
+        raise ValueError(f"{label} failed by itself")
+    return "done"
+
+
+@_workflow
 def await_signal(name: str) -> list[Any]:
     """Waits for signal ``name``; returns its payload and the wall time it woke at."""
     root = await_signal.wf.root
@@ -443,3 +481,30 @@ def rerunnable(order: str) -> str:
     reserved = root.execute_task(note, f"reserve {order}").result
     charged = root.execute_task(note, f"charge {order}").result
     return f"{reserved}|{charged}|{root.execute_task(flaky, order).result}"
+
+
+@_workflow
+def rerunnable_parent(order: str) -> str:
+    """A note, then ``rerunnable`` as a sub-workflow: a sub-workflow is re-run through it."""
+    root = rerunnable_parent.wf.root
+    root.execute_task(note, f"open {order}").result
+    return f"[{root.execute_task(rerunnable, order).result}]"
+
+
+@_workflow
+def gate_watcher(timeout: float) -> Any:
+    """Waits for any new run of ``gated_work`` (``wait_for_task(task)``)."""
+    root = gate_watcher.wf.root
+    return root.wait_for_task(gated_work, timeout=dt.timedelta(seconds=timeout))
+
+
+@_workflow
+def slow_compensation(label: str) -> str:
+    """Fails; its compensations: one that fails, then one that runs until its gate opens."""
+    root = slow_compensation.wf.root
+    with root.saga() as saga:
+        root.execute_task(book, label).result
+        saga.add_compensation(gated_work, f"{label}-undo")
+        saga.add_compensation(refuse_unbook, label)
+        root.execute_task(declined, label).result
+    return f"booked {label}"

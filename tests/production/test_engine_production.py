@@ -285,8 +285,7 @@ def test_wait_any_picks_the_first_to_finish_when_both_finished_before_the_wait(
 def test_wait_for_a_task_started_elsewhere(prod: Production) -> None:
     prod.start_runner()
     run = pa.watcher(10.0)
-    prod.wait_until(lambda: prod.status(run) == InvocationStatus.RUNNING)
-    time.sleep(0.1)
+    prod.wait_until(lambda: prod.status(run) == InvocationStatus.PAUSED)  # suspended
     later(0.1, lambda: pa.external_job(21))
     assert prod.result(run) == 42
 

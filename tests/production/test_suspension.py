@@ -10,12 +10,9 @@ import datetime as dt
 import itertools
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -298,46 +295,6 @@ def test_two_processes_starting_one_workflow_id_start_one_run(
 
 
 # =========================================================================== atomic stores
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    """The CI's server (PYNENC_WF_REDIS_URL), else a redis-server of our own, else skip."""
-    # the engine-only CI venv (.ci/engine_only.sh) has neither client installed
-    pytest.importorskip("redis")
-    pytest.importorskip("pynenc_redis")
-    url = os.environ.get("PYNENC_WF_REDIS_URL")
-    if url:
-        yield url
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("no Redis: set PYNENC_WF_REDIS_URL or install redis-server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                server.kill()
-                pytest.skip("redis-server did not start")
-            time.sleep(0.02)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.kill()
-        server.wait(10)
 
 
 def _fresh_redis(url: str) -> None:

@@ -28,7 +28,7 @@ from pynenc.task import Task
 
 from pynenc_wf_testing.runtime.monkeypatches.registry import PatchSet
 
-__all__ = ["install_adopt_hook"]
+__all__ = ["adopt", "install_adopt_hook"]
 
 #: Called with the app of every task called while an environment is open.
 _adopt_hook: Callable[[Any], None] | None = None
@@ -50,6 +50,14 @@ def _parallelize(self: Any, *args: Any, **kwargs: Any) -> Any:
     if hook is not None:
         hook(self.app)
     return _ORIG_PARALLELIZE(self, *args, **kwargs)
+
+
+def adopt(app: Any) -> None:
+    """Hand ``app`` to the open environment now, as a task call would (the engine's client
+    functions ask for it through ``engine.hooks.AdoptingHooks``); a no-op when none is open."""
+    hook = _adopt_hook
+    if hook is not None:
+        hook(app)
 
 
 def install_adopt_hook(patches: PatchSet, hook: Callable[[Any], None] | None) -> None:
