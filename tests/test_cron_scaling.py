@@ -231,3 +231,107 @@ def test_a_cron_only_app_runs_the_trigger_loop_once_per_firing() -> None:
             env.advance(minutes=10)
     assert len(cron_app.FIRED) == 1 + 1 + 10
     assert loops.count == 10
+
+
+def test_cron_condition_memo_gives_pynencs_answers_and_is_undone() -> None:
+    """The memo of ``CronCondition._is_satisfied_by`` keys on the condition's settings and
+    both instants with their zones: it answers as pynenc does for on-time, late, too-early,
+    first (no last execution), strict and zoned evaluations, and is undone."""
+    from zoneinfo import ZoneInfo
+
+    from pynenc.trigger.conditions.cron import CronCondition, CronContext
+
+    madrid = ZoneInfo("Europe/Madrid")
+    conditions = [
+        CronCondition("* * * * *"),
+        CronCondition("*/5 * * * *", check_window_seconds=30),
+        CronCondition("0 * * * *", min_interval_seconds=3000, strict_timing=True,
+                      precision_tolerance_seconds=5),
+        CronCondition("0 0 L * *"),  # not plain: croniter's own path every time
+    ]
+    base = dt.datetime(2030, 3, 31, 0, 55, tzinfo=dt.UTC)
+    contexts = []
+    for seconds in (0, 10, 40, 61, 300, 3600, 3610):
+        at = base + dt.timedelta(seconds=seconds)
+        for last in (None, at - dt.timedelta(minutes=1), at - dt.timedelta(seconds=20)):
+            contexts.append(CronContext(timestamp=at, last_execution=last))
+            contexts.append(CronContext(timestamp=at.astimezone(madrid), last_execution=last))
+
+    def answers() -> list[bool]:
+        return [c.is_satisfied_by(ctx) for c in conditions for ctx in contexts]
+
+    original = CronCondition.__dict__["_is_satisfied_by"]
+    expected = answers()
+    assert any(expected) and not all(expected)
+    patches = PatchSet()
+    install_croniter_cache(patches)
+    try:
+        assert CronCondition.__dict__["_is_satisfied_by"] is not original
+        assert answers() == expected
+        assert answers() == expected  # (from the memo)
+    finally:
+        patches.undo()
+    assert CronCondition.__dict__["_is_satisfied_by"] is original
+
+
+def test_croniter_computes_one_fire_time_per_firing() -> None:
+    """Per firing croniter really computes only the next fire time (where the clock lands
+    next); everything else pynenc and the simulator ask of it per firing (the next fire after
+    the last execution, the exact match of now) comes from the memos."""
+    real = croniter.__dict__["_calc_next"]
+    computed = 0
+
+    def counting(self: Any, is_prev: bool) -> Any:
+        nonlocal computed
+        computed += 1
+        return real(self, is_prev)
+
+    cron_app.FIRED.clear()
+    croniter._calc_next = counting  # (the memo, installed over it, calls this on a miss)
+    try:
+        with WorkflowEnv(seed=0, log_level="error") as env:
+            env.use(cron_app.app)
+            env.advance(minutes=5)
+            before, fired = computed, len(cron_app.FIRED)
+            env.advance(minutes=30)
+            per_firing = (computed - before) / (len(cron_app.FIRED) - fired)
+    finally:
+        croniter._calc_next = real
+    assert per_firing <= 1, per_firing
+
+
+def test_match_of_a_computed_fire_time_gives_croniters_answer() -> None:
+    """``match`` of an instant that croniter computed as a fire time is answered from that
+    knowledge; for the same instant in another zone, naive, a microsecond off, with another
+    ``day_or`` or an explicit precision it is croniter's own computation: all as croniter."""
+    from zoneinfo import ZoneInfo
+
+    madrid = ZoneInfo("Europe/Madrid")
+    expressions = ["* * * * *", "0 2 * * *", "*/15 * * * *", "30 1-3 * * 0", "0 0 1 * 1",
+                   "*/10 * * * * *"]
+    base = dt.datetime(2030, 3, 30, 23, 30, tzinfo=dt.UTC)  # Madrid's DST starts at 01:00Z
+
+    def answers() -> list[Any]:
+        out: list[Any] = []
+        for expression in expressions:
+            for start in (base, base.astimezone(madrid), base.replace(tzinfo=None)):
+                it = croniter(expression, start)
+                for _ in range(6):
+                    fire = it.get_next(dt.datetime)
+                    out.append(fire)
+                    for at in (fire, fire.astimezone(dt.UTC), fire.astimezone(madrid),
+                               fire + dt.timedelta(microseconds=1)):
+                        out.append(croniter.match(expression, at))
+                        out.append(croniter.match(expression, at, day_or=False))
+                        out.append(croniter.match(expression, at, precision_in_seconds=0))
+        return out
+
+    expected = answers()
+    assert any(x is True for x in expected) and any(x is False for x in expected)
+    patches = PatchSet()
+    install_croniter_cache(patches)
+    try:
+        assert answers() == expected
+        assert answers() == expected  # (from the memos and the known fire times)
+    finally:
+        patches.undo()

@@ -7,11 +7,11 @@ gracefully reroutes it to another, and pynenc's recovery re-runs it if its runne
 pynenc's own periodic slots (the atomic service, cron triggers) run at most every few
 minutes; the service ticks every ``engine_timer_tick_sec`` (default 0.25 s) instead.
 
-One tick reads the due-time index once (all workflows), the watch set once, one status per
-watched invocation, the task watch set once and one count of final runs per watched task
-(``wait_for_task(task)``), and writes a heartbeat: what an idle engine reads does not depend on how
-many workflows wait on timers or signals. It occupies one runner thread (not counted against
-a ThreadRunner's ``max_threads``, like a waiting ``.result``).
+One tick reads the due-time index once (all workflows), the watch set once, the statuses of
+the watched invocations in one query (per 500), the task watch set once and one count of
+final runs per watched task (``wait_for_task(task)``), and writes a heartbeat: the round
+trips of an idle engine do not depend on how many workflows wait. It occupies one runner
+thread (not counted against a ThreadRunner's ``max_threads``, like a waiting ``.result``).
 
 Exactly one service ticks: each start takes the next generation from an atomic counter and
 a service whose generation is no longer the latest stops. ``ensure_timer_service`` (called
@@ -51,13 +51,29 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
     due = [workflow_id for workflow_id, _when in store.due(schema.DUE_INDEX, now)]
     if due:
         woken += wake_due(app, due)
-    for member in store.members(schema.WATCHED):
+    watched = store.members(schema.WATCHED)
+    final = _final_among(app, [member.partition(" ")[0] for member in watched])
+    for member in watched:
         invocation_id, _, workflow_id = member.partition(" ")
-        if app.orchestrator.get_invocation_status(invocation_id).is_final():
+        if invocation_id in final:
             if wake(app, workflow_id, cause=f"inv:{invocation_id}"):
                 woken += 1
             store.remove_member(schema.WATCHED, member)
     return woken + wake_task_watchers(app, store)
+
+
+#: Awaited invocations per status query (an SQL ``IN`` list stays well within limits).
+_STATUS_BATCH = 500
+
+
+def _final_among(app: Pynenc, invocation_ids: list[str]) -> frozenset[str]:
+    """Which of ``invocation_ids`` are final: one status query per batch rather than one
+    read per awaited invocation, so a tick's round trips do not grow with the watch set."""
+    unique = list(dict.fromkeys(invocation_ids))
+    found: list[str] = []
+    for start in range(0, len(unique), _STATUS_BATCH):
+        found.extend(app.orchestrator.filter_final(unique[start : start + _STATUS_BATCH]))
+    return frozenset(found)
 
 
 @_TEMPLATE_APP.task  # type: ignore[untyped-decorator]

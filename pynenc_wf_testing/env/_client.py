@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import inspect
 import numbers
+import weakref
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pynenc_wf_testing.env._faults import check_task
@@ -19,16 +22,23 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+#: function -> its signature (``inspect.signature`` costs more than a whole start).
+_SIGNATURES: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
+
+
 def check_arguments(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                     what: str) -> None:
     """Refuse, at the call, arguments that the task's function cannot take (pynenc would
     raise a bare ``TypeError`` from deep inside its argument binding)."""
-    import inspect
-
-    try:
-        signature = inspect.signature(task.func)
-    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
-        return
+    func = task.func
+    signature = _SIGNATURES.get(func)
+    if signature is None:
+        try:
+            signature = inspect.signature(func)
+        except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+            return
+        with contextlib.suppress(TypeError):  # (a callable that takes no weak reference)
+            _SIGNATURES[func] = signature
     try:
         signature.bind(*args, **kwargs)
     except TypeError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pynenc.invocation.status import InvocationStatus
@@ -22,12 +23,29 @@ def drive_chain(sim: Any, run: Any) -> None:
     """Drive ``sim`` until ``run`` is done, one run of its chain at a time (a deadlock then
     names the run that is stuck, not the first of the chain)."""
     while not run.done:
-        stuck = run.current.invocation_id
-        sim.drive(
-            goal=lambda stuck=stuck: run.done or run.current.invocation_id != stuck,
-            goal_ids=[stuck],
-            on_final=True,
-        )
+        current = run.current
+        stuck = current.invocation_id
+        sim.drive(goal=_moved_on(current), goal_ids=[stuck], on_final=True)
+
+
+def _moved_on(current: WorkflowRun[Any]) -> Callable[[], bool]:
+    """``run.done or run.current is not current``, for ``current`` the run's current run:
+    the goal is checked after every final status, and reading it through ``run.current``
+    walks the chain from its first run each time. A chain only grows at its end, so the run
+    moved on exactly when ``current`` is final or has continued as new."""
+    from pynenc_wf_testing.engine import schema
+
+    app = current._app
+    get_status = app.orchestrator.get_invocation_status
+    inv_id = current.invocation_id
+    identity = current._invocation.workflow
+    if identity is None:
+        return lambda: bool(get_status(inv_id).is_final())
+    get_data = app.state_backend.get_workflow_data
+    continued = schema.CONTINUED_AS
+    return lambda: bool(get_status(inv_id).is_final()) or (
+        get_data(identity, continued, None) is not None
+    )
 
 
 class WorkflowRun(Generic[R]):

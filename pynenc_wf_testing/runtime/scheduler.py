@@ -398,32 +398,6 @@ class Scheduler:
             return ("abort", exc)
         return ("done", None)
 
-    def _switch_watched(self, thread: SimThread, timeout: float) -> Any:
-        """Switch into ``thread`` under the watchdog. The interrupt may surface inside the
-        slice (out of the switch) or, at worst, on the way out before :meth:`disarm`:
-        both are caught here; once disarmed none can come any more."""
-        watchdog = WATCHDOG
-        try:
-            try:
-                watchdog.arm(timeout)
-                if thread.started:
-                    return thread.glet.switch()  # type: ignore[union-attr]
-                thread.started = True
-                idle = self._idle_glets
-                if idle:
-                    glet = idle.pop()
-                    glet.gr_context = None
-                else:
-                    glet = greenlet.greenlet(self._worker_main, parent=self.main_glet)
-                thread.glet = glet
-                return glet.switch(thread)
-            finally:
-                if watchdog.disarm():
-                    raise SliceInterrupt
-        except SliceInterrupt:
-            watchdog.disarm()
-            return ("timeout", None)
-
     def run_slice(self, thread: SimThread) -> None:
         """Run ``thread`` until it parks, finishes, crashes the worker or aborts."""
         self.slices += 1
@@ -441,25 +415,34 @@ class Scheduler:
         self.current = thread
         timeout = self.slice_timeout
         try:
+            # Under the watchdog the interrupt may surface inside the slice (out of the
+            # switch) or, at worst, on the way out before disarm: both are caught below;
+            # once disarmed none can come any more.
             if timeout is not None:
-                message = self._switch_watched(thread, timeout)
-            elif thread.started:
-                message = thread.glet.switch()  # type: ignore[union-attr]
-            else:
-                # A worker is taken when the invocation first runs (not when it is fetched:
-                # then the ones freed by the invocations before it are reused). A new worker
-                # gets its thread as the entry argument, an idle one as the value of the
-                # switch it is parked in.
-                thread.started = True
-                idle = self._idle_glets
-                if idle:
-                    glet = idle.pop()
-                    glet.gr_context = None  # a fresh contextvars context, as a new greenlet's
+                WATCHDOG.arm(timeout)
+            try:
+                if thread.started:
+                    message = thread.glet.switch()  # type: ignore[union-attr]
                 else:
-                    glet = greenlet.greenlet(self._worker_main, parent=self.main_glet)
-                thread.glet = glet
-                message = glet.switch(thread)
+                    # A worker is taken when the invocation first runs (not when it is
+                    # fetched: then the ones freed by the invocations before it are reused).
+                    # A new worker gets its thread as the entry argument, an idle one as the
+                    # value of the switch it is parked in.
+                    thread.started = True
+                    idle = self._idle_glets
+                    if idle:
+                        glet = idle.pop()
+                        glet.gr_context = None  # a fresh contextvars context, as a new greenlet's
+                    else:
+                        glet = greenlet.greenlet(self._worker_main, parent=self.main_glet)
+                    thread.glet = glet
+                    message = glet.switch(thread)
+            finally:
+                if timeout is not None and WATCHDOG.disarm():
+                    raise SliceInterrupt
         except SliceInterrupt:
+            if timeout is not None:
+                WATCHDOG.disarm()
             message = ("timeout", None)
         finally:
             self.current = None

@@ -34,10 +34,10 @@ class Triggers:
         #: Something happened that a condition may match: run the loop before idling.
         self.pending = False
         self._runs = 0
-        #: cron expression -> (from, next): croniter's next fire after ``from``, which is also
-        #: the next fire after any instant in [from, next) (the clock only moves forward, and a
-        #: step back simply misses the cache).
-        self._next_fire: dict[str, tuple[int, int]] = {}
+        #: cron expression -> (from, next, its croniter standing at next): croniter's next
+        #: fire after ``from``, which is also the next fire after any instant in [from, next)
+        #: (the clock only moves forward, and a step back simply misses the cache).
+        self._next_fire: dict[str, tuple[int, int, Any]] = {}
         #: Some condition is not a cron condition (event, status, result, exception): a final
         #: status may make it valid. Without one only the clock matters.
         self._status_sensitive = False
@@ -80,12 +80,18 @@ class Triggers:
                 if isinstance(condition, CronCondition):
                     expression = condition.cron_expression
                     cached = self._next_fire.get(expression)
-                    if cached is not None and cached[0] <= self.clock.micros < cached[1]:
+                    at = self.clock.micros
+                    if cached is not None and cached[0] <= at < cached[1]:
                         micros = cached[1]
                     else:
-                        nxt = croniter(expression, now).get_next(type(now))
-                        micros = to_micros(nxt)
-                        self._next_fire[expression] = (self.clock.micros, micros)
+                        if cached is not None and at == cached[1]:
+                            # The clock landed on the fire time the iterator stands at: step
+                            # it (the same answer as a new croniter from now, built once).
+                            it = cached[2]
+                        else:
+                            it = croniter(expression, now)
+                        micros = to_micros(it.get_next(type(now)))
+                        self._next_fire[expression] = (at, micros, it)
                     if best is None or micros < best:
                         best = micros
         return best

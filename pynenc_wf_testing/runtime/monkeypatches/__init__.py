@@ -23,8 +23,9 @@ Installed by :class:`ProcessPatches` when an environment opens, in this order:
   ``DistributedInvocation.status``.
 - :mod:`.croniter_cache` (speed-ups): ``croniter._expand`` parses a plain cron expression
   once (pynenc's cron condition builds a new ``croniter`` at every evaluation);
-  ``croniter._calc_next`` and ``croniter.match_range`` keep their recent answers for plain
-  expressions (pure functions of the expression, the instant and its zone).
+  ``croniter._calc_next``, ``croniter.match_range`` and pynenc's
+  ``CronCondition._is_satisfied_by`` keep their recent answers for plain expressions (pure
+  functions of the expression, the settings, the instants and their zones).
 - :mod:`.gc_thresholds`: rarer full garbage collections.
 - :mod:`.sleep`: ``time.sleep``, ``asyncio.sleep``, and ``from time import sleep`` names in
   the modules of the simulated tasks.

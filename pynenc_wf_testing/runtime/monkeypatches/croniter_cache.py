@@ -15,10 +15,17 @@ per-minute firing asks for the same few instants several times (pynenc checks th
 against its cache, then against its store, each time ``get_next`` of the last execution and
 ``match`` of now; the simulator's ``next_cron`` asks ``get_next`` of now, which is the next
 firing's "next after the last execution"), and ``match_range`` (``match``) is a pure function
-of its arguments too: one computation of each kind per firing instead of five. Each memo holds
-at most :data:`CALC_MEMO_SIZE` entries (cleared when full); errors are not kept.
+of its arguments too: one computation of each kind per firing instead of five. A fire time that
+``_calc_next`` computed (forward, without the vixie-cron bug emulation) is remembered with its
+fields, zone and options: ``match`` of exactly that instant is True by definition (the previous
+fire from it plus 1 us is itself), answered without a second computation. pynenc's
+``CronCondition._is_satisfied_by`` is asked twice per trigger-loop pass with equal contexts (its
+cache of the last execution, then its store): for a plain expression its answer is kept too,
+keyed on the condition's settings and both instants with their zones. Each memo holds at most
+:data:`CALC_MEMO_SIZE` entries (cleared when full); errors are not kept.
 
-Undone by the :class:`PatchSet` (croniter's ``_expand`` classmethod is put back).
+Undone by the :class:`PatchSet` (croniter's ``_expand`` classmethod is put back, and the
+condition's method).
 """
 
 from __future__ import annotations
@@ -43,12 +50,23 @@ _SIGNATURE = (
 )
 
 
+#: function -> its parameter names (``inspect.signature`` costs ~0.1 ms; every env asks).
+_PARAMETERS: dict[Any, tuple[str, ...]] = {}
+
+
+def _parameters(function: Any) -> tuple[str, ...]:
+    names = _PARAMETERS.get(function)
+    if names is None:
+        names = _PARAMETERS[function] = tuple(inspect.signature(function).parameters)
+    return names
+
+
 def install_croniter_cache(patches: PatchSet) -> None:
     from croniter import croniter
 
     method = croniter.__dict__.get("_expand")
     original = getattr(method, "__func__", None)
-    if original is None or tuple(inspect.signature(original).parameters) != _SIGNATURE:
+    if original is None or _parameters(original) != _SIGNATURE:
         return  # another croniter than the one this was written against: leave it alone
     cache: dict[str, tuple[Any, Any, Any, Any]] = {}
 
@@ -88,14 +106,58 @@ def install_croniter_cache(patches: PatchSet) -> None:
         return [list(field) for field in expanded], {}, list(expressions), set()
 
     patches.set_attr(croniter, "_expand", classmethod(_expand))
-    _install_calc_memo(patches, croniter)
-    _install_match_memo(patches, croniter)
+    # Fire times croniter computed: (fields, instant, zone, day_or, second_at_beginning).
+    fires: dict[tuple[Any, ...], bool] = {}
+    _install_calc_memo(patches, croniter, fires)
+    _install_match_memo(patches, croniter, fires, cache)
+    _install_condition_memo(patches)
 
 
-def _install_match_memo(patches: PatchSet, croniter: Any) -> None:
+def _install_condition_memo(patches: PatchSet) -> None:
+    """pynenc asks a cron condition twice per trigger-loop pass with equal contexts (against
+    its cache of the last execution, then against its store): the answer of a plain
+    expression is a pure function of the condition's settings and the two instants."""
+    from pynenc.trigger.conditions.cron import CronCondition, CronContext
+
+    original = CronCondition.__dict__.get("_is_satisfied_by")
+    if original is None or _parameters(original) != ("self", "context"):
+        return  # another pynenc than the one this was written against: leave it alone
+    memo: dict[tuple[Any, ...], bool] = {}
+
+    def _is_satisfied_by(self: Any, context: Any) -> bool:
+        expression = self.cron_expression
+        if (
+            type(self) is not CronCondition
+            or type(context) is not CronContext
+            or type(expression) is not str
+            or not PLAIN_CRON_CHARS.issuperset(expression)
+        ):
+            return original(self, context)  # type: ignore[no-any-return]
+        at, last = context.timestamp, context.last_execution
+        # (the instants' zones are part of the key: equal instants in two zones differ)
+        key = (
+            expression, self.min_interval_seconds, self.check_window_seconds,
+            self.precision_tolerance_seconds, self.strict_timing,
+            at, getattr(at, "tzinfo", None), last, getattr(last, "tzinfo", None),
+        )
+        hit = memo.get(key)
+        if hit is None:
+            hit = bool(original(self, context))
+            if len(memo) >= CALC_MEMO_SIZE:
+                memo.clear()
+            memo[key] = hit
+        return hit
+
+    patches.set_attr(CronCondition, "_is_satisfied_by", _is_satisfied_by)
+
+
+def _install_match_memo(
+    patches: PatchSet, croniter: Any, fires: dict[tuple[Any, ...], bool],
+    parsed: dict[str, tuple[Any, Any, Any, Any]],
+) -> None:
     method = croniter.__dict__.get("match_range")
     original = getattr(method, "__func__", None)
-    if original is None or tuple(inspect.signature(original).parameters) != _MATCH_SIGNATURE:
+    if original is None or _parameters(original) != _MATCH_SIGNATURE:
         return  # another croniter than the one this was written against: leave it alone
     memo: dict[tuple[Any, ...], bool] = {}
 
@@ -125,10 +187,23 @@ def _install_match_memo(patches: PatchSet, croniter: Any) -> None:
         )
         hit = memo.get(key)
         if hit is None:
-            hit = original(
-                cls, cron_expression, from_datetime, to_datetime, day_or,
-                second_at_beginning, precision_in_seconds,
-            )
+            fields = parsed.get(cron_expression)
+            if (
+                fields is not None
+                and from_datetime == to_datetime
+                and precision_in_seconds is None
+                and (
+                    tuple(fields[2]), from_datetime, key[2], day_or, second_at_beginning
+                ) in fires
+            ):
+                # A fire time croniter computed matches by definition: the previous fire
+                # from it (+1 us) is itself, within any precision match_range allows.
+                hit = True
+            else:
+                hit = original(
+                    cls, cron_expression, from_datetime, to_datetime, day_or,
+                    second_at_beginning, precision_in_seconds,
+                )
             if len(memo) >= CALC_MEMO_SIZE:
                 memo.clear()
             memo[key] = hit
@@ -137,9 +212,11 @@ def _install_match_memo(patches: PatchSet, croniter: Any) -> None:
     patches.set_attr(croniter, "match_range", classmethod(match_range))
 
 
-def _install_calc_memo(patches: PatchSet, croniter: Any) -> None:
+def _install_calc_memo(
+    patches: PatchSet, croniter: Any, fires: dict[tuple[Any, ...], bool]
+) -> None:
     original = croniter.__dict__.get("_calc_next")
-    if original is None or tuple(inspect.signature(original).parameters) != _CALC_SIGNATURE:
+    if original is None or _parameters(original) != _CALC_SIGNATURE:
         return  # another croniter than the one this was written against: leave it alone
     memo: dict[tuple[Any, ...], Any] = {}
 
@@ -165,6 +242,13 @@ def _install_calc_memo(patches: PatchSet, croniter: Any) -> None:
             if len(memo) >= CALC_MEMO_SIZE:
                 memo.clear()
             memo[key] = hit
+            if not is_prev and not self._implement_cron_bug:
+                if len(fires) >= CALC_MEMO_SIZE:
+                    fires.clear()
+                fires[
+                    key[0], hit, getattr(hit, "tzinfo", None), self._day_or,
+                    self.second_at_beginning,
+                ] = True
         return hit
 
     patches.set_attr(croniter, "_calc_next", _calc_next)

@@ -224,7 +224,8 @@ class SeededIds:
         return classmethod(from_parent)
 
     def _generate_invocation_id(self) -> InvocationId:
-        state = self._world()
+        state = self._state
+        assert state is not None, "SeededIds used before install()"
         pending = self._pending
         if pending is None:
             return InvocationId(uuid4_text(state.inv_rng.getrandbits(128)))
@@ -246,7 +247,17 @@ class SeededIds:
         else:
             k = state.taken.get(key, 0) + 1
             state.taken[key] = k
-        inv_id = uuid4_text(derive_bits(f"{state.seed}|{key}|{k}"))
+        # (uuid4_text(derive_bits(...)) inlined: one id per invocation, on the hot path)
+        text = "%032x" % (
+            (
+                int.from_bytes(
+                    blake2b(f"{state.seed}|{key}|{k}".encode(), digest_size=16).digest(), "big"
+                )
+                & _UUID4_CLEAR
+            )
+            | _UUID4_SET
+        )
+        inv_id = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
         state.issued_ids.append(inv_id)
         state.issued_keys.append(key)
         state.issued_ks.append(k)
