@@ -10,9 +10,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pynenc_wf_testing.checks.crash_check import CrashReport as CrashReport
-    from pynenc_wf_testing.checks.crash_check import ScheduleOutcome as ScheduleOutcome
-    from pynenc_wf_testing.checks.crash_check import Violation as Violation
+    from pynenc_wf_testing.checks.crash_report import CrashReport as CrashReport
+    from pynenc_wf_testing.checks.crash_report import ScheduleOutcome as ScheduleOutcome
+    from pynenc_wf_testing.checks.crash_report import Violation as Violation
     from pynenc_wf_testing.checks.events import Advance as Advance
     from pynenc_wf_testing.checks.events import Cancel as Cancel
     from pynenc_wf_testing.checks.events import EventSchedule as EventSchedule
@@ -74,14 +74,14 @@ _HOMES = {
     "Signal": "checks.events",
     "AppConfigurationError": "errors",
     "ArgumentSerializationError": "errors",
-    "CrashReport": "checks.crash_check",
+    "CrashReport": "checks.crash_report",
     "CrashSafetyError": "errors",
     "DeadlockError": "errors",
     "Execution": "runtime.ledger",
     "FaultSchedule": "checks.faults",
     "InvalidArgument": "errors",
     "NondeterminismError": "errors",
-    "ScheduleOutcome": "checks.crash_check",
+    "ScheduleOutcome": "checks.crash_report",
     "ScheduledCrash": "checks.faults",
     "ScheduledEviction": "checks.faults",
     "ScheduledWorkerCrash": "checks.faults",
@@ -96,7 +96,7 @@ _HOMES = {
     "TaskCall": "env.environment",
     "UnserializableValueError": "errors",
     "VirtualClock": "runtime.clock",
-    "Violation": "checks.crash_check",
+    "Violation": "checks.crash_report",
     "WorkflowEnv": "env.environment",
     "WorkflowRun": "env.environment",
     "WorkflowDataSerializationError": "errors",

@@ -101,6 +101,21 @@ def swallowing_flow() -> str:
     return root.execute_task(note, outcome).result  # type: ignore[no-any-return]
 
 
+@app.workflow
+def second_nap_swallower() -> str:
+    """Bug: like ``swallowing_flow``, but only around its second wait: an eviction there (and
+    nowhere else, and no crash) takes the suspension for a failure."""
+    root = second_nap_swallower.wf.root
+    root.sleep(dt.timedelta(hours=1))
+    try:
+        root.sleep(dt.timedelta(hours=1))
+        outcome = "rested"
+    except Exception:  # meant for a failing sleep; swallows the suspension too
+        outcome = "interrupted"
+    root.sleep(dt.timedelta(hours=1))
+    return root.execute_task(note, outcome).result  # type: ignore[no-any-return]
+
+
 @app.task
 def outside_job(n: int) -> int:
     CALLS.append(f"outside {n}")

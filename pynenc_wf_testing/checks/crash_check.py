@@ -4,14 +4,16 @@ For each fault schedule, the run must complete, give a result equal to the fault
 (golden) run's, execute no non-idempotent step twice for one logical call, and satisfy the
 user's invariant. Single crashes are explored exhaustively (before and after every step of
 the golden history); schedules of several crashes are generated and shrunk by Hypothesis.
+The report they return is :mod:`pynenc_wf_testing.checks.crash_report`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pynenc_wf_testing.checks.crash_report import CrashReport, ScheduleOutcome, Violation
 from pynenc_wf_testing.checks.faults import (
     FaultSchedule,
     ScheduledCrash,
@@ -19,6 +21,7 @@ from pynenc_wf_testing.checks.faults import (
     ScheduledWorkerCrash,
 )
 from pynenc_wf_testing.checks.idempotency import marked_keys
+from pynenc_wf_testing.checks.report import call_repr
 from pynenc_wf_testing.errors import (
     CrashSafetyError,
     DeadlockError,
@@ -37,9 +40,7 @@ if TYPE_CHECKING:
 
     from pynenc_wf_testing.runtime.world import WorldHost
 
-__all__ = [
-    "CrashCheckEnv", "CrashReport", "ScheduleOutcome", "Violation", "check_fault_schedules",
-]
+__all__ = ["CrashCheckEnv", "check_fault_schedules"]
 
 
 class CrashCheckEnv(Protocol):
@@ -64,114 +65,6 @@ class CrashCheckEnv(Protocol):
     def use(self, app: Pynenc) -> Pynenc: ...
 
     def start(self, task: Task[Any, Any], /, *args: Any, **kwargs: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One way a fault schedule made the workflow misbehave.
-
-    ``kind``: ``incomplete`` (the run did not finish: deadlock, step limit), ``nondeterminism``,
-    ``result`` (differs from the golden run), ``duplicate`` (a non-idempotent step ran twice),
-    ``invariant`` (the user's invariant failed) or ``not_reached`` (a crash point never fired).
-    """
-
-    kind: str
-    message: str
-    schedule: FaultSchedule
-
-
-@dataclass
-class ScheduleOutcome:
-    """What happened under one fault schedule. ``fired``: the crash points that fired and
-    the failures injected; ``virtual_seconds``: how far the virtual clock moved."""
-
-    schedule: FaultSchedule
-    violations: list[Violation]
-    outcome: str
-    crashes: int
-    steps: int
-    fired: list[str] = field(default_factory=list)
-    virtual_seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-
-@dataclass
-class CrashReport:
-    """The result of :meth:`WorkflowEnv.check_crash_safety`."""
-
-    workflow: str
-    seed: int
-    golden_outcome: str
-    golden_steps: list[Step]
-    explored: list[ScheduleOutcome] = field(default_factory=list)
-    minimal_failure: ScheduleOutcome | None = None
-    call_repr: str = ""
-    rerun_hint: str = ""
-    golden: ScheduleOutcome | None = None
-    #: Waits of the golden run that blocked (each one an eviction point).
-    golden_waits: int = 0
-    #: True when the golden run raised: every comparison is then against that exception.
-    golden_raised: bool = False
-    #: The golden run's virtual start, and (pool worker, start, end) of each of its
-    #: executions on a pool (where the check takes a worker down).
-    golden_start: str = ""
-    golden_work: list[tuple[int, str, str | None]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when every explored schedule behaved."""
-        return all(o.ok for o in self.explored)
-
-    @property
-    def violations(self) -> list[Violation]:
-        """Every violation found, in exploration order."""
-        return [v for o in self.explored for v in o.violations]
-
-    @property
-    def failing(self) -> list[ScheduleOutcome]:
-        return [o for o in self.explored if not o.ok]
-
-    def smallest_failure(self) -> ScheduleOutcome | None:
-        """The failing schedule with the fewest crashes, then the earliest steps."""
-        failing = self.failing
-        if not failing:
-            return None
-        return min(
-            failing,
-            key=lambda o: (len(o.schedule), [c.step for c in o.schedule.crashes]),
-        )
-
-    def summary(self) -> str:
-        failing = len(self.failing)
-        return (
-            f"{self.workflow}: {len(self.explored)} fault schedules explored over "
-            f"{len([s for s in self.golden_steps if s.is_step])} golden steps, "
-            f"{failing} failing (seed {self.seed})"
-        )
-
-    def assert_ok(self) -> None:
-        """Raise :class:`CrashSafetyError` (an ``AssertionError``) describing the smallest
-        failing schedule, what differed, the seed and how to rerun it."""
-        __tracebackhide__ = True
-        worst = self.smallest_failure()
-        if worst is None:
-            return
-        lines = [
-            f"crash safety violated: {len(self.failing)} of {len(self.explored)} fault "
-            f"schedules fail for {self.workflow} (seed {self.seed}).",
-            "Smallest failing schedule:",
-        ]
-        lines.extend(f"    {line}" for line in worst.schedule.snippet_lines())
-        lines.append(f"    run = wf_env.start({self.call_repr})")
-        lines.append("    run.result")
-        lines.append("What differed:")
-        lines.extend(f"  - [{v.kind}] {v.message}" for v in worst.violations)
-        lines.append(f"Golden run (no faults): {self.golden_outcome}")
-        lines.append(f"Reproduce: {self.rerun_hint}")
-        raise CrashSafetyError("\n".join(lines))
 
 
 def _outcome_text(value: Any) -> str:
@@ -215,13 +108,6 @@ class _RunResult:
             return f"returned {_outcome_text(self.value)}"
         assert self.error is not None
         return f"raised {type(self.error).__name__}: {self.error}"
-
-
-def _call_repr(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    parts = [task.task_id.func_name]
-    parts.extend(repr(a) for a in args)
-    parts.extend(f"{k}={v!r}" for k, v in kwargs.items())
-    return ", ".join(parts)
 
 
 def _is_run(run: Any) -> bool:
@@ -358,7 +244,8 @@ class CrashChecker:
                 outcome=result.text(),
                 crashes=sim.crashes,
                 steps=len([s for s in sim.history if s.is_step]),
-                fired=env.world.faults.fired(),
+                fired=env.world.faults.fired()
+                + [f"evict_at_wait({wait})" for wait in sim.eviction.evicted],
                 virtual_seconds=(env.now - started_at).total_seconds(),
             )
         return result, outcome
@@ -497,7 +384,8 @@ def check_crash_safety(
                 report.explored.append(outcome)
         # Evicted at each wait of the golden run in turn (a cached world only: with
         # evict="every_wait" every run already evicts everywhere).
-        if evictions and env.world.evict == "never":
+        evicting = evictions and env.world.evict == "never"
+        if evicting:
             for wait in range(1, report.golden_waits + 1):
                 schedule = FaultSchedule(evictions=(ScheduledEviction(wait),))
                 _, outcome = checker.run(schedule, optional=False, fine=True)
@@ -518,14 +406,25 @@ def check_crash_safety(
         if max_crashes > 1:
             from pynenc_wf_testing.checks.strategies import fault_schedules
 
-            strategy = fault_schedules(
-                _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=2,
-                steps=report.golden_steps, fine=fine,
-                # no pool (or no worker crashes): exactly the schedules drawn before
-                workers=pool.workers if downs and pool is not None else 0,
-                within=report.golden.virtual_seconds if report.golden else 0.0,
-                down_for=restart_after,
-            )
+            # no pool (or no worker crashes): exactly the schedules drawn before
+            workers = pool.workers if downs and pool is not None else 0
+            within = report.golden.virtual_seconds if report.golden else 0.0
+            if evicting and report.golden_waits:
+                # Crashes and evictions drawn together; a schedule of one fault was run
+                # above, so only combinations of two or more are explored (and shrunk to).
+                # A crash adds waits (the re-executed workflow blocks again), hence the room.
+                strategy = fault_schedules(
+                    _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=0,
+                    steps=report.golden_steps, fine=fine,
+                    waits=report.golden_waits + max_crashes, max_evictions=max_crashes,
+                    workers=workers, within=within, down_for=restart_after,
+                ).filter(lambda schedule: len(schedule) >= 2)
+            else:
+                strategy = fault_schedules(
+                    _max_step(report, max_crashes), max_crashes=max_crashes, min_crashes=2,
+                    steps=report.golden_steps, fine=fine,
+                    workers=workers, within=within, down_for=restart_after,
+                )
             _explore(checker, report, strategy, max_examples, fine)
     report.minimal_failure = report.smallest_failure()
     return report
@@ -585,7 +484,7 @@ def _empty_report(
         seed=env.seed,
         golden_outcome="",
         golden_steps=[],
-        call_repr=_call_repr(task, args, kwargs),
+        call_repr=call_repr(task, args, kwargs),
         rerun_hint=env.rerun_hint,
     )
 
@@ -634,7 +533,8 @@ def _golden_run(checker: CrashChecker, report: CrashReport) -> None:
 
 
 def _as_fired(env: Any, schedule: FaultSchedule) -> FaultSchedule:
-    """The crashes of ``schedule`` that fired, named after the steps they fired at.
+    """The crashes of ``schedule`` that fired, named after the steps they fired at, its
+    evictions that happened, and its worker crashes (kept as scheduled).
 
     A generated crash carries the golden run's name for its step number, but after an
     earlier crash or an injected failure the faulted run numbers its steps differently:
@@ -652,7 +552,11 @@ def _as_fired(env: Any, schedule: FaultSchedule) -> FaultSchedule:
             continue
         name = at.name if first.get(at.name) == at.number else None
         fired.append(replace(crash, step=at.number, name=name))
-    return replace(schedule, crashes=tuple(fired))
+    evicted = set(env.world.sim.eviction.evicted)
+    return replace(
+        schedule, crashes=tuple(fired),
+        evictions=tuple(e for e in schedule.evictions if e.wait in evicted),
+    )
 
 
 def _max_step(report: CrashReport, max_crashes: int) -> int:

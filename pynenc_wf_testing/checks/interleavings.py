@@ -36,6 +36,7 @@ from pynenc_wf_testing.checks.events import (
     check_event,
 )
 from pynenc_wf_testing.checks.idempotency import marked_keys
+from pynenc_wf_testing.checks.report import CheckReport, call_repr
 from pynenc_wf_testing.errors import (
     DeadlockError,
     InterleavingError,
@@ -97,82 +98,51 @@ class InterleavingOutcome:
 
 
 @dataclass
-class InterleavingReport:
-    """The result of :meth:`WorkflowEnv.check_interleavings`."""
+class InterleavingReport(CheckReport[InterleavingOutcome]):
+    """The result of :meth:`WorkflowEnv.check_interleavings`: ``summary()``,
+    ``smallest_failure()``, ``reproduction()`` and ``assert_ok()`` as every check report
+    (``CheckReport``)."""
 
-    workflow: str
-    seed: int
-    golden_outcome: str
-    golden_steps: list[Step]
     #: The golden steps events were delivered after (every step before the workflow's result).
     boundaries: list[Step] = field(default_factory=list)
-    explored: list[InterleavingOutcome] = field(default_factory=list)
-    minimal_failure: InterleavingOutcome | None = None
-    call_repr: str = ""
-    rerun_hint: str = ""
 
-    @property
-    def ok(self) -> bool:
-        """True when every explored schedule behaved."""
-        return all(o.ok for o in self.explored)
+    _schedule_kind = "event"
+    _headline = (
+        "interleaving check failed: {failing} of {explored} event schedules fail for "
+        "{workflow} (seed {seed})."
+    )
+    _problems_heading = "What went wrong:"
+    _golden_without = "events"
 
     @property
     def violations(self) -> list[tuple[str, str]]:
         """Every ``(kind, message)`` found, in exploration order."""
         return [v for o in self.explored for v in o.violations]
 
-    @property
-    def failing(self) -> list[InterleavingOutcome]:
-        return [o for o in self.explored if not o.ok]
+    def _explored_over(self) -> str:
+        return f"{len(self.boundaries)} step boundaries"
 
-    def smallest_failure(self) -> InterleavingOutcome | None:
-        """The failing schedule with the fewest events, then the earliest steps."""
-        failing = self.failing
-        if not failing:
-            return None
-        return min(failing, key=lambda o: (len(o.schedule), [e.step for e in o.schedule.events]))
+    def _size(self, outcome: InterleavingOutcome) -> tuple[Any, ...]:
+        return (len(outcome.schedule), [e.step for e in outcome.schedule.events])
 
-    def summary(self) -> str:
-        return (
-            f"{self.workflow}: {len(self.explored)} event schedules explored over "
-            f"{len(self.boundaries)} step boundaries, {len(self.failing)} failing "
-            f"(seed {self.seed})"
-        )
+    def _problems(self, outcome: InterleavingOutcome) -> list[tuple[str, str]]:
+        return list(outcome.violations)
 
-    def reproduction(self, outcome: InterleavingOutcome | None = None) -> list[str]:
-        """The runnable lines that replay ``outcome``'s run (default: the smallest failure)."""
-        chosen = outcome if outcome is not None else self.smallest_failure()
-        if chosen is None:
-            return []
-        schedule = chosen.schedule
-        lines = [f"from pynenc_wf_testing import {', '.join(schedule.event_types())}"]
-        if any(name == "Advance" for name in schedule.event_types()):
+    def _setup_lines(self, outcome: InterleavingOutcome) -> list[str]:
+        types = outcome.schedule.event_types()
+        lines = [f"from pynenc_wf_testing import {', '.join(types)}"]
+        if "Advance" in types:
             lines.insert(0, "from datetime import timedelta")
-        lines += schedule.snippet_lines()
-        lines += [f"run = wf_env.start({self.call_repr})", "run.result"]
         return lines
 
-    def assert_ok(self) -> None:
-        """Raise :class:`InterleavingError` (an ``AssertionError``) describing the smallest
-        failing schedule, what went wrong, the seed and how to rerun it."""
-        __tracebackhide__ = True
-        worst = self.smallest_failure()
-        if worst is None:
-            return
-        lines = [
-            f"interleaving check failed: {len(self.failing)} of {len(self.explored)} event "
-            f"schedules fail for {self.workflow} (seed {self.seed}).",
-            "Smallest failing schedule:",
-        ]
-        lines.extend(f"    {line}" for line in self.reproduction(worst))
-        lines.append("What went wrong:")
-        lines.extend(f"  - [{kind}] {message}" for kind, message in worst.violations)
-        lines.append(f"Run outcome: {worst.outcome}")
-        if worst.delivered:
-            lines.append("Delivered: " + "; ".join(worst.delivered))
-        lines.append(f"Golden run (no events): {self.golden_outcome}")
-        lines.append(f"Reproduce: {self.rerun_hint}")
-        raise InterleavingError("\n".join(lines))
+    def _outcome_lines(self, outcome: InterleavingOutcome) -> list[str]:
+        lines = [f"Run outcome: {outcome.outcome}"]
+        if outcome.delivered:
+            lines.append("Delivered: " + "; ".join(outcome.delivered))
+        return lines
+
+    def _error(self, message: str) -> AssertionError:
+        return InterleavingError(message)
 
 
 def _text(value: Any) -> str:
@@ -452,7 +422,7 @@ def check_interleavings(
         seed=env.seed,
         golden_outcome="",
         golden_steps=[],
-        call_repr=_call_repr(task, args, kwargs),
+        call_repr=call_repr(task, args, kwargs),
         rerun_hint=env.rerun_hint,
     )
     with env.world.isolated():
@@ -495,13 +465,6 @@ def check_interleavings(
             _explore(runner, report, pool, max_examples, max_events)
     report.minimal_failure = report.smallest_failure()
     return report
-
-
-def _call_repr(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    parts = [task.task_id.func_name]
-    parts.extend(repr(a) for a in args)
-    parts.extend(f"{k}={v!r}" for k, v in kwargs.items())
-    return ", ".join(parts)
 
 
 def _boundaries(history: Sequence[Step], root: str) -> list[Step]:

@@ -29,6 +29,7 @@ from pynenc_wf_testing.checks.events import Event, EventSchedule, ScheduledEvent
 from pynenc_wf_testing.checks.faults import (
     FaultSchedule,
     ScheduledCrash,
+    ScheduledEviction,
     ScheduledFailure,
     ScheduledWorkerCrash,
 )
@@ -36,7 +37,8 @@ from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.history import Step, in_pynenc_window
 
 __all__ = [
-    "crash_points", "event_schedules", "fault_schedules", "scheduled_failures", "worker_crashes",
+    "crash_points", "event_schedules", "fault_schedules", "scheduled_evictions",
+    "scheduled_failures", "worker_crashes",
 ]
 
 _PHASES = ("after", "before")
@@ -109,6 +111,27 @@ def scheduled_failures(
     ).map(lambda failures: tuple(sorted(failures, key=lambda f: f.task)))
 
 
+def scheduled_evictions(
+    waits: int, *, max_evictions: int = 1
+) -> st.SearchStrategy[tuple[ScheduledEviction, ...]]:
+    """Up to ``max_evictions`` evictions at distinct wait numbers in ``1..waits`` (the
+    waits that block, counted over the run: ``WorkflowEnv.evict_at_wait``), in wait order.
+    Shrinks towards no eviction, then earlier waits. ``waits=0``: never an eviction."""
+    if isinstance(waits, bool) or not isinstance(waits, int) or waits < 0:
+        raise InvalidArgument(
+            f"waits must be an int >= 0 (how many waits blocked in a fault-free run, "
+            f"e.g. CrashReport.golden_waits), got {waits!r}."
+        )
+    if isinstance(max_evictions, bool) or not isinstance(max_evictions, int) or max_evictions < 0:
+        raise InvalidArgument(f"max_evictions must be an int >= 0, got {max_evictions!r}.")
+    if not waits or not max_evictions:
+        return st.just(())
+    return st.lists(
+        st.integers(min_value=1, max_value=waits), max_size=min(max_evictions, waits),
+        unique=True,
+    ).map(lambda numbers: tuple(ScheduledEviction(n) for n in sorted(numbers)))
+
+
 def worker_crashes(
     workers: int, *, within: float, max_worker_crashes: int = 1,
     down_for: float | None = None,
@@ -153,13 +176,17 @@ def fault_schedules(
     fine: bool = False,
     failures: Sequence[ScheduledFailure] = (),
     max_failures: int = 1,
+    waits: int = 0,
+    max_evictions: int = 1,
     workers: int = 0,
     within: float = 0.0,
     max_worker_crashes: int = 1,
     down_for: float | None = None,
 ) -> st.SearchStrategy[FaultSchedule]:
-    """Schedules of ``min_crashes..max_crashes`` crashes, in step order, and, given failure
-    ``failures`` candidates, up to ``max_failures`` of them (see :func:`scheduled_failures`).
+    """Schedules of ``min_crashes..max_crashes`` crashes, in step order; given failure
+    ``failures`` candidates, up to ``max_failures`` of them (see :func:`scheduled_failures`);
+    given ``waits`` (the waits that blocked in a fault-free run, ``CrashReport.golden_waits``),
+    up to ``max_evictions`` evictions at waits ``1..waits`` (see :func:`scheduled_evictions`).
     With ``workers`` (the pool's worker count, ``WorkflowEnv(workers=N)``), also up to
     ``max_worker_crashes`` worker crashes in the first ``within`` virtual seconds (see
     :func:`worker_crashes`).
@@ -167,13 +194,17 @@ def fault_schedules(
     Step numbers count the committed steps of the faulted run. A step that a crash stopped
     from committing keeps its number when it commits after recovery, so the same number may
     appear twice: crash there, then crash there again. Shrinks towards fewer faults at
-    earlier steps.
+    earlier steps (and earlier waits).
     """
     if isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 0:
         raise InvalidArgument(f"max_crashes must be an int >= 0, got {max_crashes!r}.")
-    if not failures and not workers and max_crashes < 1:
+    evictions = scheduled_evictions(waits, max_evictions=max_evictions)
+    evicting = bool(waits and max_evictions)
+    if not failures and not workers and max_crashes < 1 and not evicting:
         raise InvalidArgument(
-            "max_crashes must be >= 1 when no failures and no workers are given."
+            "max_crashes must be >= 1 when no failures or evictions are given and no "
+            "workers (pass failures=[...], waits=N or workers=N to draw schedules without "
+            "crashes)."
         )
     if isinstance(min_crashes, bool) or not isinstance(min_crashes, int) or not (
         0 <= min_crashes <= max_crashes
@@ -190,6 +221,31 @@ def fault_schedules(
         if max_crashes
         else st.just([])
     )
+    if evicting and workers:
+        # Both drawn after crashes and failures, evictions before worker crashes.
+        return st.builds(
+            lambda crashes, failed, evicted, downs: FaultSchedule(
+                tuple(sorted(crashes)), failed, evicted, downs
+            ),
+            crashes,
+            scheduled_failures(failures, max_failures=max_failures),
+            evictions,
+            worker_crashes(
+                workers, within=within, max_worker_crashes=max_worker_crashes,
+                down_for=down_for,
+            ),
+        )
+    if evicting:
+        # Drawn after crashes and failures: a schedule shrinks to its eviction alone when
+        # that is what the bug needs.
+        return st.builds(
+            lambda crashes, failed, evicted: FaultSchedule(
+                tuple(sorted(crashes)), failed, evicted
+            ),
+            crashes,
+            scheduled_failures(failures, max_failures=max_failures),
+            evictions,
+        )
     if workers:
         return st.builds(
             lambda crashes, failed, downs: FaultSchedule(

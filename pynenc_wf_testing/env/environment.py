@@ -24,7 +24,7 @@ from pynenc_wf_testing.runtime.world import SIM_CONFIG as SIM_CONFIG
 if TYPE_CHECKING:
     from pynenc.task import Task
 
-    from pynenc_wf_testing.checks.crash_check import CrashReport
+    from pynenc_wf_testing.checks.crash_report import CrashReport
     from pynenc_wf_testing.checks.events import Event
     from pynenc_wf_testing.checks.interleavings import InterleavingReport
     from pynenc_wf_testing.runtime.faults import StepRef
@@ -83,7 +83,8 @@ class WorkflowEnv(EnvClient, EnvMocks, EnvObservation):
         recovery tasks bring it back. ``evictions`` (default True) also runs the workflow
         evicted at each wait of the golden run in turn (one run per wait that blocked:
         ``wf_env.evict_at_wait(n)``), which finds state kept outside the engine's records
-        across a wait; skipped when the environment already evicts at every wait.
+        across a wait; skipped when the environment already evicts at every wait. With
+        ``max_crashes > 1`` the generated schedules then combine crashes and evictions.
         ``worker_crashes`` (default True), on a worker pool (``WorkflowEnv(workers=N)``,
         with N > 1 or a ``restart_after``): one run per pool worker taken down
         (``crash_worker``) at each instant the golden run started work on it, back after

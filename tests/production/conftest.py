@@ -108,13 +108,15 @@ class Production:
         self.workers.append(worker)
         return worker
 
-    def terminate_worker(self, worker: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    def terminate_worker(self, worker: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
         worker.send_signal(signal.SIGTERM)  # the runner's handler stops it gracefully
         worker.wait(timeout)
 
     # -- waiting, with deadlines
 
-    def wait_until(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+    # Generous bounds: they only decide how long a broken test takes to fail; a loaded
+    # machine (load 13 on 2 cores) must not fail a correct one.
+    def wait_until(self, condition: Callable[[], Any], timeout: float = 60.0) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = condition()
@@ -124,7 +126,7 @@ class Production:
                 raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
             time.sleep(0.01)
 
-    def result(self, invocation: Any, timeout: float = 10.0) -> Any:
+    def result(self, invocation: Any, timeout: float = 60.0) -> Any:
         """``invocation.result`` once final (raises its error), failing after ``timeout``."""
         self.wait_until(lambda: self.status(invocation).is_final(), timeout)
         return invocation.result
