@@ -228,10 +228,97 @@ def wake(app: Pynenc, workflow_id: str, *, cause: str | None = None) -> bool:
     if cause is not None and cause not in record["keys"]:
         return False
     store = atomic_store(app)
-    if store.put_if_absent(schema.wake_claim(workflow_id, record["gen"]), "woken") is not None:
+    in_progress = _wakes_in_progress(store, [(workflow_id, record)])
+    found = store.put_if_absent(schema.wake_claim(workflow_id, record["gen"]), "woken")
+    if found is not None:
+        if found == "self":  # woke itself in place: no waker reroutes it, nothing to finish
+            _wakes_done(store, in_progress)
         return False  # woken already (by another waker, or by itself)
     clear_indexes(store, workflow_id, record)
     reroute_paused(app, workflow_id)
+    _wakes_done(store, in_progress)
+    return True
+
+
+def _wakes_in_progress(
+    store: AtomicStore, records: list[tuple[str, schema.SuspensionRecord]]
+) -> list[str]:
+    """Note wakes about to be claimed in ``schema.WAKES_CLAIMED`` (before the claim: a waker
+    killed right after it still leaves its note), for :func:`finish_stranded`. Not under a
+    simulator: it kills no waker mid-wake, and the note's wall-clock instant stays out of
+    its histories."""
+    if active_hooks() is not None or not records:
+        return []
+    members = [f"{workflow_id} {record['gen']}" for workflow_id, record in records]
+    store.schedule_many(schema.WAKES_CLAIMED, members, time.time())
+    return members
+
+
+def _wakes_done(store: AtomicStore, members: list[str]) -> None:
+    if members:
+        store.unschedule_many(schema.WAKES_CLAIMED, members)
+
+
+#: How old a wake in progress must be before the timer service finishes it
+#: (``engine_wake_grace_sec``): longer than a live waker takes, which waits up to
+#: PAUSE_GRACE_SECONDS for PAUSED before it reroutes.
+WAKE_GRACE_SECONDS = PAUSE_GRACE_SECONDS + 15.0
+
+
+def wake_grace_seconds(app: Pynenc) -> float:
+    return float((app.config_values or {}).get("engine_wake_grace_sec", WAKE_GRACE_SECONDS))
+
+
+def finish_stranded(app: Pynenc, store: AtomicStore, now: float) -> int:
+    """The timer service's part for wakers killed mid-wake: finish each wake noted in
+    ``schema.WAKES_CLAIMED`` more than the grace ago (one range read per tick) whose
+    workflow was claimed ("woken") and is still in that suspension, PAUSED, KILLED or
+    REROUTED (pynenc recovers none of these: its recovery re-runs RUNNING and PENDING
+    invocations only). Returns how many it routed again.
+
+    A REROUTED invocation gets a second broker message: harmless, since pynenc's runner
+    moves an invocation to PENDING only from a status available for run (REROUTED), so
+    whichever message comes second is dropped."""
+    finished = 0
+    for member, _claimed_at in store.due(schema.WAKES_CLAIMED, now - wake_grace_seconds(app)):
+        workflow_id, _, gen = member.rpartition(" ")
+        if _finish_wake(app, store, workflow_id, int(gen)):
+            finished += 1
+        store.unschedule(schema.WAKES_CLAIMED, member)
+    return finished
+
+
+def _finish_wake(app: Pynenc, store: AtomicStore, workflow_id: str, gen: int) -> bool:
+    from pynenc.exceptions import InvocationStatusError
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+
+    identity = app.state_backend.get_invocation(workflow_id).workflow
+    record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+        identity, schema.SUSPENDED, None
+    )
+    if record is None or record["gen"] != gen:
+        return False  # it ran again and moved on
+    if store.get(schema.wake_claim(workflow_id, gen)) != "woken":
+        # Unclaimed: the waker died before its claim and the suspension's indexes still
+        # wake it; "self": it went on in its own thread (RUNNING, pynenc's recovery).
+        return False
+    status = app.orchestrator.get_invocation_status_record(workflow_id)
+    owner = RunnerContext(runner_cls="Owner", runner_id=status.runner_id or "unknown")
+    try:
+        if status.status == InvocationStatus.PAUSED:
+            app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
+            app.orchestrator.reroute_invocations([workflow_id], owner)
+        elif status.status == InvocationStatus.KILLED:
+            app.orchestrator.reroute_invocations([workflow_id], owner)
+        elif status.status == InvocationStatus.REROUTED:
+            # the kill landed between pynenc's REROUTED and its broker message, or the
+            # message still waits in a long queue (then one of the two is dropped)
+            app.orchestrator.route_invocation(app.state_backend.get_invocation(workflow_id))
+        else:
+            return False  # picked up (PENDING, RUNNING, ...) or finished
+    except InvocationStatusError:
+        return False  # moved meanwhile by someone else: it is not stranded
     return True
 
 
@@ -254,6 +341,7 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
         (workflow_id, record)
         for workflow_id, record in zip(workflow_ids, found, strict=True) if record is not None
     ]
+    in_progress = _wakes_in_progress(store, records)
     won = store.put_many_if_absent(
         [(schema.wake_claim(wf, record["gen"]), "woken") for wf, record in records]
     )
@@ -271,6 +359,8 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
     late = [wf for wf, rerouted in zip(ids, done, strict=True) if not rerouted]
     for workflow_id in late:
         reroute_paused(app, workflow_id)
+    # only the won ones: a lost claim's note may be the winner's (same member), in progress
+    _wakes_done(store, [m for m, claimed in zip(in_progress, won, strict=False) if claimed])
     return len(woken)
 
 
