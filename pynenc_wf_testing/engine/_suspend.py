@@ -272,9 +272,10 @@ def wake_grace_seconds(app: Pynenc) -> float:
 def finish_stranded(app: Pynenc, store: AtomicStore, now: float) -> int:
     """The timer service's part for wakers killed mid-wake: finish each wake noted in
     ``schema.WAKES_CLAIMED`` more than the grace ago (one range read per tick) whose
-    workflow was claimed ("woken") and is still in that suspension, PAUSED, KILLED or
-    REROUTED (pynenc recovers none of these: its recovery re-runs RUNNING and PENDING
-    invocations only). Returns how many it routed again.
+    workflow is still in that suspension and was claimed ("woken") but is still PAUSED,
+    KILLED or REROUTED (pynenc recovers none of these: its recovery re-runs RUNNING and
+    PENDING invocations only), or was never claimed (the waker died just before: it is
+    woken now). Returns how many it routed again.
 
     A REROUTED invocation gets a second broker message: harmless, since pynenc's runner
     moves an invocation to PENDING only from a status available for run (REROUTED), so
@@ -299,11 +300,19 @@ def _finish_wake(app: Pynenc, store: AtomicStore, workflow_id: str, gen: int) ->
     )
     if record is None or record["gen"] != gen:
         return False  # it ran again and moved on
-    if store.get(schema.wake_claim(workflow_id, gen)) != "woken":
-        # Unclaimed: the waker died before its claim and the suspension's indexes still
-        # wake it; "self": it went on in its own thread (RUNNING, pynenc's recovery).
-        return False
+    claim = store.get(schema.wake_claim(workflow_id, gen))
     status = app.orchestrator.get_invocation_status_record(workflow_id)
+    if claim is None:
+        # The waker died between its note and its claim (a signal's sender: nothing else
+        # would wake it). Woken for whatever it waits for: the body re-checks its condition
+        # and suspends again if it does not hold. Not a halt (no keys): only a resume or a
+        # cancel ends one, and those come again through their own call. Only PAUSED: wake
+        # would wait for a RUNNING one (its runner died while suspending: pynenc's recovery).
+        if not record["keys"] or status.status != InvocationStatus.PAUSED:
+            return False
+        return _finished(app, workflow_id, "its waker died before its claim", wake(app, workflow_id))
+    if claim != "woken":
+        return False  # "self": it went on in its own thread (RUNNING: pynenc's recovery)
     owner = RunnerContext(runner_cls="Owner", runner_id=status.runner_id or "unknown")
     try:
         if status.status == InvocationStatus.PAUSED:
@@ -319,7 +328,14 @@ def _finish_wake(app: Pynenc, store: AtomicStore, workflow_id: str, gen: int) ->
             return False  # picked up (PENDING, RUNNING, ...) or finished
     except InvocationStatusError:
         return False  # moved meanwhile by someone else: it is not stranded
-    return True
+    return _finished(app, workflow_id, f"its waker died after its claim ({status.status.value})", True)
+
+
+def _finished(app: Pynenc, workflow_id: str, why: str, done: bool) -> bool:
+    if done:
+        atomic_store(app).incr(schema.WAKES_FINISHED)
+        app.logger.warning(f"timer service finished the wake of workflow {workflow_id}: {why}")
+    return done
 
 
 def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:

@@ -49,6 +49,7 @@ __all__ = [
     "WATCHED",
     "WATCHED_TASKS",
     "WAKES_CLAIMED",
+    "WAKES_FINISHED",
     "HaltRecord",
     "InterruptRecord",
     "RerunRecord",
@@ -286,6 +287,8 @@ WATCHED_TASKS = PREFIX + "watched_tasks"
 #: instant): written before the wake claim, removed once the reroute is done, so that the
 #: timer service finishes a wake whose waker died in between (``_suspend.finish_stranded``).
 WAKES_CLAIMED = PREFIX + "wakes_claimed"
+#: How many of those wakes the timer service finished (a counter, for operators and tests).
+WAKES_FINISHED = PREFIX + "wakes_finished"
 #: The timer service's generation counter (only the latest generation ticks) and heartbeat.
 SERVICE_GEN = PREFIX + "service_gen"
 SERVICE_BEAT = PREFIX + "service_beat"

@@ -246,7 +246,8 @@ def test_two_runner_processes_and_a_sigkill_complete_every_workflow_once(
     print(  # the figures docs/engine.md reports (pytest -s shows them)
         f"\nproof: {count} workflows on {state}, {done_at_kill} done at the kill, "
         f"{len(recovered)} recovered from the killed runner, the rest done "
-        f"{time.monotonic() - began:.0f} s after recovery"
+        f"{time.monotonic() - began:.0f} s after recovery, "
+        f"{store.get(schema.WAKES_FINISHED) or 0} wakes finished after their waker died"
     )
     # every workflow completed exactly once, with the receipt of its own charge
     for i, key in enumerate(keys):

@@ -118,9 +118,18 @@ def test_a_signal_whose_waker_died_mid_wake_is_delivered_by_a_later_tick(
     _service.tick(prod.app, store, now=later)
     assert prod.result(run, timeout=60)[0] == "delivered"
     assert notes(prod) == []
-    history = [h.status_record.status for h in prod.app.state_backend.get_history(run.invocation_id)]
-    assert history.count(InvocationStatus.SUCCESS) == 1
-    assert history.count(PAUSED) == 1
+    assert store.get(schema.WAKES_FINISHED) == "1"
+
+    def history() -> list[InvocationStatus]:
+        return [
+            h.status_record.status
+            for h in prod.app.state_backend.get_history(run.invocation_id)
+        ]
+
+    # pynenc may write the last history entry just after the status
+    prod.wait_until(lambda: InvocationStatus.SUCCESS in history(), timeout=30)
+    assert history().count(InvocationStatus.SUCCESS) == 1
+    assert history().count(PAUSED) == 1  # woken once, never suspended again
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
@@ -159,18 +168,72 @@ def test_a_wake_that_completes_leaves_no_note(prod: Production) -> None:
     assert prod.result(run, timeout=60)[0] == 1
 
 
-def test_an_unclaimed_or_moved_on_note_is_dropped_without_routing(prod: Production) -> None:
+def test_a_note_of_a_suspension_the_workflow_left_is_dropped_without_routing(
+    prod: Production,
+) -> None:
     runner = prod.start_runner()
     run = pa.await_signal("go")
     suspended_and_left(prod, runner, run)
     workflow_id = str(run.invocation_id)
     store = atomic_store(prod.app)
-    # a waker that died before its claim: the suspension still waits on its signal
-    store.schedule(schema.WAKES_CLAIMED, f"{workflow_id} 1", 0.0)
-    # a note of a suspension the workflow is no longer in
-    store.schedule(schema.WAKES_CLAIMED, f"{workflow_id} 7", 0.0)
+    store.schedule(schema.WAKES_CLAIMED, f"{workflow_id} 7", 0.0)  # not its suspension now
     assert _suspend.finish_stranded(prod.app, store, time.time()) == 0
     assert notes(prod) == []
     assert prod.status(run) == PAUSED
+    assert store.get(schema.wake_claim(workflow_id, 1)) is None  # nobody claimed it
+    assert store.get(schema.WAKES_FINISHED) is None
     signal_workflow(prod.app, run, "go", "still wakes")
     assert prod.result(run, timeout=60)[0] == "still wakes"
+
+
+def test_a_signal_whose_sender_died_before_its_claim_is_delivered(
+    prod: Production, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = prod.start_runner()
+    run = pa.await_signal("go")
+    suspended_and_left(prod, runner, run)
+    workflow_id = str(run.invocation_id)
+    store = atomic_store(prod.app)
+    sender = threading.get_ident()
+    put_if_absent = store.put_if_absent
+
+    def dies_at_the_claim(key: str, value: str) -> str | None:
+        if threading.get_ident() == sender and key == schema.wake_claim(workflow_id, 1):
+            raise WakerKilled("before the claim")
+        return put_if_absent(key, value)
+
+    monkeypatch.setattr(store, "put_if_absent", dies_at_the_claim)
+    with pytest.raises(WakerKilled):
+        signal_workflow(prod.app, run, "go", "stored, not woken")
+    monkeypatch.undo()
+    assert store.get(schema.wake_claim(workflow_id, 1)) is None
+    assert notes(prod) == [f"{workflow_id} 1"]
+    assert prod.status(run) == PAUSED
+
+    _service.tick(prod.app, store, now=time.time() + _suspend.wake_grace_seconds(prod.app) + 1)
+    assert prod.result(run, timeout=60)[0] == "stored, not woken"
+    assert notes(prod) == []
+    assert store.get(schema.WAKES_FINISHED) == "1"
+
+
+@pytest.mark.parametrize("kind", ["mem", "sqlite", "redis"])
+def test_schedule_many(kind: str, tmp_path: Any, request: pytest.FixtureRequest) -> None:
+    from pynenc_wf_testing.engine.atomic import MemAtomicStore, RedisAtomicStore, SQLiteAtomicStore
+
+    store: Any
+    if kind == "mem":
+        store = MemAtomicStore()
+    elif kind == "sqlite":
+        store = SQLiteAtomicStore(str(tmp_path / "ops.db"), "ops")
+    else:
+        import redis
+
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        prefix = f"schedule-many-{tmp_path.name}:"
+        for key in client.scan_iter(prefix + "*"):
+            client.delete(key)
+        store = RedisAtomicStore(client, prefix)
+    store.schedule("due", "w1", 50.0)
+    store.schedule_many("due", ["w2", "w1"], 10.0)  # w1 rescheduled
+    store.schedule_many("due", [], 5.0)
+    assert store.due("due", 20.0) == [("w1", 10.0), ("w2", 10.0)]
