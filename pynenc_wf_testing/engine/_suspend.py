@@ -228,23 +228,24 @@ def wake(app: Pynenc, workflow_id: str, *, cause: str | None = None) -> bool:
     if cause is not None and cause not in record["keys"]:
         return False
     store = atomic_store(app)
-    in_progress = _wakes_in_progress(store, [(workflow_id, record)])
+    noted = _note_wakes(store, [(workflow_id, record)])
     found = store.put_if_absent(schema.wake_claim(workflow_id, record["gen"]), "woken")
     if found is not None:
-        if found == "self":  # woke itself in place: no waker reroutes it, nothing to finish
-            _wakes_done(store, in_progress)
+        if found == "self" and noted:  # it woke itself in place: no reroute to check on
+            store.unschedule_many(schema.WAKES_CLAIMED, noted)
         return False  # woken already (by another waker, or by itself)
     clear_indexes(store, workflow_id, record)
     reroute_paused(app, workflow_id)
-    _wakes_done(store, in_progress)
     return True
 
 
-def _wakes_in_progress(
+def _note_wakes(
     store: AtomicStore, records: list[tuple[str, schema.SuspensionRecord]]
 ) -> list[str]:
-    """Note wakes about to be claimed in ``schema.WAKES_CLAIMED`` (before the claim: a waker
-    killed right after it still leaves its note), for :func:`finish_stranded`. Not under a
+    """Note wakes about to be claimed in ``schema.WAKES_CLAIMED`` for :func:`finish_stranded`.
+    Before the claim, so that a waker killed right after it still leaves its note; kept
+    after the reroute, which does not end the window: the broker message can still be lost
+    (taken by a runner killed before it marks the invocation PENDING). Not under a
     simulator: it kills no waker mid-wake, and the note's wall-clock instant stays out of
     its histories."""
     if active_hooks() is not None or not records:
@@ -254,12 +255,7 @@ def _wakes_in_progress(
     return members
 
 
-def _wakes_done(store: AtomicStore, members: list[str]) -> None:
-    if members:
-        store.unschedule_many(schema.WAKES_CLAIMED, members)
-
-
-#: How old a wake in progress must be before the timer service finishes it
+#: How old a wake's note must be before the timer service checks on it
 #: (``engine_wake_grace_sec``): longer than a live waker takes, which waits up to
 #: PAUSE_GRACE_SECONDS for PAUSED before it reroutes.
 WAKE_GRACE_SECONDS = PAUSE_GRACE_SECONDS + 15.0
@@ -270,18 +266,19 @@ def wake_grace_seconds(app: Pynenc) -> float:
 
 
 def finish_stranded(app: Pynenc, store: AtomicStore, now: float) -> int:
-    """The timer service's part for wakers killed mid-wake: finish each wake noted in
-    ``schema.WAKES_CLAIMED`` more than the grace ago (one range read per tick) whose
-    workflow is still in that suspension and was claimed ("woken") but is still PAUSED,
-    KILLED or REROUTED (pynenc recovers none of these: its recovery re-runs RUNNING and
-    PENDING invocations only), or was never claimed (the waker died just before: it is
-    woken now). Returns how many it routed again.
+    """The timer service's check on wakes: each wake noted in ``schema.WAKES_CLAIMED`` more
+    than the grace ago (one range read per tick; one status read per note, more only for a
+    stranded one) whose workflow is still in that suspension and was claimed ("woken") but
+    is still PAUSED, KILLED or REROUTED (its waker died mid-reroute, or its broker message
+    was lost: pynenc's recovery re-runs only RUNNING and PENDING invocations) is routed
+    again; one never claimed (the waker died just before its claim) is woken now. Every
+    checked note is dropped. Returns how many it routed again.
 
     A REROUTED invocation gets a second broker message: harmless, since pynenc's runner
     moves an invocation to PENDING only from a status available for run (REROUTED), so
     whichever message comes second is dropped."""
     finished = 0
-    for member, _claimed_at in store.due(schema.WAKES_CLAIMED, now - wake_grace_seconds(app)):
+    for member, _noted_at in store.due(schema.WAKES_CLAIMED, now - wake_grace_seconds(app)):
         workflow_id, _, gen = member.rpartition(" ")
         if _finish_wake(app, store, workflow_id, int(gen)):
             finished += 1
@@ -294,14 +291,17 @@ def _finish_wake(app: Pynenc, store: AtomicStore, workflow_id: str, gen: int) ->
     from pynenc.invocation.status import InvocationStatus
     from pynenc.runner.runner_context import RunnerContext
 
+    status = app.orchestrator.get_invocation_status_record(workflow_id)
+    stuck = (InvocationStatus.PAUSED, InvocationStatus.KILLED, InvocationStatus.REROUTED)
+    if status.status not in stuck:
+        return False  # the usual case: picked up (PENDING, RUNNING, ...) or finished
     identity = app.state_backend.get_invocation(workflow_id).workflow
     record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
         identity, schema.SUSPENDED, None
     )
     if record is None or record["gen"] != gen:
-        return False  # it ran again and moved on
+        return False  # it ran again and moved on (suspended again, say)
     claim = store.get(schema.wake_claim(workflow_id, gen))
-    status = app.orchestrator.get_invocation_status_record(workflow_id)
     if claim is None:
         # The waker died between its note and its claim (a signal's sender: nothing else
         # would wake it). Woken for whatever it waits for: the body re-checks its condition
@@ -320,15 +320,14 @@ def _finish_wake(app: Pynenc, store: AtomicStore, workflow_id: str, gen: int) ->
             app.orchestrator.reroute_invocations([workflow_id], owner)
         elif status.status == InvocationStatus.KILLED:
             app.orchestrator.reroute_invocations([workflow_id], owner)
-        elif status.status == InvocationStatus.REROUTED:
-            # the kill landed between pynenc's REROUTED and its broker message, or the
-            # message still waits in a long queue (then one of the two is dropped)
+        else:  # REROUTED
+            # the kill landed between pynenc's REROUTED and its broker message, a runner
+            # killed took the message, or it still waits in a long queue (one is dropped)
             app.orchestrator.route_invocation(app.state_backend.get_invocation(workflow_id))
-        else:
-            return False  # picked up (PENDING, RUNNING, ...) or finished
     except InvocationStatusError:
         return False  # moved meanwhile by someone else: it is not stranded
-    return _finished(app, workflow_id, f"its waker died after its claim ({status.status.value})", True)
+    why = f"{status.status.value} since its wake (waker or message lost)"
+    return _finished(app, workflow_id, why, True)
 
 
 def _finished(app: Pynenc, workflow_id: str, why: str, done: bool) -> bool:
@@ -357,7 +356,7 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
         (workflow_id, record)
         for workflow_id, record in zip(workflow_ids, found, strict=True) if record is not None
     ]
-    in_progress = _wakes_in_progress(store, records)
+    _note_wakes(store, records)
     won = store.put_many_if_absent(
         [(schema.wake_claim(wf, record["gen"]), "woken") for wf, record in records]
     )
@@ -375,8 +374,6 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
     late = [wf for wf, rerouted in zip(ids, done, strict=True) if not rerouted]
     for workflow_id in late:
         reroute_paused(app, workflow_id)
-    # only the won ones: a lost claim's note may be the winner's (same member), in progress
-    _wakes_done(store, [m for m, claimed in zip(in_progress, won, strict=False) if claimed])
     return len(woken)
 
 

@@ -159,13 +159,53 @@ def test_the_timer_services_burst_whose_runner_died_mid_wake_is_finished(
     assert notes(prod) == []
 
 
-def test_a_wake_that_completes_leaves_no_note(prod: Production) -> None:
+def test_a_completed_wakes_note_is_dropped_by_the_check_without_routing(
+    prod: Production,
+) -> None:
     runner = prod.start_runner()
     run = pa.await_signal("go")
     suspended_and_left(prod, runner, run)
+    workflow_id = str(run.invocation_id)
     signal_workflow(prod.app, run, "go", 1)
-    assert notes(prod) == []
+    assert notes(prod) == [f"{workflow_id} 1"]  # kept until checked: the message may be lost
     assert prod.result(run, timeout=60)[0] == 1
+    store = atomic_store(prod.app)
+    later = time.time() + _suspend.wake_grace_seconds(prod.app) + 1
+    assert _suspend.finish_stranded(prod.app, store, later) == 0
+    assert notes(prod) == []
+    assert store.get(schema.WAKES_FINISHED) is None
+
+
+@pytest.mark.parametrize("state", ["sqlite", "redis"])
+def test_a_wake_whose_broker_message_was_lost_is_routed_again(
+    state: str, prod: Production, request: pytest.FixtureRequest
+) -> None:
+    """A runner killed after taking the message and before marking the invocation PENDING
+    leaves it REROUTED with no message: pynenc's recovery does not see it, the check does."""
+    use_state(state, prod, request)
+    runner = prod.start_runner()
+    run = pa.await_signal("go")
+    suspended_and_left(prod, runner, run)
+    prod.stop_runner(runner, timeout=30)
+    workflow_id = str(run.invocation_id)
+    signal_workflow(prod.app, run, "go", "after a lost message")
+    assert prod.status(run) == InvocationStatus.REROUTED
+    # the dying runner's part: take the workflow's message (others go back to their queue)
+    broker = prod.app.broker
+    queue = run.task.broker_queue
+    taken = []
+    while (message := broker.retrieve_invocation(queue)) is not None:
+        taken.append(message)
+    assert workflow_id in [str(message) for message in taken]
+    for message in taken:
+        if str(message) != workflow_id:
+            broker.route_invocation(message, queue, 0.0)
+
+    store = atomic_store(prod.app)
+    assert _service.tick(prod.app, store, now=time.time() + _suspend.wake_grace_seconds(prod.app) + 1) >= 1
+    prod.start_runner()
+    assert prod.result(run, timeout=60)[0] == "after a lost message"
+    assert store.get(schema.WAKES_FINISHED) == "1"
 
 
 def test_a_note_of_a_suspension_the_workflow_left_is_dropped_without_routing(
