@@ -15,6 +15,7 @@ runs the issue's 1,000). No sleeps decide anything: every wait polls a condition
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
@@ -260,8 +261,9 @@ def test_two_runner_processes_and_a_sigkill_complete_every_workflow_once(
             ]
 
         # pynenc writes a status's history entry just after the status itself
-        prod.wait_until(lambda: SUCCESS in history(), timeout=30)
-        assert history().count(SUCCESS) == 1, (key, history())
+        with contextlib.suppress(AssertionError):  # a missing entry is reported below
+            prod.wait_until(lambda: SUCCESS in history(), timeout=30)
+        assert history().count(SUCCESS) == 1, (key, [(s.value) for s in history()])
     assert len(list(prod.app.orchestrator.get_task_invocation_ids(pa.order.task_id))) == count
     # each charge applied once; retries (a re-executed charge) got the same receipt
     for i, key in enumerate(keys):
