@@ -28,7 +28,12 @@ from typing import Any
 from pynenc import Pynenc, context
 
 from pynenc_wf_testing.engine import schema
-from pynenc_wf_testing.engine._suspend import wake, wake_due, wake_task_watchers
+from pynenc_wf_testing.engine._suspend import (
+    finish_stranded,
+    wake,
+    wake_due,
+    wake_task_watchers,
+)
 from pynenc_wf_testing.engine._timers import tick_seconds
 from pynenc_wf_testing.engine.atomic import AtomicStore, atomic_store
 
@@ -59,7 +64,9 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
             if wake(app, workflow_id, cause=f"inv:{invocation_id}"):
                 woken += 1
             store.remove_member(schema.WATCHED, member)
-    return woken + wake_task_watchers(app, store)
+    woken += wake_task_watchers(app, store)
+    # wakes whose waker died between its claim and the end of the reroute
+    return woken + finish_stranded(app, store, now)
 
 
 #: Awaited invocations per status query (an SQL ``IN`` list stays well within limits).

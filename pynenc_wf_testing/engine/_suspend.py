@@ -228,11 +228,113 @@ def wake(app: Pynenc, workflow_id: str, *, cause: str | None = None) -> bool:
     if cause is not None and cause not in record["keys"]:
         return False
     store = atomic_store(app)
-    if store.put_if_absent(schema.wake_claim(workflow_id, record["gen"]), "woken") is not None:
+    noted = _note_wakes(store, [(workflow_id, record)])
+    found = store.put_if_absent(schema.wake_claim(workflow_id, record["gen"]), "woken")
+    if found is not None:
+        if found == "self" and noted:  # it woke itself in place: no reroute to check on
+            store.unschedule_many(schema.WAKES_CLAIMED, noted)
         return False  # woken already (by another waker, or by itself)
     clear_indexes(store, workflow_id, record)
     reroute_paused(app, workflow_id)
     return True
+
+
+def _note_wakes(
+    store: AtomicStore, records: list[tuple[str, schema.SuspensionRecord]]
+) -> list[str]:
+    """Note wakes about to be claimed in ``schema.WAKES_CLAIMED`` for :func:`finish_stranded`.
+    Before the claim, so that a waker killed right after it still leaves its note; kept
+    after the reroute, which does not end the window: the broker message can still be lost
+    (taken by a runner killed before it marks the invocation PENDING). Not under a
+    simulator: it kills no waker mid-wake, and the note's wall-clock instant stays out of
+    its histories."""
+    if active_hooks() is not None or not records:
+        return []
+    members = [f"{workflow_id} {record['gen']}" for workflow_id, record in records]
+    store.schedule_many(schema.WAKES_CLAIMED, members, time.time())
+    return members
+
+
+#: How old a wake's note must be before the timer service checks on it
+#: (``engine_wake_grace_sec``): longer than a live waker takes, which waits up to
+#: PAUSE_GRACE_SECONDS for PAUSED before it reroutes.
+WAKE_GRACE_SECONDS = PAUSE_GRACE_SECONDS + 15.0
+
+
+def wake_grace_seconds(app: Pynenc) -> float:
+    return float((app.config_values or {}).get("engine_wake_grace_sec", WAKE_GRACE_SECONDS))
+
+
+def finish_stranded(app: Pynenc, store: AtomicStore, now: float) -> int:
+    """The timer service's check on wakes: each wake noted in ``schema.WAKES_CLAIMED`` more
+    than the grace ago (one range read per tick; one status read per note, more only for a
+    stranded one) whose workflow is still in that suspension and was claimed ("woken") but
+    is still PAUSED, KILLED or REROUTED (its waker died mid-reroute, or its broker message
+    was lost: pynenc's recovery re-runs only RUNNING and PENDING invocations) is routed
+    again; one never claimed (the waker died just before its claim) is woken now. Every
+    checked note is dropped. Returns how many it routed again.
+
+    A REROUTED invocation gets a second broker message: harmless, since pynenc's runner
+    moves an invocation to PENDING only from a status available for run (REROUTED), so
+    whichever message comes second is dropped."""
+    finished = 0
+    for member, _noted_at in store.due(schema.WAKES_CLAIMED, now - wake_grace_seconds(app)):
+        workflow_id, _, gen = member.rpartition(" ")
+        if _finish_wake(app, store, workflow_id, int(gen)):
+            finished += 1
+        store.unschedule(schema.WAKES_CLAIMED, member)
+    return finished
+
+
+def _finish_wake(app: Pynenc, store: AtomicStore, workflow_id: str, gen: int) -> bool:
+    from pynenc.exceptions import InvocationStatusError
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+
+    status = app.orchestrator.get_invocation_status_record(workflow_id)
+    stuck = (InvocationStatus.PAUSED, InvocationStatus.KILLED, InvocationStatus.REROUTED)
+    if status.status not in stuck:
+        return False  # the usual case: picked up (PENDING, RUNNING, ...) or finished
+    identity = app.state_backend.get_invocation(workflow_id).workflow
+    record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+        identity, schema.SUSPENDED, None
+    )
+    if record is None or record["gen"] != gen:
+        return False  # it ran again and moved on (suspended again, say)
+    claim = store.get(schema.wake_claim(workflow_id, gen))
+    if claim is None:
+        # The waker died between its note and its claim (a signal's sender: nothing else
+        # would wake it). Woken for whatever it waits for: the body re-checks its condition
+        # and suspends again if it does not hold. Not a halt (no keys): only a resume or a
+        # cancel ends one, and those come again through their own call. Only PAUSED: wake
+        # would wait for a RUNNING one (its runner died while suspending: pynenc's recovery).
+        if not record["keys"] or status.status != InvocationStatus.PAUSED:
+            return False
+        return _finished(app, workflow_id, "its waker died before its claim", wake(app, workflow_id))
+    if claim != "woken":
+        return False  # "self": it went on in its own thread (RUNNING: pynenc's recovery)
+    owner = RunnerContext(runner_cls="Owner", runner_id=status.runner_id or "unknown")
+    try:
+        if status.status == InvocationStatus.PAUSED:
+            app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
+            app.orchestrator.reroute_invocations([workflow_id], owner)
+        elif status.status == InvocationStatus.KILLED:
+            app.orchestrator.reroute_invocations([workflow_id], owner)
+        else:  # REROUTED
+            # the kill landed between pynenc's REROUTED and its broker message, a runner
+            # killed took the message, or it still waits in a long queue (one is dropped)
+            app.orchestrator.route_invocation(app.state_backend.get_invocation(workflow_id))
+    except InvocationStatusError:
+        return False  # moved meanwhile by someone else: it is not stranded
+    why = f"{status.status.value} since its wake (waker or message lost)"
+    return _finished(app, workflow_id, why, True)
+
+
+def _finished(app: Pynenc, workflow_id: str, why: str, done: bool) -> bool:
+    if done:
+        atomic_store(app).incr(schema.WAKES_FINISHED)
+        app.logger.warning(f"timer service finished the wake of workflow {workflow_id}: {why}")
+    return done
 
 
 def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
@@ -254,6 +356,7 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
         (workflow_id, record)
         for workflow_id, record in zip(workflow_ids, found, strict=True) if record is not None
     ]
+    _note_wakes(store, records)
     won = store.put_many_if_absent(
         [(schema.wake_claim(wf, record["gen"]), "woken") for wf, record in records]
     )

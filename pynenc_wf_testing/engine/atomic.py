@@ -77,6 +77,12 @@ class AtomicStore(ABC):
     def schedule(self, index: str, member: str, due: float) -> None:
         """Put ``member`` in the due-time index ``index`` at ``due`` (replacing its time)."""
 
+    def schedule_many(self, index: str, members: list[str], due: float) -> None:
+        """``schedule`` each of ``members`` at ``due``, in one round trip where the backend
+        allows."""
+        for member in members:
+            self.schedule(index, member, due)
+
     @abstractmethod
     def unschedule(self, index: str, member: str) -> None:
         """Take ``member`` out of the due-time index ``index`` (no-op if absent)."""
@@ -348,6 +354,20 @@ class SQLiteAtomicStore(AtomicStore):
             (self.app_id, index, member),
         )
 
+    def schedule_many(self, index: str, members: list[str], due: float) -> None:
+        conn = self._connect()
+        try:
+            self._create(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT OR REPLACE INTO pynenc_wf_atomic_due (app, idx, member, due) "
+                "VALUES (?, ?, ?, ?)",
+                [(self.app_id, index, member, due) for member in members],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
     def unschedule_many(self, index: str, members: list[str]) -> None:
         conn = self._connect()
         try:
@@ -445,6 +465,10 @@ class RedisAtomicStore(AtomicStore):
 
     def unschedule(self, index: str, member: str) -> None:
         self.client.zrem(self._key(index), member)
+
+    def schedule_many(self, index: str, members: list[str], due: float) -> None:
+        if members:
+            self.client.zadd(self._key(index), dict.fromkeys(members, due))
 
     def unschedule_many(self, index: str, members: list[str]) -> None:
         if members:

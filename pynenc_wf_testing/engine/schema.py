@@ -48,6 +48,8 @@ __all__ = [
     "SuspensionRecord",
     "WATCHED",
     "WATCHED_TASKS",
+    "WAKES_CLAIMED",
+    "WAKES_FINISHED",
     "HaltRecord",
     "InterruptRecord",
     "RerunRecord",
@@ -281,6 +283,12 @@ WATCHED = PREFIX + "watched"
 #: Suspended waits for any new run of a task (``wait_for_task(task)``), member
 #: "<final runs counted at suspension> <workflow> <task key>".
 WATCHED_TASKS = PREFIX + "watched_tasks"
+#: Wakes in progress (a due-time index, member "<workflow> <gen>", scored by the claim
+#: instant): written before the wake claim, removed once the reroute is done, so that the
+#: timer service finishes a wake whose waker died in between (``_suspend.finish_stranded``).
+WAKES_CLAIMED = PREFIX + "wakes_claimed"
+#: How many of those wakes the timer service finished (a counter, for operators and tests).
+WAKES_FINISHED = PREFIX + "wakes_finished"
 #: The timer service's generation counter (only the latest generation ticks) and heartbeat.
 SERVICE_GEN = PREFIX + "service_gen"
 SERVICE_BEAT = PREFIX + "service_beat"
