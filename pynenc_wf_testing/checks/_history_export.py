@@ -187,8 +187,8 @@ def _stored_run_id(app: Pynenc, workflow_id: str) -> str | None:
     except InvocationNotFoundError:
         pass
     from pynenc_wf_testing.engine import client as engine_client
-    from pynenc_wf_testing.engine._ops import workflows_enabled
     from pynenc_wf_testing.engine.exceptions import UnknownWorkflow
+    from pynenc_wf_testing.engine.host import workflows_enabled
 
     if not workflows_enabled(app):
         return None

@@ -72,7 +72,7 @@ class WorkflowRun(Generic[R]):
     def current(self) -> WorkflowRun[R]:
         """The run this workflow is in now: itself, or, after ``wf.root.continue_as_new``,
         the last run of its chain (reads the store; runs nothing)."""
-        from pynenc_wf_testing.engine._chain import latest_run
+        from pynenc_wf_testing.engine.host import latest_run
 
         if self.workflow_id is None:
             return self
@@ -84,7 +84,7 @@ class WorkflowRun(Generic[R]):
     @property
     def runs(self) -> list[WorkflowRun[R]]:
         """Every run of this workflow's chain, oldest first (one unless it continued as new)."""
-        from pynenc_wf_testing.engine._chain import chain_runs
+        from pynenc_wf_testing.engine.host import chain_runs
 
         current = self.current
         if self.workflow_id is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from pynenc_wf_testing.engine import _close_watch, _ops, schema
+from pynenc_wf_testing.engine import host, schema
 from pynenc_wf_testing.engine.hooks import register_hooks, unregister_hooks
 from pynenc_wf_testing.runtime.clock import to_micros
 from pynenc_wf_testing.runtime.components import sim_of
@@ -127,12 +127,12 @@ def result_wait_interrupts(
     became final). Raises the workflow's ``WorkflowCancelled`` / ``WorkflowTimeout`` if one
     is due: a blocked workflow ends at the instant it is cancelled or times out."""
     workflow = invocation.workflow
-    if workflow is None or not _ops.workflows_enabled(app):
+    if workflow is None or not host.workflows_enabled(app):
         return None
     workflow_id = str(workflow.workflow_id)
     if workflow_id != str(invocation.invocation_id):
         return None
-    deadline = _ops.WorkflowExecution(app, invocation).blocked_result_deadline(awaited)
+    deadline = host.blocked_result_deadline(app, invocation, awaited)
     if deadline is True:
         return True
     micros = None if deadline is None or deadline is False else to_micros(deadline)
@@ -141,6 +141,6 @@ def result_wait_interrupts(
 
 def close_workflow(app: Pynenc, workflow_id: str, status: str) -> None:
     """A workflow run reached a final status: apply the parent-close policy to its
-    children at that instant (the engine's rule, ``_close_watch.close_run``; in production
+    children at that instant (the engine's rule, ``engine.host.close_run``; in production
     the timer service applies it within a tick)."""
-    _close_watch.close_run(app, workflow_id, status)
+    host.close_run(app, workflow_id, status)

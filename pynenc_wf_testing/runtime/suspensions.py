@@ -21,7 +21,7 @@ import datetime as dt
 import heapq
 from typing import TYPE_CHECKING
 
-from pynenc_wf_testing.engine._suspend import suspension_of
+from pynenc_wf_testing.engine.host import suspension_of
 from pynenc_wf_testing.errors import InvalidArgument
 from pynenc_wf_testing.runtime.clock import VirtualClock, from_micros, to_micros
 
@@ -129,10 +129,8 @@ class Suspensions:
         if finals != self._seen_finals:
             self._seen_finals = finals
             apps = sorted(self._apps) if not apps else sorted(set(apps) | set(self._apps))
-        # Imported here: the service module builds a pynenc app at import (which loads
-        # pynenc's plugins), a cost only a world that suspends should pay.
-        from pynenc_wf_testing.engine._service import tick
         from pynenc_wf_testing.engine.atomic import atomic_store
+        from pynenc_wf_testing.engine.host import timer_tick as tick
 
         for app_id in sorted(apps):
             app = self._apps[app_id]
