@@ -21,6 +21,7 @@ from pynenc_wf_testing.runtime.fast_memory.client_data_store import (
     dumps_plain,
     loads_plain,
 )
+from pynenc_wf_testing.runtime.fast_memory.configs import FAST_MEMORY_CONFIG, STOCK_MEMORY_CONFIG
 from pynenc_wf_testing.runtime.fast_memory.orchestrator import SimMemOrchestrator
 from pynenc_wf_testing.runtime.fast_memory.state_backend import SimMemStateBackend
 from pynenc_wf_testing.runtime.fast_memory.trigger import SimMemTrigger
@@ -36,21 +37,3 @@ __all__ = [
     "dumps_plain",
     "loads_plain",
 ]
-
-#: Component classes of the default memory backend (fast, observed).
-FAST_MEMORY_CONFIG: dict[str, str] = {
-    "orchestrator_cls": "SimMemOrchestrator",
-    "state_backend_cls": "SimMemStateBackend",
-    "broker_cls": "SimMemBroker",
-    "trigger_cls": "SimMemTrigger",
-    "client_data_store_cls": "SimMemClientDataStore",
-}
-
-#: pynenc's own memory classes with the simulator's observation hooks ("memory-stock").
-STOCK_MEMORY_CONFIG: dict[str, str] = {
-    "orchestrator_cls": "SimStockMemOrchestrator",
-    "state_backend_cls": "SimStockMemStateBackend",
-    "broker_cls": "MemBroker",
-    "trigger_cls": "MemTrigger",
-    "client_data_store_cls": "MemClientDataStore",
-}
