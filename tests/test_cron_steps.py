@@ -26,7 +26,8 @@ START = dt.datetime(2030, 2, 27, 22, 0, tzinfo=dt.UTC)  # (crosses a month end: 
 
 def _instants(count: int, seed: int) -> list[dt.datetime]:
     rng = random.Random(seed)
-    out = [START + dt.timedelta(minutes=m) for m in range(0, 3 * 24 * 60, 7)]
+    out = [START + dt.timedelta(minutes=m) for m in range(0, 3 * 24 * 60, 31)]
+    out += [START + dt.timedelta(hours=h, seconds=s) for h in range(72) for s in (-1, 0, 1)]
     out += [START + dt.timedelta(seconds=rng.randrange(3 * 86_400)) for _ in range(count)]
     return out
 
@@ -39,7 +40,7 @@ def _micros(when: dt.datetime) -> int:
 def test_next_and_previous_fire_are_croniters(expression: str) -> None:
     cron = daily_cron(expression)
     assert isinstance(cron, DailyCron)
-    for at in _instants(300, seed=len(expression)):
+    for at in _instants(120, seed=len(expression)):
         t = utc_whole_micros(at)
         assert t == _micros(at)
         assert cron.next_after(t) == _micros(croniter(expression, at).get_next(dt.datetime))
@@ -87,7 +88,7 @@ def test_cron_condition_answers_are_pynencs() -> None:
     base = dt.datetime(2030, 3, 30, 23, 55, tzinfo=dt.UTC)
     checked = satisfied = 0
     for condition in conditions:
-        for _ in range(250):
+        for _ in range(120):
             at = base + dt.timedelta(seconds=rng.choice([0, 1, 29, 30, 31, 59, 60, 61, 119,
                                                           120, 121, rng.randrange(90_000)]))
             for last in (None, at - dt.timedelta(seconds=rng.choice([1, 20, 49, 50, 60, 61,
