@@ -632,3 +632,32 @@ def test_cron_with_trigger_logging_logs_what_pynenc_logs(
     assert sum("trigger.run.executed" in line.lower() or "run_executed" in line.lower()
                for line in stock) >= 12, stock[:5]
     assert lines("memory") == stock
+
+
+def test_cron_routing_error_leaves_what_pynencs_loop_leaves() -> None:
+    """``execute_task`` raising mid-iteration: the plain path leaves pynenc's state (the valid
+    condition recorded and not cleared, the claim and the last-execution stamp kept, no run
+    record), and the next pass is pynenc's own loop, which picks the condition up."""
+    def run(backend: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        with WorkflowEnv(seed=6, backend=backend, log_level="critical") as env:
+            env.use(minute_eq)
+            env.advance(minutes=3)
+            trigger: Any = minute_eq.trigger
+            real = trigger.execute_task
+
+            def failing(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("routing failed")
+
+            trigger.execute_task = failing
+            try:
+                with pytest.raises(RuntimeError, match="routing failed") as raised:
+                    env.advance(minutes=2)
+            finally:
+                trigger.execute_task = real
+            after_error = _trigger_state(trigger)
+            env.advance(minutes=3)
+            return str(raised.value), after_error, _trigger_state(trigger)
+
+    stock = run("memory-stock")
+    assert stock[1]["valid_conditions"]  # (left behind by the failed pass)
+    assert run("memory") == stock
