@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from croniter import croniter
 from freezegun import freeze_time
+from pynenc import Pynenc
 from pynenc.trigger.mem_trigger import MemTrigger
 from pynenc.trigger.monitoring import EventRecord, TriggerRunRecord
+from pynenc.trigger.trigger_builder import TriggerBuilder
 
 from benchmarks import cron_app
 from pynenc_wf_testing import WorkflowEnv
@@ -335,3 +337,65 @@ def test_match_of_a_computed_fire_time_gives_croniters_answer() -> None:
         assert answers() == expected  # (from the memos and the known fire times)
     finally:
         patches.undo()
+
+
+# --------------------------------------------------------------------------- plain path
+
+
+def test_a_cron_firing_costs_under_800_calls_and_no_croniter() -> None:
+    """Per firing of ``* * * * *``: the plain-cron iteration answers every trigger-loop pass
+    (pynenc's own body never runs), croniter computes no fire time (arithmetic), and the
+    whole firing (trigger loop, routing, running the task, clock move) stays under 800 Python
+    and builtin calls (1,269 before the plain path; ~790 with it)."""
+    real = croniter.__dict__["_calc_next"]
+    computed = 0
+
+    def counting(self: Any, is_prev: bool) -> Any:
+        nonlocal computed
+        computed += 1
+        return real(self, is_prev)
+
+    cron_app.FIRED.clear()
+    croniter._calc_next = counting
+    try:
+        with WorkflowEnv(seed=0, log_level="error") as env:
+            env.use(cron_app.app)
+            env.advance(hours=1)
+            trigger: Any = cron_app.app.trigger
+            fast, stock = trigger.cron_fast_iterations, trigger.cron_stock_iterations
+            before, fired = computed, len(cron_app.FIRED)
+            calls = _operations_during(lambda: env.advance(hours=1))
+            firings = len(cron_app.FIRED) - fired
+            assert trigger.cron_fast_iterations - fast == firings == 60
+            assert trigger.cron_stock_iterations == stock == 0
+    finally:
+        croniter._calc_next = real
+    assert computed == before
+    assert calls / firings < 800, calls / firings
+
+
+#: A status condition next to a cron one: not a plain-cron app.
+mixed = Pynenc(config_values={"app_id": "cron-mixed", "logging_level": "error"})
+
+
+@mixed.task(triggers=TriggerBuilder().on_cron("*/5 * * * *"))
+def mixed_source() -> int:
+    return 1
+
+
+@mixed.task(triggers=TriggerBuilder().on_status(mixed_source, statuses=["SUCCESS"]))
+def mixed_follower() -> int:
+    return 2
+
+
+def test_apps_that_are_not_plain_cron_take_pynencs_loop() -> None:
+    """Every pass of an app with a status condition is pynenc's own loop body, and the
+    status trigger still fires after each cron run."""
+    with WorkflowEnv(seed=0, log_level="error") as env:
+        env.use(mixed)
+        env.advance(minutes=30)
+        trigger: Any = mixed.trigger
+        assert trigger.cron_fast_iterations == 0 and trigger.cron_stock_iterations > 6
+        orchestrator: Any = mixed.orchestrator
+        tasks = [str(inv_id) for inv_id in orchestrator.invocation_status_record]
+        assert len(tasks) >= 2 * 6  # (each source run triggered a follower)

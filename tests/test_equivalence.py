@@ -186,11 +186,12 @@ def _app_info(info: Any) -> Any:
     return dataclasses.replace(info, config_values=config)
 
 
-def snapshot(env: WorkflowEnv) -> dict[str, Any]:
+def snapshot(env: WorkflowEnv, target: Pynenc | None = None) -> dict[str, Any]:
     """Everything the durable store holds (and what the simulator recorded), as plain
     values that compare by value."""
-    orch: Any = app.orchestrator
-    sb: Any = app.state_backend
+    target = target or app
+    orch: Any = target.orchestrator
+    sb: Any = target.state_backend
     ids = sorted(orch.invocation_status_record)
     state: dict[str, Any] = {
         "classes": None,  # filled by the caller: the two runs differ here by design
@@ -230,13 +231,13 @@ def snapshot(env: WorkflowEnv) -> dict[str, Any]:
             k: dataclasses.asdict(v) for k, v in sorted(sb._runner_contexts.items())
         },
         "app_info": _app_info(sb.get_app_info()),
-        "client_data": dict(sorted(app.client_data_store._storage.items())),
+        "client_data": dict(sorted(target.client_data_store._storage.items())),
         "queues": {
             q: {p: list(d) for p, d in by_priority.items() if d}
-            for q, by_priority in app.broker._queues.items()
+            for q, by_priority in target.broker._queues.items()
         },
-        "trigger_conditions": sorted(app.trigger._conditions),
-        "valid_conditions": sorted(app.trigger._valid_conditions),
+        "trigger_conditions": sorted(target.trigger._conditions),
+        "valid_conditions": sorted(target.trigger._valid_conditions),
         "steps": env.history_json(),
         "ledger": [dataclasses.astuple(e) for e in env.ledger],
         "crashes": env.crashes,
@@ -500,3 +501,163 @@ def test_snapshot_is_json_free_of_identity() -> None:
     _, two = run_main("memory-stock", 5, "none")
     assert one == two
     json.dumps(one["steps"])
+
+
+# --------------------------------------------------------------------------- cron
+
+from pynenc.trigger.trigger_builder import TriggerBuilder  # noqa: E402
+
+#: Cron tasks (daily expressions stepped by arithmetic, two triggers on one condition, a
+#: weekly expression croniter answers, a task that fails every night).
+cron_eq = Pynenc(config_values={"app_id": "equivalence-cron"})
+#: One per-minute task: a month of it on pynenc's own loop would take hours.
+minute_eq = Pynenc(config_values={"app_id": "equivalence-minute"})
+
+
+@cron_eq.task(triggers=TriggerBuilder().on_cron("0 * * * *"))
+def hourly() -> str:
+    return "hourly"
+
+
+@cron_eq.task(triggers=TriggerBuilder().on_cron("15,45 9-17 * * *"))
+def office() -> str:
+    return "office"
+
+
+@cron_eq.task(triggers=TriggerBuilder().on_cron("0 */6 * * *"))
+def quarter_a() -> str:
+    return "a"
+
+
+@cron_eq.task(triggers=TriggerBuilder().on_cron("0 */6 * * *"))
+def quarter_b() -> str:
+    return "b"
+
+
+@cron_eq.task(triggers=TriggerBuilder().on_cron("0 12 * * mon"))
+def weekly() -> str:
+    return "weekly"
+
+
+@cron_eq.task(triggers=TriggerBuilder().on_cron("30 3 * * *"))
+def nightly() -> str:
+    raise ValueError("nightly job failed")
+
+
+@minute_eq.task(triggers=TriggerBuilder().on_cron("* * * * *"))
+def every_minute() -> str:
+    return "tick"
+
+
+@minute_eq.task(triggers=TriggerBuilder().on_cron("*/5 * * * *"))
+def every_five() -> str:
+    return "five"
+
+
+def _trigger_state(trigger: Any) -> dict[str, Any]:
+    """What the trigger component stores: cron stamps, claims, run records, indexes."""
+    def index(d: dict[str, set[str]]) -> dict[str, list[str]]:
+        return {k: sorted(v) for k, v in sorted(d.items()) if v}
+
+    return {
+        "last_cron": dict(trigger._last_cron_executions),
+        "last_cron_cache": dict(trigger._last_cron_execution_cache),
+        "claims": list(trigger._trigger_run_claims.items()),
+        "runs": [(k, dataclasses.asdict(r)) for k, r in trigger._trigger_runs.items()],
+        "events": list(trigger._events),
+        "valid_conditions": list(trigger._valid_conditions),
+        "triggers": list(trigger._triggers),
+        "runs_by_invocation": index(trigger._run_ids_by_invocation_id),
+        "runs_by_valid_condition": index(trigger._run_ids_by_valid_condition_id),
+        "runs_by_event": index(trigger._run_ids_by_event_id),
+        "runs_by_source": index(trigger._run_ids_by_source_invocation_id),
+    }
+
+
+def run_cron(backend: str, target: Pynenc, **advance: int) -> dict[str, Any]:
+    with WorkflowEnv(seed=4, backend=backend, log_level="error") as env:
+        env.use(target)
+        env.advance(**advance)
+        state = snapshot(env, target)
+        state["trigger"] = _trigger_state(target.trigger)
+        state["classes"] = type(target.trigger).__name__
+        state["paths"] = [getattr(target.trigger, f"cron_{kind}_iterations", None)
+                          for kind in ("fast", "stock")]
+        return state
+
+
+@pytest.mark.parametrize(
+    ("target", "advance"),
+    [(cron_eq, {"days": 30}), (minute_eq, {"hours": 6})],
+    ids=["month-of-cron-tasks", "hours-of-per-minute"],
+)
+def test_cron_firings_store_what_pynencs_trigger_loop_stores(
+    target: Pynenc, advance: dict[str, int]
+) -> None:
+    """The simulator's plain-cron iteration (arithmetic fire times, no per-firing rebuild of
+    triggers and contexts, the purge's early exit) leaves pynenc's state, record by record:
+    a month of six cron tasks with records expiring after 7 days, and hours of per-minute."""
+    stock = run_cron("memory-stock", target, **advance)
+    fast = run_cron("memory", target, **advance)
+    assert (stock["classes"], fast["classes"]) == ("MemTrigger", "SimMemTrigger")
+    fast_iterations, stock_iterations = fast["paths"]
+    assert stock_iterations == 0 and fast_iterations >= 6 * 60  # (the plain path did run)
+    runs = stock["trigger"]["runs"]
+    if target is cron_eq:
+        assert len(stock["status_records"]) > 30 * (24 + 18 + 8 + 1)  # every firing ran
+        assert 7 * 51 <= len(runs) <= 8 * 51  # (records older than 7 days were purged)
+        assert stock["exceptions"]  # (the nightly failures)
+    else:
+        assert len(runs) >= 6 * (60 + 12)
+    for key in stock:
+        if key not in ("classes", "paths"):
+            assert fast[key] == stock[key], key
+
+
+def test_cron_with_trigger_logging_logs_what_pynenc_logs(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """With pynenc's trigger log lines on (info), the loop is pynenc's own: same lines."""
+    def lines(backend: str) -> list[str]:
+        with WorkflowEnv(seed=2, backend=backend, log_level="info") as env:
+            env.use(minute_eq)
+            env.advance(minutes=12)
+            trigger: Any = minute_eq.trigger
+            if backend == "memory":
+                assert trigger.cron_fast_iterations == 0  # (pynenc's own loop)
+        out, err = capfd.readouterr()
+        return [line for line in (out + err).splitlines() if "pynenc." in line]
+
+    stock = lines("memory-stock")
+    assert sum("trigger.run.executed" in line.lower() or "run_executed" in line.lower()
+               for line in stock) >= 12, stock[:5]
+    assert lines("memory") == stock
+
+
+def test_cron_routing_error_leaves_what_pynencs_loop_leaves() -> None:
+    """``execute_task`` raising mid-iteration: the plain path leaves pynenc's state (the valid
+    condition recorded and not cleared, the claim and the last-execution stamp kept, no run
+    record), and the next pass is pynenc's own loop, which picks the condition up."""
+    def run(backend: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        with WorkflowEnv(seed=6, backend=backend, log_level="critical") as env:
+            env.use(minute_eq)
+            env.advance(minutes=3)
+            trigger: Any = minute_eq.trigger
+            real = trigger.execute_task
+
+            def failing(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("routing failed")
+
+            trigger.execute_task = failing
+            try:
+                with pytest.raises(RuntimeError, match="routing failed") as raised:
+                    env.advance(minutes=2)
+            finally:
+                trigger.execute_task = real
+            after_error = _trigger_state(trigger)
+            env.advance(minutes=3)
+            return str(raised.value), after_error, _trigger_state(trigger)
+
+    stock = run("memory-stock")
+    assert stock[1]["valid_conditions"]  # (left behind by the failed pass)
+    assert run("memory") == stock

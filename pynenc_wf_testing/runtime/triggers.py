@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pynenc_wf_testing.runtime.clock import VirtualClock, to_micros
+from pynenc_wf_testing.runtime.cron_steps import daily_cron
 
 __all__ = ["Triggers"]
 
@@ -73,14 +74,20 @@ class Triggers:
         from croniter import croniter
         from pynenc.trigger.conditions.cron import CronCondition
 
-        now = self.clock.now
         best: int | None = None
         for app in self.apps:
             for condition in app.trigger._get_all_conditions():
                 if isinstance(condition, CronCondition):
                     expression = condition.cron_expression
-                    cached = self._next_fire.get(expression)
                     at = self.clock.micros
+                    stepper = daily_cron(expression)
+                    if stepper is not None and not at % 1_000_000:
+                        # (a daily expression on a whole-second UTC instant: arithmetic)
+                        micros = stepper.next_after(at)
+                        if best is None or micros < best:
+                            best = micros
+                        continue
+                    cached = self._next_fire.get(expression)
                     if cached is not None and cached[0] <= at < cached[1]:
                         micros = cached[1]
                     else:
@@ -89,8 +96,8 @@ class Triggers:
                             # it (the same answer as a new croniter from now, built once).
                             it = cached[2]
                         else:
-                            it = croniter(expression, now)
-                        micros = to_micros(it.get_next(type(now)))
+                            it = croniter(expression, self.clock.now)
+                        micros = to_micros(it.get_next(type(self.clock.now)))
                         self._next_fire[expression] = (at, micros, it)
                     if best is None or micros < best:
                         best = micros

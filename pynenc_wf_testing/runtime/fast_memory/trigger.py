@@ -7,6 +7,14 @@ monitoring records through a heap by purge time instead of scanning them all, an
 trigger-run indexes exact at each write instead of rebuilding them from every record: the
 state it leaves is pynenc's, and a cron firing no longer costs more as records pile up.
 
+A trigger-loop iteration of an app whose conditions are all plain cron conditions, each
+behind single-condition triggers without argument providers, with no valid condition left over
+and trigger logging off, is answered by :meth:`SimMemTrigger._sim_cron_iteration`: the same
+claims, last-execution stamps, routed invocations (through ``execute_task``) and trigger-run
+records, in the same order, without pynenc's per-iteration rebuilding of trigger definitions,
+contexts and log lines; the cron condition of a daily expression is decided by arithmetic
+(``runtime/cron_steps.py``). Anything else takes pynenc's own loop.
+
 Part of the fast memory backend (see ``fast_memory/__init__.py``); docs/benchmarks.md has
 what it buys.
 """
@@ -14,19 +22,34 @@ what it buys.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import heapq
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pynenc.invocation.dist_invocation import DistributedInvocation
 from pynenc.invocation.status import (
     InvocationStatus,
 )
+from pynenc.trigger.conditions import ValidCondition
+from pynenc.trigger.conditions.cron import CronCondition, CronContext
 from pynenc.trigger.mem_trigger import MemTrigger
-from pynenc.trigger.monitoring import EventRecord, TriggerRunRecord
+from pynenc.trigger.monitoring import EventRecord, TriggerRunParticipant, TriggerRunRecord
+from pynenc.trigger.trigger_definitions import TriggerDefinition
+
+from pynenc_wf_testing.runtime.cron_steps import cron_condition_satisfied
 
 if TYPE_CHECKING:
     from pynenc.identifiers.invocation_id import InvocationId
+    from pynenc.identifiers.task_id import TaskId
+    from pynenc.models.trigger_definition_dto import TriggerDefinitionDTO
+    from pynenc.orchestrator.atomic_service import AtomicServiceRun
+    from pynenc.trigger.conditions import TriggerCondition
+
+#: One cron condition of a plain plan: (condition, its id, its triggers as (trigger id, task
+#: id, logic value)).
+_PlanEntry = tuple[CronCondition, str, list[tuple[str, "TaskId", str]]]
 
 __all__ = ["SimMemTrigger"]
 
@@ -81,8 +104,12 @@ class SimMemTrigger(MemTrigger):
         self._sim_runs_by_event: dict[str, set[str]] = {}
         #: Records looked at by the age purges (tests assert it does not grow with time).
         self.purge_visits = 0
+        #: Loop iterations answered by the plain-cron path / by pynenc's own loop body.
+        self.cron_fast_iterations = 0
+        self.cron_stock_iterations = 0
 
     def _purge(self) -> None:
+        self._sim_plan_stale = True
         super()._purge()
         self._sim_init()
 
@@ -237,3 +264,187 @@ class SimMemTrigger(MemTrigger):
                 for event_id in run.event_ids:
                     self._sim_runs_by_event.setdefault(event_id, set()).add(run.trigger_run_id)
         return removed
+
+    # Plain cron iterations. pynenc's loop body, per iteration: evaluate every cron condition
+    # (up to three ``CronContext`` objects and two evaluations each), then per valid condition
+    # rebuild each trigger from its DTO (a SHA-256), build trigger contexts, hash the run id,
+    # claim it, format two log lines, route the task, and build the run record through three
+    # helpers. For a plain plan (below) the same state changes are made here, in the same
+    # order, from a plan of the registered conditions and triggers built once.
+
+    #: The plain plan (None: not plain), rebuilt when a registration changes.
+    _sim_plan: list[_PlanEntry] | None = None
+    _sim_plan_stale = True
+    _sim_plan_sizes: tuple[int, int] = (-1, -1)
+
+    def _register_condition(self, condition: TriggerCondition) -> None:
+        self._sim_plan_stale = True
+        super()._register_condition(condition)
+
+    def register_trigger(self, trigger: TriggerDefinitionDTO) -> None:
+        self._sim_plan_stale = True
+        super().register_trigger(trigger)
+
+    def clean_task_trigger_definitions(self, task_id: TaskId) -> None:
+        self._sim_plan_stale = True
+        super().clean_task_trigger_definitions(task_id)
+
+    def _register_source_task_condition(self, task_id: TaskId, condition_id: str) -> None:
+        self._sim_plan_stale = True
+        super()._register_source_task_condition(task_id, condition_id)
+
+    def _sim_cron_plan(self) -> list[_PlanEntry] | None:
+        """The cron conditions with their triggers, if every registered condition is a
+        ``CronCondition`` and every trigger of one has that condition alone and no argument
+        provider (one run per valid condition, no arguments); else None."""
+        sizes = (len(self._conditions), len(self._triggers))
+        if self._sim_plan_stale or sizes != self._sim_plan_sizes:
+            self._sim_plan = self._sim_build_plan()
+            self._sim_plan_stale = False
+            self._sim_plan_sizes = sizes
+        return self._sim_plan
+
+    def _sim_build_plan(self) -> list[_PlanEntry] | None:
+        plan: list[_PlanEntry] = []
+        for condition in self._get_all_conditions():
+            if type(condition) is not CronCondition:
+                return None
+            condition_id = condition.condition_id
+            triggers: dict[str, tuple[str, TaskId, str]] = {}  # (first seen, like pynenc's)
+            for dto in self.get_triggers_for_condition(condition_id):
+                if dto.argument_provider_json or list(dto.condition_ids) != [condition_id]:
+                    return None
+                trigger = TriggerDefinition.from_dto(dto, self.app)
+                triggers.setdefault(
+                    trigger.trigger_id, (trigger.trigger_id, trigger.task_id, trigger.logic.value)
+                )
+            plan.append((condition, condition_id, list(triggers.values())))
+        return plan
+
+    def _process_loop_iteration_body(self, atomic_service_run: AtomicServiceRun) -> None:
+        # pynenc's loop when: a valid condition is left from before, the trigger log lines
+        # would be emitted, the scheduler is off, or the plan is not plain.
+        plan = None
+        if not self._valid_conditions and not self.app.logger.isEnabledFor(logging.INFO):
+            plan = self._sim_cron_plan()
+        if plan is None or not self.conf.enable_scheduler:
+            self.cron_stock_iterations += 1
+            super()._process_loop_iteration_body(atomic_service_run)
+            return
+        self.cron_fast_iterations += 1
+        self._sim_cron_iteration(plan, atomic_service_run)
+
+    def _sim_cron_iteration(self, plan: list[_PlanEntry], run: AtomicServiceRun) -> None:
+        """``_process_loop_iteration_body`` for a plain plan: the same state changes in the
+        same order (an exception leaves what pynenc's would: valid conditions recorded and
+        not cleared, claims and last executions kept)."""
+        now = datetime.now(_dt.UTC)
+        recorded: list[tuple[str, str, list[tuple[str, TaskId, str]], CronContext]] = []
+        for condition, condition_id, triggers in plan:  # (check_time_based_triggers)
+            context = self._sim_should_trigger(condition, condition_id, now)
+            if context is not None:
+                valid = ValidCondition(condition, context)
+                valid_id = f"valid_condition_{condition_id}_context_{context.context_id}"
+                self._valid_conditions[valid_id] = valid
+                recorded.append((valid_id, condition_id, triggers, context))
+        for valid_id, condition_id, triggers, context in recorded:
+            for trigger_id, task_id, logic in triggers:
+                # (TriggerDefinition.generate_trigger_run_ids of one valid condition)
+                run_id = hashlib.sha256((trigger_id + valid_id).encode("utf-8")).hexdigest()
+                if not self.claim_trigger_run(run_id):
+                    continue
+                claimed_at = datetime.now(_dt.UTC)
+                invocation = self.execute_task(task_id, {}, parent_event_id=None)
+                executed_at = datetime.now(_dt.UTC)
+                try:  # (_record_trigger_run: monitoring never breaks the loop)
+                    stamp = context.timestamp
+                    self.store_trigger_run(
+                        TriggerRunRecord(
+                            trigger_run_id=run_id,
+                            trigger_id=trigger_id,
+                            task_id_key=task_id.key,
+                            logic_value=logic,
+                            valid_condition_ids=[valid_id],
+                            condition_ids=[condition_id],
+                            event_ids=[],
+                            source_invocation_ids=[],
+                            triggered_invocation_id=str(invocation.invocation_id),
+                            claimed_at=claimed_at or datetime.now(_dt.UTC),
+                            executed_at=executed_at or datetime.now(_dt.UTC),
+                            participants=[
+                                TriggerRunParticipant(
+                                    context_type="CronContext",
+                                    condition_id=condition_id,
+                                    valid_condition_id=valid_id,
+                                    context_timestamp=stamp,
+                                    context_summary=f"timestamp:{stamp.isoformat()}",
+                                )
+                            ],
+                            atomic_service_run_id=run.atomic_service_run_id,
+                            atomic_service_runner_id=run.runner_id,
+                        )
+                    )
+                except Exception:  # pragma: no cover - logged, never re-raised
+                    self.app.logger.exception("trigger.store_trigger_run failed for run %s", run_id)
+        for valid_id, _, triggers, _ in recorded:
+            if triggers:  # (a condition without triggers stays valid, as in pynenc)
+                self._valid_conditions.pop(valid_id, None)
+
+    def _sim_should_trigger(
+        self, condition: CronCondition, condition_id: str, now: datetime
+    ) -> CronContext | None:
+        """pynenc's ``_should_trigger_cron_condition`` without its log lines: the local cache,
+        then the stored last execution, then the optimistic store of ``now``."""
+        cache = self._last_cron_execution_cache
+        cached = cache.get(condition_id)
+        last = None
+        if cached:
+            if not self._sim_satisfied(condition, now, cached):
+                return None
+            last = cached
+        with self._cron_lock:
+            stored = self._last_cron_executions.get(condition_id)
+        if stored:
+            cache[condition_id] = stored
+            # (the same instant as the cache's was just evaluated: the same answer)
+            if stored is not cached and not self._sim_satisfied(condition, now, stored):
+                return None
+            last = stored
+        with self._cron_lock:  # (store_last_cron_execution)
+            current = self._last_cron_executions.get(condition_id)
+            stamped = stored is None or current == stored
+            if stamped:
+                self._last_cron_executions[condition_id] = now
+        if not stamped:  # pragma: no cover - another loop claimed it (not in one process)
+            fresh = self.get_last_cron_execution(condition_id)
+            if fresh:
+                cache[condition_id] = fresh
+            return None
+        cache[condition_id] = now
+        return CronContext(timestamp=now, last_execution=last)
+
+    @staticmethod
+    def _sim_satisfied(condition: CronCondition, now: datetime, last: datetime) -> bool:
+        answer = cron_condition_satisfied(condition, now, last)
+        if answer is None:
+            answer = condition.is_satisfied_by(CronContext(timestamp=now, last_execution=last))
+        return answer
+
+    def _auto_purge_events(self) -> int:
+        # Nothing can expire before the oldest record's purge time: with no capacity limits,
+        # no record without a time, and no event index to tidy, that is a comparison.
+        conf = self.conf
+        if (
+            conf.event_retention_days > 0
+            and conf.event_max_records <= 0
+            and conf.trigger_run_max_records <= 0
+            and not self._untimed_runs
+            and not self._event_ids_by_code
+            and not self._event_ids_by_emitter
+        ):
+            threshold = datetime.now(_dt.UTC) - timedelta(days=conf.event_retention_days)
+            runs, events = self._run_heap, self._event_heap
+            if (not runs or runs[0][0] >= threshold) and (not events or events[0][0] >= threshold):
+                return 0
+        deleted: int = super()._auto_purge_events()
+        return deleted
