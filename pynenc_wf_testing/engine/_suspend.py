@@ -271,19 +271,55 @@ def finish_stranded(app: Pynenc, store: AtomicStore, now: float) -> int:
     stranded one) whose workflow is still in that suspension and was claimed ("woken") but
     is still PAUSED, KILLED or REROUTED (its waker died mid-reroute, or its broker message
     was lost: pynenc's recovery re-runs only RUNNING and PENDING invocations) is routed
-    again; one never claimed (the waker died just before its claim) is woken now. Every
-    checked note is dropped. Returns how many it routed again.
+    again; one never claimed (the waker died just before its claim) is woken now. A signal
+    sender's note (``schema.signal_note``, left only if the sender died before its wake
+    was noted) wakes a workflow still suspended on that signal, unclaimed. Every checked
+    note is dropped. Returns how many it routed again.
 
     A REROUTED invocation gets a second broker message: harmless, since pynenc's runner
     moves an invocation to PENDING only from a status available for run (REROUTED), so
     whichever message comes second is dropped."""
     finished = 0
-    for member, _noted_at in store.due(schema.WAKES_CLAIMED, now - wake_grace_seconds(app)):
-        workflow_id, _, gen = member.rpartition(" ")
-        if _finish_wake(app, store, workflow_id, int(gen)):
+    due = [member for member, _noted_at in store.due(schema.WAKES_CLAIMED, now - wake_grace_seconds(app))]
+    for member in due:
+        workflow_id, _, rest = member.partition(" ")
+        if rest.startswith("* "):  # schema.signal_note: "<workflow> * <slot> <name>"
+            slot, _, name = rest[2:].partition(" ")
+            done = _finish_signal(app, store, workflow_id, name, int(slot), due)
+        else:
+            done = _finish_wake(app, store, workflow_id, int(rest))
+        if done:
             finished += 1
         store.unschedule(schema.WAKES_CLAIMED, member)
     return finished
+
+
+def _finish_signal(
+    app: Pynenc, store: AtomicStore, workflow_id: str, name: str, slot: int, due: list[str]
+) -> bool:
+    """A signal sender's note that outlived the grace: the sender died between the note
+    and the end of its wake. Wakes the workflow if it is PAUSED in an unclaimed suspension
+    waiting for ``name`` and the signal was stored. Left alone: a suspension whose wake the
+    sender had noted (that note, in ``due`` or checked later, covers it) or claimed, and a
+    signal never stored (the sender died before: nothing to deliver)."""
+    from pynenc.invocation.status import InvocationStatus
+
+    status = app.orchestrator.get_invocation_status_record(workflow_id)
+    if status.status != InvocationStatus.PAUSED:
+        return False  # the usual case: it was woken and has run on
+    identity = app.state_backend.get_invocation(workflow_id).workflow
+    record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+        identity, schema.SUSPENDED, None
+    )
+    cause = schema.wake_signal(name)
+    if record is None or cause not in record["keys"] or f"{workflow_id} {record['gen']}" in due:
+        return False
+    if app.state_backend.get_workflow_data(identity, schema.signal(name, slot), None) is None:
+        return False
+    if store.get(schema.wake_claim(workflow_id, record["gen"])) is not None:
+        return False
+    why = f"the sender of its signal {name!r} died before waking it"
+    return _finished(app, workflow_id, why, wake(app, workflow_id, cause=cause))
 
 
 def _finish_wake(app: Pynenc, store: AtomicStore, workflow_id: str, gen: int) -> bool:
