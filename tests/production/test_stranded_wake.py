@@ -55,12 +55,20 @@ def kill_waker_at(stage: str, prod: Production, monkeypatch: pytest.MonkeyPatch)
 
     orchestrator = prod.app.orchestrator
     if stage == "after the claim":
-        monkeypatch.setattr(_suspend, "reroute_paused", dying(_suspend.reroute_paused))
-        monkeypatch.setattr(_suspend, "_reroute_if_paused", dying(_suspend._reroute_if_paused))
+        for name in ("reroute_paused", "_reroute_if_paused", "_mark_rerouted"):
+            monkeypatch.setattr(_suspend, name, dying(getattr(_suspend, name)))
     elif stage == "after KILLED":
-        monkeypatch.setattr(orchestrator, "reroute_invocations", dying(orchestrator.reroute_invocations))
-    else:
-        monkeypatch.setattr(orchestrator, "route_invocation", dying(orchestrator.route_invocation))
+        set_status = orchestrator.set_invocation_status
+
+        def dies_at_rerouted(invocation_id: Any, status: Any, *args: Any) -> Any:
+            if status == InvocationStatus.REROUTED and threading.get_ident() == waker:
+                raise WakerKilled(stage)
+            return set_status(invocation_id, status, *args)
+
+        monkeypatch.setattr(orchestrator, "set_invocation_status", dies_at_rerouted)
+    else:  # a wake routes one invocation, a burst a group at once
+        for name in ("route_invocation", "route_invocations"):
+            monkeypatch.setattr(orchestrator, name, dying(getattr(orchestrator, name)))
 
 
 def suspended_and_left(prod: Production, runner: Any, run: Any) -> None:
