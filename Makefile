@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell for p in python3.12 python3.13 python3 /root/.pyenv/versions/3.12*/bin/python3.12; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 PYTEST_ARGS ?=
+# The suite runs on two pytest-xdist workers (same per-test seeds and results as a serial run);
+# TEST_WORKERS=0 runs it serially in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: venv test demo bench lint typecheck cycles clean
 
@@ -19,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 demo: venv
 	$(PY) -m pytest examples -v --wf-summary --wf-report=wf-report $(PYTEST_ARGS)

@@ -313,6 +313,18 @@ def measure(
     began_plain = time.time()
     plain_runs = [plain(i) for i in range(len(sleepers))]  # type: ignore[call-arg]
     wait_for_status(app, plain_runs, lambda s: s.is_final(), bound, "the plain tasks")
+    # pynenc writes the SUCCESS history entry just after the status: wait for the entry too
+    wait_until(
+        lambda: all(
+            any(
+                h.status_record.status == InvocationStatus.SUCCESS
+                for h in app.state_backend.get_history(r.invocation_id)
+            )
+            for r in plain_runs
+        ),
+        bound,
+        "the plain tasks' SUCCESS history entries",
+    )
     plain_lat = [
         status_at(app, r, InvocationStatus.SUCCESS, began_plain) - began_plain for r in plain_runs
     ]

@@ -22,7 +22,7 @@ from pynenc.trigger.monitoring import EventRecord, TriggerRunRecord
 
 from benchmarks import cron_app
 from pynenc_wf_testing import WorkflowEnv
-from pynenc_wf_testing.runtime.memory_components import SimMemTrigger
+from pynenc_wf_testing.runtime.fast_memory import SimMemTrigger
 from pynenc_wf_testing.runtime.monkeypatches.croniter_cache import install_croniter_cache
 from pynenc_wf_testing.runtime.monkeypatches.registry import PatchSet
 

@@ -3,7 +3,7 @@
 ``WorkflowEnv(backend="memory-stock")`` runs pynenc 0.4 as shipped (its ``MemOrchestrator``,
 ``MemStateBackend``, ``MemBroker``, ``MemTrigger``, ``MemClientDataStore``, no speed-up
 patches) with the simulator's observation hooks; the default ``"memory"`` backend runs the
-fast subclasses of ``pynenc_wf_testing/runtime/memory_components.py`` plus the speed-up
+fast subclasses of ``pynenc_wf_testing/runtime/fast_memory/`` plus the speed-up
 patches of ``pynenc_wf_testing/runtime/monkeypatches/``. The same workflows with the same seed and fault plan must leave the same
 complete stored state: every invocation's status record and status history (order, owners,
 timestamps), retries, indexes, serialized arguments, results and exceptions, workflow data,
@@ -47,7 +47,7 @@ from pynenc.arguments import Arguments
 from pynenc.call import compute_args_id
 
 from pynenc_wf_testing import WorkflowEnv
-from pynenc_wf_testing.runtime.memory_components import dumps_plain, loads_plain
+from pynenc_wf_testing.runtime.fast_memory import dumps_plain, loads_plain
 from pynenc_wf_testing.runtime.monkeypatches.pynenc_speedups import Binder as _Binder
 from pynenc_wf_testing.runtime.monkeypatches.pynenc_speedups import (
     compute_args_id as _compute_args_id,

@@ -46,7 +46,7 @@ class MemoryBackend:
     keeps them (they play the role of the database server) and drops only the worker.
 
     By default the simulator's fast subclasses of pynenc's memory components
-    (``memory_components.py``: the same stored state, minus work nobody observes);
+    (the ``fast_memory`` package: the same stored state, minus work nobody observes);
     ``stock=True`` (backend name ``"memory-stock"``) selects pynenc's own memory classes, with
     the same observation hooks.
 
@@ -69,7 +69,7 @@ class MemoryBackend:
             self.name = "memory-stock"
 
     def config(self, app: Pynenc) -> dict[str, Any]:
-        from pynenc_wf_testing.runtime.memory_components import (
+        from pynenc_wf_testing.runtime.fast_memory import (
             FAST_MEMORY_CONFIG,
             STOCK_MEMORY_CONFIG,
         )

@@ -134,12 +134,12 @@ class SimStateBackendMixin:
 
 class SimStockMemOrchestrator(SimOrchestratorMixin, MemOrchestrator):
     """pynenc's ``MemOrchestrator`` observed by the simulation (backend ``"memory-stock"``;
-    the default memory backend uses ``memory_components.SimMemOrchestrator``)."""
+    the default memory backend uses ``fast_memory.SimMemOrchestrator``)."""
 
 
 class SimStockMemStateBackend(SimStateBackendMixin, MemStateBackend):
     """pynenc's ``MemStateBackend`` observed by the simulation (backend ``"memory-stock"``;
-    the default memory backend uses ``memory_components.SimMemStateBackend``, a subclass).
+    the default memory backend uses ``fast_memory.SimMemStateBackend``, a subclass).
 
     pynenc keeps workflow data by reference here: a value its serializer would lose (a
     lambda, an open file) fails the write all the same, as on a persistent backend."""

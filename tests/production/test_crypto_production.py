@@ -30,7 +30,13 @@ from pynenc_wf_testing.engine import (
 )
 from tests.production import crypto_app as ca
 
-pytestmark = pytest.mark.production
+pytestmark = [
+    pytest.mark.production,
+    # pynenc's ThreadRunner runs its loop off the main thread, and its invocation threads
+    # re-raise a workflow's failure after storing it (failing_checkout fails on purpose)
+    pytest.mark.filterwarnings("ignore:Running in a secondary thread"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning"),
+]
 
 MARKER = "SECRET-CARD-4242"
 REDIS_URL = os.environ.get("PYNENC_WF_REDIS_URL")

@@ -1,0 +1,66 @@
+# mypy: disallow-subclassing-any=False
+"""SimMemBroker: a queue-name tuple or a priority that passed validation once is not
+validated again (the configuration cannot change while the component lives).
+
+Part of the fast memory backend (see ``fast_memory/__init__.py``); docs/benchmarks.md has
+what it buys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pynenc.broker.mem_broker import MemBroker
+from pynenc.conf.config_broker import validate_priority
+
+if TYPE_CHECKING:
+    from pynenc.identifiers.invocation_id import InvocationId
+
+__all__ = ["SimMemBroker"]
+
+
+class SimMemBroker(MemBroker):
+    """``MemBroker`` that validates each queue-name tuple and each priority once.
+
+    ``_validate_queue_names`` checks names against the broker config (fixed for the
+    component's life) and either raises (then nothing is memoised), warns once per mismatch
+    (pynenc memoises that itself) or passes: a tuple that passed once passes again. The
+    same for ``validate_priority`` of a priority value (of the same type).
+    """
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self._validated: set[tuple[str, ...]] = set()
+        self._valid_priorities: set[tuple[type, Any]] = set()
+
+    def _check_route(self, queue_name: str, priority: Any) -> None:
+        self._validate_queue_names((queue_name,))
+        key = (type(priority), priority)
+        try:
+            known = key in self._valid_priorities
+        except TypeError:  # an unhashable priority: pynenc's check decides
+            validate_priority(priority, label="Broker priority")
+            return
+        if not known:
+            validate_priority(priority, label="Broker priority")
+            self._valid_priorities.add(key)
+
+    def route_invocation(
+        self, invocation_id: InvocationId, queue_name: str, priority: float
+    ) -> None:
+        self._check_route(queue_name, priority)
+        self._route_invocation(invocation_id, queue_name, priority)
+
+    def route_invocations(
+        self, invocation_ids: Sequence[InvocationId], queue_name: str, priority: float
+    ) -> None:
+        self._check_route(queue_name, priority)
+        self._route_invocations(invocation_ids, queue_name, priority)
+
+    def _validate_queue_names(self, queue_names: Sequence[str]) -> None:
+        key = tuple(queue_names)
+        if key in self._validated:
+            return
+        super()._validate_queue_names(queue_names)
+        self._validated.add(key)
