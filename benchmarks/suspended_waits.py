@@ -25,7 +25,7 @@ suspended the script measures, in this process (the runner runs in a thread of i
   runner takes up a burst of that size at all, under the same load.
 
 Usage: ``python benchmarks/suspended_waits.py [--workflows 10,100] [--idle 5] [--json]
-[--redis-url redis://...] [--wake K] [--threads 8] [--loop-sleep 0.1]`` (with a Redis URL the state backend, and so the workflow data and
+[--redis-url redis://...] [--wake K] [--threads 8] [--loop-sleep 0.1] [--start-batch 200]`` (with a Redis URL the state backend, and so the workflow data and
 the engine's atomic store, is pynenc-redis' in that server; the broker and orchestrator stay
 SQLite: pynenc-redis 0.3's do not build with pynenc 0.4).
 """
@@ -182,6 +182,19 @@ def wait_for_status(
     return True
 
 
+def start_many(task: Any, args: tuple[Any, ...], count: int, batch: int) -> list[Any]:
+    """Route ``count`` runs of ``task(*args)``: by pynenc's batch routing
+    (``task.parallelize``, one registration per ``batch`` runs) when ``batch`` > 1, else one
+    call at a time (each a full routing: the benchmark's slowest phase at 10,000)."""
+    if batch <= 1:
+        return [task(*args) for _ in range(count)]
+    runs: list[Any] = []
+    for start in range(0, count, batch):
+        size = min(batch, count - start)
+        runs.extend(task.parallelize([args] * size).invocations)
+    return runs
+
+
 def figures(prefix: str, values: list[float]) -> dict[str, float]:
     return {
         f"{prefix}_median": round(statistics.median(values), 3),
@@ -201,7 +214,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 def measure(
     n: int, idle: float, workdir: Path, margin: float = 30.0, redis_url: str | None = None,
     per_workflow: float = 0.2, threads: int = 8, loop_sleep: float | None = None,
-    wake: int | None = None,
+    wake: int | None = None, start_batch: int = 200,
 ) -> dict[str, Any]:
     from pynenc.runner.thread_runner import ThreadRunner
 
@@ -222,11 +235,11 @@ def measure(
     # first those that stay waiting (signal waiters, sleepers due in a year), then the
     # sleepers due together, with a deadline that leaves time for them and the idle window
     far = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat()
-    waiters = [signal_waiter("go") for _ in range(half)]  # type: ignore[call-arg]
-    staying = [deadline_sleeper(far) for _ in range(n - half - woken)]  # type: ignore[call-arg]
+    waiters = start_many(signal_waiter, ("go",), half, start_batch)
+    staying = start_many(deadline_sleeper, (far,), n - half - woken, start_batch)
     wait_for_status(app, waiters + staying, lambda s: s == paused, bound, "suspension")
     deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=margin + woken * per_workflow + idle)
-    sleepers = [deadline_sleeper(deadline.isoformat()) for _ in range(woken)]  # type: ignore[call-arg]
+    sleepers = start_many(deadline_sleeper, (deadline.isoformat(),), woken, start_batch)
 
     def passed() -> bool:
         return dt.datetime.now(dt.UTC) >= deadline
@@ -362,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
         "--loop-sleep", type=float, default=None,
         help="the runner's runner_loop_sleep_time_sec (default: pynenc's, 0.1 s)",
     )
+    parser.add_argument(
+        "--start-batch", type=int, default=200,
+        help="workflows routed per pynenc batch (task.parallelize) when starting them; 1: one "
+        "call each",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.workflows.split(",")]
@@ -369,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [
             measure(
                 n, args.idle, Path(workdir), args.margin, args.redis_url, args.per_workflow,
-                args.threads, args.loop_sleep, args.wake,
+                args.threads, args.loop_sleep, args.wake, args.start_batch,
             )
             for n in sizes
         ]

@@ -283,6 +283,24 @@ def latest_run(app: Pynenc, invocation: DistributedInvocation[Any, Any]) -> Dist
     return current
 
 
+def settled_run(
+    app: Pynenc, invocation: DistributedInvocation[Any, Any]
+) -> tuple[DistributedInvocation[Any, Any], Any]:
+    """The last run of ``invocation``'s chain and its pynenc status record, read so that a
+    run that continues as new between the lookup and the status read is not taken for the
+    chain's end: its final status comes after its forward link (``continue_as_new`` writes
+    the link first), so a final run read with no link is the end."""
+    current = latest_run(app, invocation)
+    while True:
+        record = app.orchestrator.get_invocation_status_record(current.invocation_id)
+        if not record.status.is_final() or current.workflow is None:
+            return current, record
+        following = continued_as(app, current.workflow)
+        if following is None:
+            return current, record
+        current = latest_run(app, app.state_backend.get_invocation(following))
+
+
 def chain_runs(app: Pynenc, invocation: DistributedInvocation[Any, Any]) -> list[str]:
     """The run ids of ``invocation``'s chain up to it, oldest first."""
     runs = [str(invocation.invocation_id)]

@@ -460,7 +460,7 @@ def send_signal(app: Pynenc, workflow_id: str, name: str, payload: Any = None) -
 
     In production the slot comes from an atomic counter (two senders in two processes never
     share one) and a suspended workflow waiting for ``name`` is woken after the signal is
-    stored. Under a simulator, which runs one thing at a time, the next free slot is probed."""
+    stored (by the timer service if the sender dies in between). Under a simulator, which runs one thing at a time, the next free slot is probed."""
     require_enabled(app, "signals")
     identity = identity_of(app, workflow_id)
     record = schema.SignalRecord(payload=payload, at=_iso(utc_now()))
@@ -472,8 +472,15 @@ def send_signal(app: Pynenc, workflow_id: str, name: str, payload: Any = None) -
         # slots written before the counter existed (or by a simulator on this store)
         while get_data(app, identity, schema.signal(name, slot)) is not None:
             slot = store.incr(schema.signal_slots(workflow_id, name))
+        # Noted before the signal is stored: a sender killed between storing it and its
+        # wake's own note leaves this one, and the timer service wakes the workflow once
+        # the grace has passed (``_suspend.finish_stranded``). Dropped once ``wake`` has
+        # noted or done its part, so a sender that lives costs two store writes.
+        note = schema.signal_note(workflow_id, name, slot)
+        store.schedule(schema.WAKES_CLAIMED, note, time.time())
         set_data(app, identity, schema.signal(name, slot), record)
         wake(app, workflow_id, cause=schema.wake_signal(name))
+        store.unschedule(schema.WAKES_CLAIMED, note)
         return slot
     hint_key = schema.signal_count(name)
     with STORE_LOCK:

@@ -5,9 +5,12 @@ Why an invocation: it runs on any stock runner (ThreadRunner, ProcessRunner, ...
 process of its own to deploy, and it is durable like any invocation: a runner that stops
 gracefully reroutes it to another, and pynenc's recovery re-runs it if its runner dies.
 pynenc's own periodic slots (the atomic service, cron triggers) run at most every few
-minutes; the service ticks every ``engine_timer_tick_sec`` (default 0.25 s) instead.
+minutes; the service ticks every ``engine_timer_tick_sec`` (default 0.25 s) instead, and
+between ticks sleeps only until the earliest deadline its last due-index read saw, so a
+known deadline is rerouted at its instant.
 
-One tick reads the due-time index once (all workflows), the watch set once, the statuses of
+One tick reads the due-time index once (all workflows, and the next deadline after now),
+the watch set once, the statuses of
 the watched invocations in one query (per 500), the task watch set once and one count of
 final runs per watched task (``wait_for_task(task)``), and writes a heartbeat: the round
 trips of an idle engine do not depend on how many workflows wait. It occupies one runner
@@ -46,16 +49,17 @@ _TEMPLATE_APP = Pynenc(config_values={"app_id": "pynenc-wf-engine-timer-service"
 
 def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
     """Wake what is due; returns how many workflows this tick woke."""
-    now = time.time() if now is None else now
+    return _tick(app, store, time.time() if now is None else now)[0]
+
+
+def _tick(app: Pynenc, store: AtomicStore, now: float) -> tuple[int, float | None]:
+    """:func:`tick`, also returning when the next indexed deadline falls (None: none)."""
     # Run timeouts of workflows blocked outside engine waits, and the parent-close policy
     # of runs that ended: one read each per tick, whatever the number of workflows.
     from pynenc_wf_testing.engine._close_watch import tick as close_tick
 
     close_tick(app, store, now)
-    woken = 0
-    due = [workflow_id for workflow_id, _when in store.due(schema.DUE_INDEX, now)]
-    if due:
-        woken += wake_due(app, due)
+    woken, next_due = _wake_deadlines(app, store, now)
     watched = store.members(schema.WATCHED)
     final = _final_among(app, [member.partition(" ")[0] for member in watched])
     for member in watched:
@@ -66,7 +70,21 @@ def tick(app: Pynenc, store: AtomicStore, now: float | None = None) -> int:
             store.remove_member(schema.WATCHED, member)
     woken += wake_task_watchers(app, store)
     # wakes whose waker died between its claim and the end of the reroute
-    return woken + finish_stranded(app, store, now)
+    return woken + finish_stranded(app, store, now), next_due
+
+
+#: Due deadlines read per query (more wait for the next pass, which comes at once).
+_DUE_BATCH = 1000
+
+
+def _wake_deadlines(app: Pynenc, store: AtomicStore, now: float) -> tuple[int, float | None]:
+    """Wake the workflows whose deadline passed (one due-index read, which also gives the
+    next deadline); returns how many it woke and when the next deadline falls."""
+    entries, next_due = store.due_and_next(schema.DUE_INDEX, now, _DUE_BATCH)
+    if len(entries) >= _DUE_BATCH:
+        next_due = now  # more are due: come back at once
+    due = [workflow_id for workflow_id, _when in entries]
+    return (wake_due(app, due) if due else 0), next_due
 
 
 #: Awaited invocations per status query (an SQL ``IN`` list stays well within limits).
@@ -95,13 +113,31 @@ def engine_timer_service(generation: int) -> int:
     pause = tick_seconds(app)
     _release_slot(app, invocation)
     woken = 0
+    next_tick = time.monotonic()
+    next_due: float | None = None
     while True:
-        if store.get(schema.SERVICE_GEN) != str(generation):
-            return woken  # superseded
-        _check_owned(app, invocation)
-        store.set(schema.SERVICE_BEAT, str(time.time()))
-        woken += tick(app, store)
-        time.sleep(pause)
+        if time.monotonic() >= next_tick:
+            if store.get(schema.SERVICE_GEN) != str(generation):
+                return woken  # superseded
+            _check_owned(app, invocation)
+            store.set(schema.SERVICE_BEAT, str(time.time()))
+            next_tick = time.monotonic() + pause
+            count, next_due = _tick(app, store, time.time())
+        else:
+            # woken early for a deadline known from the last read: only the due-time index
+            count, next_due = _wake_deadlines(app, store, time.time())
+        woken += count
+        time.sleep(_sleep_for(next_tick - time.monotonic(), next_due))
+
+
+def _sleep_for(to_tick: float, next_due: float | None) -> float:
+    """Until the next tick, or sooner until the next known deadline: a deadline is
+    rerouted at its instant rather than up to a tick later. Deadlines set after the last
+    read (a workflow that suspended since) are seen at the next tick, as before."""
+    wait = to_tick
+    if next_due is not None:
+        wait = min(wait, next_due - time.time())
+    return max(wait, 0.0)
 
 
 def _check_owned(app: Pynenc, invocation: Any) -> None:

@@ -271,19 +271,55 @@ def finish_stranded(app: Pynenc, store: AtomicStore, now: float) -> int:
     stranded one) whose workflow is still in that suspension and was claimed ("woken") but
     is still PAUSED, KILLED or REROUTED (its waker died mid-reroute, or its broker message
     was lost: pynenc's recovery re-runs only RUNNING and PENDING invocations) is routed
-    again; one never claimed (the waker died just before its claim) is woken now. Every
-    checked note is dropped. Returns how many it routed again.
+    again; one never claimed (the waker died just before its claim) is woken now. A signal
+    sender's note (``schema.signal_note``, left only if the sender died before its wake
+    was noted) wakes a workflow still suspended on that signal, unclaimed. Every checked
+    note is dropped. Returns how many it routed again.
 
     A REROUTED invocation gets a second broker message: harmless, since pynenc's runner
     moves an invocation to PENDING only from a status available for run (REROUTED), so
     whichever message comes second is dropped."""
     finished = 0
-    for member, _noted_at in store.due(schema.WAKES_CLAIMED, now - wake_grace_seconds(app)):
-        workflow_id, _, gen = member.rpartition(" ")
-        if _finish_wake(app, store, workflow_id, int(gen)):
+    due = [member for member, _noted_at in store.due(schema.WAKES_CLAIMED, now - wake_grace_seconds(app))]
+    for member in due:
+        workflow_id, _, rest = member.partition(" ")
+        if rest.startswith("* "):  # schema.signal_note: "<workflow> * <slot> <name>"
+            slot, _, name = rest[2:].partition(" ")
+            done = _finish_signal(app, store, workflow_id, name, int(slot), due)
+        else:
+            done = _finish_wake(app, store, workflow_id, int(rest))
+        if done:
             finished += 1
         store.unschedule(schema.WAKES_CLAIMED, member)
     return finished
+
+
+def _finish_signal(
+    app: Pynenc, store: AtomicStore, workflow_id: str, name: str, slot: int, due: list[str]
+) -> bool:
+    """A signal sender's note that outlived the grace: the sender died between the note
+    and the end of its wake. Wakes the workflow if it is PAUSED in an unclaimed suspension
+    waiting for ``name`` and the signal was stored. Left alone: a suspension whose wake the
+    sender had noted (that note, in ``due`` or checked later, covers it) or claimed, and a
+    signal never stored (the sender died before: nothing to deliver)."""
+    from pynenc.invocation.status import InvocationStatus
+
+    status = app.orchestrator.get_invocation_status_record(workflow_id)
+    if status.status != InvocationStatus.PAUSED:
+        return False  # the usual case: it was woken and has run on
+    identity = app.state_backend.get_invocation(workflow_id).workflow
+    record: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
+        identity, schema.SUSPENDED, None
+    )
+    cause = schema.wake_signal(name)
+    if record is None or cause not in record["keys"] or f"{workflow_id} {record['gen']}" in due:
+        return False
+    if app.state_backend.get_workflow_data(identity, schema.signal(name, slot), None) is None:
+        return False
+    if store.get(schema.wake_claim(workflow_id, record["gen"])) is not None:
+        return False
+    why = f"the sender of its signal {name!r} died before waking it"
+    return _finished(app, workflow_id, why, wake(app, workflow_id, cause=cause))
 
 
 def _finish_wake(app: Pynenc, store: AtomicStore, workflow_id: str, gen: int) -> bool:
@@ -343,11 +379,13 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
     many this call woke; every entry of ``workflow_ids`` leaves the due-time index."""
 
     store = atomic_store(app)
+    invocations: dict[str, Any] = {}
 
     def read(workflow_id: str) -> schema.SuspensionRecord | None:
-        identity = app.state_backend.get_invocation(workflow_id).workflow
+        invocation = app.state_backend.get_invocation(workflow_id)
+        invocations[workflow_id] = invocation  # routed below without reading it again
         found: schema.SuspensionRecord | None = app.state_backend.get_workflow_data(
-            identity, schema.SUSPENDED, None
+            invocation.workflow, schema.SUSPENDED, None
         )
         return found
 
@@ -367,14 +405,53 @@ def wake_due(app: Pynenc, workflow_ids: list[str]) -> int:
             store.remove_member(schema.WATCHED, member)
         for member in _watched_tasks(record, workflow_id):
             store.remove_member(schema.WATCHED_TASKS, member)
-    # pynenc's status transitions cost tens of ms each on SQLite, mostly waiting on the
-    # database: several at once let runners start on the first while the last are routed.
     ids = [workflow_id for workflow_id, _ in woken]
-    done = _parallel(lambda wf: _reroute_if_paused(app, wf), ids)
-    late = [wf for wf, rerouted in zip(ids, done, strict=True) if not rerouted]
+    if active_hooks() is not None:
+        # under a simulator: one at a time, in order (its histories record each step)
+        late = [wf for wf in ids if not _reroute_if_paused(app, wf)]
+    else:
+        late = _reroute_burst(app, ids, invocations)
     for workflow_id in late:
         reroute_paused(app, workflow_id)
     return len(woken)
+
+
+def _reroute_burst(app: Pynenc, ids: list[str], invocations: dict[str, Any]) -> list[str]:
+    """PAUSED -> KILLED -> REROUTED for many woken workflows, batched where pynenc allows:
+    per workflow a status read (the transition needs its owner) and the two transitions,
+    on up to WAKE_THREADS threads (pynenc has no batch transition; on SQLite each costs
+    tens of ms, mostly waiting on the database); the invocations read once by the caller;
+    one broker call per WAKE_THREADS workflows, sent as each group is rerouted so that
+    runners start on the first while the last are routed. Returns the workflows not PAUSED
+    yet (still suspending: the caller waits for them)."""
+    late: list[str] = []
+    for start in range(0, len(ids), WAKE_THREADS):
+        group = ids[start : start + WAKE_THREADS]
+        marked = _parallel(lambda wf: _mark_rerouted(app, wf), group)
+        late.extend(wf for wf, ok in zip(group, marked, strict=True) if not ok)
+        routed = [invocations[wf] for wf, ok in zip(group, marked, strict=True) if ok]
+        if routed:
+            app.orchestrator.route_invocations(routed)
+    return late
+
+
+def _mark_rerouted(app: Pynenc, workflow_id: str) -> bool:
+    """PAUSED -> KILLED -> REROUTED without the broker message (sent by the caller); False
+    if the workflow was not PAUSED after all."""
+    from pynenc.exceptions import InvocationStatusError
+    from pynenc.invocation.status import InvocationStatus
+    from pynenc.runner.runner_context import RunnerContext
+
+    status = app.orchestrator.get_invocation_status_record(workflow_id)
+    if status.status != InvocationStatus.PAUSED:
+        return False
+    owner = RunnerContext(runner_cls="Owner", runner_id=status.runner_id or "unknown")
+    try:
+        app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.KILLED, owner)
+    except InvocationStatusError:
+        return False  # moved meanwhile (its own re-check woke it, say)
+    app.orchestrator.set_invocation_status(workflow_id, InvocationStatus.REROUTED, owner)
+    return True
 
 
 def _parallel(fn: Callable[[str], T], items: list[str]) -> list[T]:

@@ -96,6 +96,16 @@ class AtomicStore(ABC):
     def due(self, index: str, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         """Members of ``index`` due at or before ``until``, earliest first (one read)."""
 
+    def due_and_next(
+        self, index: str, until: float, limit: int = 1000
+    ) -> tuple[list[tuple[str, float]], float | None]:
+        """``due`` plus the earliest time after ``until`` that a member of ``index`` is due
+        (None: none), in one round trip where the backend allows (the timer service sleeps
+        until that time instead of a whole tick)."""
+        found = self.due(index, until, limit)
+        later = [when for _, when in self.due(index, float("inf"), len(found) + 1) if when > until]
+        return found, (later[0] if later else None)
+
 
 # ---------------------------------------------------------------------- memory
 
@@ -159,12 +169,16 @@ class MemAtomicStore(AtomicStore):
             self._due.get(index, {}).pop(member, None)
 
     def due(self, index: str, until: float, limit: int = 1000) -> list[tuple[str, float]]:
+        return self.due_and_next(index, until, limit)[0]
+
+    def due_and_next(
+        self, index: str, until: float, limit: int = 1000
+    ) -> tuple[list[tuple[str, float]], float | None]:
         with self._lock:
-            found = sorted(
-                (when, member) for member, when in self._due.get(index, {}).items()
-                if when <= until
-            )
-        return [(member, when) for when, member in found[:limit]]
+            entries = sorted((when, member) for member, when in self._due.get(index, {}).items())
+        found = [(member, when) for when, member in entries if when <= until][:limit]
+        later = min((when for when, _ in entries if when > until), default=None)
+        return found, later
 
 
 # ---------------------------------------------------------------------- SQLite
@@ -381,13 +395,33 @@ class SQLiteAtomicStore(AtomicStore):
         finally:
             conn.close()
 
+    _DUE_SQL = (
+        "SELECT member, due FROM pynenc_wf_atomic_due WHERE app = ? AND idx = ? AND due <= ? "
+        "ORDER BY due, member LIMIT ?"
+    )
+
     def due(self, index: str, until: float, limit: int = 1000) -> list[tuple[str, float]]:
-        rows = self._read(
-            "SELECT member, due FROM pynenc_wf_atomic_due WHERE app = ? AND idx = ? AND due <= ? "
-            "ORDER BY due, member LIMIT ?",
-            (self.app_id, index, until, limit),
-        )
+        rows = self._read(self._DUE_SQL, (self.app_id, index, until, limit))
         return [(str(member), float(when)) for member, when in rows]
+
+    def due_and_next(
+        self, index: str, until: float, limit: int = 1000
+    ) -> tuple[list[tuple[str, float]], float | None]:
+        conn = self._connect()
+        try:
+            rows = conn.execute(self._DUE_SQL, (self.app_id, index, until, limit)).fetchall()
+            later = conn.execute(  # the (app, idx, due) index answers this at once
+                "SELECT MIN(due) FROM pynenc_wf_atomic_due WHERE app = ? AND idx = ? AND due > ?",
+                (self.app_id, index, until),
+            ).fetchone()[0]
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return [], None  # nothing written yet
+            raise
+        finally:
+            conn.close()
+        found = [(str(member), float(when)) for member, when in rows]
+        return found, (None if later is None else float(later))
 
 
 # ---------------------------------------------------------------------- Redis
@@ -479,6 +513,16 @@ class RedisAtomicStore(AtomicStore):
             self._key(index), "-inf", until, start=0, num=limit, withscores=True
         )
         return [(self._text(member), float(score)) for member, score in rows]
+
+    def due_and_next(
+        self, index: str, until: float, limit: int = 1000
+    ) -> tuple[list[tuple[str, float]], float | None]:
+        pipe = self.client.pipeline(transaction=False)  # one round trip
+        pipe.zrangebyscore(self._key(index), "-inf", until, start=0, num=limit, withscores=True)
+        pipe.zrangebyscore(self._key(index), f"({until!r}", "+inf", start=0, num=1, withscores=True)
+        rows, later = pipe.execute()
+        found = [(self._text(member), float(score)) for member, score in rows]
+        return found, (float(later[0][1]) if later else None)
 
 
 # ---------------------------------------------------------------------- per app

@@ -291,17 +291,33 @@ def _is_run_handle(target: Any) -> bool:
     )
 
 
-def _require_running(app: Pynenc, run: _Run, operation: str, hint: str) -> None:
+def _settled(app: Pynenc, run: _Run) -> tuple[_Run, Any]:
+    """``run`` and its status record, moved on to the next run of its chain if it continued
+    as new after ``_resolve`` looked (its final status would otherwise read as the end of
+    the chain: ``finished`` with the continuation's link as its result)."""
+    invocation, record = _chain.settled_run(app, run.invocation)
+    if str(invocation.invocation_id) != run.run_id and invocation.workflow is not None:
+        run = _Run(
+            run_id=str(invocation.invocation_id), invocation=invocation,
+            identity=invocation.workflow, label=run.label,
+        )
+    return run, record
+
+
+def _require_running(app: Pynenc, run: _Run, operation: str, hint: str) -> _Run:
+    """The current run of ``run``'s chain (see ``_settled``); raises if it finished."""
     if active_hooks() is None:
         from pynenc_wf_testing.engine._timers import ensure_timer_service
 
         ensure_timer_service(app)  # restarts a service lost with a killed runner
-    status = app.orchestrator.get_invocation_status(run.run_id)
+    run, record = _settled(app, run)
+    status = record.status
     if status.is_final():
         raise WorkflowFinished(
             f"{operation}: workflow {run.label} (run {run.run_id}) already finished with "
             f"status {status.value}; {hint}"
         )
+    return run
 
 
 def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) -> int:
@@ -316,7 +332,7 @@ def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) 
     # unconsumed signals over under the same lock) cannot slip in between and lose it.
     with _ops.STORE_LOCK:
         run = _resolve(app, workflow, "signal_workflow()")
-        _require_running(
+        run = _require_running(
             app, run, f"signal {name!r}",
             "a signal reaches only a running workflow. Start a new run to act on it "
             "(start_workflow(..., workflow_id=..., id_reuse='allow_after_completion')).",
@@ -370,8 +386,7 @@ def describe_workflow(app: Pynenc, workflow: Any) -> WorkflowDescription:
     status, the ids to reach it and, after ``continue_as_new``, its chain of runs. Reads the
     store; runs nothing."""
     _ops.require_enabled(app, "describe_workflow()")
-    run = _resolve(app, workflow, "describe_workflow()")
-    record = app.orchestrator.get_invocation_status_record(run.run_id)
+    run, record = _settled(app, _resolve(app, workflow, "describe_workflow()"))
     alias = app.state_backend.get_workflow_data(_index_identity(), RUN_ID_KEY.format(run.run_id))
     rerun = _ops.get_data(app, run.identity, schema.RERUN_OF) or {}
     return WorkflowDescription(
@@ -408,8 +423,8 @@ def workflow_result(app: Pynenc, workflow: Any) -> Any:
     ``WorkflowNotFinished`` (without waiting) while it runs. A workflow that continued as new
     gives its chain's last run's result."""
     _ops.require_enabled(app, "workflow_result()")
-    run = _resolve(app, workflow, "workflow_result()")
-    status = app.orchestrator.get_invocation_status(run.run_id)
+    run, record = _settled(app, _resolve(app, workflow, "workflow_result()"))
+    status = record.status
     if not status.is_final():
         raise WorkflowNotFinished(
             f"workflow {run.label} (run {run.run_id}) has not finished (status "
@@ -435,9 +450,9 @@ class WorkflowQuery:
 def query_workflow(app: Pynenc, workflow: Any) -> WorkflowQuery:
     """Read a workflow's status and the snapshots it published with ``wf.save_state``."""
     _ops.require_enabled(app, "query_workflow()")
-    run = _resolve(app, workflow, "query_workflow()")
+    run, record = _settled(app, _resolve(app, workflow, "query_workflow()"))
     workflow_id, identity = run.run_id, run.identity
-    status = app.orchestrator.get_invocation_status(workflow_id)
+    status = record.status
     latest = int(_ops.get_data(app, identity, schema.STATE_LATEST) or 0)
     snapshots: list[tuple[dt.datetime, Any]] = []
     n = 0
@@ -467,7 +482,7 @@ def resume_workflow(app: Pynenc, workflow: Any) -> None:
     ``WorkflowFinished``."""
     _ops.require_enabled(app, "resume_workflow()")
     run = _resolve(app, workflow, "resume_workflow()")
-    _require_running(app, run, "resume_workflow()", "there is nothing to resume.")
+    run = _require_running(app, run, "resume_workflow()", "there is nothing to resume.")
     workflow_id, identity = run.run_id, run.identity
     n = 1
     while (record := _ops.get_data(app, identity, schema.halt(n))) is not None:
@@ -492,7 +507,7 @@ def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> No
     _ops.require_enabled(app, "cancel_workflow()")
     with _ops.STORE_LOCK:  # as signal_workflow: no continue-as-new between lookup and write
         run = _resolve(app, workflow, "cancel_workflow()")
-        _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
+        run = _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")
         _close.request_cancel(app, run.run_id, run.identity, reason)
 
 
@@ -627,10 +642,10 @@ def _run_holding_id(
     app = task.app
     # A chain (continue-as-new) answers with its last run, and was started with the
     # arguments of its first.
-    latest = _chain.latest_run(app, app.state_backend.get_invocation(run_id))
+    latest, record = _chain.settled_run(app, app.state_backend.get_invocation(run_id))
     first = _chain.chain_runs(app, latest)[0]
     current = str(latest.invocation_id)
-    final = app.orchestrator.get_invocation_status(current).is_final()
+    final = record.status.is_final()
     if id_reuse != "allow_after_completion" or not final:
         # The id names that run: handing it back (or refusing) for a call with other
         # arguments would answer a question that was not asked.

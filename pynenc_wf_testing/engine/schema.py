@@ -77,6 +77,7 @@ __all__ = [
     "signal",
     "signal_count",
     "signal_deadline",
+    "signal_note",
     "signal_slots",
     "signal_wait",
     "state",
@@ -283,15 +284,24 @@ WATCHED = PREFIX + "watched"
 #: Suspended waits for any new run of a task (``wait_for_task(task)``), member
 #: "<final runs counted at suspension> <workflow> <task key>".
 WATCHED_TASKS = PREFIX + "watched_tasks"
-#: Wakes in progress (a due-time index, member "<workflow> <gen>", scored by the claim
-#: instant): written before the wake claim, removed once the reroute is done, so that the
-#: timer service finishes a wake whose waker died in between (``_suspend.finish_stranded``).
+#: Wakes in progress (a due-time index scored by the instant noted), checked by the timer
+#: service once the grace has passed (``_suspend.finish_stranded``). Member
+#: "<workflow> <gen>": written before a wake claim and kept after the reroute, so that a
+#: waker that died mid-wake or a lost broker message is finished. Member
+#: :func:`signal_note`: written by a signal's sender before it stores the signal and removed
+#: once its wake is noted, so that a sender that died in between still wakes the workflow.
 WAKES_CLAIMED = PREFIX + "wakes_claimed"
 #: How many of those wakes the timer service finished (a counter, for operators and tests).
 WAKES_FINISHED = PREFIX + "wakes_finished"
 #: The timer service's generation counter (only the latest generation ticks) and heartbeat.
 SERVICE_GEN = PREFIX + "service_gen"
 SERVICE_BEAT = PREFIX + "service_beat"
+
+
+def signal_note(workflow_id: str, name: str, slot: int) -> str:
+    """A signal sender's note in :data:`WAKES_CLAIMED` for slot ``slot`` of signal ``name``
+    (the name last: it may hold spaces; invocation ids hold none)."""
+    return f"{workflow_id} * {slot} {name}"
 
 
 def wake_claim(workflow_id: str, gen: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pynenc.identifiers.task_id import TaskId
@@ -96,3 +97,42 @@ def test_an_argument_that_cannot_be_stored_fails_the_run_and_starts_nothing(
         chain.result(run)
     assert describe_workflow(chain.app, "bad").runs == (str(run.invocation_id),)
     assert runs_of(chain, cp.bad_argument) == [str(run.invocation_id)]
+
+
+@pytest.mark.parametrize("reader", ["describe_workflow", "workflow_result"])
+def test_a_run_that_continues_while_a_client_reads_it_is_not_taken_for_the_chains_end(
+    reader: str, chain: Production, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flake of test_a_runner_stopped_mid_chain_...: a client resolved the chain's last
+    run, the run continued as new, then the client read its status: SUCCESS, read as the
+    chain's end. Here the continuation is made to land exactly in that window."""
+    app = chain.app
+    first = start_workflow(cp.inbox, [], workflow_id="box-race")
+    first_id = str(first.invocation_id)
+    chain.start_runner()
+    chain.wait_until(lambda: describe_workflow(app, "box-race").suspended is not None)
+    orchestrator = app.orchestrator
+    original = orchestrator.get_invocation_status_record
+    landed: list[str] = []
+
+    def continues_meanwhile(invocation_id: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(invocation_id) == first_id and not landed:
+            landed.append(first_id)  # once: the calls below read through
+            signal_workflow(app, "box-race", "msg", "a")  # the run continues as new
+            chain.wait_until(lambda: original(first_id).status == InvocationStatus.SUCCESS)
+        return original(invocation_id, *args, **kwargs)
+
+    monkeypatch.setattr(orchestrator, "get_invocation_status_record", continues_meanwhile)
+    if reader == "describe_workflow":
+        info = describe_workflow(app, "box-race")
+        assert landed and not info.finished
+        assert info.runs[0] == first_id and len(info.runs) == 2
+        assert info.run_id == info.runs[1]
+    else:
+        with pytest.raises(WorkflowNotFinished):
+            workflow_result(app, "box-race")
+        assert landed
+    monkeypatch.undo()
+    signal_workflow(app, "box-race", "msg", "stop")
+    chain.wait_until(lambda: describe_workflow(app, "box-race").finished)
+    assert workflow_result(app, "box-race") == ["a", "stop"]

@@ -55,12 +55,20 @@ def kill_waker_at(stage: str, prod: Production, monkeypatch: pytest.MonkeyPatch)
 
     orchestrator = prod.app.orchestrator
     if stage == "after the claim":
-        monkeypatch.setattr(_suspend, "reroute_paused", dying(_suspend.reroute_paused))
-        monkeypatch.setattr(_suspend, "_reroute_if_paused", dying(_suspend._reroute_if_paused))
+        for name in ("reroute_paused", "_reroute_if_paused", "_mark_rerouted"):
+            monkeypatch.setattr(_suspend, name, dying(getattr(_suspend, name)))
     elif stage == "after KILLED":
-        monkeypatch.setattr(orchestrator, "reroute_invocations", dying(orchestrator.reroute_invocations))
-    else:
-        monkeypatch.setattr(orchestrator, "route_invocation", dying(orchestrator.route_invocation))
+        set_status = orchestrator.set_invocation_status
+
+        def dies_at_rerouted(invocation_id: Any, status: Any, *args: Any) -> Any:
+            if status == InvocationStatus.REROUTED and threading.get_ident() == waker:
+                raise WakerKilled(stage)
+            return set_status(invocation_id, status, *args)
+
+        monkeypatch.setattr(orchestrator, "set_invocation_status", dies_at_rerouted)
+    else:  # a wake routes one invocation, a burst a group at once
+        for name in ("route_invocation", "route_invocations"):
+            monkeypatch.setattr(orchestrator, name, dying(getattr(orchestrator, name)))
 
 
 def suspended_and_left(prod: Production, runner: Any, run: Any) -> None:
@@ -104,10 +112,11 @@ def test_a_signal_whose_waker_died_mid_wake_is_delivered_by_a_later_tick(
     with pytest.raises(WakerKilled):
         signal_workflow(prod.app, run, "go", "delivered")
     monkeypatch.undo()
-    # what the dead waker leaves: the claim spent, the workflow stuck, and its note
+    # what the dead waker leaves: the claim spent, the workflow stuck, and its notes (the
+    # sender's, written before it stored the signal, and its wake's)
     assert store.get(schema.wake_claim(workflow_id, 1)) == "woken"
     assert prod.status(run) == STAGES[stage]
-    assert notes(prod) == [f"{workflow_id} 1"]
+    assert sorted(notes(prod)) == [f"{workflow_id} * 1 go", f"{workflow_id} 1"]
     # another waker cannot help (the claim is spent) and within the grace nothing is
     # finished (the waker may still be alive and routing it)
     assert not _suspend.wake(prod.app, workflow_id)
@@ -247,13 +256,104 @@ def test_a_signal_whose_sender_died_before_its_claim_is_delivered(
         signal_workflow(prod.app, run, "go", "stored, not woken")
     monkeypatch.undo()
     assert store.get(schema.wake_claim(workflow_id, 1)) is None
-    assert notes(prod) == [f"{workflow_id} 1"]
+    assert sorted(notes(prod)) == [f"{workflow_id} * 1 go", f"{workflow_id} 1"]
     assert prod.status(run) == PAUSED
 
     _service.tick(prod.app, store, now=time.time() + _suspend.wake_grace_seconds(prod.app) + 1)
     assert prod.result(run, timeout=60)[0] == "stored, not woken"
     assert notes(prod) == []
     assert store.get(schema.WAKES_FINISHED) == "1"
+
+
+def kill_sender_at(
+    point: str, prod: Production, workflow_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Make the test's own thread die at ``point`` of its next ``signal_workflow``: right
+    after the sender's note, before the signal is stored; or after the signal is stored,
+    before the wake notes anything."""
+    sender = threading.get_ident()
+    if point == "before storing the signal":
+        state = prod.app.state_backend
+        set_data = state.set_workflow_data
+
+        def dies_storing(identity: Any, key: str, value: Any) -> Any:
+            if threading.get_ident() == sender and key == schema.signal("go", 1):
+                raise WakerKilled(point)
+            return set_data(identity, key, value)
+
+        monkeypatch.setattr(state, "set_workflow_data", dies_storing)
+    else:
+        note_wakes = _suspend._note_wakes
+
+        def dies_noting(*args: Any) -> Any:
+            if threading.get_ident() == sender:
+                raise WakerKilled(point)
+            return note_wakes(*args)
+
+        monkeypatch.setattr(_suspend, "_note_wakes", dies_noting)
+
+
+SENDER_POINTS = ["before storing the signal", "after storing the signal"]
+
+
+@pytest.mark.parametrize("state", ["sqlite", "redis"])
+@pytest.mark.parametrize("point", SENDER_POINTS)
+def test_a_signals_sender_killed_before_noting_its_wake_strands_nothing(
+    point: str, state: str, prod: Production, request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    use_state(state, prod, request)
+    runner = prod.start_runner()
+    run = pa.await_signal("go")
+    suspended_and_left(prod, runner, run)
+    workflow_id = str(run.invocation_id)
+    store = atomic_store(prod.app)
+
+    kill_sender_at(point, prod, workflow_id, monkeypatch)
+    with pytest.raises(WakerKilled):
+        signal_workflow(prod.app, run, "go", "sent")
+    monkeypatch.undo()
+    stored = prod.app.state_backend.get_workflow_data(run.workflow, schema.signal("go", 1))
+    assert (stored is not None) == (point == "after storing the signal")
+    # the sender's note is all it left: nothing claimed, the workflow still asleep
+    assert notes(prod) == [f"{workflow_id} * 1 go"]
+    assert store.get(schema.wake_claim(workflow_id, 1)) is None
+    assert prod.status(run) == PAUSED
+    # within the grace nothing is done: the sender may be alive and about to wake it
+    assert _suspend.finish_stranded(prod.app, store, time.time()) == 0
+    assert notes(prod) == [f"{workflow_id} * 1 go"]
+
+    later = time.time() + _suspend.wake_grace_seconds(prod.app) + 1
+    _service.tick(prod.app, store, now=later)
+    assert f"{workflow_id} * 1 go" not in notes(prod)
+    if point == "before storing the signal":
+        # nothing to deliver: no wake, no spurious re-execution
+        assert store.get(schema.WAKES_FINISHED) is None
+        assert store.get(schema.wake_claim(workflow_id, 1)) is None
+        assert prod.status(run) == PAUSED
+        assert notes(prod) == []
+        return
+    assert prod.result(run, timeout=60)[0] == "sent"
+    assert store.get(schema.WAKES_FINISHED) == "1"
+    statuses = [
+        h.status_record.status for h in prod.app.state_backend.get_history(run.invocation_id)
+    ]
+    assert statuses.count(PAUSED) == 1  # woken once
+
+
+def test_a_live_senders_note_is_gone_once_it_has_woken_the_workflow(prod: Production) -> None:
+    runner = prod.start_runner()
+    run = pa.await_signal("go")
+    suspended_and_left(prod, runner, run)
+    workflow_id = str(run.invocation_id)
+    signal_workflow(prod.app, run, "go", 1)
+    assert notes(prod) == [f"{workflow_id} 1"]  # the wake's note; the sender's is dropped
+    # a signal to a running workflow that does not wait for it leaves no note at all
+    run2 = pa.await_signal("go")
+    suspended_and_left(prod, runner, run2)
+    signal_workflow(prod.app, run2, "other", 2)
+    assert f"{run2.invocation_id} * 1 other" not in notes(prod)
+    assert prod.status(run2) == PAUSED
 
 
 @pytest.mark.parametrize("kind", ["mem", "sqlite", "redis"])

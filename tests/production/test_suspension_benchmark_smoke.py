@@ -39,7 +39,10 @@ def test_the_suspension_benchmark_reports_every_figure(
 def test_the_benchmark_wakes_k_among_n_waiting(capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks import suspended_waits
 
-    argv = ["--workflows", "6", "--wake", "1", "--idle", "0.5", "--margin", "3", "--json"]
+    argv = [
+        "--workflows", "6", "--wake", "1", "--idle", "0.5", "--margin", "3", "--json",
+        "--start-batch", "1",  # one routing per workflow (the other test: pynenc's batches)
+    ]
     assert suspended_waits.main(argv) == 0
     (row,) = json.loads(capsys.readouterr().out)
     # 6 waiting (3 signal waiters, 2 sleepers due in a year, 1 due soon); 1 of each kind woken
