@@ -213,3 +213,30 @@ def _engine_rows() -> list[tuple[str, Any, str]]:
 @pytest.mark.parametrize(("label", "owner", "span"), _engine_rows())
 def test_docs_engine_md_names_table_matches_the_signatures(label: str, owner: Any, span: str) -> None:
     _check_call(owner, span, f"docs/engine.md names table, row {label}")
+
+
+# --------------------------------------------------------------------------- the plugin's table
+
+
+def _plugin_table() -> list[list[str]]:
+    section = README.split("## pytest plugin", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]  # no header
+    assert len(rows) >= 15, "README's plugin option table was not found"
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def test_readme_plugin_table_is_exactly_the_plugins_options_ini_values_and_marker_keys() -> None:
+    """Each option, ini value and marker key of the table exists, and each one exists in it."""
+    from pytest_plugin import _marker, _options
+
+    rows = _plugin_table()
+    options = {m for row in rows for m in re.findall(r"`(--wf-[a-z-]+)", row[0])}
+    inis = {m for row in rows for m in re.findall(r"`(wf_[a-z_]+)`", row[1])}
+    markers = {m for row in rows for m in re.findall(r"`(\w+)=`", row[2])}
+    real_options = {v for k, v in vars(_options).items() if k.startswith("OPT_")}
+    real_inis = {v for k, v in vars(_options).items() if k.startswith("INI_")}
+    assert options == real_options, (sorted(options - real_options), sorted(real_options - options))
+    assert inis == real_inis, (sorted(inis - real_inis), sorted(real_inis - inis))
+    assert markers == set(_marker.MARKER_KWARGS), (
+        sorted(markers - set(_marker.MARKER_KWARGS)), sorted(set(_marker.MARKER_KWARGS) - markers)
+    )
