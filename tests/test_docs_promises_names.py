@@ -240,3 +240,39 @@ def test_readme_plugin_table_is_exactly_the_plugins_options_ini_values_and_marke
     assert markers == set(_marker.MARKER_KWARGS), (
         sorted(markers - set(_marker.MARKER_KWARGS)), sorted(set(_marker.MARKER_KWARGS) - markers)
     )
+
+
+def _faults_vocabulary() -> list[tuple[Any, str]]:
+    from pynenc_wf_testing.checks import strategies
+
+    text = (ROOT / "docs" / "faults.md").read_text().split("## The vocabulary", 1)[1]
+    calls = []
+    for line in text.split("\n\n", 2)[1].splitlines()[2:]:
+        owner = strategies if "checks.strategies" in line.rsplit("|", 2)[1] else pynenc_wf_testing
+        if "internal" in line:
+            continue
+        calls += [(owner, span) for span in re.findall(r"`(\w+\([^`]*\))`", line.split(" | ", 1)[0])]
+    assert len(calls) >= 10, "docs/faults.md's vocabulary table was not found"
+    return calls
+
+
+@pytest.mark.parametrize(("owner", "span"), _faults_vocabulary())
+def test_docs_faults_md_vocabulary_matches_the_signatures(owner: Any, span: str) -> None:
+    if span.endswith("(...)"):
+        assert hasattr(owner, span[:-5]), span
+        return
+    _check_call(owner, span, "docs/faults.md vocabulary")
+
+
+def test_the_ledger_outcomes_are_the_documented_ones() -> None:
+    """docs/faults.md, "The ledger and idempotency": every outcome the simulator writes."""
+    text = (ROOT / "docs" / "faults.md").read_text()
+    documented = re.search(r"outcome \((.*?)\) and whether the", text, re.S)
+    assert documented
+    names = set(re.findall(r"`([a-z]+)`", documented.group(1)))
+    source = "".join(p.read_text() for p in (ROOT / "pynenc_wf_testing" / "runtime").glob("*.py"))
+    written = set(re.findall(r"(?:ledger\.finish|_finish_execution)\([^,]+, \"(\w+)\"\)", source))
+    written |= set(re.findall(r'execution\.outcome = "(\w+)"', source))
+    written |= {"running", "success", "failed"}  # the default, and the final result statuses
+    assert len(written) >= 9
+    assert names == written, (sorted(written - names), sorted(names - written))
