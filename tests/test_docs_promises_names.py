@@ -276,3 +276,14 @@ def test_the_ledger_outcomes_are_the_documented_ones() -> None:
     written |= {"running", "success", "failed"}  # the default, and the final result statuses
     assert len(written) >= 9
     assert names == written, (sorted(written - names), sorted(names - written))
+
+
+def test_docs_architecture_md_names_every_monkeypatch_module() -> None:
+    """"one module per thing patched": the list in docs/architecture.md is the real one."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    listed = re.search(r"one module per thing patched: ([^)]*)\)", text)
+    assert listed
+    names = set(re.findall(r"`(\w+)`", listed.group(1)))
+    folder = ROOT / "pynenc_wf_testing" / "runtime" / "monkeypatches"
+    patches = {p.stem for p in folder.glob("*.py")} - {"__init__", "registry", "compat", "process"}
+    assert names == patches, (sorted(patches - names), sorted(names - patches))
