@@ -184,11 +184,12 @@ assert env.executions(charge) == 3
     ),
     ("README.md", "from pynenc_wf_testing.engine import Keyring"): Example(
         "run",
-        prelude="import base64\nfrom pynenc import PynencBuilder\n"
-        "key = lambda: base64.b64encode(Keyring.generate_key()).decode()\n"
+        prelude="from pynenc import PynencBuilder\n"
         "from pynenc_wf_testing.engine import Keyring\n"
+        "key = lambda: Keyring.encode_key(Keyring.generate_key())  # as the block's comment says\n"
         "monkeypatch.setenv('PYNENC_WF_KEYS', f'k2={key()},k1={key()}')\n",
-        after="assert app.app_id == 'shop'",
+        after="assert app.app_id == 'shop'\n"
+        "assert app.serializer.serialize('o-1').startswith('pynenc-wf-enc:1:k2:')",
     ),
     ("README.md", "from pynenc_wf_testing.engine import ParentClosePolicy"): Example(
         "body", args=(("shop", "acme"),),
@@ -406,8 +407,8 @@ doc = json.loads(Path("histories/checkout.json").read_text())
     # ------------------------------------------------------------------------ docs/security.md
     ("docs/security.md", "from pynenc import PynencBuilder"): Example(
         "run",
-        prelude="import base64\nfrom pynenc_wf_testing.engine import Keyring\n"
-        "monkeypatch.setenv('PYNENC_WF_KEYS', 'k1=' + base64.b64encode(Keyring.generate_key()).decode())\n",
+        prelude="from pynenc_wf_testing.engine import Keyring\n"
+        "monkeypatch.setenv('PYNENC_WF_KEYS', 'k1=' + Keyring.encode_key(Keyring.generate_key()))\n",
         after="assert app.app_id == 'billing'",
     ),
     ("docs/security.md", "# before: PYNENC_WF_KEYS=\"k1=<old>\""): Example(
