@@ -65,6 +65,27 @@ def forever() -> object:
     return forever.wf.root.wait_for_signal("payment")
 
 
+UNDONE: list[str] = []
+
+
+@app.task
+def undo(what: str) -> str:
+    UNDONE.append(what)
+    if what.startswith("bad"):
+        raise RuntimeError(f"cannot undo {what}")
+    return what
+
+
+@app.workflow
+def explicit_compensation(items: list[str]) -> str:
+    root = explicit_compensation.wf.root
+    saga = root.saga()
+    for item in items:
+        saga.add_compensation(undo, item)
+    saga.compensate()
+    return "compensated"
+
+
 @app.workflow
 def gather(names: list[str]) -> list[str]:
     root = gather.wf.root
@@ -145,3 +166,20 @@ def test_wait_all_returns_in_the_order_given_and_raises_the_first_failure_in_tha
     assert wf_env.start(gather, ["c", "a", "b"]).result == ["c", "a", "b"]
     with pytest.raises(ValueError, match="bad-1 failed"):
         wf_env.start(gather, ["ok", "bad-1", "bad-2"]).result
+
+
+def test_saga_compensate_runs_every_compensation_and_raises_the_first_failure_with_notes(
+    wf_env: WorkflowEnv,
+) -> None:
+    """ "`saga.compensate()` runs them explicitly; if some fail, it raises the first failure
+    with a note for each of the others"."""
+    UNDONE.clear()
+    assert wf_env.start(explicit_compensation, ["a", "b"]).result == "compensated"
+    assert UNDONE == ["b", "a"]  # newest first
+    UNDONE.clear()
+    run = wf_env.start(explicit_compensation, ["bad-1", "ok", "bad-2"])
+    with pytest.raises(RuntimeError, match="cannot undo bad-2") as caught:
+        run.result
+    assert UNDONE == ["bad-2", "ok", "bad-1"]
+    assert len(caught.value.__notes__) == 1
+    assert caught.value.__notes__[0].startswith("compensation undo('bad-1') failed: ")
