@@ -183,3 +183,32 @@ def test_saga_compensate_runs_every_compensation_and_raises_the_first_failure_wi
     assert UNDONE == ["bad-2", "ok", "bad-1"]
     assert len(caught.value.__notes__) == 1
     assert caught.value.__notes__[0].startswith("compensation undo('bad-1') failed: ")
+
+
+def test_the_stored_schema_and_the_hook_protocol_are_as_documented() -> None:
+    """ "The stored schema" and "Plugging a simulator in": every name and signature given."""
+    import re
+    from pathlib import Path
+
+    from pynenc_wf_testing.engine import hooks, schema
+    from tests.test_docs_promises_names import _check_call
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "engine.md").read_text()
+    assert schema.SCHEMA_VERSION == 1 and "(`SCHEMA_VERSION`, currently 1)" in text
+    assert schema.timer(1) == "wfx:timer:1" and "(`wfx:timer:1` is the deadline" in text
+    for name in ("CANCEL", "DEADLINE", "HALTED", "STATE_LATEST", "SignalRecord", "StateRecord",
+                 "HaltRecord"):
+        assert hasattr(schema, name), name
+    _check_call(schema, "classify(key, value, child_name)", "engine.md, The stored schema")
+    _check_call(schema, "signal(name, slot)", "engine.md, The stored schema")
+    section = text.split("### Plugging a simulator in", 1)[1].split("\n\n", 2)[1]
+    calls = [" ".join(c.split()) for c in re.findall(r"`(\w+\([^`]*\))`", section)]
+    assert len(calls) >= 10, calls
+    owners = (hooks.SimulatorHooks, hooks.SuspendingHooks, hooks.AdoptingHooks)
+    for call in calls:
+        name = call.split("(", 1)[0]
+        owner = next((o for o in owners if hasattr(o, name)), None)
+        assert owner is not None, f"engine.md names the hook {name}, which no hook protocol has"
+        _check_call(owner, call, "engine.md, Plugging a simulator in")
+    for name in ("register_hooks", "unregister_hooks", "active_hooks"):
+        assert hasattr(hooks, name), name
