@@ -287,3 +287,28 @@ def test_docs_architecture_md_names_every_monkeypatch_module() -> None:
     folder = ROOT / "pynenc_wf_testing" / "runtime" / "monkeypatches"
     patches = {p.stem for p in folder.glob("*.py")} - {"__init__", "registry", "compat", "process"}
     assert names == patches, (sorted(patches - names), sorted(names - patches))
+
+
+#: File names the docs use as examples of a user's files, not as files of this repository.
+EXAMPLE_FILES = {
+    "h.json", "prod.db", "prod.json", "queue_worker.py", "shop.db", "billing.db", "other.db",
+    "tests/test_orders.py", "tests/test_x.py", "tool.py", "tasks.sh", "run.db", "run-2.db",
+    "store-1.db", "store-2.db", "wf-runs/store-1.db", "histories/checkout.json",
+    "invoices.json",
+}
+_SEARCHED = ("", "pynenc_wf_testing/", "pynenc_wf_testing/runtime/", "pynenc_wf_testing/engine/",
+             "pynenc_wf_testing/env/", "pynenc_wf_testing/checks/", "pynenc_wf_testing/tools/",
+             "pynenc_wf_testing/runtime/monkeypatches/", "pynenc_wf_testing/runtime/fast_memory/",
+             "pytest_plugin/", "tests/", "tests/production/", "benchmarks/")
+
+
+def test_every_file_the_docs_name_exists() -> None:
+    """A path in the docs (`tests/production/test_suspension.py`, `engine/schema.py`,
+    `compat.py`) is a file of the repository, found from the root or a package folder."""
+    pattern = r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(?:py|md|toml|json|sh|db|yml|yaml))(?:::\w+)?"
+    missing = sorted(
+        {name for name in re.findall(pattern, TEXT)}
+        - EXAMPLE_FILES
+        - {name for name in re.findall(pattern, TEXT) if any((ROOT / d / name).exists() for d in _SEARCHED)}
+    )
+    assert not missing, f"the docs name files that do not exist: {missing}"
