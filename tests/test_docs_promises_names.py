@@ -312,3 +312,19 @@ def test_every_file_the_docs_name_exists() -> None:
         - {name for name in re.findall(pattern, TEXT) if any((ROOT / d / name).exists() for d in _SEARCHED)}
     )
     assert not missing, f"the docs name files that do not exist: {missing}"
+
+
+def test_docs_faults_md_event_types_match_the_signatures() -> None:
+    """docs/faults.md, "Interleavings": the event table and the schedule of several events."""
+    from pynenc_wf_testing.checks import strategies
+
+    text = (ROOT / "docs" / "faults.md").read_text().split("## Interleavings", 1)[1]
+    table = text.split("| event | delivered as |", 1)[1].split("\n\n", 1)[0]
+    calls = [row.split("`")[1] for row in table.splitlines()[2:]]
+    assert [c.split("(")[0] for c in calls] == ["Signal", "Cancel", "Resume", "Advance"]
+    for call in calls:
+        _check_call(pynenc_wf_testing, call, "docs/faults.md event table")
+    _check_call(pynenc_wf_testing, "ScheduledEvent(step, event, name=None, occurrence=1)", "faults.md")
+    assert "ScheduledEvent(step, event,\nname=None, occurrence=1)" in text
+    _check_call(pynenc_wf_testing, "EventSchedule(events=())", "faults.md")
+    assert hasattr(strategies, "event_schedules")
