@@ -328,3 +328,12 @@ def test_docs_faults_md_event_types_match_the_signatures() -> None:
     assert "ScheduledEvent(step, event,\nname=None, occurrence=1)" in text
     _check_call(pynenc_wf_testing, "EventSchedule(events=())", "faults.md")
     assert hasattr(strategies, "event_schedules")
+
+
+def test_readme_supported_releases_are_the_checked_ones() -> None:
+    """README, "Supported releases": the ranges compat.py checks (and pyproject pins)."""
+    from pynenc_wf_testing.runtime.monkeypatches.compat import SUPPORTED
+
+    paragraph = README.split("Supported releases of the libraries", 1)[1].split("\n\n", 1)[0]
+    for name, supported in SUPPORTED.items():
+        assert f"{name} `{supported.spec}`" in paragraph, (name, supported.spec)
