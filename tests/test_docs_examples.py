@@ -46,7 +46,7 @@ from tests import docs_shop
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 START = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+_BLOCK = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.S | re.M)  # fences may be indented
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,10 @@ def python_blocks() -> list[Block]:
     for path in DOC_FILES:
         text = path.read_text()
         for match in _BLOCK.finditer(text):
-            if match.group(1) == "python":
+            if match.group(2) == "python":
                 line = text[: match.start()].count("\n") + 1
-                blocks.append(Block(str(path.relative_to(ROOT)), line, match.group(2)))
+                source = textwrap.dedent(match.group(3))
+                blocks.append(Block(str(path.relative_to(ROOT)), line, source))
     return blocks
 
 
@@ -225,6 +226,24 @@ assert env.executions(charge_payment) == 2
         after="assert printed().strip() == 'wf-runs/store-1.db' and Path('wf-runs/store-1.db').is_file()",
     ),
     # ------------------------------------------------------------------------ docs/engine.md
+    ("docs/engine.md", "slow = root.execute_task(finish_at, \"slow\", ten_hours_later)"): Example(
+        "body",
+        args=(
+            ("ten_hours_later", START + dt.timedelta(hours=10)),
+            ("one_hour_later", START + dt.timedelta(hours=1)),
+        ),
+        prelude="""
+import datetime as dt
+import time
+from datetime import timedelta
+from myshop.tasks import app
+@app.task
+def finish_at(name: str, when: dt.datetime) -> str:
+    time.sleep((when - dt.datetime.now(dt.UTC)).total_seconds())
+    return name
+""",
+        after="assert run.result is None and env.now == START + timedelta(hours=12)",
+    ),
     ("docs/engine.md", "from datetime import timedelta"): Example(
         "run", after="assert app.app_id == 'billing'"
     ),

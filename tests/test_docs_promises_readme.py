@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pynenc_wf_testing import WorkflowEnv
 from tests.docs_shop import app, note
 
@@ -24,3 +26,21 @@ def test_forced_keys_show_the_harness_as_their_source_and_come_back_on_close() -
         assert app.conf.runner_cls == "SimRunner"
     assert {key: _source_of(key) for key in before} == before
     assert app.conf.runner_cls != "SimRunner"
+
+
+#: Made before any environment opens: a real ``datetime``, not freezegun's ``FakeDatetime``.
+LAUNCH = dt.datetime(2030, 1, 1, 10, tzinfo=dt.UTC)
+
+
+@app.task
+def days_until(start: dt.datetime, end: dt.date) -> int:
+    return (end - start.date()).days
+
+
+def test_a_datetime_argument_survives_the_serializer_check(wf_env: WorkflowEnv) -> None:
+    """ "Values that cannot round-trip are an error at the call": a datetime does round-trip
+    (under the frozen virtual clock jsonpickle rebuilds it as freezegun's ``FakeDatetime``, an
+    equal subclass, which is not a loss; a datetime made before the environment opened, as
+    a module constant, used to be refused as one)."""
+    assert type(LAUNCH).__module__ == "datetime"
+    assert wf_env.start(days_until, LAUNCH, dt.date(2030, 1, 31)).result == 30
