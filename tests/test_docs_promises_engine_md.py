@@ -212,3 +212,19 @@ def test_the_stored_schema_and_the_hook_protocol_are_as_documented() -> None:
         _check_call(owner, call, "engine.md, Plugging a simulator in")
     for name in ("register_hooks", "unregister_hooks", "active_hooks"):
         assert hasattr(hooks, name), name
+
+
+def test_the_query_and_description_fields_the_docs_read_exist() -> None:
+    """ "Queries" reads ``q.status, q.state, ...``; "Workflow ids and the client" reads
+    ``info.workflow_id, info.run_id, ...``: each is a field of the returned class."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from pynenc_wf_testing.engine import WorkflowDescription, WorkflowQuery
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "engine.md").read_text()
+    for prefix, cls in (("q", WorkflowQuery), ("info", WorkflowDescription)):
+        read = set(re.findall(rf"\b{prefix}\.(\w+)", text))
+        fields = {field.name for field in dataclasses.fields(cls)}
+        assert len(read) >= 5 and read <= fields, sorted(read - fields)
