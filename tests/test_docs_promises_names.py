@@ -337,3 +337,30 @@ def test_readme_supported_releases_are_the_checked_ones() -> None:
     paragraph = README.split("Supported releases of the libraries", 1)[1].split("\n\n", 1)[0]
     for name, supported in SUPPORTED.items():
         assert f"{name} `{supported.spec}`" in paragraph, (name, supported.spec)
+
+
+def _members(cls: type) -> set[str]:
+    names = set(dir(cls))
+    for base in cls.__mro__:
+        names |= set(getattr(base, "__annotations__", {}))
+    return names
+
+
+def test_readme_report_shapes_have_the_members_it_lists() -> None:
+    """README, "Crash checks" (the shared ``CheckReport`` shape) and "Interleaving checks"
+    (``InterleavingReport`` and ``InterleavingOutcome``)."""
+    from pynenc_wf_testing import CrashReport, InterleavingOutcome, InterleavingReport
+
+    shape = README.split("`pynenc_wf_testing.checks.report.CheckReport`:", 1)[1].split("Hypothesis", 1)[0]
+    listed = {name.split("(")[0] for name in re.findall(r"`([\w(=, )]+)`", shape)}
+    assert len(listed) >= 12
+    for cls in (CrashReport, InterleavingReport):
+        assert listed <= _members(cls), (cls.__name__, sorted(listed - _members(cls)))
+    passage = README.split("`InterleavingReport`: `ok`", 1)[1].split("Bad inputs", 1)[0]
+    outcome = passage.split("(`InterleavingOutcome`:", 1)[1].split("), `violations`", 1)[0]
+    outcome_fields = set(re.findall(r"`(\w+)`", outcome))
+    assert outcome_fields == {"schedule", "violations", "outcome", "delivered"}
+    assert outcome_fields <= _members(InterleavingOutcome)
+    report_members = {n.split("(")[0] for n in re.findall(r"`(\w+(?:\(\))?)`", passage)} - outcome_fields
+    report_members -= {"InterleavingOutcome", "InterleavingError", "AssertionError"}
+    assert report_members <= _members(InterleavingReport), sorted(report_members - _members(InterleavingReport))
