@@ -235,6 +235,7 @@ def test_report_sources_from_python(store: Path, tmp_path: Path) -> None:
         ("read_sqlite_store", "expects the path of a SQLite file, got int"),
         ("read_redis_store", "expects a redis URL .* or a redis.Redis client, got int"),
         ("render_text", "expected a WorkflowEnv or a ReportData, got int"),
+        ("read_history", "expects the path of a history file, its JSON text or the parsed dict"),
     ],
 )
 def test_report_functions_refuse_what_they_cannot_read(call: str, message: str) -> None:

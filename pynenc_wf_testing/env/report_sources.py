@@ -670,6 +670,13 @@ def read_history(source: str | os.PathLike[str] | Mapping[str, Any], *, workflow
     itself for the timeline."""
     from pynenc_wf_testing.checks.replay import load_history
 
+    if not isinstance(source, (str, os.PathLike, Mapping)):
+        from pynenc_wf_testing.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"read_history() expects the path of a history file, its JSON text or the parsed "
+            f"dict, got {type(source).__name__}: {source!r}."
+        )
     is_path = isinstance(source, (str, os.PathLike)) and not str(source).lstrip().startswith("{")
     if is_path and not os.path.exists(os.fspath(source)):  # type: ignore[arg-type]
         raise StoreReadError(f"history file {os.fspath(source)!r}: no such file.")  # type: ignore[arg-type]

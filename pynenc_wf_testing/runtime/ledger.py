@@ -17,8 +17,9 @@ class Execution:
     executions of the same invocation from 1 (pynenc does not count recoveries; we do),
     ``started``/``finished`` are virtual instants (ISO 8601). ``outcome`` is ``running``
     while it runs, then ``success``, ``failed``, ``retry``,
-    ``crashed`` (the worker died while it ran), ``stalled`` (it returned without a final status)
-    or ``cancelled`` (the engine terminated it: its parent workflow closed or was cancelled).
+    ``crashed`` (the worker died while it ran), ``stalled`` (it returned without a final status),
+    ``suspended`` (evicted at a durable wait), ``aborted`` (the run stopped it for good) or
+    ``cancelled`` (the engine terminated it: its parent workflow closed or was cancelled).
     ``mocked``: ``wf_env.mock`` ran instead of the task function. ``worker``: the pool
     worker that ran it (``WorkflowEnv(workers=N)``; 0 without a pool).
     ``arguments`` are pynenc's serialized arguments (stable strings): the call's own mapping,
