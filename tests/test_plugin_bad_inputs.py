@@ -47,8 +47,14 @@ def badapp(pytester: pytest.Pytester) -> str:
          "you can write to."),
         (["--wf-keep-db=afile.txt", "--wf-backend=sqlite"], "",
          "ERROR: --wf-keep-db=afile.txt: exists and is not a directory*"),
+        ([], "wf_summary = maybe",
+         "ERROR: ini option wf_summary: invalid truth value 'maybe'; expected a boolean "
+         "(true/false, yes/no, on/off, 1/0), e.g. wf_summary = false."),
+        ([], "wf_replay_check = nah",
+         "ERROR: ini option wf_replay_check: invalid truth value 'nah'; expected a boolean*"),
     ],
-    ids=["backend-cli", "backend-ini", "record-file", "report-under-file", "keep-db-file"],
+    ids=["backend-cli", "backend-ini", "record-file", "report-under-file", "keep-db-file",
+         "summary-ini-bool", "replay-check-ini-bool"],
 )
 def test_bad_option_values_are_usage_errors(
     pytester: pytest.Pytester, args: list[str], ini: str, message: str
