@@ -86,6 +86,13 @@ CASES: list[Case] = [
      r"expected a finite number of seconds"),
     ("advance-past-9999", lambda e: e.advance(weeks=10**9), InvalidArgument,
      r"past the last representable instant \(year 9999\)"),
+    ("advance-months", lambda e: e.advance(months=1), InvalidArgument,  # type: ignore[call-arg]
+     r"^advance\(months=\.\.\.\): takes the amount by unit, as keywords: seconds=, minutes=, "
+     r"hours=, days=, weeks= \(no months or years: their length varies\)\. Use e\.g\."),
+    ("advance-positional", lambda e: e.advance(30), InvalidArgument,  # type: ignore[call-arg]
+     r"^advance\(30\): takes the amount by unit, as keywords"),
+    ("advance-timedelta", lambda e: e.advance(dt.timedelta(hours=1)), InvalidArgument,  # type: ignore[call-arg,arg-type]
+     r"\(for a timedelta: advance\(seconds=3600\.0\)\)\.$"),
     # crash points
     ("crash-none", lambda e: e.crash_after(None), InvalidArgument,  # type: ignore[arg-type]
      r"cannot use None as a step\. Pass a step name"),
