@@ -10,6 +10,7 @@ import pytest
 
 from pynenc_wf_testing import (
     HistoryFormatError,
+    InvalidArgument,
     NondeterminismError,
     Replayer,
     WorkflowEnv,
@@ -66,6 +67,20 @@ def test_without_raising_the_result_carries_the_error() -> None:
     replay_apps.VERSION = 2
     result = Replayer(replay_apps.app).replay(history, raise_on_replay_failure=False)
     assert not result.ok and isinstance(result.error, NondeterminismError)
+
+
+@pytest.mark.parametrize("flag", ["no", 0, None])
+def test_raise_on_replay_failure_must_be_a_bool(flag: object) -> None:
+    with pytest.raises(InvalidArgument, match=rf"replay\(raise_on_replay_failure={re.escape(repr(flag))}\): "
+                       r"expected True or False \(a string such as 'no' would count as true\)"):
+        Replayer(replay_apps.app).replay(record_v1(), raise_on_replay_failure=flag)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", ["1", -1, 1.5, True])
+def test_a_replayer_seed_must_be_a_non_negative_int(seed: object) -> None:
+    with pytest.raises(InvalidArgument, match=r"Replayer\(seed=\.\.\.\) must be a non-negative "
+                       rf"int, got {re.escape(repr(seed))}\. Pass e\.g\."):
+        Replayer(replay_apps.app, seed=seed)  # type: ignore[arg-type]
 
 
 def test_patched_replays_old_histories_on_the_old_branch() -> None:

@@ -72,6 +72,11 @@ class Replayer:
             raise InvalidArgument(
                 f"Replayer() expects a pynenc app, got {type(app).__name__}: {app!r}."
             )
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InvalidArgument(
+                f"Replayer(seed=...) must be a non-negative int, got {seed!r}. Pass e.g. "
+                "Replayer(app, seed=7) (it seeds only the ids of calls the history lacks)."
+            )
         self.app = app
         self.seed = seed
 
@@ -83,6 +88,12 @@ class Replayer:
         raise_on_replay_failure: bool = True,
     ) -> ReplayResult:
         """Replay one workflow of ``history`` (the first, or ``workflow_id``)."""
+        if not isinstance(raise_on_replay_failure, bool):
+            raise InvalidArgument(
+                f"replay(raise_on_replay_failure={raise_on_replay_failure!r}): expected True or "
+                "False (a string such as 'no' would count as true). Pass "
+                "raise_on_replay_failure=False to get the failure in ReplayResult.error."
+            )
         loaded = history if isinstance(history, History) else load_history(history)
         record = loaded.workflow(workflow_id)
         from pynenc_wf_testing.runtime.world import active_world, private_world
