@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pynenc_wf_testing import InvalidArgument, WorkflowEnv
+from pynenc_wf_testing import InvalidArgument, Signal, WorkflowEnv
 from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument  # the engine's own
 from pynenc_wf_testing.errors import WorkflowTestingError
 from tests import fuzz_apps as f
@@ -166,7 +166,7 @@ CASES: list[Case] = [
     ("check-restart-int", lambda e: e.check_crash_safety(f.chain, 1, restart_after=5),  # type: ignore[arg-type]
      InvalidArgument, r"restart_after must be a non-negative datetime\.timedelta"),
     ("check-before-each-int", lambda e: e.check_crash_safety(f.chain, 1, before_each=5),  # type: ignore[arg-type]
-     InvalidArgument, r"before_each must be a function, got 5"),
+     InvalidArgument, r"before_each must be a function \(\) -> None, got 5"),
     ("check-after-start-int", lambda e: e.check_crash_safety(f.chain, 1, after_start=5),  # type: ignore[arg-type]
      InvalidArgument, r"after_start must be a function \(env, run\), got 5"),
     ("check-starter-int", lambda e: e.check_crash_safety(f.chain, 1, starter=5),  # type: ignore[arg-type]
@@ -176,6 +176,36 @@ CASES: list[Case] = [
     ("check-starter-returns-none",
      lambda e: e.check_crash_safety(f.chain, 1, starter=lambda env: None),  # type: ignore[arg-type,return-value]
      InvalidArgument, r"starter\(env\) must return the WorkflowRun it started, e\.g\. .*got None"),
+    ("check-compare-one-argument",
+     lambda e: e.check_crash_safety(f.chain, 1, compare=lambda result: True), InvalidArgument,
+     r"^compare=<lambda>\(result\) cannot be called as compare\(golden, got\) \(too many "
+     r"positional arguments\): the check calls it with 2 argument\(s\), golden, got\. Write "
+     r"e\.g\. compare=lambda golden, got: golden == got\.$"),
+    ("check-invariant-no-argument",
+     lambda e: e.check_crash_safety(f.chain, 1, invariant=lambda: True), InvalidArgument,
+     r"^invariant=<lambda>\(\) cannot be called as invariant\(env\)"),
+    ("check-before-each-argument",
+     lambda e: e.check_crash_safety(f.chain, 1, before_each=lambda env: None), InvalidArgument,
+     r"^before_each=<lambda>\(env\) cannot be called as before_each\(\) \(missing a required "
+     r"argument: 'env'\)"),
+    ("check-starter-no-argument",
+     lambda e: e.check_crash_safety(f.chain, 1, starter=lambda: None), InvalidArgument,  # type: ignore[arg-type,return-value]
+     r"^starter=<lambda>\(\) cannot be called as starter\(env\)"),
+    # check_interleavings
+    ("interleave-compare-two-arguments",
+     lambda e: e.check_interleavings(f.waiter, 1, events=[Signal("go")],
+                                     compare=lambda golden, got: golden == got),
+     InvalidArgument,
+     r"^compare=<lambda>\(golden, got\) cannot be called as compare\(result\) \(missing a "
+     r"required argument: 'got'\): the check calls it with 1 argument\(s\), result\. Write "
+     r"e\.g\. compare=lambda result: result == 'archived'\.$"),
+    ("interleave-after-start-one-argument",
+     lambda e: e.check_interleavings(f.waiter, 1, events=[Signal("go")],
+                                     after_start=lambda run: None),
+     InvalidArgument, r"^after_start=<lambda>\(run\) cannot be called as after_start\(env, run\)"),
+    ("interleave-compare-int",
+     lambda e: e.check_interleavings(f.waiter, 1, events=[Signal("go")], compare=5),  # type: ignore[arg-type]
+     InvalidArgument, r"^compare must be a function \(result\) -> bool, got 5\.$"),
     # run handles and queries
     ("signal-name-none", lambda e: e.signal(_waiting_run(e), None),  # type: ignore[arg-type]
      InvalidWorkflowArgument, r"a signal name must be a non-empty string, got None"),
