@@ -204,7 +204,9 @@ def test_evict_at_wait_and_its_bad_inputs() -> None:
         with pytest.raises(InvalidArgument, match="an int >= 1"):
             env.evict_at_wait(0)
         env.evict_at_wait(5)
-        env.start(pa.fulfill, "o").result
+        run = env.start(pa.fulfill, "o")
+        with pytest.raises(UnknownStepError, match="that eviction never happened"):
+            run.result  # at the end of the run, as an unreached crash point
         with pytest.raises(UnknownStepError, match="that eviction never happened"):
             env.check_faults_fired()
 

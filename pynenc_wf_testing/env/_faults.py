@@ -72,11 +72,28 @@ def raise_unfired(sim: Simulation, unfired: Sequence[Any]) -> None:
     )
 
 
+def raise_missed_evictions(sim: Simulation) -> None:
+    """An ``evict_at_wait(n)`` whose wait the run never reached is an error."""
+    eviction = sim.eviction
+    missed = sorted(eviction.at_waits - set(eviction.evicted))
+    if missed:
+        waits = "1 wait that blocks" if eviction.waits == 1 else f"{eviction.waits} waits that block"
+        raise UnknownStepError(
+            f"evict_at_wait({missed[0]}): the run reached only {waits}, so that "
+            "eviction never happened. Number waits from 1 in the order workflows block (a "
+            "wait whose condition already holds does not count)."
+        )
+
+
 def check_unfired_at_end(sim: Simulation) -> None:
-    """Once nothing can run any more, an armed crash point that never fired is an error."""
+    """Once nothing can run any more, an armed crash point or eviction that never fired is
+    an error (both are faults the test asked for)."""
+    if sim.threads or sim.ready or sim.sleepers:
+        return
     unfired = sim.faults.unfired()
-    if unfired and not sim.threads and not sim.ready and not sim.sleepers:
+    if unfired:
         raise_unfired(sim, unfired)
+    raise_missed_evictions(sim)
 
 
 class EnvFaults(EnvCore):
@@ -226,11 +243,4 @@ class EnvFaults(EnvCore):
                 "before that instant. Arm it with a smaller after=, or drive the simulation "
                 "past it (env.advance(...))."
             )
-        eviction = sim.eviction
-        missed = sorted(eviction.at_waits - set(eviction.evicted))
-        if missed:
-            raise UnknownStepError(
-                f"evict_at_wait({missed[0]}): the run reached only {eviction.waits} waits that "
-                "block, so that eviction never happened. Number waits from 1 in the order "
-                "workflows block (a wait whose condition already holds does not count)."
-            )
+        raise_missed_evictions(sim)
