@@ -167,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     if faults == ["fail"] and not _retried_failures(workflow.app):
         raise CommandError(
             "--faults fail: no task of this app retries (retry_for= and max_retries=), so "
-            "there is no failure to inject; add crash to --faults."
+            "there is no failure to inject; add crash to --faults.",
+            usage=True,
         )
     jobs = [
         (args.workflow, call_args, seed, args.concurrency, faults, args.max_crashes,

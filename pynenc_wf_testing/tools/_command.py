@@ -11,7 +11,9 @@ __all__ = ["CommandError", "CommandParser", "one_line", "positive_int", "write_o
 
 
 class CommandError(Exception):
-    """A failure the user can fix: printed as one line, exit status 1 (2 with ``usage``)."""
+    """A failure the user can fix: printed as one line, exit status 1 (2 with ``usage``: the
+    command line is malformed or names something that cannot be used as given, as
+    argparse's own errors are)."""
 
     def __init__(self, message: str, *, usage: bool = False) -> None:
         super().__init__(message)
@@ -52,4 +54,4 @@ def write_output(path: str, text: str) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as error:
-        raise CommandError(f"-o {path!r}: cannot write: {error.strerror}.") from None
+        raise CommandError(f"-o {path!r}: cannot write: {error.strerror}.", usage=True) from None
