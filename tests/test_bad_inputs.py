@@ -69,14 +69,16 @@ CASES: list[Case] = [
     ("start-lambda-argument", lambda e: e.start(f.chain, lambda: 1), WorkflowTestingError,
      r"argument 'n' .* does not survive pynenc's serializer.*Pass plain data"),
     ("start-workflow-id-int", lambda e: e.start_workflow(f.chain, 1, workflow_id=5),  # type: ignore[arg-type]
-     InvalidArgument, r"workflow_id=5\): expected a non-empty string"),
+     InvalidWorkflowArgument, r"workflow_id=5\): expected a non-empty string"),
     ("start-workflow-id-empty", lambda e: e.start_workflow(f.chain, 1, workflow_id=""),
-     InvalidArgument, r"workflow_id=''\): expected a non-empty string"),
+     InvalidWorkflowArgument, r"workflow_id=''\): expected a non-empty string"),
     ("start-run-timeout-int", lambda e: e.start_workflow(f.chain, 1, run_timeout=5),  # type: ignore[arg-type]
-     InvalidArgument, r"run_timeout=5\): expected a positive datetime\.timedelta.*e\.g\."),
+     InvalidWorkflowArgument, r"run_timeout=5\): expected a positive datetime\.timedelta.*e\.g\."),
     ("start-run-timeout-negative",
      lambda e: e.start_workflow(f.chain, 1, run_timeout=dt.timedelta(seconds=-1)),
-     InvalidArgument, r"expected a positive datetime\.timedelta"),
+     InvalidWorkflowArgument, r"expected a positive datetime\.timedelta"),
+    ("start-workflow-id-reuse", lambda e: e.start_workflow(f.chain, 1, id_reuse="never"),  # type: ignore[arg-type]
+     InvalidWorkflowArgument, r"id_reuse must be 'reuse', 'reject' or 'allow_after_completion'"),
     # advance
     ("advance-str", lambda e: e.advance(days="1"),  # type: ignore[arg-type]
      InvalidArgument, r"advance\(days='1'\): expected a number of days\. Use e\.g\."),
@@ -278,3 +280,23 @@ def test_mocks_keep_plain_and_storable_values() -> None:
         env.mock(f.double, returns={"a": [1, 2.5, None]})
         env.mock(f.double, side_effect=lambda **kwargs: kwargs["x"] * 3)
         assert env.start(f.chain, 2).result == 0 + 3 + 6
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"workflow_id": 5}, {"workflow_id": ""}, {"run_timeout": 5}, {"id_reuse": "never"},
+     {"run_timeout": dt.timedelta(0)}],
+    ids=["id-int", "id-empty", "timeout-int", "id-reuse", "timeout-zero"],
+)
+def test_start_workflow_refuses_alike_through_the_env_and_the_engine(options: dict[str, Any]) -> None:
+    """One check (the engine's): the same mistake is the same exception and message."""
+    from pynenc_wf_testing.engine import start_workflow
+
+    with WorkflowEnv(seed=1) as env:
+        env.use(f.app)
+        with pytest.raises(InvalidWorkflowArgument) as through_env:
+            env.start_workflow(f.chain, 1, **options)
+        with pytest.raises(InvalidWorkflowArgument) as through_engine:
+            start_workflow(f.chain, 1, **options)
+        assert str(through_env.value) == str(through_engine.value)
+        assert env.start(f.chain, 1).result == 2

@@ -97,19 +97,8 @@ class EnvClient(EnvCore):
         from pynenc_wf_testing.engine import start_workflow
 
         checked = check_task(task, "start_workflow()")
-        if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
-            raise InvalidArgument(
-                f"start_workflow(workflow_id={workflow_id!r}): expected a non-empty string "
-                "(your business id, e.g. workflow_id=f'order-{order.id}') or None."
-            )
-        if run_timeout is not None and (
-            not isinstance(run_timeout, dt.timedelta) or run_timeout <= dt.timedelta(0)
-        ):
-            raise InvalidArgument(
-                f"start_workflow(run_timeout={run_timeout!r}): expected a positive "
-                "datetime.timedelta (virtual time the run may take), e.g. "
-                "run_timeout=timedelta(hours=1), or None for no limit."
-            )
+        # workflow_id, id_reuse and run_timeout are the engine's to check (InvalidWorkflowArgument,
+        # before anything is routed): one check, one exception type, in and out of the simulator.
         check_arguments(checked, args, kwargs, "start_workflow()")
         self._require_sim()
         self.use(checked.app)
