@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pynenc_wf_testing import InvalidArgument, Signal, WorkflowEnv
+from pynenc_wf_testing.engine import cancel_workflow
 from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument  # the engine's own
 from pynenc_wf_testing.errors import WorkflowTestingError
 from tests import fuzz_apps as f
@@ -42,6 +43,10 @@ CONSTRUCTOR: list[tuple[str, dict[str, Any], str]] = [
      r"backend_options must be a dict of option name -> value"),
     ("slice-timeout-zero", {"slice_timeout": 0}, r"slice_timeout must be a positive timedelta"),
     ("slice-timeout-str", {"slice_timeout": "1"}, r"slice_timeout must be a positive timedelta"),
+    ("unknown-option-typo", {"sed": 1},
+     r"^WorkflowEnv\(\) got an unknown option sed=1\. Did you mean seed=\? It takes: seed, "
+     r"start, max_steps, "),
+    ("unknown-option", {"speed": 2}, r"unknown option speed=2\.( Did you mean seed=\?)? It takes"),
 ]
 
 
@@ -50,6 +55,12 @@ CONSTRUCTOR: list[tuple[str, dict[str, Any], str]] = [
 def test_bad_constructor_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         WorkflowEnv(**kwargs)
+
+
+def test_a_second_positional_constructor_argument_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match=r"^WorkflowEnv\(\) takes only the seed "
+                       r"positionally, got 2 positional arguments .* Pass the others by name"):
+        WorkflowEnv(1, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))  # type: ignore[misc]
 
 
 def _waiting_run(env: WorkflowEnv) -> Any:
@@ -121,6 +132,12 @@ CASES: list[Case] = [
      r"fail\(times=0\): expected a positive int"),
     ("fail-exc-int", lambda e: e.fail(f.double, exc=42), InvalidArgument,  # type: ignore[arg-type]
      r"fail\(exc=42\): expected an exception class or instance, e\.g\."),
+    ("fail-exc-keyboard-interrupt", lambda e: e.fail(f.double, exc=KeyboardInterrupt),
+     InvalidArgument,
+     r"fail\(exc=<class 'KeyboardInterrupt'>\): KeyboardInterrupt is not an Exception, so it "
+     r"is no failure pynenc records.*use crash_during\(task\)"),
+    ("fail-exc-system-exit-instance", lambda e: e.fail(f.double, exc=SystemExit(3)),
+     InvalidArgument, r"SystemExit is not an Exception"),
     # mocks
     ("mock-name", lambda e: e.mock("double", returns=1), InvalidArgument,  # type: ignore[arg-type]
      r"mock\(\) expects a pynenc task"),
@@ -193,6 +210,11 @@ CASES: list[Case] = [
     ("check-starter-no-argument",
      lambda e: e.check_crash_safety(f.chain, 1, starter=lambda: None), InvalidArgument,  # type: ignore[arg-type,return-value]
      r"^starter=<lambda>\(\) cannot be called as starter\(env\)"),
+    ("check-evictions-str", lambda e: e.check_crash_safety(f.chain, 1, evictions="no"),  # type: ignore[arg-type]
+     InvalidArgument, r"^evictions must be True or False, got 'no'\.$"),
+    ("check-worker-crashes-str",
+     lambda e: e.check_crash_safety(f.chain, 1, worker_crashes="no"),  # type: ignore[arg-type]
+     InvalidArgument, r"^worker_crashes must be True or False, got 'no'\.$"),
     # check_interleavings
     ("interleave-compare-two-arguments",
      lambda e: e.check_interleavings(f.waiter, 1, events=[Signal("go")],
@@ -217,6 +239,9 @@ CASES: list[Case] = [
      r"expected a WorkflowRun .* got NoneType"),
     ("cancel-reason-int", lambda e: e.cancel(_waiting_run(e), reason=5),  # type: ignore[arg-type]
      InvalidArgument, r"cancel\(reason=5\): expected a string .* e\.g\."),
+    ("engine-cancel-reason-int",
+     lambda e: cancel_workflow(f.app, _waiting_run(e), 5),  # type: ignore[arg-type]
+     InvalidWorkflowArgument, r"^cancel_workflow\(reason=5\): expected a string"),
     ("run-of-int", lambda e: e.run_of(0), InvalidArgument,  # type: ignore[arg-type]
      r"run_of\(\) expects an invocation id"),
     ("run-of-unknown", lambda e: e.run_of("nope"), InvalidArgument,

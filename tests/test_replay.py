@@ -76,6 +76,15 @@ def test_raise_on_replay_failure_must_be_a_bool(flag: object) -> None:
         Replayer(replay_apps.app).replay(record_v1(), raise_on_replay_failure=flag)  # type: ignore[arg-type]
 
 
+def test_a_history_replayed_with_another_app_is_refused_naming_the_right_one() -> None:
+    from tests import fuzz_apps
+
+    with pytest.raises(InvalidArgument, match=r"^Replayer\(app\) got app 'wf-tests-fuzz', but "
+                       r"the history's workflow tests\.replay_apps\.checkout is a task of app "
+                       r"'replay-apps' \(defined in tests\.replay_apps\)\. Replay it with that"):
+        Replayer(fuzz_apps.app).replay(record_v1())
+
+
 @pytest.mark.parametrize("seed", ["1", -1, 1.5, True])
 def test_a_replayer_seed_must_be_a_non_negative_int(seed: object) -> None:
     with pytest.raises(InvalidArgument, match=r"Replayer\(seed=\.\.\.\) must be a non-negative "

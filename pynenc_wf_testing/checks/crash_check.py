@@ -339,8 +339,11 @@ def check_crash_safety(
             f"max_examples must be an int >= 1 (multi-crash schedules Hypothesis tries when "
             f"max_crashes > 1), got {max_examples!r}."
         )
-    if not isinstance(fine, bool):
-        raise InvalidArgument(f"fine must be True or False, got {fine!r}.")
+    for flag_name, flag in (
+        ("fine", fine), ("evictions", evictions), ("worker_crashes", worker_crashes)
+    ):
+        if not isinstance(flag, bool):  # "no" would count as true
+            raise InvalidArgument(f"{flag_name} must be True or False, got {flag!r}.")
     check_hook(compare, "compare", "(golden, got) -> bool", "lambda golden, got: golden == got")
     check_hook(invariant, "invariant", "(env) -> bool", "lambda env: ledger_ok()")
     check_hook(before_each, "before_each", "() -> None", "lambda: world.reset()")

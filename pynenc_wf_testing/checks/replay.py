@@ -140,6 +140,26 @@ def _parent_workflow(history: History, workflow_id: str) -> str | None:
     return None
 
 
+def _require_own_app(app: Pynenc, task_id: Any) -> None:
+    """Refuse to replay a workflow on an app that is not the one its module defines it on:
+    its children would run on the wrong app and the replay would "diverge" at its first child
+    call, naming no cause."""
+    import importlib
+
+    from pynenc.task import Task
+
+    try:
+        defined = getattr(importlib.import_module(task_id.module), task_id.func_name, None)
+    except ImportError:
+        return  # reported by the task lookup that follows
+    if isinstance(defined, Task) and defined.app.app_id != app.app_id:
+        raise InvalidArgument(
+            f"Replayer(app) got app {app.app_id!r}, but the history's workflow "
+            f"{task_id.key} is a task of app {defined.app.app_id!r} (defined in "
+            f"{task_id.module}). Replay it with that app."
+        )
+
+
 def _run_replay(
     world: WorldHost, app: Pynenc, record: dict[str, Any], history: History
 ) -> ReplayResult:
@@ -156,7 +176,9 @@ def _run_replay(
 
     sim = world.sim
     workflow_id = record["workflow_id"]
-    task = app.get_task(TaskId.from_key(record["task"]))
+    task_id = TaskId.from_key(record["task"])
+    _require_own_app(app, task_id)
+    task = app.get_task(task_id)
     parent = _parent_workflow(history, workflow_id)
     identity = WorkflowIdentity(
         workflow_id=InvocationId(workflow_id),

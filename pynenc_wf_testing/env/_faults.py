@@ -45,8 +45,18 @@ def check_task(task: object, what: str) -> Task[Any, Any]:
 def check_exc(exc: object, task_name: str) -> None:
     """Refuse at the call an ``exc=`` that could not be raised later (it would surface as
     an unrelated ``TypeError`` inside the task, or, for ``None``, inject nothing)."""
-    if isinstance(exc, BaseException):
+    if isinstance(exc, Exception):
         return
+    kind = exc if isinstance(exc, type) else type(exc)
+    if issubclass(kind, BaseException) and not issubclass(kind, Exception):
+        # pynenc records only an Exception as the task's failure; a BaseException leaves
+        # the invocation RUNNING and escapes the run (a KeyboardInterrupt would stop pytest).
+        raise InvalidArgument(
+            f"fail(exc={exc!r}): {kind.__name__} is not an Exception, so it is no failure "
+            "pynenc records: it would escape the run and stop the caller. Pass an Exception "
+            "(e.g. exc=TimeoutError); to kill the worker while the task runs, use "
+            "crash_during(task)."
+        )
     if not (isinstance(exc, type) and issubclass(exc, BaseException)):
         raise InvalidArgument(
             f"fail(exc={exc!r}): expected an exception class or instance, e.g. "
