@@ -90,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
 
     from pynenc_wf_testing.checks.replay import export_histories
 
+    if args.workflow_id is not None and not args.workflow_id.strip():
+        raise CommandError(
+            f"--workflow-id {args.workflow_id!r}: give the run's invocation id or the workflow "
+            "id it was started under.",
+            usage=True,
+        )
     if args.workflow_type is not None and "." not in args.workflow_type:
         raise CommandError(
             f"--workflow-type {args.workflow_type!r}: expected 'package.module.function'.",

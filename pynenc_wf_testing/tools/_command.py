@@ -27,8 +27,11 @@ class CommandParser(argparse.ArgumentParser):
         raise CommandError(f"{self.prog}: error: {message} (see '{self.prog} --help')", usage=True)
 
 
-def positive_int(name: str, minimum: int = 1) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``minimum``, named ``name`` in its error."""
+def positive_int(
+    name: str, minimum: int = 1, maximum: int | None = None, why: str = ""
+) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``, ``why`` saying
+    why), named ``name`` in its error."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -38,6 +41,8 @@ def positive_int(name: str, minimum: int = 1) -> Callable[[str], int]:
             ) from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{name} must be <= {maximum}{why}, got {value}")
         return value
 
     return parse
