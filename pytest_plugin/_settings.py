@@ -191,10 +191,12 @@ def resolve_settings(config: pytest.Config) -> Settings:
     app = _cli_or_ini_text(config, OPT_APP, INI_APP)
     log_level = config.getoption(OPT_LOG_LEVEL)
     if log_level is None:
-        raw = str(config.getini(INI_LOG_LEVEL)).strip().lower()
+        given = str(config.getini(INI_LOG_LEVEL)).strip()
+        raw = given.lower()
         if raw and raw not in LOG_LEVELS:
             raise pytest.UsageError(
-                f"ini option {INI_LOG_LEVEL} = {raw!r}: expected one of {', '.join(LOG_LEVELS)}."
+                f"ini option {INI_LOG_LEVEL} = {given!r}: expected one of "
+                f"{', '.join(LOG_LEVELS)}."
             )
         log_level = raw or DEFAULT_LOG_LEVEL
     summary = bool(config.getoption(OPT_SUMMARY)) or _ini_bool(config, INI_SUMMARY)
