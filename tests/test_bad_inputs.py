@@ -121,6 +121,13 @@ CASES: list[Case] = [
      r"step name '#': expected '<name>#<n>'"),
     ("crash-bytes", lambda e: e.crash_after(b"double"), InvalidArgument,  # type: ignore[arg-type]
      r"cannot use a bytes .* as a step"),
+    ("crash-predicate-no-argument", lambda e: e.crash_after(lambda: True), InvalidArgument,
+     r"^the crash point <lambda>\(\) cannot be called with a Step \(too many positional "
+     r"arguments\): a predicate crash point takes one argument, the step just committed"),
+    ("crash-predicate-two-arguments",
+     lambda e: e.crash_before(lambda step, env: True), InvalidArgument,  # type: ignore[arg-type,misc]
+     r"the crash point <lambda>\(step, env\) cannot be called with a Step \(missing a "
+     r"required argument: 'env'\)"),
     ("crash-restart-int", lambda e: e.crash_after("double", restart_after=5),  # type: ignore[arg-type]
      InvalidArgument, r"restart_after must be a non-negative datetime\.timedelta, got 5\. Pass"),
     ("crash-during-name", lambda e: e.crash_during("double"), InvalidArgument,  # type: ignore[arg-type]
