@@ -332,3 +332,17 @@ def test_start_workflow_refuses_alike_through_the_env_and_the_engine(options: di
             start_workflow(f.chain, 1, **options)
         assert str(through_env.value) == str(through_engine.value)
         assert env.start(f.chain, 1).result == 2
+
+
+def test_a_predicate_crash_point_that_raises_says_so() -> None:
+    """The user's own error surfaces from the run, with a note naming the crash point."""
+    def broken(step: Any) -> bool:
+        raise ZeroDivisionError("oops")
+
+    with WorkflowEnv(seed=1) as env:
+        env.crash_after(broken)
+        with pytest.raises(ZeroDivisionError, match="oops") as raised:
+            env.start(f.chain, 1).result
+    assert raised.value.__notes__ == [
+        "raised by the crash point predicate broken at step #1 route:chain#1"
+    ]

@@ -116,7 +116,16 @@ def make_matcher(ref: object) -> tuple[Callable[[Step], bool], str]:
     if callable(ref):
         _require_one_argument(ref)
         predicate: Callable[[Step], bool] = ref
-        return (lambda step: bool(predicate(step))), getattr(ref, "__name__", repr(ref))
+        label = getattr(ref, "__name__", repr(ref))
+
+        def matches(step: Step) -> bool:
+            try:
+                return bool(predicate(step))
+            except Exception as error:  # the user's own error, told where it came from
+                error.add_note(f"raised by the crash point predicate {label} at step {step}")
+                raise
+
+        return matches, label
     raise InvalidArgument(
         f"cannot use a {type(ref).__name__} ({ref!r}) as a step. Pass a step name "
         "('charge_payment#1'), a task object, a step number or a predicate taking a Step."
