@@ -34,6 +34,7 @@ def test_suspensions_log_no_pause_warning(capfd: pytest.CaptureFixture[str]) -> 
 
 
 def test_the_filter_drops_only_the_engines_pauses() -> None:
+    quiet_engine_pauses(None, (WorkflowSuspended,))
     try:
         raise WorkflowSuspended("workflow w suspended: waits for timer #1")
     except WorkflowSuspended:
@@ -48,6 +49,6 @@ def test_the_filter_drops_only_the_engines_pauses() -> None:
 def test_the_filter_is_added_once_per_logger() -> None:
     logger = logging.getLogger(f"pynenc.{f.app.app_id}")
     for _ in range(3):
-        quiet_engine_pauses(f.app)
+        quiet_engine_pauses(f.app, (WorkflowSuspended,))
     assert logger.filters.count(_FILTER) == 1
     logger.removeFilter(_FILTER)

@@ -65,7 +65,9 @@ def _quiet_pynenc_warning() -> None:
 
     from pynenc_wf_testing.engine._quiet_log import quiet_engine_pauses
 
-    quiet_engine_pauses(context.get_current_app())
+    quiet_engine_pauses(
+        context.get_current_app(), (WorkflowSuspended, WorkflowHaltException, ContinuedAsNew)
+    )
 
 
 class WorkflowsNotEnabled(WorkflowEngineError):
