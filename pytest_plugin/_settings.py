@@ -126,6 +126,17 @@ def _slice_timeout(config: pytest.Config) -> Setting | None:
     return Setting(seconds, f"ini option {INI_SLICE_TIMEOUT}")
 
 
+def _ini_bool(config: pytest.Config, name: str) -> bool:
+    """A bool ini value; pytest's own error ("invalid truth value") does not name the option."""
+    try:
+        return bool(config.getini(name))
+    except (ValueError, pytest.UsageError) as error:  # pytest: "invalid truth value 'maybe'"
+        raise pytest.UsageError(
+            f"ini option {name}: {error}; expected a boolean (true/false, yes/no, on/off, 1/0), "
+            f"e.g. {name} = false."
+        ) from None
+
+
 def _output_dir(config: pytest.Config, opt: str) -> str | None:
     """A directory option (``--wf-record`` ...), made at start-up: a file's path or a place
     where no directory can be made is a usage error now, not an error in every test."""
@@ -180,21 +191,23 @@ def resolve_settings(config: pytest.Config) -> Settings:
     app = _cli_or_ini_text(config, OPT_APP, INI_APP)
     log_level = config.getoption(OPT_LOG_LEVEL)
     if log_level is None:
-        raw = str(config.getini(INI_LOG_LEVEL)).strip().lower()
+        given = str(config.getini(INI_LOG_LEVEL)).strip()
+        raw = given.lower()
         if raw and raw not in LOG_LEVELS:
             raise pytest.UsageError(
-                f"ini option {INI_LOG_LEVEL} = {raw!r}: expected one of {', '.join(LOG_LEVELS)}."
+                f"ini option {INI_LOG_LEVEL} = {given!r}: expected one of "
+                f"{', '.join(LOG_LEVELS)}."
             )
         log_level = raw or DEFAULT_LOG_LEVEL
-    summary = bool(config.getoption(OPT_SUMMARY)) or bool(config.getini(INI_SUMMARY))
+    summary = bool(config.getoption(OPT_SUMMARY)) or _ini_bool(config, INI_SUMMARY)
     backend = _backend_setting(config)
     evict = _cli_or_ini_text(config, OPT_EVICT, INI_EVICT)
     if evict is not None and evict.value not in EVICT_MODES:
         raise pytest.UsageError(
             f"{evict.origin} = {evict.value!r}: expected one of {', '.join(EVICT_MODES)}."
         )
-    replay_check = not config.getoption(OPT_NO_REPLAY_CHECK) and bool(
-        config.getini(INI_REPLAY_CHECK)
+    replay_check = not config.getoption(OPT_NO_REPLAY_CHECK) and _ini_bool(
+        config, INI_REPLAY_CHECK
     )
     return Settings(
         seed=seed,

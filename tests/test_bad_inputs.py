@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from pynenc_wf_testing import InvalidArgument, WorkflowEnv
+from pynenc_wf_testing import InvalidArgument, Signal, WorkflowEnv
+from pynenc_wf_testing.engine import cancel_workflow
 from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument  # the engine's own
 from pynenc_wf_testing.errors import WorkflowTestingError
 from tests import fuzz_apps as f
@@ -42,6 +43,10 @@ CONSTRUCTOR: list[tuple[str, dict[str, Any], str]] = [
      r"backend_options must be a dict of option name -> value"),
     ("slice-timeout-zero", {"slice_timeout": 0}, r"slice_timeout must be a positive timedelta"),
     ("slice-timeout-str", {"slice_timeout": "1"}, r"slice_timeout must be a positive timedelta"),
+    ("unknown-option-typo", {"sed": 1},
+     r"^WorkflowEnv\(\) got an unknown option sed=1\. Did you mean seed=\? It takes: seed, "
+     r"start, max_steps, "),
+    ("unknown-option", {"speed": 2}, r"unknown option speed=2\.( Did you mean seed=\?)? It takes"),
 ]
 
 
@@ -50,6 +55,12 @@ CONSTRUCTOR: list[tuple[str, dict[str, Any], str]] = [
 def test_bad_constructor_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         WorkflowEnv(**kwargs)
+
+
+def test_a_second_positional_constructor_argument_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match=r"^WorkflowEnv\(\) takes only the seed "
+                       r"positionally, got 2 positional arguments .* Pass the others by name"):
+        WorkflowEnv(1, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))  # type: ignore[misc]
 
 
 def _waiting_run(env: WorkflowEnv) -> Any:
@@ -69,14 +80,16 @@ CASES: list[Case] = [
     ("start-lambda-argument", lambda e: e.start(f.chain, lambda: 1), WorkflowTestingError,
      r"argument 'n' .* does not survive pynenc's serializer.*Pass plain data"),
     ("start-workflow-id-int", lambda e: e.start_workflow(f.chain, 1, workflow_id=5),  # type: ignore[arg-type]
-     InvalidArgument, r"workflow_id=5\): expected a non-empty string"),
+     InvalidWorkflowArgument, r"workflow_id=5\): expected a non-empty string"),
     ("start-workflow-id-empty", lambda e: e.start_workflow(f.chain, 1, workflow_id=""),
-     InvalidArgument, r"workflow_id=''\): expected a non-empty string"),
+     InvalidWorkflowArgument, r"workflow_id=''\): expected a non-empty string"),
     ("start-run-timeout-int", lambda e: e.start_workflow(f.chain, 1, run_timeout=5),  # type: ignore[arg-type]
-     InvalidArgument, r"run_timeout=5\): expected a positive datetime\.timedelta.*e\.g\."),
+     InvalidWorkflowArgument, r"run_timeout=5\): expected a positive datetime\.timedelta.*e\.g\."),
     ("start-run-timeout-negative",
      lambda e: e.start_workflow(f.chain, 1, run_timeout=dt.timedelta(seconds=-1)),
-     InvalidArgument, r"expected a positive datetime\.timedelta"),
+     InvalidWorkflowArgument, r"expected a positive datetime\.timedelta"),
+    ("start-workflow-id-reuse", lambda e: e.start_workflow(f.chain, 1, id_reuse="never"),  # type: ignore[arg-type]
+     InvalidWorkflowArgument, r"id_reuse must be 'reuse', 'reject' or 'allow_after_completion'"),
     # advance
     ("advance-str", lambda e: e.advance(days="1"),  # type: ignore[arg-type]
      InvalidArgument, r"advance\(days='1'\): expected a number of days\. Use e\.g\."),
@@ -86,6 +99,13 @@ CASES: list[Case] = [
      r"expected a finite number of seconds"),
     ("advance-past-9999", lambda e: e.advance(weeks=10**9), InvalidArgument,
      r"past the last representable instant \(year 9999\)"),
+    ("advance-months", lambda e: e.advance(months=1), InvalidArgument,  # type: ignore[call-arg]
+     r"^advance\(months=\.\.\.\): takes the amount by unit, as keywords: seconds=, minutes=, "
+     r"hours=, days=, weeks= \(no months or years: their length varies\)\. Use e\.g\."),
+    ("advance-positional", lambda e: e.advance(30), InvalidArgument,  # type: ignore[call-arg]
+     r"^advance\(30\): takes the amount by unit, as keywords"),
+    ("advance-timedelta", lambda e: e.advance(dt.timedelta(hours=1)), InvalidArgument,  # type: ignore[call-arg,arg-type]
+     r"\(for a timedelta: advance\(seconds=3600\.0\)\)\.$"),
     # crash points
     ("crash-none", lambda e: e.crash_after(None), InvalidArgument,  # type: ignore[arg-type]
      r"cannot use None as a step\. Pass a step name"),
@@ -101,6 +121,13 @@ CASES: list[Case] = [
      r"step name '#': expected '<name>#<n>'"),
     ("crash-bytes", lambda e: e.crash_after(b"double"), InvalidArgument,  # type: ignore[arg-type]
      r"cannot use a bytes .* as a step"),
+    ("crash-predicate-no-argument", lambda e: e.crash_after(lambda: True), InvalidArgument,
+     r"^the crash point <lambda>\(\) cannot be called with a Step \(too many positional "
+     r"arguments\): a predicate crash point takes one argument, the step just committed"),
+    ("crash-predicate-two-arguments",
+     lambda e: e.crash_before(lambda step, env: True), InvalidArgument,  # type: ignore[arg-type,misc]
+     r"the crash point <lambda>\(step, env\) cannot be called with a Step \(missing a "
+     r"required argument: 'env'\)"),
     ("crash-restart-int", lambda e: e.crash_after("double", restart_after=5),  # type: ignore[arg-type]
      InvalidArgument, r"restart_after must be a non-negative datetime\.timedelta, got 5\. Pass"),
     ("crash-during-name", lambda e: e.crash_during("double"), InvalidArgument,  # type: ignore[arg-type]
@@ -112,6 +139,12 @@ CASES: list[Case] = [
      r"fail\(times=0\): expected a positive int"),
     ("fail-exc-int", lambda e: e.fail(f.double, exc=42), InvalidArgument,  # type: ignore[arg-type]
      r"fail\(exc=42\): expected an exception class or instance, e\.g\."),
+    ("fail-exc-keyboard-interrupt", lambda e: e.fail(f.double, exc=KeyboardInterrupt),
+     InvalidArgument,
+     r"fail\(exc=<class 'KeyboardInterrupt'>\): KeyboardInterrupt is not an Exception, so it "
+     r"is no failure pynenc records.*use crash_during\(task\)"),
+    ("fail-exc-system-exit-instance", lambda e: e.fail(f.double, exc=SystemExit(3)),
+     InvalidArgument, r"SystemExit is not an Exception"),
     # mocks
     ("mock-name", lambda e: e.mock("double", returns=1), InvalidArgument,  # type: ignore[arg-type]
      r"mock\(\) expects a pynenc task"),
@@ -159,7 +192,7 @@ CASES: list[Case] = [
     ("check-restart-int", lambda e: e.check_crash_safety(f.chain, 1, restart_after=5),  # type: ignore[arg-type]
      InvalidArgument, r"restart_after must be a non-negative datetime\.timedelta"),
     ("check-before-each-int", lambda e: e.check_crash_safety(f.chain, 1, before_each=5),  # type: ignore[arg-type]
-     InvalidArgument, r"before_each must be a function, got 5"),
+     InvalidArgument, r"before_each must be a function \(\) -> None, got 5"),
     ("check-after-start-int", lambda e: e.check_crash_safety(f.chain, 1, after_start=5),  # type: ignore[arg-type]
      InvalidArgument, r"after_start must be a function \(env, run\), got 5"),
     ("check-starter-int", lambda e: e.check_crash_safety(f.chain, 1, starter=5),  # type: ignore[arg-type]
@@ -169,6 +202,41 @@ CASES: list[Case] = [
     ("check-starter-returns-none",
      lambda e: e.check_crash_safety(f.chain, 1, starter=lambda env: None),  # type: ignore[arg-type,return-value]
      InvalidArgument, r"starter\(env\) must return the WorkflowRun it started, e\.g\. .*got None"),
+    ("check-compare-one-argument",
+     lambda e: e.check_crash_safety(f.chain, 1, compare=lambda result: True), InvalidArgument,
+     r"^compare=<lambda>\(result\) cannot be called as compare\(golden, got\) \(too many "
+     r"positional arguments\): the check calls it with 2 argument\(s\), golden, got\. Write "
+     r"e\.g\. compare=lambda golden, got: golden == got\.$"),
+    ("check-invariant-no-argument",
+     lambda e: e.check_crash_safety(f.chain, 1, invariant=lambda: True), InvalidArgument,
+     r"^invariant=<lambda>\(\) cannot be called as invariant\(env\)"),
+    ("check-before-each-argument",
+     lambda e: e.check_crash_safety(f.chain, 1, before_each=lambda env: None), InvalidArgument,
+     r"^before_each=<lambda>\(env\) cannot be called as before_each\(\) \(missing a required "
+     r"argument: 'env'\)"),
+    ("check-starter-no-argument",
+     lambda e: e.check_crash_safety(f.chain, 1, starter=lambda: None), InvalidArgument,  # type: ignore[arg-type,return-value]
+     r"^starter=<lambda>\(\) cannot be called as starter\(env\)"),
+    ("check-evictions-str", lambda e: e.check_crash_safety(f.chain, 1, evictions="no"),  # type: ignore[arg-type]
+     InvalidArgument, r"^evictions must be True or False, got 'no'\.$"),
+    ("check-worker-crashes-str",
+     lambda e: e.check_crash_safety(f.chain, 1, worker_crashes="no"),  # type: ignore[arg-type]
+     InvalidArgument, r"^worker_crashes must be True or False, got 'no'\.$"),
+    # check_interleavings
+    ("interleave-compare-two-arguments",
+     lambda e: e.check_interleavings(f.waiter, 1, events=[Signal("go")],
+                                     compare=lambda golden, got: golden == got),
+     InvalidArgument,
+     r"^compare=<lambda>\(golden, got\) cannot be called as compare\(result\) \(missing a "
+     r"required argument: 'got'\): the check calls it with 1 argument\(s\), result\. Write "
+     r"e\.g\. compare=lambda result: result == 'archived'\.$"),
+    ("interleave-after-start-one-argument",
+     lambda e: e.check_interleavings(f.waiter, 1, events=[Signal("go")],
+                                     after_start=lambda run: None),
+     InvalidArgument, r"^after_start=<lambda>\(run\) cannot be called as after_start\(env, run\)"),
+    ("interleave-compare-int",
+     lambda e: e.check_interleavings(f.waiter, 1, events=[Signal("go")], compare=5),  # type: ignore[arg-type]
+     InvalidArgument, r"^compare must be a function \(result\) -> bool, got 5\.$"),
     # run handles and queries
     ("signal-name-none", lambda e: e.signal(_waiting_run(e), None),  # type: ignore[arg-type]
      InvalidWorkflowArgument, r"a signal name must be a non-empty string, got None"),
@@ -178,6 +246,9 @@ CASES: list[Case] = [
      r"expected a WorkflowRun .* got NoneType"),
     ("cancel-reason-int", lambda e: e.cancel(_waiting_run(e), reason=5),  # type: ignore[arg-type]
      InvalidArgument, r"cancel\(reason=5\): expected a string .* e\.g\."),
+    ("engine-cancel-reason-int",
+     lambda e: cancel_workflow(f.app, _waiting_run(e), 5),  # type: ignore[arg-type]
+     InvalidWorkflowArgument, r"^cancel_workflow\(reason=5\): expected a string"),
     ("run-of-int", lambda e: e.run_of(0), InvalidArgument,  # type: ignore[arg-type]
      r"run_of\(\) expects an invocation id"),
     ("run-of-unknown", lambda e: e.run_of("nope"), InvalidArgument,
@@ -241,3 +312,37 @@ def test_mocks_keep_plain_and_storable_values() -> None:
         env.mock(f.double, returns={"a": [1, 2.5, None]})
         env.mock(f.double, side_effect=lambda **kwargs: kwargs["x"] * 3)
         assert env.start(f.chain, 2).result == 0 + 3 + 6
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"workflow_id": 5}, {"workflow_id": ""}, {"run_timeout": 5}, {"id_reuse": "never"},
+     {"run_timeout": dt.timedelta(0)}],
+    ids=["id-int", "id-empty", "timeout-int", "id-reuse", "timeout-zero"],
+)
+def test_start_workflow_refuses_alike_through_the_env_and_the_engine(options: dict[str, Any]) -> None:
+    """One check (the engine's): the same mistake is the same exception and message."""
+    from pynenc_wf_testing.engine import start_workflow
+
+    with WorkflowEnv(seed=1) as env:
+        env.use(f.app)
+        with pytest.raises(InvalidWorkflowArgument) as through_env:
+            env.start_workflow(f.chain, 1, **options)
+        with pytest.raises(InvalidWorkflowArgument) as through_engine:
+            start_workflow(f.chain, 1, **options)
+        assert str(through_env.value) == str(through_engine.value)
+        assert env.start(f.chain, 1).result == 2
+
+
+def test_a_predicate_crash_point_that_raises_says_so() -> None:
+    """The user's own error surfaces from the run, with a note naming the crash point."""
+    def broken(step: Any) -> bool:
+        raise ZeroDivisionError("oops")
+
+    with WorkflowEnv(seed=1) as env:
+        env.crash_after(broken)
+        with pytest.raises(ZeroDivisionError, match="oops") as raised:
+            env.start(f.chain, 1).result
+    assert raised.value.__notes__ == [
+        "raised by the crash point predicate broken at step #1 route:chain#1"
+    ]

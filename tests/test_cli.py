@@ -43,7 +43,7 @@ def test_export_from_a_store_then_replay_it(tmp_path: Path, capsys: pytest.Captu
 def test_replay_rejects_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.json"
     path.write_text('{"format": "other"}')
-    assert main(["replay", str(path)]) == 1
+    assert main(["replay", str(path)]) == 2  # the command line names no history
     assert "not a pynenc-wf history" in capsys.readouterr().out
 
 
@@ -219,47 +219,53 @@ BAD_INPUTS: list[tuple[list[str], int, str]] = [
     (["simulate", WF, "--faults", "flood"], 2, "unknown --faults ['flood']"),
     (["simulate", WF, "--faults", ","], 2, "unknown --faults"),
     (["simulate", WF, "--log-level", "loud"], 2, "invalid choice: 'loud'"),
-    (["simulate", "no_such_module_xyz:wf"], 1, "no module named 'no_such_module_xyz'"),
-    (["simulate", "tests.fault_apps:nope"], 1, "has no attribute 'nope'"),
-    (["simulate", "tests.fault_apps:reset"], 1, "is a function, not a pynenc task"),
-    (["simulate", "tests.fault_apps:app"], 1, "is a Pynenc, not a pynenc task"),
+    (["simulate", "no_such_module_xyz:wf"], 2, "no module named 'no_such_module_xyz'"),
+    (["simulate", "tests.fault_apps:nope"], 2, "has no attribute 'nope'"),
+    (["simulate", "tests.fault_apps:reset"], 2, "is a function, not a pynenc task"),
+    (["simulate", "tests.fault_apps:app"], 2, "is a Pynenc, not a pynenc task"),
     (["simulate", "boom_mod_cli:wf"], 1, "raised RuntimeError: boom at import"),
     (["simulate", WF, "--args", '["x"]', "--runs", "2"], 1,
      "2 of 2 runs failed to run; first (seed 0): the fault-free run raised TypeError"),
     (["simulate", WF, "--args", "[1, 2, 3]", "--runs", "1"], 1,
      "1 of 1 runs failed to run; first (seed 0): InvalidArgument: start(): sequential(n) cannot "
      "be called with these arguments (too many positional arguments)"),
-    (["simulate", "tests.replay_apps:checkout", "--faults", "fail"], 1,
+    (["simulate", "tests.replay_apps:checkout", "--faults", "fail"], 2,
      "no task of this app retries"),
     (["export"], 2, "required: --app"),
     (["export", "--app", APP], 2, "one of the arguments --workflow-id --workflow-type"),
     (["export", "--app", APP, "--workflow-id", "a", "--workflow-type", "b.c"], 2,
      "not allowed with argument"),
     (["export", "--app", "nope", "--workflow-id", "a"], 2, "expected 'package.module:name'"),
-    (["export", "--app", "tests.replay_apps:checkout", "--workflow-id", "a"], 1,
+    (["export", "--app", "tests.replay_apps:checkout", "--workflow-id", "a"], 2,
      "is a WorkflowTask, not a pynenc app"),
+    (["export", "--app", APP, "--workflow-id", ""], 2,
+     "--workflow-id '': give the run's invocation id or the workflow id"),
+    (["export", "--app", APP, "--workflow-type", ""], 2, "expected 'package.module.function'"),
+    (["simulate", WF, "--runs", "99999999999999999999"], 2,
+     "--runs must be <= 1000000 (run several commands with --seed for more)"),
+    (["simulate", WF, "--processes", "100000"], 2, "--processes must be <= "),
     (["export", "--app", APP, "--workflow-type", "checkout"], 2,
      "expected 'package.module.function'"),
-    ([*EXPORT, "--sqlite", "@missing"], 1, "no such file"),
-    ([*EXPORT, "--sqlite", "@dir"], 1, "is a directory"),
-    ([*EXPORT, "--sqlite", "@garbage"], 1, "not a readable SQLite database"),
-    ([*EXPORT, "--sqlite", "@empty"], 1, "(it holds no pynenc tables); nothing exported"),
-    ([*EXPORT, "--sqlite", "@plain_db"], 1, "(it holds no pynenc tables); nothing exported"),
-    ([*EXPORT, "--sqlite", "@other_app_db"], 1,
+    ([*EXPORT, "--sqlite", "@missing"], 2, "no such file"),
+    ([*EXPORT, "--sqlite", "@dir"], 2, "is a directory"),
+    ([*EXPORT, "--sqlite", "@garbage"], 2, "not a readable SQLite database"),
+    ([*EXPORT, "--sqlite", "@empty"], 2, "(it holds no pynenc tables); nothing exported"),
+    ([*EXPORT, "--sqlite", "@plain_db"], 2, "(it holds no pynenc tables); nothing exported"),
+    ([*EXPORT, "--sqlite", "@other_app_db"], 2,
      "no pynenc store of app 'replay-apps' (it holds pynenc tables of other apps (fault_apps"),
-    ([*EXPORT, "--sqlite", "@other_app_db", "-o", "@dir"], 1, "is a directory"),
+    ([*EXPORT, "--sqlite", "@other_app_db", "-o", "@dir"], 2, "is a directory"),
     (["replay"], 2, "required: files"),
-    (["replay", "@missing"], 1, "No such file"),
-    (["replay", "@dir"], 1, "is a directory"),
-    (["replay", "@garbage"], 1, "not valid JSON"),
-    (["replay", "@binary"], 1, "not"),
-    (["replay", "@truncated"], 1, "not valid JSON"),
-    (["replay", "@empty"], 1, "the file is empty"),
-    (["replay", "@list"], 1, NOT_A_HISTORY),
-    (["replay", "@other_format"], 1, NOT_A_HISTORY),
+    (["replay", "@missing"], 2, "No such file"),
+    (["replay", "@dir"], 2, "is a directory"),
+    (["replay", "@garbage"], 2, "not valid JSON"),
+    (["replay", "@binary"], 2, "not"),
+    (["replay", "@truncated"], 2, "not valid JSON"),
+    (["replay", "@empty"], 2, "the file is empty"),
+    (["replay", "@list"], 2, NOT_A_HISTORY),
+    (["replay", "@other_format"], 2, NOT_A_HISTORY),
     (["replay", "@unknown_task"], 1, "No module named 'no_such_module_xyz'"),
     (["replay", "@missing_attr"], 1, "tests.fault_apps.nope is not a pynenc task"),
-    (["replay", "@bad_record"], 1, "children"),
+    (["replay", "@bad_record"], 2, "children"),
 ]
 
 
@@ -295,7 +301,7 @@ def test_export_of_an_unknown_workflow_exports_nothing(tmp_path: Path,
     before = db.read_bytes()
     out = tmp_path / "never.json"
     assert main(["export", "--app", APP, "--sqlite", str(db), "--workflow-type",
-                 "tests.replay_apps.other", "-o", str(out)]) == 1
+                 "tests.replay_apps.other", "-o", str(out)]) == 2
     assert "no workflow run 'tests.replay_apps.other'" in capsys.readouterr().err
     assert not out.exists() and db.read_bytes() == before
 
@@ -321,3 +327,32 @@ def test_simulate_over_processes_reports_errors_as_errors() -> None:
     assert [e["seed"] for e in report["errors"]] == [0, 1]
     assert all("the fault-free run raised TypeError" in e["error"] for e in report["errors"])
     assert done.stderr.strip().startswith("pynenc-wf simulate: error: 2 of 2 runs failed")
+
+
+@pytest.mark.parametrize("where", ["dir", "unwritable"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "--app", "tests.replay_apps:app", "--sqlite", "{db}", "--workflow-type",
+         "tests.replay_apps.checkout"],
+        ["report", "--history", "{history}"],
+    ],
+    ids=["export", "report"],
+)
+def test_the_same_bad_output_path_is_a_usage_error_in_every_command(
+    argv: list[str], where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-o`` naming a directory or a place no file can be written: exit 2, one line, in every
+    command that writes one (export used to exit 1 where report exited 2)."""
+    replay_apps.VERSION = 1
+    db = tmp_path / "prod.db"
+    with WorkflowEnv(seed=4, backend="sqlite", backend_options={"path": str(db)}) as env:
+        env.start(replay_apps.checkout, "o-13").result
+        (tmp_path / "h.json").write_text(env.history_json())
+    target = tmp_path if where == "dir" else tmp_path / "no" / "such" / "dir" / "out.json"
+    argv = [a.replace("{history}", str(tmp_path / "h.json")).replace("{db}", str(db))
+            for a in argv]
+    assert main([*argv, "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    expected = "is a directory; give a file name." if where == "dir" else ": cannot write: "
+    assert err.count("\n") == 1 and expected in err, err

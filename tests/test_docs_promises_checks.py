@@ -192,7 +192,8 @@ def test_fault_schedule_round_trips_and_prints_as_wf_env_calls() -> None:
         ScheduledCrash(4, "during")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match="step must be an int >= 1"):
         ScheduledCrash(0, "after")
-    with pytest.raises(InvalidArgument, match="a fault schedule is a dict"):
+    with pytest.raises(InvalidArgument, match=r"takes the dict to_json\(\) returns, got str .*"
+                       r"Parse JSON text first: FaultSchedule\.from_json\(json\.loads\(text\)\)"):
         FaultSchedule.from_json('{"crashes": 5}')
 
 
@@ -204,7 +205,9 @@ def test_evict_at_wait_and_its_bad_inputs() -> None:
         with pytest.raises(InvalidArgument, match="an int >= 1"):
             env.evict_at_wait(0)
         env.evict_at_wait(5)
-        env.start(pa.fulfill, "o").result
+        run = env.start(pa.fulfill, "o")
+        with pytest.raises(UnknownStepError, match="that eviction never happened"):
+            run.result  # at the end of the run, as an unreached crash point
         with pytest.raises(UnknownStepError, match="that eviction never happened"):
             env.check_faults_fired()
 

@@ -69,13 +69,13 @@ def test_export_takes_the_workflow_id_given_to_start_workflow(
     assert _run(capsys, "replay", str(by_alias))[0] == 0
 
 
-def test_export_of_an_unknown_workflow_id_exits_1_with_one_line(
+def test_export_of_an_unknown_workflow_id_exits_2_with_one_line(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = _run(
         capsys, "export", "--app", APP, "--sqlite", str(store), "--workflow-id", "nope"
     )
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert err == (
         "pynenc-wf export: error: no workflow run 'nope' in the store of app 'docs-probe'; "
         "nothing exported. Check the id or type (package.module.function) and the database.\n"
@@ -85,11 +85,11 @@ def test_export_of_an_unknown_workflow_id_exits_1_with_one_line(
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["--workflow-type", "tests.probe_apps.fulfill", "--sqlite", "{missing}"], 1,
+        (["--workflow-type", "tests.probe_apps.fulfill", "--sqlite", "{missing}"], 2,
          "no such file"),
-        (["--workflow-type", "tests.probe_apps.fulfill", "--app", "tests.probe_apps:nope"], 1,
+        (["--workflow-type", "tests.probe_apps.fulfill", "--app", "tests.probe_apps:nope"], 2,
          "has no attribute 'nope'"),
-        (["--workflow-type", "tests.probe_apps.fulfill", "--app", "tests.probe_apps:plain"], 1,
+        (["--workflow-type", "tests.probe_apps.fulfill", "--app", "tests.probe_apps:plain"], 2,
          "is a Task, not a pynenc app"),
         (["--workflow-type", "tests.probe_apps.fulfill", "--app", "tests.probe_apps"], 2,
          "expected 'package.module:name'"),
@@ -133,9 +133,9 @@ def test_replay_of_a_changed_workflow_exits_1_naming_the_call(
     assert err.startswith("pynenc-wf replay: error: 1 replay(s) failed")
 
 
-def test_replay_of_a_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_of_a_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "replay", str(tmp_path / "none.json"))
-    assert code == 1 and "No such file or directory. Check the path." in err
+    assert code == 2 and "No such file or directory. Check the path." in err
 
 
 def test_report_text_tree_of_a_store(store: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -199,7 +199,7 @@ def test_rerun_from_the_failed_step_reuses_the_charges(wf_env: WorkflowEnv) -> N
     pa.BROKEN.clear()  # the carrier is back
     with pytest.raises(UnknownStep, match=r"no step 'refund#1'\. Its steps are: reserve#1"):
         wf_env.rerun(run, from_step="refund#1")
-    with pytest.raises(UnknownStep, match="after the end of run"):
+    with pytest.raises(UnknownStep, match="after the end of workflow 'order-1' \\(run "):
         wf_env.rerun(run, from_step="ship#2")
     with pytest.raises(InvalidWorkflowArgument, match="a step is a step name"):
         wf_env.rerun(run, from_step=pa.ship)  # type: ignore[arg-type]

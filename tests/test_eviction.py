@@ -167,9 +167,23 @@ def test_an_eviction_point_never_reached_is_an_error() -> None:
         env.evict_at_wait(4)
         run = env.start(apps.hourly, 2)
         env.advance(hours=2)
-        assert run.result == 2
+        # At .result once nothing can run any more, as an unreached crash_after is.
+        with pytest.raises(UnknownStepError, match=r"^evict_at_wait\(4\): the run reached "
+                           r"only 2 waits that block, so that eviction never happened\."):
+            run.result
+        assert run.done
         with pytest.raises(UnknownStepError, match=r"evict_at_wait\(4\).*only 2 waits"):
             env.check_faults_fired()
+
+
+def test_an_unreached_eviction_and_crash_point_fail_result_alike() -> None:
+    for arm in (lambda env: env.evict_at_wait(3), lambda env: env.crash_after("nope")):
+        with WorkflowEnv(seed=7) as env:
+            env.use(apps.app)
+            arm(env)
+            run = env.start(apps.hourly, 1)
+            with pytest.raises(UnknownStepError, match="never"):
+                run.result
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, "1", 1.5])

@@ -219,7 +219,7 @@ def test_a_fault_schedule_round_trips_through_json() -> None:
     ("doc", "message"),
     [
         ([], "a fault schedule is a dict"),
-        ({"crashes": [], "faults": []}, "a fault schedule is a dict"),
+        ({"crashes": [], "faults": []}, "a fault schedule has no 'faults' list; its keys are"),
         ({"crashes": [{"phase": "after"}]}, "malformed fault schedule"),
         ({"crashes": [{"step": 0}]}, "ScheduledCrash.step must be an int >= 1"),
         ({"crashes": [{"step": 2, "phase": "during"}]}, "'before' or 'after'"),

@@ -47,8 +47,17 @@ def badapp(pytester: pytest.Pytester) -> str:
          "you can write to."),
         (["--wf-keep-db=afile.txt", "--wf-backend=sqlite"], "",
          "ERROR: --wf-keep-db=afile.txt: exists and is not a directory*"),
+        ([], "wf_summary = maybe",
+         "ERROR: ini option wf_summary: invalid truth value 'maybe'; expected a boolean "
+         "(true/false, yes/no, on/off, 1/0), e.g. wf_summary = false."),
+        ([], "wf_replay_check = nah",
+         "ERROR: ini option wf_replay_check: invalid truth value 'nah'; expected a boolean*"),
+        ([], "wf_log_level = LOUD",  # named as written, not lowercased
+         "ERROR: ini option wf_log_level = 'LOUD': expected one of debug, info, warning, error, "
+         "critical."),
     ],
-    ids=["backend-cli", "backend-ini", "record-file", "report-under-file", "keep-db-file"],
+    ids=["backend-cli", "backend-ini", "record-file", "report-under-file", "keep-db-file",
+         "summary-ini-bool", "replay-check-ini-bool", "log-level-ini"],
 )
 def test_bad_option_values_are_usage_errors(
     pytester: pytest.Pytester, args: list[str], ini: str, message: str

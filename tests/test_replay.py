@@ -10,6 +10,7 @@ import pytest
 
 from pynenc_wf_testing import (
     HistoryFormatError,
+    InvalidArgument,
     NondeterminismError,
     Replayer,
     WorkflowEnv,
@@ -68,6 +69,29 @@ def test_without_raising_the_result_carries_the_error() -> None:
     assert not result.ok and isinstance(result.error, NondeterminismError)
 
 
+@pytest.mark.parametrize("flag", ["no", 0, None])
+def test_raise_on_replay_failure_must_be_a_bool(flag: object) -> None:
+    with pytest.raises(InvalidArgument, match=rf"replay\(raise_on_replay_failure={re.escape(repr(flag))}\): "
+                       r"expected True or False \(a string such as 'no' would count as true\)"):
+        Replayer(replay_apps.app).replay(record_v1(), raise_on_replay_failure=flag)  # type: ignore[arg-type]
+
+
+def test_a_history_replayed_with_another_app_is_refused_naming_the_right_one() -> None:
+    from tests import fuzz_apps
+
+    with pytest.raises(InvalidArgument, match=r"^Replayer\(app\) got app 'wf-tests-fuzz', but "
+                       r"the history's workflow tests\.replay_apps\.checkout is a task of app "
+                       r"'replay-apps' \(defined in tests\.replay_apps\)\. Replay it with that"):
+        Replayer(fuzz_apps.app).replay(record_v1())
+
+
+@pytest.mark.parametrize("seed", ["1", -1, 1.5, True])
+def test_a_replayer_seed_must_be_a_non_negative_int(seed: object) -> None:
+    with pytest.raises(InvalidArgument, match=r"Replayer\(seed=\.\.\.\) must be a non-negative "
+                       rf"int, got {re.escape(repr(seed))}\. Pass e\.g\."):
+        Replayer(replay_apps.app, seed=seed)  # type: ignore[arg-type]
+
+
 def test_patched_replays_old_histories_on_the_old_branch() -> None:
     history = record_v1()
     replay_apps.VERSION = 3
@@ -101,8 +125,9 @@ def test_a_tampered_child_argument_is_a_divergence() -> None:
     charge = next(c for c in workflow["children"] if c["task"].endswith(".charge"))
     charge["arguments"]["amount"] = "11"
     charge["call_id"] = "tampered"
-    with pytest.raises(NondeterminismError, match="at child call #2: the history recorded charge"):
+    with pytest.raises(NondeterminismError, match="at child call #2: the history recorded charge") as err:
         Replayer(replay_apps.app).replay(doc)
+    assert "seed" not in str(err.value).lower()  # a replay diverges whatever the seed
 
 
 def test_a_truncated_history_is_rejected() -> None:
@@ -169,7 +194,8 @@ def test_live_nondeterminism_is_caught_during_a_run() -> None:
         with WorkflowEnv(seed=5) as env:
             env.crash_after("charge#1")
             run = env.start(replay_apps.checkout, "o-5")
-            with pytest.raises(NondeterminismError, match="at child call #2: the history recorded"):
+            with pytest.raises(NondeterminismError, match="at child call #2: the history recorded"
+                               r".* Seed: 5\.$"):  # a re-execution in the run: its seed
                 run.result
     finally:
         replay_apps.ON_CHARGE.clear()

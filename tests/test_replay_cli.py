@@ -1,4 +1,5 @@
-"""``pynenc-wf replay``: a divergence or a bad file is exit 1 and one line, never a traceback."""
+"""``pynenc-wf replay``: one line, never a traceback, for a divergence (exit 1) or a file that
+is no readable history (exit 2, a usage error as in ``pynenc-wf report --history``)."""
 
 from __future__ import annotations
 
@@ -53,12 +54,12 @@ def _workflow_id(path: Path) -> str:
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
-def test_a_bad_file_is_one_line_and_exit_1(
+def test_a_bad_file_is_one_line_and_exit_2(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path, fragment = bad_files(tmp_path, record_v1())[case]
     code, lines = _replay(capsys, path)
-    assert code == 1
+    assert code == 2
     assert len(lines) == 1 and lines[0].startswith(f"FAIL {path}: ") and fragment in lines[0]
 
 
@@ -68,7 +69,7 @@ def test_one_bad_file_among_good_ones(tmp_path: Path, capsys: pytest.CaptureFixt
     empty = tmp_path / "empty.json"
     empty.write_text("")
     code, lines = _replay(capsys, good, empty)
-    assert code == 1
+    assert code == 2
     assert lines[0].startswith(f"ok   {good} checkout")
     assert lines[1].startswith(f"FAIL {empty}: ") and "the file is empty" in lines[1]
 

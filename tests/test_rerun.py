@@ -117,6 +117,28 @@ def test_an_unknown_step_lists_the_steps_of_the_run(wf_env) -> None:
         wf_env.invalidate(run, "refund")
 
 
+def test_errors_name_the_workflow_as_the_user_knows_it(wf_env) -> None:
+    """The workflow id the user gave (or the one a run handle was started under), else the
+    run id alone: never 'workflow <run id>' for a workflow that has an id of its own."""
+    run = wf_env.start_workflow(ra.fulfill, "o-9", workflow_id="order-9")
+    run.result
+    given_id = rf"rerun_workflow\(\): workflow 'order-9' \(run {run.invocation_id}\) has no step"
+    with pytest.raises(UnknownStep, match=given_id):
+        wf_env.rerun("order-9", from_step="refund#1")
+    with pytest.raises(UnknownStep, match=given_id):  # a handle: the id it was started under
+        wf_env.rerun(run, from_step="refund#1")
+    with pytest.raises(UnknownStep, match=r"is after the end of workflow 'order-9' \(run "):
+        wf_env.rerun("order-9", from_step="ship#2")
+    plain = wf_env.start(ra.fulfill, "o-10")
+    plain.result
+    with pytest.raises(UnknownStep, match=rf"invalidate_result\(\): workflow run "
+                       rf"{plain.invocation_id} never called napping\."):
+        wf_env.invalidate(plain, ra.napping)
+    waiting = wf_env.start_workflow(ra.fulfill, "o-11", workflow_id="order-11")
+    with pytest.raises(WorkflowNotFinished, match=r"workflow 'order-11' \(run .*\) is still"):
+        wf_env.rerun(waiting)
+
+
 def test_an_invalidated_step_is_computed_again_by_the_next_rerun(wf_env) -> None:
     run = wf_env.start(ra.fulfill, "o-8")
     run.result

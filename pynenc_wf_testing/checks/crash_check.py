@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pynenc_wf_testing.checks._hooks import check_hook
 from pynenc_wf_testing.checks.crash_report import CrashReport, ScheduleOutcome, Violation
 from pynenc_wf_testing.checks.faults import (
     FaultSchedule,
@@ -338,27 +339,24 @@ def check_crash_safety(
             f"max_examples must be an int >= 1 (multi-crash schedules Hypothesis tries when "
             f"max_crashes > 1), got {max_examples!r}."
         )
-    if not isinstance(fine, bool):
-        raise InvalidArgument(f"fine must be True or False, got {fine!r}.")
-    if compare is not None and not callable(compare):
-        raise InvalidArgument(f"compare must be a function (golden, got) -> bool, got {compare!r}.")
-    if invariant is not None and not callable(invariant):
-        raise InvalidArgument(f"invariant must be a function (env) -> bool, got {invariant!r}.")
-    for hook_name, hook, shape in (
-        ("after_start", after_start, "(env, run)"),
-        ("starter", starter, "(env) -> WorkflowRun"),
-        ("on_blocked", on_blocked, "(env, run) -> bool"),
+    for flag_name, flag in (
+        ("fine", fine), ("evictions", evictions), ("worker_crashes", worker_crashes)
     ):
-        if hook is not None and not callable(hook):
-            raise InvalidArgument(f"{hook_name} must be a function {shape}, got {hook!r}.")
+        if not isinstance(flag, bool):  # "no" would count as true
+            raise InvalidArgument(f"{flag_name} must be True or False, got {flag!r}.")
+    check_hook(compare, "compare", "(golden, got) -> bool", "lambda golden, got: golden == got")
+    check_hook(invariant, "invariant", "(env) -> bool", "lambda env: ledger_ok()")
+    check_hook(before_each, "before_each", "() -> None", "lambda: world.reset()")
+    check_hook(after_start, "after_start", "(env, run)",
+               "lambda env, run: env.signal(run, 'go')")
+    check_hook(starter, "starter", "(env) -> WorkflowRun", "lambda env: env.start(flow, 1)")
+    check_hook(on_blocked, "on_blocked", "(env, run) -> bool", "lambda env, run: False")
     keys = marked_keys() | (non_idempotent or set())
     checker = CrashChecker(
         env, task, args, kwargs, compare=compare, invariant=invariant, non_idempotent=keys,
         before_each=before_each, after_start=after_start, starter=starter,
         on_blocked=on_blocked,
     )
-    if before_each is not None and not callable(before_each):
-        raise InvalidArgument(f"before_each must be a function, got {before_each!r}.")
     report = _empty_report(env, task, args, kwargs)
     # Every run gets a fresh world; the user's own world is put back however the check ends.
     with env.world.isolated():

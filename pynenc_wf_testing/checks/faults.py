@@ -267,7 +267,19 @@ class FaultSchedule:
         """The schedule :meth:`to_json` wrote (e.g. a shrunk schedule of ``pynenc-wf
         simulate --json``); exception classes are imported by their dotted names."""
         known = {"crashes", "failures", "evictions", "worker_crashes"}
-        if not isinstance(doc, dict) or not set(doc) <= known:
+        if isinstance(doc, (str, bytes)):
+            raise InvalidArgument(
+                f"FaultSchedule.from_json() takes the dict to_json() returns, got "
+                f"{type(doc).__name__} {doc[:60]!r}. Parse JSON text first: "
+                "FaultSchedule.from_json(json.loads(text))."
+            )
+        if isinstance(doc, dict) and not set(doc) <= known:
+            extra = sorted(str(k) for k in set(doc) - known)
+            raise InvalidArgument(
+                f"a fault schedule has no {', '.join(map(repr, extra))} list; its keys are "
+                "'crashes', 'failures' and (optionally) 'evictions' and 'worker_crashes'."
+            )
+        if not isinstance(doc, dict):
             raise InvalidArgument(
                 "a fault schedule is a dict with 'crashes', 'failures' and (optionally) "
                 f"'evictions' and 'worker_crashes' lists, got {doc!r}."

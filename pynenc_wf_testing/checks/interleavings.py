@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pynenc_wf_testing.checks._hooks import check_hook
 from pynenc_wf_testing.checks.events import (
     Event,
     EventSchedule,
@@ -377,11 +378,6 @@ def _count(value: object, name: str, minimum: int) -> int:
     return value
 
 
-def _callable(value: object, name: str, shape: str) -> None:
-    if value is not None and not callable(value):
-        raise InvalidArgument(f"{name} must be a function {shape}, got {value!r}.")
-
-
 def check_interleavings(
     env: InterleavingCheckEnv,
     task: Task[Any, Any],
@@ -401,10 +397,12 @@ def check_interleavings(
     pool = _check_events(events)
     _count(max_examples, "max_examples", 0)
     _count(max_events, "max_events", 1)
-    _callable(compare, "compare", "(result) -> bool")
-    _callable(invariant, "invariant", "(env) -> bool")
-    _callable(before_each, "before_each", "() -> None")
-    _callable(after_start, "after_start", "(env, run) -> None")
+    # compare takes the result only (check_crash_safety's takes golden and got).
+    check_hook(compare, "compare", "(result) -> bool", "lambda result: result == 'archived'")
+    check_hook(invariant, "invariant", "(env) -> bool", "lambda env: ledger_ok()")
+    check_hook(before_each, "before_each", "() -> None", "lambda: world.reset()")
+    check_hook(after_start, "after_start", "(env, run) -> None",
+               "lambda env, run: env.signal(run, 'go')")
     if not getattr(task, "is_workflow_root_task", False):
         raise InvalidArgument(
             f"check_interleavings() delivers events to a workflow, and "

@@ -72,6 +72,11 @@ class Replayer:
             raise InvalidArgument(
                 f"Replayer() expects a pynenc app, got {type(app).__name__}: {app!r}."
             )
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InvalidArgument(
+                f"Replayer(seed=...) must be a non-negative int, got {seed!r}. Pass e.g. "
+                "Replayer(app, seed=7) (it seeds only the ids of calls the history lacks)."
+            )
         self.app = app
         self.seed = seed
 
@@ -83,6 +88,12 @@ class Replayer:
         raise_on_replay_failure: bool = True,
     ) -> ReplayResult:
         """Replay one workflow of ``history`` (the first, or ``workflow_id``)."""
+        if not isinstance(raise_on_replay_failure, bool):
+            raise InvalidArgument(
+                f"replay(raise_on_replay_failure={raise_on_replay_failure!r}): expected True or "
+                "False (a string such as 'no' would count as true). Pass "
+                "raise_on_replay_failure=False to get the failure in ReplayResult.error."
+            )
         loaded = history if isinstance(history, History) else load_history(history)
         record = loaded.workflow(workflow_id)
         from pynenc_wf_testing.runtime.world import active_world, private_world
@@ -129,6 +140,26 @@ def _parent_workflow(history: History, workflow_id: str) -> str | None:
     return None
 
 
+def _require_own_app(app: Pynenc, task_id: Any) -> None:
+    """Refuse to replay a workflow on an app that is not the one its module defines it on:
+    its children would run on the wrong app and the replay would "diverge" at its first child
+    call, naming no cause."""
+    import importlib
+
+    from pynenc.task import Task
+
+    try:
+        defined = getattr(importlib.import_module(task_id.module), task_id.func_name, None)
+    except ImportError:
+        return  # reported by the task lookup that follows
+    if isinstance(defined, Task) and defined.app.app_id != app.app_id:
+        raise InvalidArgument(
+            f"Replayer(app) got app {app.app_id!r}, but the history's workflow "
+            f"{task_id.key} is a task of app {defined.app.app_id!r} (defined in "
+            f"{task_id.module}). Replay it with that app."
+        )
+
+
 def _run_replay(
     world: WorldHost, app: Pynenc, record: dict[str, Any], history: History
 ) -> ReplayResult:
@@ -145,7 +176,9 @@ def _run_replay(
 
     sim = world.sim
     workflow_id = record["workflow_id"]
-    task = app.get_task(TaskId.from_key(record["task"]))
+    task_id = TaskId.from_key(record["task"])
+    _require_own_app(app, task_id)
+    task = app.get_task(task_id)
     parent = _parent_workflow(history, workflow_id)
     identity = WorkflowIdentity(
         workflow_id=InvocationId(workflow_id),

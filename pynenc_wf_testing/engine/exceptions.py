@@ -49,12 +49,25 @@ class ContinuedAsNew(WorkflowPauseError):  # type: ignore[misc]
 
     def __init__(self, next_run_id: str) -> None:
         super().__init__(f"continued as new run {next_run_id}")
+        _quiet_pynenc_warning()
         self.next_run_id = next_run_id
         """The invocation id of the run that continues this workflow."""
 
 
 class UnsupportedPynencVersion(WorkflowEngineError):
     """The installed pynenc lacks something the engine builds on."""
+
+
+def _quiet_pynenc_warning() -> None:
+    """pynenc logs a misleading "not implemented yet" warning for every pause it catches:
+    filter it for the engine's own (``_quiet_log``)."""
+    from pynenc import context
+
+    from pynenc_wf_testing.engine._quiet_log import quiet_engine_pauses
+
+    quiet_engine_pauses(
+        context.get_current_app(), (WorkflowSuspended, WorkflowHaltException, ContinuedAsNew)
+    )
 
 
 class WorkflowsNotEnabled(WorkflowEngineError):
@@ -71,6 +84,7 @@ class WorkflowHaltException(WorkflowPauseError):  # type: ignore[misc]
     def __init__(self, reason: str = "") -> None:
         super().__init__(reason)
         self._record_halt(reason)
+        _quiet_pynenc_warning()
 
     @staticmethod
     def _record_halt(reason: str) -> None:
@@ -93,6 +107,10 @@ class WorkflowSuspended(WorkflowPauseError):  # type: ignore[misc]
     wake-up condition and is PAUSED until a signal, a deadline, an awaited invocation, a
     cancel or a resume routes it again. Do not catch it in workflow code (like any
     ``WorkflowPauseError``, pynenc ends the execution quietly when it propagates)."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        _quiet_pynenc_warning()
 
 
 class WorkflowCancelled(WorkflowEngineError):

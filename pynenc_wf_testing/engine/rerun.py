@@ -90,11 +90,22 @@ def workflow_steps(app: Pynenc, workflow: Any) -> list[str]:
     return [name for name, _ in _steps(app, run)]
 
 
+def _named(app: Pynenc, run: _Run) -> str:
+    """The run as the user knows it: the workflow id they gave (or the one it was started
+    under, for a run handle or an invocation id), then the run's invocation id."""
+    if run.label != run.run_id:
+        return f"workflow {run.label!r} (run {run.run_id})"
+    alias = app.state_backend.get_workflow_data(_index_identity(), RUN_ID_KEY.format(run.run_id))
+    if alias is not None and str(alias) != run.run_id:
+        return f"workflow {str(alias)!r} (run {run.run_id})"
+    return f"workflow run {run.run_id}"
+
+
 def _require_finished(app: Pynenc, run: _Run, operation: str) -> None:
     status = app.orchestrator.get_invocation_status(run.run_id)
     if not status.is_final():
         raise WorkflowNotFinished(
-            f"{operation}: workflow {run.label} (run {run.run_id}) is still running (status "
+            f"{operation}: {_named(app, run)} is still running (status "
             f"{status.value}); only a finished or failed run can be re-run or have results "
             "invalidated. Wait for it to finish, or cancel_workflow() it first."
         )
@@ -122,7 +133,9 @@ def _refuse_sub_workflow(app: Pynenc, run: _Run, operation: str, fix: str) -> No
     )
 
 
-def _find_step(steps: list[tuple[str, str]], step: str, run: _Run, operation: str) -> int:
+def _find_step(
+    app: Pynenc, steps: list[tuple[str, str]], step: str, run: _Run, operation: str
+) -> int:
     """Index of ``step`` (``name#n``; a bare ``name`` is ``name#1``) in ``steps``."""
     if not isinstance(step, str) or not step:
         raise InvalidWorkflowArgument(
@@ -133,16 +146,16 @@ def _find_step(steps: list[tuple[str, str]], step: str, run: _Run, operation: st
         if name == wanted:
             return index
     listing = ", ".join(name for name, _ in steps) or "none (it made no child call)"
+    named = _named(app, run)
     func = wanted.rsplit("#", 1)[0]
     calls = [name for name, _ in steps if name.rsplit("#", 1)[0] == func]
     if calls:
         raise UnknownStep(
-            f"{operation}: step {step!r} is after the end of run {run.run_id} of workflow "
-            f"{run.label}: it called {func} {len(calls)} time(s), last {calls[-1]!r}. Its "
+            f"{operation}: step {step!r} is after the end of {named}: it called {func} {len(calls)} time(s), last {calls[-1]!r}. Its "
             f"steps are: {listing}."
         )
     raise UnknownStep(
-        f"{operation}: run {run.run_id} of workflow {run.label} has no step {step!r}. Its "
+        f"{operation}: {named} has no step {step!r}. Its "
         f"steps are: {listing}."
     )
 
@@ -184,7 +197,7 @@ def rerun_workflow(
     )
     _require_finished(app, run, "rerun_workflow()")
     steps = _steps(app, run)
-    end = len(steps) if from_step is None else _find_step(steps, from_step, run, "rerun_workflow()")
+    end = len(steps) if from_step is None else _find_step(app, steps, from_step, run, "rerun_workflow()")
     invalid = set(_ops.get_data(app, run.identity, schema.INVALIDATED) or [])
     retried = _retry_records(app, run)
     old = run.invocation
@@ -273,11 +286,11 @@ def invalidate_result(app: Pynenc, workflow: Any, step: str | Task[Any, Any]) ->
         if not chosen:
             listing = ", ".join(name for name, _ in steps) or "none (it made no child call)"
             raise UnknownStep(
-                f"invalidate_result(): run {run.run_id} of workflow {run.label} never called "
+                f"invalidate_result(): {_named(app, run)} never called "
                 f"{step.task_id.func_name}. Its steps are: {listing}."
             )
     else:
-        chosen = [steps[_find_step(steps, step, run, "invalidate_result()")]]
+        chosen = [steps[_find_step(app, steps, step, run, "invalidate_result()")]]
     with _ops.STORE_LOCK:
         invalid = set(_ops.get_data(app, run.identity, schema.INVALIDATED) or [])
         invalid.update(child for _, child in chosen)

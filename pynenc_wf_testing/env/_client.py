@@ -22,6 +22,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+#: The keywords of ``advance()``, the units ``datetime.timedelta`` takes.
+_ADVANCE_UNITS = ("seconds", "minutes", "hours", "days", "weeks")
+
 #: function -> its signature (``inspect.signature`` costs more than a whole start).
 _SIGNATURES: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
 
@@ -94,19 +97,8 @@ class EnvClient(EnvCore):
         from pynenc_wf_testing.engine import start_workflow
 
         checked = check_task(task, "start_workflow()")
-        if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
-            raise InvalidArgument(
-                f"start_workflow(workflow_id={workflow_id!r}): expected a non-empty string "
-                "(your business id, e.g. workflow_id=f'order-{order.id}') or None."
-            )
-        if run_timeout is not None and (
-            not isinstance(run_timeout, dt.timedelta) or run_timeout <= dt.timedelta(0)
-        ):
-            raise InvalidArgument(
-                f"start_workflow(run_timeout={run_timeout!r}): expected a positive "
-                "datetime.timedelta (virtual time the run may take), e.g. "
-                "run_timeout=timedelta(hours=1), or None for no limit."
-            )
+        # workflow_id, id_reuse and run_timeout are the engine's to check (InvalidWorkflowArgument,
+        # before anything is routed): one check, one exception type, in and out of the simulator.
         check_arguments(checked, args, kwargs, "start_workflow()")
         self._require_sim()
         self.use(checked.app)
@@ -246,7 +238,42 @@ class EnvClient(EnvCore):
         """Run everything runnable at the current virtual time, without moving the clock."""
         self._require_sim().run_until_idle()
 
-    def advance(
+    if TYPE_CHECKING:
+
+        def advance(
+            self,
+            *,
+            seconds: float = 0,
+            minutes: float = 0,
+            hours: float = 0,
+            days: float = 0,
+            weeks: float = 0,
+        ) -> None:
+            """Move the clock forward, running in virtual-time order everything due on the
+            way."""
+
+    else:
+
+        def advance(self, *args, **units):
+            """Move the clock forward, running in virtual-time order everything due on the
+            way: ``advance(seconds=, minutes=, hours=, days=, weeks=)``."""
+            # Python's own TypeError for advance(months=1) or advance(30) would name
+            # EnvClient.advance(); type checkers still see the keyword-only signature above.
+            unknown = sorted(units.keys() - set(_ADVANCE_UNITS))
+            if args or unknown:
+                given = ", ".join([*(repr(a) for a in args), *(f"{k}=..." for k in unknown)])
+                hint = (
+                    f" (for a timedelta: advance(seconds={args[0].total_seconds()!r}))"
+                    if len(args) == 1 and isinstance(args[0], dt.timedelta) else ""
+                )
+                raise InvalidArgument(
+                    f"advance({given}): takes the amount by unit, as keywords: "
+                    f"{', '.join(f'{u}=' for u in _ADVANCE_UNITS)} (no months or years: "
+                    f"their length varies). Use e.g. wf_env.advance(days=30){hint}."
+                )
+            self._advance(**units)
+
+    def _advance(
         self,
         *,
         seconds: float = 0,
@@ -255,7 +282,6 @@ class EnvClient(EnvCore):
         days: float = 0,
         weeks: float = 0,
     ) -> None:
-        """Move the clock forward, running in virtual-time order everything due on the way."""
         amounts = {
             "seconds": seconds, "minutes": minutes, "hours": hours, "days": days, "weeks": weeks
         }
@@ -285,3 +311,6 @@ class EnvClient(EnvCore):
                 f"{sim.clock.now.isoformat()}."
             ) from None
         sim.advance_to(sim.clock.micros + delta // dt.timedelta(microseconds=1))
+
+    if not TYPE_CHECKING:
+        advance.__signature__ = inspect.signature(_advance)  # what help() and IDEs show

@@ -45,8 +45,18 @@ def check_task(task: object, what: str) -> Task[Any, Any]:
 def check_exc(exc: object, task_name: str) -> None:
     """Refuse at the call an ``exc=`` that could not be raised later (it would surface as
     an unrelated ``TypeError`` inside the task, or, for ``None``, inject nothing)."""
-    if isinstance(exc, BaseException):
+    if isinstance(exc, Exception):
         return
+    kind = exc if isinstance(exc, type) else type(exc)
+    if issubclass(kind, BaseException) and not issubclass(kind, Exception):
+        # pynenc records only an Exception as the task's failure; a BaseException leaves
+        # the invocation RUNNING and escapes the run (a KeyboardInterrupt would stop pytest).
+        raise InvalidArgument(
+            f"fail(exc={exc!r}): {kind.__name__} is not an Exception, so it is no failure "
+            "pynenc records: it would escape the run and stop the caller. Pass an Exception "
+            "(e.g. exc=TimeoutError); to kill the worker while the task runs, use "
+            "crash_during(task)."
+        )
     if not (isinstance(exc, type) and issubclass(exc, BaseException)):
         raise InvalidArgument(
             f"fail(exc={exc!r}): expected an exception class or instance, e.g. "
@@ -72,11 +82,28 @@ def raise_unfired(sim: Simulation, unfired: Sequence[Any]) -> None:
     )
 
 
+def raise_missed_evictions(sim: Simulation) -> None:
+    """An ``evict_at_wait(n)`` whose wait the run never reached is an error."""
+    eviction = sim.eviction
+    missed = sorted(eviction.at_waits - set(eviction.evicted))
+    if missed:
+        waits = "1 wait that blocks" if eviction.waits == 1 else f"{eviction.waits} waits that block"
+        raise UnknownStepError(
+            f"evict_at_wait({missed[0]}): the run reached only {waits}, so that "
+            "eviction never happened. Number waits from 1 in the order workflows block (a "
+            "wait whose condition already holds does not count)."
+        )
+
+
 def check_unfired_at_end(sim: Simulation) -> None:
-    """Once nothing can run any more, an armed crash point that never fired is an error."""
+    """Once nothing can run any more, an armed crash point or eviction that never fired is
+    an error (both are faults the test asked for)."""
+    if sim.threads or sim.ready or sim.sleepers:
+        return
     unfired = sim.faults.unfired()
-    if unfired and not sim.threads and not sim.ready and not sim.sleepers:
+    if unfired:
         raise_unfired(sim, unfired)
+    raise_missed_evictions(sim)
 
 
 class EnvFaults(EnvCore):
@@ -226,11 +253,4 @@ class EnvFaults(EnvCore):
                 "before that instant. Arm it with a smaller after=, or drive the simulation "
                 "past it (env.advance(...))."
             )
-        eviction = sim.eviction
-        missed = sorted(eviction.at_waits - set(eviction.evicted))
-        if missed:
-            raise UnknownStepError(
-                f"evict_at_wait({missed[0]}): the run reached only {eviction.waits} waits that "
-                "block, so that eviction never happened. Number waits from 1 in the order "
-                "workflows block (a wait whose condition already holds does not count)."
-            )
+        raise_missed_evictions(sim)

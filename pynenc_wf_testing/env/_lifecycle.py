@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import math
 import weakref
 from collections.abc import Mapping, Sequence
@@ -81,6 +82,28 @@ def _slowdown(slow_workers: Mapping[int, float] | None, count: int) -> tuple[flo
     return tuple(factors)
 
 
+def _check_constructor_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse an unknown keyword or a second positional argument of ``WorkflowEnv(...)``
+    with the options it takes (and the closest one to a typo)."""
+    import difflib
+
+    names = [n for n in inspect.signature(EnvCore._init).parameters if n != "self"]
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f" Did you mean {close[0]}=?" if close else ""
+        raise InvalidArgument(
+            f"WorkflowEnv() got an unknown option {unknown[0]}={kwargs[unknown[0]]!r}.{hint} "
+            f"It takes: {', '.join(names)}."
+        )
+    if len(args) > 1:
+        raise InvalidArgument(
+            f"WorkflowEnv() takes only the seed positionally, got {len(args)} positional "
+            f"arguments {args!r}. Pass the others by name, e.g. WorkflowEnv(7, "
+            "start=datetime(2030, 1, 1, tzinfo=UTC))."
+        )
+
+
 def pool_spec(
     workers: int | None,
     slots: int | None,
@@ -147,7 +170,15 @@ def _pool_args(
 class EnvCore:
     """What every part of :class:`WorkflowEnv` stands on: its arguments and its world."""
 
-    def __init__(
+    if not TYPE_CHECKING:
+
+        def __init__(self, *args, **kwargs):
+            # Python's own TypeError for WorkflowEnv(sed=1) would name EnvCore.__init__ and
+            # suggest nothing; type checkers see _init's signature (copied below).
+            _check_constructor_call(args, kwargs)
+            self._init(*args, **kwargs)
+
+    def _init(
         self,
         seed: int = 0,
         *,
@@ -195,6 +226,11 @@ class EnvCore:
             f"WorkflowEnv(seed={seed}{pool_args}) (in pytest: --wf-seed={seed})"
         )
         """How to rerun this simulation; the pytest plugin sets the exact command."""
+
+    if TYPE_CHECKING:
+        __init__ = _init
+    else:
+        __init__.__signature__ = inspect.signature(_init)  # what help() and IDEs show
 
     # ------------------------------------------------------------------ lifetime
 

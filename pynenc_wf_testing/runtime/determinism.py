@@ -103,8 +103,7 @@ class DeterminismGuard:
                             f"workflow {self._recorder.label(thread.invocation_id)} diverged "
                             f"from its recorded history at child call #{thread.child_seq}: the "
                             f"history ends after {limit[0]} child calls, but the replayed code "
-                            f"now calls {info.name.split('#')[0]}({self._args_of(child)}). "
-                            f"Seed: {self.seed}."
+                            f"now calls {info.name.split('#')[0]}({self._args_of(child)})."
                         )
                     )
                 self._scheduler.abort(ReplayFrontier())
@@ -136,6 +135,10 @@ class DeterminismGuard:
             recorded_child.call.task.task_id.func_name if recorded_child is not None else "?"
         )
         new_args = self._args_of(child)
+        # A replay of a recorded history diverges whatever the seed: naming one would send
+        # the reader after the wrong cause.
+        wf_id = str(thread.invocation.workflow.workflow_id)
+        seed = "" if wf_id in self.replay_limits else f" Seed: {self.seed}."
         return NondeterminismError(
             f"workflow {self._recorder.label(thread.invocation_id)} diverged from its recorded "
             f"history at child call #{seq}: the history recorded "
@@ -143,7 +146,7 @@ class DeterminismGuard:
             f"{info.name.split('#')[0]}({new_args}). Workflow code must make the same calls when it "
             "replays: take ids, random numbers and times from wf.root.uuid()/random()/"
             "utc_now() (or record them in a child task), never from uuid4(), random or "
-            f"datetime.now() in the workflow body. Seed: {self.seed}."
+            f"datetime.now() in the workflow body.{seed}"
         )
 
     @staticmethod

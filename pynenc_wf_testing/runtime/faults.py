@@ -73,6 +73,26 @@ def normalize_step_name(name: str) -> str:
     return name
 
 
+def _require_one_argument(predicate: Callable[..., Any]) -> None:
+    """A predicate crash point is called with each Step: refuse, at the call that arms it,
+    one that cannot take it (it would fail at the first step, far from the mistake)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(predicate)
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return
+    try:
+        signature.bind(None)
+    except TypeError as error:
+        label = getattr(predicate, "__name__", type(predicate).__name__)
+        raise InvalidArgument(
+            f"the crash point {label}{signature} cannot be called with a Step ({error}): a "
+            "predicate crash point takes one argument, the step just committed, e.g. "
+            "lambda step: step.name.startswith('charge')."
+        ) from None
+
+
 def make_matcher(ref: object) -> tuple[Callable[[Step], bool], str]:
     """Turn a step reference into a predicate over steps, with a readable description."""
     if isinstance(ref, bool) or ref is None:
@@ -94,8 +114,18 @@ def make_matcher(ref: object) -> tuple[Callable[[Step], bool], str]:
         name = f"{ref.task_id.func_name}#1"  # type: ignore[attr-defined]
         return (lambda step: step.name == name), repr(name)
     if callable(ref):
+        _require_one_argument(ref)
         predicate: Callable[[Step], bool] = ref
-        return (lambda step: bool(predicate(step))), getattr(ref, "__name__", repr(ref))
+        label = getattr(ref, "__name__", repr(ref))
+
+        def matches(step: Step) -> bool:
+            try:
+                return bool(predicate(step))
+            except Exception as error:  # the user's own error, told where it came from
+                error.add_note(f"raised by the crash point predicate {label} at step {step}")
+                raise
+
+        return matches, label
     raise InvalidArgument(
         f"cannot use a {type(ref).__name__} ({ref!r}) as a step. Pass a step name "
         "('charge_payment#1'), a task object, a step number or a predicate taking a Step."

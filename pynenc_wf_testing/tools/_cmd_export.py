@@ -35,11 +35,13 @@ def _snapshot_of(path: str, app_id: str, workdir: str) -> str:
     from pynenc.state_backend.sqlite_state_backend import Tables
 
     if not os.path.exists(path):
-        raise CommandError(f"--sqlite {path!r}: no such file.")
+        raise CommandError(f"--sqlite {path!r}: no such file.", usage=True)
     if os.path.isdir(path):
-        raise CommandError(f"--sqlite {path!r} is a directory; give the database file.")
+        raise CommandError(
+            f"--sqlite {path!r} is a directory; give the database file.", usage=True
+        )
     if not os.access(path, os.R_OK):
-        raise CommandError(f"--sqlite {path!r}: permission denied.")
+        raise CommandError(f"--sqlite {path!r}: permission denied.", usage=True)
     # Without a -wal file everything is in the main file: immutable=1 reads it without
     # locks, so not even SQLite's -wal/-shm side files appear. A -wal file means a live
     # database: mode=ro reads its committed transactions through the existing side files.
@@ -64,7 +66,8 @@ def _snapshot_of(path: str, app_id: str, workdir: str) -> str:
                 )
                 raise CommandError(
                     f"--sqlite {path!r}: no pynenc store of app {app_id!r} ({found}); "
-                    "nothing exported. Give the database that app writes to."
+                    "nothing exported. Give the database that app writes to.",
+                    usage=True,
                 )
             copy = os.path.join(workdir, "snapshot.db")
             target = sqlite3.connect(copy)
@@ -75,7 +78,9 @@ def _snapshot_of(path: str, app_id: str, workdir: str) -> str:
         finally:
             source.close()
     except sqlite3.DatabaseError as error:
-        raise CommandError(f"--sqlite {path!r}: not a readable SQLite database ({error}).") from None
+        raise CommandError(
+            f"--sqlite {path!r}: not a readable SQLite database ({error}).", usage=True
+        ) from None
     return copy
 
 
@@ -85,13 +90,19 @@ def run(args: argparse.Namespace) -> int:
 
     from pynenc_wf_testing.checks.replay import export_histories
 
+    if args.workflow_id is not None and not args.workflow_id.strip():
+        raise CommandError(
+            f"--workflow-id {args.workflow_id!r}: give the run's invocation id or the workflow "
+            "id it was started under.",
+            usage=True,
+        )
     if args.workflow_type is not None and "." not in args.workflow_type:
         raise CommandError(
             f"--workflow-type {args.workflow_type!r}: expected 'package.module.function'.",
             usage=True,
         )
     if args.output and os.path.isdir(args.output):
-        raise CommandError(f"-o {args.output!r} is a directory; give a file name.")
+        raise CommandError(f"-o {args.output!r} is a directory; give a file name.", usage=True)
     app = load_app(args.app)
     saved = app.config_values
     with tempfile.TemporaryDirectory(prefix="pynenc-wf-export-") as workdir:
@@ -129,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         which = args.workflow_id or args.workflow_type
         raise CommandError(
             f"no workflow run {which!r} in the store of app {app.app_id!r}; nothing exported. "
-            "Check the id or type (package.module.function) and the database."
+            "Check the id or type (package.module.function) and the database.",
+            usage=True,
         )
     text = json.dumps(doc, sort_keys=True, indent=1)
     if args.output:

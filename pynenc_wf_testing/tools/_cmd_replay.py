@@ -57,13 +57,16 @@ def _replay_files(files: list[str]) -> int:
     from pynenc_wf_testing.errors import HistoryFormatError, NondeterminismError
 
     failures: list[str] = []
+    # Files named on the command line that are no readable history: a usage error (exit 2,
+    # as `report --history` gives), reported after every other file was replayed.
+    unreadable: list[str] = []
     replayed = 0
     for path in files:
         try:
             history = load_history(path)
         except HistoryFormatError as error:
-            failures.append(f"{path}: {one_line(error)}")
-            print(f"FAIL {failures[-1]}")
+            unreadable.append(f"{path}: {one_line(error)}")
+            print(f"FAIL {unreadable[-1]}")
             continue
         if not history.workflows:
             # --wf-record writes such files for tests whose own world ran no workflow.
@@ -77,7 +80,11 @@ def _replay_files(files: list[str]) -> int:
                 result = Replayer(app, seed=history.seed or 0).replay(
                     history, workflow_id=record["workflow_id"]
                 )
-            except (NondeterminismError, HistoryFormatError, LookupError) as error:
+            except HistoryFormatError as error:  # a record the file's producer did not write
+                unreadable.append(f"{label}: {one_line(error)}")
+                print(f"FAIL {unreadable[-1]}")
+                continue
+            except (NondeterminismError, LookupError) as error:
                 failures.append(f"{label}: {one_line(error)}")
                 print(f"FAIL {failures[-1]}")
                 continue
@@ -96,6 +103,11 @@ def _replay_files(files: list[str]) -> int:
                       f"{result.replayed_calls} child calls)")
     if failures:
         raise CommandError(f"{len(failures)} replay(s) failed; first: {failures[0]}")
+    if unreadable:
+        raise CommandError(
+            f"{len(unreadable)} file(s) are no readable history; first: {unreadable[0]}",
+            usage=True,
+        )
     if not replayed:
         print("FAIL nothing replayed: none of the histories holds a workflow record.")
         raise CommandError("nothing replayed: none of the histories holds a workflow record.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction[CommandParser]) -> None:
     simulate = sub.add_parser("simulate", help="run many seeds with random faults (VOPR style)")
     simulate.add_argument("workflow", help="package.module:workflow_task")
     simulate.add_argument("--args", default="[]", help="JSON list of the workflow's arguments")
-    simulate.add_argument("--runs", type=positive_int("--runs"), default=100,
+    simulate.add_argument("--runs", type=positive_int("--runs", 1, MAX_RUNS, _RUNS_WHY), default=100,
                           help="seeds to run (default 100)")
     simulate.add_argument("--concurrency", type=positive_int("--concurrency"), default=1,
                           help="instances per run")
@@ -31,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction[CommandParser]) -> None:
                           help="fault schedules drawn per seed (default 1)")
     simulate.add_argument("--seed", type=positive_int("--seed", 0), default=0,
                           help="first seed (default 0)")
-    simulate.add_argument("--processes", type=positive_int("--processes"), default=1,
+    simulate.add_argument("--processes", type=positive_int(
+                              "--processes", 1, MAX_PROCESSES, _PROCESSES_WHY), default=1,
                           help="spread seeds over processes")
     simulate.add_argument("--max-steps", type=positive_int("--max-steps"), default=100_000)
     simulate.add_argument("--fine", action="store_true",
@@ -43,6 +45,13 @@ def add_parser(sub: argparse._SubParsersAction[CommandParser]) -> None:
     simulate.add_argument("--json", action="store_true", help="machine-readable output")
     simulate.set_defaults(func=run)
 
+
+#: Bounds of the command line: a typo of a few digits must not queue runs for years or
+#: start hundreds of processes on a small machine (each process is a Python interpreter).
+MAX_RUNS = 1_000_000
+_RUNS_WHY = " (run several commands with --seed for more)"
+MAX_PROCESSES = 4 * (os.cpu_count() or 1)
+_PROCESSES_WHY = " (4 per CPU of this machine)"
 
 #: Hypothesis tries the simplest schedule first (one crash at the earliest step it may go; with
 #: ``--faults fail`` no fault at all, which is the golden run and is not run again), then
@@ -167,13 +176,15 @@ def run(args: argparse.Namespace) -> int:
     if faults == ["fail"] and not _retried_failures(workflow.app):
         raise CommandError(
             "--faults fail: no task of this app retries (retry_for= and max_retries=), so "
-            "there is no failure to inject; add crash to --faults."
+            "there is no failure to inject; add crash to --faults.",
+            usage=True,
         )
-    jobs = [
+    # Made as they are consumed: a large --runs starts at once, with nothing built up front.
+    jobs = (
         (args.workflow, call_args, seed, args.concurrency, faults, args.max_crashes,
          args.max_steps, args.fine, args.examples, args.log_level)
         for seed in range(args.seed, args.seed + args.runs)
-    ]
+    )
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
     tty = sys.stderr.isatty() and not args.json
@@ -183,11 +194,11 @@ def run(args: argparse.Namespace) -> int:
         with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
             for done, result in enumerate(pool.imap(_simulate_seed, jobs), 1):
                 results.append(result)
-                _progress(tty, done, len(jobs), result)
+                _progress(tty, done, args.runs, result)
     else:
         for done, job in enumerate(jobs, 1):
             results.append(_simulate_seed(job))
-            _progress(tty, done, len(jobs), results[-1])
+            _progress(tty, done, args.runs, results[-1])
     if tty:
         sys.stderr.write("\n")
     elapsed = time.perf_counter() - started

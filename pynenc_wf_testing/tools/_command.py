@@ -11,7 +11,9 @@ __all__ = ["CommandError", "CommandParser", "one_line", "positive_int", "write_o
 
 
 class CommandError(Exception):
-    """A failure the user can fix: printed as one line, exit status 1 (2 with ``usage``)."""
+    """A failure the user can fix: printed as one line, exit status 1 (2 with ``usage``: the
+    command line is malformed or names something that cannot be used as given, as
+    argparse's own errors are)."""
 
     def __init__(self, message: str, *, usage: bool = False) -> None:
         super().__init__(message)
@@ -25,8 +27,11 @@ class CommandParser(argparse.ArgumentParser):
         raise CommandError(f"{self.prog}: error: {message} (see '{self.prog} --help')", usage=True)
 
 
-def positive_int(name: str, minimum: int = 1) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``minimum``, named ``name`` in its error."""
+def positive_int(
+    name: str, minimum: int = 1, maximum: int | None = None, why: str = ""
+) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``, ``why`` saying
+    why), named ``name`` in its error."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -36,6 +41,8 @@ def positive_int(name: str, minimum: int = 1) -> Callable[[str], int]:
             ) from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{name} must be <= {maximum}{why}, got {value}")
         return value
 
     return parse
@@ -52,4 +59,4 @@ def write_output(path: str, text: str) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as error:
-        raise CommandError(f"-o {path!r}: cannot write: {error.strerror}.") from None
+        raise CommandError(f"-o {path!r}: cannot write: {error.strerror}.", usage=True) from None

@@ -31,7 +31,8 @@ def load_object(spec: str, what: str) -> Any:
         if error.name is not None and module_name.startswith(error.name):
             raise CommandError(
                 f"{what} {spec!r}: no module named {error.name!r}; check the name, and put "
-                "its project on PYTHONPATH."
+                "its project on PYTHONPATH.",
+                usage=True,
             ) from None
         raise CommandError(
             f"{what} {spec!r}: importing {module_name!r} failed: {error}."
@@ -44,7 +45,8 @@ def load_object(spec: str, what: str) -> Any:
     for part in parts:
         if not hasattr(obj, part):
             raise CommandError(
-                f"{what} {spec!r}: module {module_name!r} has no attribute {attr!r}."
+                f"{what} {spec!r}: module {module_name!r} has no attribute {attr!r}.",
+                usage=True,
             )
         obj = getattr(obj, part)
     return obj
@@ -58,7 +60,8 @@ def load_task(spec: str, what: str) -> Any:
     if not isinstance(task, Task):
         raise CommandError(
             f"{what} {spec!r} is a {type(task).__name__}, not a pynenc task: name a function "
-            "decorated with @app.workflow (or @app.task)."
+            "decorated with @app.workflow (or @app.task).",
+            usage=True,
         )
     return task
 
@@ -71,7 +74,8 @@ def load_app(spec: str) -> Any:
     if not isinstance(app, Pynenc):
         raise CommandError(
             f"--app {spec!r} is a {type(app).__name__}, not a pynenc app: name the module-level "
-            "Pynenc(...) object."
+            "Pynenc(...) object.",
+            usage=True,
         )
     return app
 

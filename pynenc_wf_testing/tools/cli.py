@@ -6,10 +6,11 @@
     pynenc-wf report  (--sqlite PATH | --redis URL | --history FILE | --app PKG.MOD:APP)
                       [--app-id ID] [--workflow-id ID] [--text] [-o FILE]
 
-Exit status: 0 success, 1 a failure (a violation, a run that raised, a history that diverged
-or could not be read, nothing to export, a module that cannot be imported), 2 a malformed
-command line or a report source that cannot be read (a missing file, not a pynenc store, an
-unknown app or workflow id, an unreachable Redis server).
+Exit status, the same in every command: 0 success; 1 the command ran and found a failure (a
+violation, a run that raised, a replay that diverged, a module that raised on import); 2 a
+usage error (argparse's convention): the command line is malformed or names something that
+cannot be used as given (a missing module, task or app, a file or store that is missing or
+not what the option needs, an unknown workflow id, an -o path that cannot be written).
 """
 
 from __future__ import annotations
