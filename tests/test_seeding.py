@@ -132,3 +132,28 @@ def test_a_child_routed_twice_gets_a_second_id_not_the_stored_one() -> None:
         assert run.result["payment"].startswith("pay-o-4-")
         charges = [e for e in env.ledger if e.task.endswith("charge_payment")]
         assert len({e.invocation_id for e in charges}) == 2
+
+
+def test_invocation_ids_are_the_documented_blake2b_derivation() -> None:
+    """``blake2b(seed | owner | call id | k)`` shaped as a uuid4 (monkeypatches/ids.py): the
+    k-th start of a call from the test is owned by ``top``, a child by its parent."""
+    from pynenc_wf_testing.runtime.monkeypatches.ids import derive_bits, uuid4_text
+
+    with WorkflowEnv(seed=5) as env:
+        runs = [env.start(apps.drawing_children, 1) for _ in range(3)]
+        key = runs[0].invocation.call.call_id.key
+        assert [run.invocation_id for run in runs] == [
+            uuid4_text(derive_bits(f"5|top|{key}|{k}")) for k in (1, 2, 3)
+        ]
+        for run in runs:
+            run.result
+        children = [
+            e for e in env.ledger if e.workflow_id == runs[0].invocation_id
+            and e.invocation_id != runs[0].invocation_id
+        ]
+        assert len(children) == 1  # drawing_children(1): one child
+        child = runs[0].invocation.app.state_backend.get_invocation(children[0].invocation_id)
+        child_key = child.call.call_id.key
+        assert children[0].invocation_id == uuid4_text(
+            derive_bits(f"5|{runs[0].invocation_id}|{child_key}|1")
+        )

@@ -28,6 +28,15 @@ def drive_chain(sim: Any, run: Any) -> None:
         sim.drive(goal=_moved_on(current), goal_ids=[stuck], on_final=True)
 
 
+def _may_continue(app: Any) -> bool:
+    """Whether a run of ``app`` can continue as new: only the engine writes the link, and
+    only on an app with ``enable_workflows`` (checked, so that an app without the engine
+    reads no link after every final status)."""
+    from pynenc_wf_testing.engine.host import workflows_enabled
+
+    return workflows_enabled(app)
+
+
 def _moved_on(current: WorkflowRun[Any]) -> Callable[[], bool]:
     """``run.done or run.current is not current``, for ``current`` the run's current run:
     the goal is checked after every final status, and reading it through ``run.current``
@@ -39,7 +48,7 @@ def _moved_on(current: WorkflowRun[Any]) -> Callable[[], bool]:
     get_status = app.orchestrator.get_invocation_status
     inv_id = current.invocation_id
     identity = current._invocation.workflow
-    if identity is None:
+    if identity is None or not _may_continue(app):
         return lambda: bool(get_status(inv_id).is_final())
     get_data = app.state_backend.get_workflow_data
     continued = schema.CONTINUED_AS
@@ -74,7 +83,7 @@ class WorkflowRun(Generic[R]):
         the last run of its chain (reads the store; runs nothing)."""
         from pynenc_wf_testing.engine.host import latest_run
 
-        if self.workflow_id is None:
+        if self.workflow_id is None or not _may_continue(self._app):
             return self
         latest = latest_run(self._app, self._invocation)
         if latest is self._invocation:

@@ -126,8 +126,10 @@ def result_wait_interrupts(
     workflow of an app with the engine; True when it must not block (an awaited invocation
     became final). Raises the workflow's ``WorkflowCancelled`` / ``WorkflowTimeout`` if one
     is due: a blocked workflow ends at the instant it is cancelled or times out."""
+    if not host.workflows_enabled(app):  # (first: the cheaper test, on every wait)
+        return None
     workflow = invocation.workflow
-    if workflow is None or not host.workflows_enabled(app):
+    if workflow is None:
         return None
     workflow_id = str(workflow.workflow_id)
     if workflow_id != str(invocation.invocation_id):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -106,6 +107,7 @@ class Scheduler:
 
     __slots__ = (
         "_first_priority",
+        "_ident",
         "_idle_glets",
         "_priorities",
         "_sleep_seq",
@@ -150,6 +152,8 @@ class Scheduler:
         self.events = events
         self.rng = derive_rng(seed, "scheduler")
         self.main_glet: greenlet.greenlet = greenlet.getcurrent()
+        # The driving thread (greenlets never change threads): the watchdog's target.
+        self._ident = threading.get_ident()
         self.ready: list[SimThread] = []
         self.waiters: dict[str, list[SimThread]] = {}
         self.cond_waiters: dict[str, list[SimThread]] = {}
@@ -419,7 +423,7 @@ class Scheduler:
             # switch) or, at worst, on the way out before disarm: both are caught below;
             # once disarmed none can come any more.
             if timeout is not None:
-                WATCHDOG.arm(timeout)
+                WATCHDOG.arm(timeout, self._ident)
             try:
                 if thread.started:
                     message = thread.glet.switch()  # type: ignore[union-attr]

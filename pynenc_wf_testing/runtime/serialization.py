@@ -151,6 +151,10 @@ def round_trip_problem(app: Pynenc, value: Any, where: str, text: str | None = N
 # --------------------------------------------------------------------------- arguments
 
 
+#: Argument types that always survive the serializer unchanged (``None`` included).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def check_call_arguments(app: Pynenc, invocations: Iterable[DistributedInvocation[Any, Any]]) -> None:
     """Raise :class:`ArgumentSerializationError` for the first argument of a new invocation
     that does not come back from the app's serializer with the same types."""
@@ -160,7 +164,10 @@ def check_call_arguments(app: Pynenc, invocations: Iterable[DistributedInvocatio
         arguments = getattr(call, "_arguments", None)
         if arguments is None:
             continue
-        for name, value in arguments.kwargs.items():
+        kwargs = arguments.kwargs
+        if _SCALARS.issuperset(map(type, kwargs.values())):
+            continue  # (the common case, tested in C: every argument a plain scalar)
+        for name, value in kwargs.items():
             t = type(value)
             if t is str or t is int or t is float or t is bool or value is None:
                 continue

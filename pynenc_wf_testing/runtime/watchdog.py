@@ -101,26 +101,35 @@ class SliceWatchdog:
         self._thread: threading.Thread | None = None
         self._event = threading.Event()
 
-    def arm(self, timeout: float) -> None:
-        """A slice starts on this thread (call right before switching into it)."""
-        with self.lock:
-            self.seq += 1
-            self.timeout = timeout
-            self.target = threading.get_ident()
-            self.armed = True
-            self.fired = False
+    def arm(self, timeout: float, target: int) -> None:
+        """A slice starts on thread ``target`` (call right before switching into it).
+
+        No lock (this runs once per slice): only :meth:`disarm` writes ``armed`` besides
+        this, under the lock, and the watchdog thread ignores an unarmed watchdog. ``seq``
+        moves before ``armed`` turns true, so the watchdog never sees the new slice under
+        the previous one's count; ``fired`` is false before either."""
+        self.seq += 1
+        self.fired = False
+        self.timeout = timeout
+        self.target = target
+        self.armed = True
         if self._thread is None:
             self._start()
 
     def disarm(self) -> bool:
         """The slice is over: returns True when the watchdog fired for it. After this, no
-        interrupt of this slice can be delivered any more."""
-        with self.lock:
+        interrupt of this slice can be delivered any more (the watchdog fires under the same
+        lock)."""
+        lock = self.lock
+        lock.acquire()  # (not ``with``: half the cost, once per slice)
+        try:
             self.armed = False
             fired = self.fired
             if fired:
                 _raise_in(self.target, None)  # cancel it if still pending
             return fired
+        finally:
+            lock.release()
 
     def _start(self) -> None:
         thread = threading.Thread(target=self._watch, name="pynenc-wf-watchdog", daemon=True)
