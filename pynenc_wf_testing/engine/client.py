@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pynenc_wf_testing.engine import _chain, _close, _ids, _ops, _timers, crypto, schema
+from pynenc_wf_testing.engine._checks import check_call, check_task, deadline_after
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.crypto import Keyring
 from pynenc_wf_testing.engine.exceptions import (
@@ -61,6 +62,11 @@ def default_policy(
     retry_policy: RetryPolicy | None, workflow_max_retries: int | Any | None
 ) -> RetryPolicy | None:
     """The app's default retry policy from ``enable_workflows``' two settings."""
+    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+        raise InvalidWorkflowArgument(
+            f"enable_workflows(retry_policy={retry_policy!r}): expected a RetryPolicy or None, "
+            "e.g. retry_policy=RetryPolicy.exponential(timedelta(seconds=10), max_attempts=5)."
+        )
     if workflow_max_retries is _UNSET:
         return retry_policy
     if workflow_max_retries is not None and (
@@ -149,6 +155,11 @@ def enable_workflows_in_config(
     mapping the app will be created with (what ``PynencBuilder().enable_workflows()`` does
     with its own). The settings go into that mapping, so they belong to the app it builds
     whatever its id or the order of the builder calls (``.app_id()`` may come later)."""
+    if not isinstance(config, dict):
+        raise InvalidWorkflowArgument(
+            f"enable_workflows_in_config() expects the config dict the app will be built "
+            f"with, got {type(config).__name__}: {config!r}."
+        )
     policy = default_policy(retry_policy, workflow_max_retries)
     config.update(engine_config(policy, encryption, config.get("serializer_cls")))
     install_task_wf()
@@ -157,6 +168,7 @@ def enable_workflows_in_config(
 def set_retry_policy(task: Task[Any, Any], policy: RetryPolicy) -> None:
     """The retry policy of ``task`` when a workflow calls it with
     ``wf.root.execute_task_with_retry`` without an explicit one."""
+    check_task("set_retry_policy()", task)
     if not isinstance(policy, RetryPolicy):
         raise InvalidWorkflowArgument(f"expected a RetryPolicy, got {policy!r}.")
     _TASK_POLICIES[task.task_id.key] = policy
@@ -489,6 +501,11 @@ def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> No
     (the parent-close policy), so a plain ``.result`` it is blocked in raises the same
     error at once. A halted workflow is routed again and the cancellation is raised at its
     ``halt()``. A finished workflow raises ``WorkflowFinished``."""
+    if not isinstance(reason, str):
+        raise InvalidWorkflowArgument(
+            f"cancel_workflow(reason={reason!r}): the reason is a string, shown in the "
+            "workflow's WorkflowCancelled error, e.g. cancel_workflow(app, wf, 'customer left')."
+        )
     _ops.require_enabled(app, "cancel_workflow()")
     with _ops.STORE_LOCK:  # as signal_workflow: no continue-as-new between lookup and write
         run = _resolve(app, workflow, "cancel_workflow()")
@@ -587,6 +604,9 @@ def start_workflow(
             f"start_workflow(run_timeout={run_timeout!r}): expected a positive "
             "datetime.timedelta, e.g. run_timeout=timedelta(days=7), or None for no timeout."
         )
+    if run_timeout is not None:
+        deadline_after("start_workflow(run_timeout=)", _ops.utc_now(), run_timeout)
+    check_call("start_workflow()", task, args, kwargs)
     if workflow_id is not None and active_hooks() is None:
         run, started = _start_claimed(task, workflow_id, id_reuse, args, kwargs)
         if started:
@@ -638,7 +658,8 @@ def _run_holding_id(
     if id_reuse == "reject":
         raise WorkflowAlreadyStarted(
             f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
-            f"taken by run {current} (id_reuse='reject')."
+            f"taken by run {current} (id_reuse='reject'). Use another workflow id; to get "
+            "that run back, start with id_reuse='reuse' or pass the id to describe_workflow."
         )
     if id_reuse == "reuse" or not final:
         found: DistributedInvocation[Any, R] = app.state_backend.get_invocation(current)

@@ -1,0 +1,122 @@
+"""The engine tried as a new user would, on pynenc's ThreadRunner + SQLite: every bad input
+is refused at the call with an engine error that names the problem and the fix, never a
+raw pynenc or Python exception from deep inside (a ``TypeError`` of pynenc's signature
+binding, an ``AttributeError`` for a non-task, an ``OverflowError`` of a deadline past
+the year 9999, pynenc's ``RuntimeError("Task has not been invoked yet")``), and nothing is
+started or recorded by a refused call."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pynenc_wf_testing.engine import (
+    InvalidWorkflowArgument,
+    InvalidWorkflowOperation,
+    UnknownWorkflow,
+    cancel_workflow,
+    describe_workflow,
+    set_retry_policy,
+    start_workflow,
+)
+from pynenc_wf_testing.engine.retry import RetryPolicy
+from tests.production import inputs_app
+from tests.production import prod_app as pa
+from tests.production.conftest import Production
+
+pytestmark = [
+    pytest.mark.production,
+    pytest.mark.filterwarnings("ignore:Running in a secondary thread"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning"),
+]
+
+
+def test_bad_inputs_inside_a_workflow_raise_engine_errors_at_the_call(prod: Production) -> None:
+    inputs_app.bind(prod.app)
+    prod.start_runner()
+    runs = {case: inputs_app.inputs(case) for case in inputs_app.CASES}
+    answers = {case: prod.result(run) for case, run in runs.items()}
+    for case, (kind, message) in inputs_app.EXPECTED.items():
+        assert answers[case].startswith(f"{kind}: {message}"), (case, answers[case])
+
+
+def test_start_workflow_with_arguments_the_workflow_does_not_take(prod: Production) -> None:
+    """Refused before the id is claimed or anything routed: the id stays free."""
+    cases = [
+        ((), {}, r"\(missing a required argument: 'timeout'\)\. Pass the arguments of "
+                 r"signals's function\.$"),
+        ((1.0, 2), {}, r"\(too many positional arguments\)"),
+        ((), {"time_out": 1.0}, r"\(missing a required argument: 'timeout'\)"),
+        ((1.0,), {"extra": 1}, r"\(got an unexpected keyword argument 'extra'\)"),
+    ]
+    for args, kwargs, message in cases:
+        prefix = r"^start_workflow\(\): signals\(timeout\) cannot be called with these arguments "
+        with pytest.raises(InvalidWorkflowArgument, match=prefix + message):
+            start_workflow(pa.signals, *args, workflow_id="order-1", **kwargs)
+    with pytest.raises(UnknownWorkflow):
+        describe_workflow(prod.app, "order-1")
+
+
+def test_a_run_timeout_past_the_year_9999_is_refused_and_the_id_stays_free(
+    prod: Production,
+) -> None:
+    with pytest.raises(
+        InvalidWorkflowArgument,
+        match=r"^start_workflow\(run_timeout=\): datetime\.timedelta\(days=999999999.* is past "
+              r"the year 9999, the last date Python can hold\. Give a shorter duration",
+    ):
+        start_workflow(pa.signals, 1.0, workflow_id="order-2", run_timeout=dt.timedelta.max)
+    with pytest.raises(UnknownWorkflow):
+        describe_workflow(prod.app, "order-2")
+    # a long one that fits is taken as given
+    run = start_workflow(pa.signals, 1.0, workflow_id="order-2", run_timeout=dt.timedelta(days=10**6))
+    assert describe_workflow(prod.app, "order-2").run_id == run.invocation_id
+
+
+def test_cancel_reason_must_be_a_string(prod: Production) -> None:
+    run = start_workflow(pa.signals, 1.0, workflow_id="order-3")
+    for reason in (None, 5, ["late"]):
+        with pytest.raises(
+            InvalidWorkflowArgument,
+            match=rf"^cancel_workflow\(reason={reason!r}\): the reason is a string".replace("[", r"\["),
+        ):
+            cancel_workflow(prod.app, run, reason)  # type: ignore[arg-type]
+    assert describe_workflow(prod.app, run).cancelled is None  # nothing recorded
+
+
+def test_workflow_operations_outside_an_invocation(prod: Production) -> None:
+    """From a script or a web handler: an engine error that points to the client."""
+    root = pa.signals.wf.root
+    for operation, call in [
+        ("sleep", lambda: root.sleep(1)),
+        ("now", lambda: root.now()),
+        ("wait_for_signal", lambda: root.wait_for_signal("go")),
+        ("execute_task_with_retry", lambda: root.execute_task_with_retry(pa.note, "x")),
+    ]:
+        with pytest.raises(
+            InvalidWorkflowOperation,
+            match=rf"^signals\.wf\.root\.{operation}\(\) was called outside any invocation: "
+                  r"workflow operations run inside the body of the workflow signals .* From "
+                  r"outside, use the client: start_workflow, signal_workflow",
+        ):
+            call()
+    with pytest.raises(InvalidWorkflowOperation, match=r"^signals\.wf\.save_state\(\) was called"):
+        pa.signals.wf.save_state({"phase": 1})
+    with pytest.raises(
+        AttributeError,
+        match=r"^note is a plain task: wf\.root \(durable timers, signals, waits, child calls\) "
+              r"exists only on workflows",
+    ):
+        pa.note.wf.root
+    assert not hasattr(pa.note.wf, "root")  # still an AttributeError for hasattr/getattr
+
+
+def test_set_retry_policy_needs_a_task(prod: Production) -> None:
+    with pytest.raises(
+        InvalidWorkflowArgument,
+        match=r"^set_retry_policy\(\) expects a pynenc task .* got NoneType: None\.",
+    ):
+        set_retry_policy(None, RetryPolicy())  # type: ignore[arg-type]
+    with pytest.raises(InvalidWorkflowArgument, match=r"set_retry_policy\(\) expects a pynenc task"):
+        set_retry_policy(pa.note.func, RetryPolicy())  # type: ignore[attr-defined]
