@@ -13,7 +13,9 @@ from typing import Any
 
 from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument
 
-__all__ = ["check_call", "check_task", "deadline_after", "seconds_or_timedelta"]
+__all__ = [
+    "check_call", "check_round_trip", "check_task", "deadline_after", "seconds_or_timedelta",
+]
 
 
 def check_task(operation: str, task: Any, *, hint: str = "") -> None:
@@ -78,6 +80,45 @@ def deadline_after(operation: str, start: dt.datetime, delta: dt.timedelta) -> d
             f"{operation}: {delta!r} from {start.isoformat()} is past the year 9999, the last "
             "date Python can hold. Give a shorter duration (or none, for no deadline)."
         ) from None
+
+
+#: Compared by value after the round trip; other objects may compare by identity, so only
+#: their type is checked (the rule of continue_as_new's arguments, engine/_chain.py).
+_BY_VALUE = (dict, list, tuple, set, frozenset, str, bytes, int, float, bool)
+
+
+def check_round_trip(app: Any, operation: str, what: str, value: Any) -> None:
+    """``value`` comes back from the app's serializer as given. jsonpickle turns a dict's
+    int keys into strings and a lambda into None without complaint: a workflow would see
+    one value on its first execution and another when it re-executes from the store (and
+    the simulator's in-memory store, which keeps references, would hide it). Under a
+    simulator the harness checks every value it stores with the same serializer and raises
+    its own ``WorkflowDataSerializationError`` (docs/backends.md): not checked twice here."""
+    from pynenc_wf_testing.engine.hooks import active_hooks
+
+    if active_hooks() is not None:
+        return
+    serializer = app.serializer
+    try:
+        back = serializer.deserialize(serializer.serialize(value))
+    except Exception as error:
+        raise InvalidWorkflowArgument(
+            f"{operation}: {what} ({type(value).__name__}) cannot be stored by pynenc's "
+            f"serializer ({type(error).__name__}: {error}). Pass plain data (str, numbers, "
+            "lists, dicts with str keys, dataclasses of those)."
+        ) from None
+    if type(back) is not type(value) or (
+        isinstance(value, _BY_VALUE) and back != value and not _both_nan(value, back)
+    ):
+        raise InvalidWorkflowArgument(
+            f"{operation}: {what} ({type(value).__name__}) does not survive pynenc's "
+            f"serializer: {_short(value)} reads back as {_short(back)}. Pass plain data (str, "
+            "numbers, lists, dicts with str keys, dataclasses of those)."
+        )
+
+
+def _both_nan(value: Any, back: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value) and math.isnan(back)
 
 
 def _short(value: Any) -> str:

@@ -18,7 +18,7 @@ from pynenc.workflow.workflow_context import (
 )
 
 from pynenc_wf_testing.engine import _ops, schema
-from pynenc_wf_testing.engine._checks import check_call, check_task
+from pynenc_wf_testing.engine._checks import check_call, check_round_trip, check_task
 from pynenc_wf_testing.engine._close import call_id, parse_policy
 from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument
 from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
@@ -53,6 +53,7 @@ class DurableWorkflowContext(WorkflowContext):  # type: ignore[misc]
         with ``query_workflow`` while the workflow runs and after it ends."""
         _ops.require_enabled(self.app, "wf.save_state()")
         _ops.require_invocation(self.task, "wf.save_state()")
+        check_round_trip(self.app, "wf.save_state()", "the snapshot", payload)
         invocation = self.task.invocation
         position: int | None = None
         if invocation.task.is_workflow_root_task and invocation.task.task_id == self.task.task_id:
@@ -234,6 +235,11 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     def halt(self, reason: str = "") -> None:
         """Park this workflow durably until ``resume_workflow`` (once per call site: after a
         resume the workflow goes past this point)."""
+        if not isinstance(reason, str):
+            raise InvalidWorkflowArgument(
+                f"halt(reason={reason!r}): the reason is a string (shown by query_workflow and "
+                "describe_workflow), e.g. root.halt('needs approval')."
+            )
         _ops.halt(self._execution("halt"), reason)
 
     def check_cancelled(self) -> None:

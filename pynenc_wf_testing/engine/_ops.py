@@ -23,7 +23,11 @@ from pynenc import context
 from pynenc.exceptions import InvocationStatusOwnershipError
 
 from pynenc_wf_testing.engine import schema
-from pynenc_wf_testing.engine._checks import deadline_after, seconds_or_timedelta
+from pynenc_wf_testing.engine._checks import (
+    check_round_trip,
+    deadline_after,
+    seconds_or_timedelta,
+)
 from pynenc_wf_testing.engine._halt import recheck_halt
 from pynenc_wf_testing.engine._suspend import can_suspend, suspend, wake
 from pynenc_wf_testing.engine._timers import ensure_timer_service
@@ -463,6 +467,8 @@ def side_effect(execution: WorkflowExecution, fn: Callable[[], T]) -> T:
         return value
     execution.check_interrupts()
     value = fn()
+    # what a re-execution will read back: the same value, or an error now
+    check_round_trip(execution.app, "side_effect()", "the function's result", value)
     execution.set(key, schema.SideEffectRecord(value=value))
     return value
 

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pynenc_wf_testing.engine import _chain, _close, _ids, _ops, _timers, crypto, schema
-from pynenc_wf_testing.engine._checks import check_call, check_task, deadline_after
+from pynenc_wf_testing.engine._checks import (
+    check_call,
+    check_round_trip,
+    check_task,
+    deadline_after,
+)
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.crypto import Keyring
 from pynenc_wf_testing.engine.exceptions import (
@@ -324,6 +329,7 @@ def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) 
     _ops.require_enabled(app, "signal_workflow()")
     if not isinstance(name, str) or not name:
         raise InvalidWorkflowArgument(f"a signal name must be a non-empty string, got {name!r}.")
+    check_round_trip(app, f"signal_workflow({name!r})", "the payload", payload)
     # Held from the lookup to the store: a continue-as-new in this process (which carries
     # unconsumed signals over under the same lock) cannot slip in between and lose it.
     with _ops.STORE_LOCK:

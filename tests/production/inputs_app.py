@@ -64,6 +64,10 @@ CASES: dict[str, Callable[[Any], Any]] = {
     "saga-none": lambda root: _saga(root, None),
     "saga-function": lambda root: _saga(root, add.func, 1, 2),  # type: ignore[attr-defined]
     "saga-missing-argument": lambda root: _saga(root, add, 1),
+    # jsonpickle writes a dict's int keys as strings: a re-execution would read another value
+    "side-effect-int-keys": lambda root: root.side_effect(lambda: {1: "a"}),
+    "save-state-int-keys": lambda root: inputs.wf.save_state({1: "b"}),  # type: ignore[attr-defined]
+    "halt-int-reason": lambda root: root.halt(5),
 }
 
 #: case -> (error type, the start of its message).
@@ -116,6 +120,31 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "saga-missing-argument": (
         "InvalidWorkflowArgument",
         "saga.add_compensation(): add(x, y) cannot be called",
+    ),
+    "side-effect-int-keys": (
+        "InvalidWorkflowArgument",
+        "side_effect(): the function's result (dict) does not survive pynenc's serializer: "
+        "{1: 'a'} reads back as {'1': 'a'}. Pass plain data",
+    ),
+    "save-state-int-keys": (
+        "InvalidWorkflowArgument",
+        "wf.save_state(): the snapshot (dict) does not survive pynenc's serializer: "
+        "{1: 'b'} reads back as {'1': 'b'}.",
+    ),
+    "halt-int-reason": (
+        "InvalidWorkflowArgument", "halt(reason=5): the reason is a string"
+    ),
+}
+
+
+#: What the simulator answers instead: its own check of every stored value (docs/backends.md)
+#: refuses the same values at the same call, with the harness's error.
+SIMULATOR: dict[str, tuple[str, str]] = {
+    "side-effect-int-keys": (
+        "WorkflowDataSerializationError", "workflow tests.production.inputs_app.inputs"
+    ),
+    "save-state-int-keys": (
+        "WorkflowDataSerializationError", "workflow tests.production.inputs_app.inputs"
     ),
 }
 

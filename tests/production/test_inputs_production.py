@@ -17,7 +17,9 @@ from pynenc_wf_testing.engine import (
     UnknownWorkflow,
     cancel_workflow,
     describe_workflow,
+    query_workflow,
     set_retry_policy,
+    signal_workflow,
     start_workflow,
 )
 from pynenc_wf_testing.engine.retry import RetryPolicy
@@ -120,3 +122,20 @@ def test_set_retry_policy_needs_a_task(prod: Production) -> None:
         set_retry_policy(None, RetryPolicy())  # type: ignore[arg-type]
     with pytest.raises(InvalidWorkflowArgument, match=r"set_retry_policy\(\) expects a pynenc task"):
         set_retry_policy(pa.note.func, RetryPolicy())  # type: ignore[attr-defined]
+
+
+def test_a_signal_payload_the_serializer_would_change_is_refused(prod: Production) -> None:
+    """A dict with int keys would reach the workflow with str keys: refused at the sender,
+    and nothing stored (the next signal is the workflow's first)."""
+    prod.start_runner()
+    run = start_workflow(pa.signals, 30.0)
+    with pytest.raises(
+        InvalidWorkflowArgument,
+        match=r"^signal_workflow\('go'\): the payload \(dict\) does not survive pynenc's "
+              r"serializer: \{1: 'x'\} reads back as \{'1': 'x'\}\. Pass plain data",
+    ):
+        signal_workflow(prod.app, run, "go", {1: "x"})
+    assert signal_workflow(prod.app, run, "go", {"1": "x"}) == 1
+    assert signal_workflow(prod.app, run, "go", [1, "two"]) == 2
+    assert prod.result(run) == [{"1": "x"}, [1, "two"]]
+    assert query_workflow(prod.app, run).status == "success"
