@@ -211,6 +211,7 @@ def _run_of_workflow_id(app: Pynenc, workflow_id: str) -> str | None:
     types: list[str] = app.state_backend.get_workflow_data(
         _index_identity(), ID_TYPES_KEY.format(workflow_id)
     ) or []
+    crypto.require_readable(app, types, f"the index of workflow id {workflow_id!r}")
     if active_hooks() is None:
         from pynenc_wf_testing.engine.atomic import atomic_store
 
@@ -256,6 +257,13 @@ def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
     if isinstance(target, DistributedInvocation):
         invocation = target
         label = str(target.invocation_id)
+        if target.app.app_id != app.app_id:
+            # its records live in the other app's store: reading them here finds nothing
+            raise UnknownWorkflow(
+                f"{operation}: invocation {label} belongs to app {target.app.app_id!r}, and "
+                f"this call was given app {app.app_id!r}. Pass the app the workflow runs in "
+                "(its task's .app)."
+            )
     elif isinstance(target, str) or _is_run_handle(target):
         if not isinstance(target, str):
             if target.workflow_id is None:
@@ -434,7 +442,9 @@ def workflow_result(app: Pynenc, workflow: Any) -> Any:
             f"{status.value}). Check describe_workflow(app, id).finished first, or wait with "
             "the invocation's .result (in the simulator: env.run_of(id).result)."
         )
-    return run.invocation.get_final_result()
+    result = run.invocation.get_final_result()
+    crypto.require_readable(app, result, f"the result of workflow {run.label}")
+    return result
 
 
 @dataclass

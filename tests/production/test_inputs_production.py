@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pynenc import Pynenc, PynencBuilder
 
 from pynenc_wf_testing.engine import (
+    Keyring,
     InvalidWorkflowArgument,
     InvalidWorkflowOperation,
+    MissingEncryptionKey,
     UnknownWorkflow,
     cancel_workflow,
     describe_workflow,
@@ -21,6 +24,7 @@ from pynenc_wf_testing.engine import (
     set_retry_policy,
     signal_workflow,
     start_workflow,
+    workflow_result,
 )
 from pynenc_wf_testing.engine.retry import RetryPolicy
 from tests.production import inputs_app
@@ -139,3 +143,51 @@ def test_a_signal_payload_the_serializer_would_change_is_refused(prod: Productio
     assert signal_workflow(prod.app, run, "go", [1, "two"]) == 2
     assert prod.result(run) == [{"1": "x"}, [1, "two"]]
     assert query_workflow(prod.app, run).status == "success"
+
+
+def test_an_invocation_of_another_app_is_named_as_such(prod: Production, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two apps in one process: handing one app's invocation to the other's client raised
+    the store's raw KeyError."""
+    run = start_workflow(pa.signals, 1.0, workflow_id="shared-id")
+    other = (
+        PynencBuilder().app_id(f"{prod.app_id}-other").sqlite(str(tmp_path / "other.db"))
+        .enable_workflows().build()
+    )
+    for call in (describe_workflow, query_workflow):
+        with pytest.raises(
+            UnknownWorkflow,
+            match=rf"^{call.__name__}\(\): invocation {run.invocation_id} belongs to app "
+                  rf"'{prod.app_id}', and this call was given app '{prod.app_id}-other'\. "
+                  r"Pass the app the workflow runs in \(its task's \.app\)\.$",
+        ):
+            call(other, run)
+    with pytest.raises(UnknownWorkflow, match=r"belongs to app"):
+        signal_workflow(other, run, "go", 1)
+    with pytest.raises(UnknownWorkflow, match=r"has no workflow with id or invocation id 'shared-id'"):
+        describe_workflow(other, "shared-id")
+    assert describe_workflow(prod.app, "shared-id").run_id == run.invocation_id
+
+
+# jsonpickle, handed a ciphertext string, warns about its yaml backend
+@pytest.mark.filterwarnings("ignore:The yaml backend:DeprecationWarning")
+def test_a_client_without_the_keyring_reading_an_encrypted_store(prod: Production) -> None:
+    """Built without ``encryption=``, a client read the ciphertext as data (the workflow-id
+    index as a string of characters: pynenc's raw 'Invalid TaskId key format: -')."""
+    prod.rebuild(engine_first={"encryption": Keyring({"k1": Keyring.generate_key()}, "k1")})
+    prod.start_runner()
+    run = start_workflow(pa.sleeper, 0.01, workflow_id="sealed")
+    assert isinstance(prod.result(run), float)  # the wall time it woke at
+    prod.stop_runner(prod.runners[0][0])
+    Pynenc._clear_instances()
+    bare = PynencBuilder().app_id(prod.app_id).sqlite(prod.db_path).enable_workflows().build()
+    with pytest.raises(
+        MissingEncryptionKey,
+        match=rf"^the index of workflow id 'sealed' of app '{prod.app_id}' is encrypted \(key id "
+              r"'k1'\), and this app was built without a keyring\. Build it as the workers do",
+    ):
+        describe_workflow(bare, "sealed")
+    with pytest.raises(
+        MissingEncryptionKey,
+        match=rf"^the result of workflow {run.invocation_id} of app .* is encrypted \(key id 'k1'\)",
+    ):
+        workflow_result(bare, run.invocation_id)
