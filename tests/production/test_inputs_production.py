@@ -13,9 +13,9 @@ import pytest
 from pynenc import Pynenc, PynencBuilder
 
 from pynenc_wf_testing.engine import (
-    Keyring,
     InvalidWorkflowArgument,
     InvalidWorkflowOperation,
+    Keyring,
     MissingEncryptionKey,
     UnknownWorkflow,
     cancel_workflow,
