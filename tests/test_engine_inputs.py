@@ -64,6 +64,10 @@ def test_workflow_operations_outside_an_invocation_in_the_simulator() -> None:
             InvalidWorkflowOperation, match=r"^inputs\.wf\.root\.sleep\(\) was called outside"
         ):
             inputs_app.inputs.wf.root.sleep(1)
+        with pytest.raises(
+            InvalidWorkflowOperation, match=r"^inputs\.wf\.root\.uuid\(\) was called outside"
+        ):
+            inputs_app.inputs.wf.root.uuid()
         with pytest.raises(AttributeError, match=r"^add is a plain task: wf\.root"):
             inputs_app.add.wf.root
 

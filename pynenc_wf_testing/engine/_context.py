@@ -94,6 +94,28 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     def _execution(self, operation: str) -> _ops.WorkflowExecution:
         return _ops.current_execution(self.task, operation)
 
+    # -- pynenc's deterministic values: its RuntimeError("Task has not been invoked yet")
+    # outside an invocation becomes the engine's InvalidWorkflowOperation, as for the rest
+
+    def random(self) -> float:
+        """pynenc's ``random()``: replayed identically; seeded from the workflow id."""
+        _ops.require_invocation(self.task, "wf.root.random()")
+        value: float = super().random()
+        return value
+
+    def uuid(self) -> str:
+        """pynenc's ``uuid()``: replayed identically; seeded from the workflow id."""
+        _ops.require_invocation(self.task, "wf.root.uuid()")
+        value: str = super().uuid()
+        return value
+
+    def utc_now(self) -> dt.datetime:
+        """pynenc's ``utc_now()``: a logical counter (base + n seconds), not the clock; use
+        ``now()`` for the time."""
+        _ops.require_invocation(self.task, "wf.root.utc_now()")
+        value: dt.datetime = super().utc_now()
+        return value
+
     # -- time
 
     def sleep(self, duration: dt.timedelta | float) -> None:

@@ -99,6 +99,9 @@ def test_workflow_operations_outside_an_invocation(prod: Production) -> None:
         ("now", lambda: root.now()),
         ("wait_for_signal", lambda: root.wait_for_signal("go")),
         ("execute_task_with_retry", lambda: root.execute_task_with_retry(pa.note, "x")),
+        ("uuid", lambda: root.uuid()),  # pynenc's own, behind the same check
+        ("random", lambda: root.random()),
+        ("utc_now", lambda: root.utc_now()),
     ]:
         with pytest.raises(
             InvalidWorkflowOperation,
