@@ -333,7 +333,8 @@ def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) 
     """Send signal ``name`` with ``payload`` to a running workflow (its workflow id, its
     invocation id, a run or the invocation). Stored durably on arrival: a signal sent before
     the workflow waits for it is not lost. Returns the signal's sequence number for that name
-    (1, 2, ...). A finished workflow raises ``WorkflowFinished``."""
+    (1, 2, ...). A finished workflow raises ``WorkflowFinished``; a payload that pynenc's
+    serializer would change (a dict's int keys) raises ``InvalidWorkflowArgument``."""
     _ops.require_enabled(app, "signal_workflow()")
     if not isinstance(name, str) or not name:
         raise InvalidWorkflowArgument(f"a signal name must be a non-empty string, got {name!r}.")
@@ -491,7 +492,8 @@ def query_workflow(app: Pynenc, workflow: Any) -> WorkflowQuery:
 
 def resume_workflow(app: Pynenc, workflow: Any) -> None:
     """Resume a halted workflow: it replays from the top and goes past its ``halt()``. A
-    running workflow that is not halted is left as it is; a finished one raises
+    workflow that is not halted ends no wait (one suspended in a durable wait is routed once,
+    re-executes to that wait and suspends again); a finished one raises
     ``WorkflowFinished``."""
     _ops.require_enabled(app, "resume_workflow()")
     run = _resolve(app, workflow, "resume_workflow()")
