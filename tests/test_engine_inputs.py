@@ -127,3 +127,12 @@ def test_enable_workflows_refuses_a_retry_policy_that_is_not_one() -> None:
               r"with, got NoneType: None\.",
     ):
         enable_workflows_in_config(None)  # type: ignore[arg-type]
+
+
+def test_the_builder_method_takes_keyword_arguments_only() -> None:
+    with pytest.raises(
+        InvalidWorkflowArgument,
+        match=r"^enable_workflows\(\) takes keyword arguments only, got 1 positional "
+              r"\(RetryPolicy\); write e\.g\. enable_workflows\(retry_policy=",
+    ):
+        PynencBuilder().enable_workflows(RetryPolicy())
