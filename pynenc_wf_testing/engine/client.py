@@ -519,12 +519,12 @@ def cancel_workflow(app: Pynenc, workflow: Any, reason: str = "cancelled") -> No
     (the parent-close policy), so a plain ``.result`` it is blocked in raises the same
     error at once. A halted workflow is routed again and the cancellation is raised at its
     ``halt()``. A finished workflow raises ``WorkflowFinished``."""
+    _ops.require_enabled(app, "cancel_workflow()")
     if not isinstance(reason, str):
         raise InvalidWorkflowArgument(
-            f"cancel_workflow(reason={reason!r}): the reason is a string, shown in the "
-            "workflow's WorkflowCancelled error, e.g. cancel_workflow(app, wf, 'customer left')."
+            f"cancel_workflow(reason={reason!r}): expected a string (it becomes the message of "
+            "WorkflowCancelled), e.g. reason='customer withdrew the order'."
         )
-    _ops.require_enabled(app, "cancel_workflow()")
     with _ops.STORE_LOCK:  # as signal_workflow: no continue-as-new between lookup and write
         run = _resolve(app, workflow, "cancel_workflow()")
         _require_running(app, run, "cancel_workflow()", "there is nothing left to cancel.")

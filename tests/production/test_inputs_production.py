@@ -85,7 +85,8 @@ def test_cancel_reason_must_be_a_string(prod: Production) -> None:
     for reason in (None, 5, ["late"]):
         with pytest.raises(
             InvalidWorkflowArgument,
-            match=rf"^cancel_workflow\(reason={reason!r}\): the reason is a string".replace("[", r"\["),
+            match=rf"^cancel_workflow\(reason={reason!r}\): expected a string \(it becomes the "
+                  r"message of WorkflowCancelled\)".replace("[", r"\["),
         ):
             cancel_workflow(prod.app, run, reason)  # type: ignore[arg-type]
     assert describe_workflow(prod.app, run).cancelled is None  # nothing recorded
