@@ -596,6 +596,9 @@ def start_workflow(
     ``"allow_after_completion"``). ``run_timeout``: the run fails with ``WorkflowTimeout``
     after that long, at the durable operation it waits in or its next one (in the
     simulator also in a plain ``.result``), and its running children are cancelled.
+
+    Arguments the workflow's function does not accept, or a ``run_timeout`` whose deadline
+    is past the year 9999, raise ``InvalidWorkflowArgument`` before the id is claimed.
     """
     from pynenc.task import Task as _Task
 
