@@ -628,6 +628,10 @@ def start_workflow(
     if run_timeout is not None:
         deadline_after("start_workflow(run_timeout=)", _ops.utc_now(), run_timeout)
     check_call("start_workflow()", task, args, kwargs)
+    for position, value in enumerate(args):  # pynenc would store a lambda as None, silently
+        check_round_trip(app, "start_workflow()", f"argument #{position + 1}", value)
+    for name, value in kwargs.items():
+        check_round_trip(app, "start_workflow()", f"argument {name!r}", value)
     if workflow_id is not None and active_hooks() is None:
         run, started = _start_claimed(task, workflow_id, id_reuse, args, kwargs)
         if started:

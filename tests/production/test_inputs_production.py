@@ -195,3 +195,22 @@ def test_a_client_without_the_keyring_reading_an_encrypted_store(prod: Productio
         match=rf"^the result of workflow {run.invocation_id} of app .* is encrypted \(key id 'k1'\)",
     ):
         workflow_result(bare, run.invocation_id)
+
+
+def test_start_workflow_refuses_arguments_the_serializer_would_change(prod: Production) -> None:
+    """pynenc stores a lambda argument as None and a dict's int keys as strings: the workflow
+    would run with other arguments than it was given. Refused before the id is claimed."""
+    with pytest.raises(
+        InvalidWorkflowArgument,
+        match=r"^start_workflow\(\): argument #1 \(function\) does not survive pynenc's "
+              r"serializer: <function .*> reads back as None\. Pass plain data",
+    ):
+        start_workflow(pa.await_signal, lambda: "go", workflow_id="order-4")
+    with pytest.raises(
+        InvalidWorkflowArgument,
+        match=r"^start_workflow\(\): argument 'name' \(dict\) does not survive pynenc's "
+              r"serializer: \{1: 'go'\} reads back as \{'1': 'go'\}",
+    ):
+        start_workflow(pa.await_signal, name={1: "go"}, workflow_id="order-4")
+    with pytest.raises(UnknownWorkflow):
+        describe_workflow(prod.app, "order-4")
