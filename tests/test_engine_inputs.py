@@ -10,7 +10,7 @@ import math
 import pytest
 from pynenc import Pynenc, PynencBuilder
 
-from pynenc_wf_testing import WorkflowEnv
+from pynenc_wf_testing import ArgumentSerializationError, WorkflowEnv
 from pynenc_wf_testing.engine import (
     InvalidWorkflowArgument,
     InvalidWorkflowOperation,
@@ -51,8 +51,10 @@ def test_start_workflow_of_the_engine_checks_arguments_and_deadline_in_the_simul
             env.start_workflow(
                 inputs_app.inputs, "sleep-nan", workflow_id="w-1", run_timeout=dt.timedelta.max
             )
+        with pytest.raises(ArgumentSerializationError, match=r"does not survive pynenc's"):
+            env.start_workflow(inputs_app.inputs, lambda: "sleep-nan", workflow_id="w-1")
         with pytest.raises(UnknownWorkflow):
-            env.describe("w-1")  # neither refused start took the id
+            env.describe("w-1")  # no refused start took the id
         assert env.start_workflow(inputs_app.inputs, "sleep-nan", workflow_id="w-1").result
 
 
