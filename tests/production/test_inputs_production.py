@@ -90,6 +90,9 @@ def test_cancel_reason_must_be_a_string(prod: Production) -> None:
         ):
             cancel_workflow(prod.app, run, reason)  # type: ignore[arg-type]
     assert describe_workflow(prod.app, run).cancelled is None  # nothing recorded
+    cancel_workflow(prod.app, run, "first")
+    cancel_workflow(prod.app, run, "second")  # changes nothing: the first reason stays
+    assert describe_workflow(prod.app, run).cancelled == "first"
 
 
 def test_workflow_operations_outside_an_invocation(prod: Production) -> None:
