@@ -18,6 +18,7 @@ from pynenc.workflow.workflow_context import (
 )
 
 from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine._checks import check_call, check_round_trip, check_task
 from pynenc_wf_testing.engine._close import call_id, parse_policy
 from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument
 from pynenc_wf_testing.engine.parent_close import ParentClosePolicy
@@ -31,14 +32,28 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+_CALL_HINT = "Pass the task itself, e.g. root.execute_task(charge, order_id), not its result or invocation."
+
 
 class DurableWorkflowContext(WorkflowContext):  # type: ignore[misc]
     """``task.wf`` of any task inside an engine-enabled workflow."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "root":  # only a workflow task's context has it (DurableWorkflowRootContext)
+            raise AttributeError(
+                f"{self.task.task_id.func_name} is a plain task: wf.root (durable timers, "
+                "signals, waits, child calls) exists only on workflows, functions decorated "
+                "with @app.workflow. In a plain task use wf.get_data / wf.set_data / "
+                "wf.save_state."
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def save_state(self, payload: Any) -> None:
         """Publish a progress snapshot of the workflow (timestamped), readable from outside
         with ``query_workflow`` while the workflow runs and after it ends."""
         _ops.require_enabled(self.app, "wf.save_state()")
+        _ops.require_invocation(self.task, "wf.save_state()")
+        check_round_trip(self.app, "wf.save_state()", "the snapshot", payload)
         invocation = self.task.invocation
         position: int | None = None
         if invocation.task.is_workflow_root_task and invocation.task.task_id == self.task.task_id:
@@ -78,6 +93,28 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
 
     def _execution(self, operation: str) -> _ops.WorkflowExecution:
         return _ops.current_execution(self.task, operation)
+
+    # -- pynenc's deterministic values: its RuntimeError("Task has not been invoked yet")
+    # outside an invocation becomes the engine's InvalidWorkflowOperation, as for the rest
+
+    def random(self) -> float:
+        """pynenc's ``random()``: replayed identically; seeded from the workflow id."""
+        _ops.require_invocation(self.task, "wf.root.random()")
+        value: float = super().random()
+        return value
+
+    def uuid(self) -> str:
+        """pynenc's ``uuid()``: replayed identically; seeded from the workflow id."""
+        _ops.require_invocation(self.task, "wf.root.uuid()")
+        value: str = super().uuid()
+        return value
+
+    def utc_now(self) -> dt.datetime:
+        """pynenc's ``utc_now()``: a logical counter (base + n seconds), not the clock; use
+        ``now()`` for the time."""
+        _ops.require_invocation(self.task, "wf.root.utc_now()")
+        value: dt.datetime = super().utc_now()
+        return value
 
     # -- time
 
@@ -162,8 +199,14 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         completes or fails by itself, see docs/engine.md "Parent-close policy")."""
         from pynenc_wf_testing.engine._close_watch import watch_workflow_type
 
+        check_task("execute_task()", task, hint=_CALL_HINT)
         watch_workflow_type(self.task.app, self.task)
-        return super().execute_task(task, *args, **kwargs)
+        try:
+            return super().execute_task(task, *args, **kwargs)
+        except TypeError:
+            # pynenc binds the arguments before it routes anything: name the signature
+            check_call("execute_task()", task, args, kwargs)
+            raise
 
     def start_child(
         self,
@@ -178,6 +221,7 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
         ``ParentClosePolicy.ABANDON`` (``"abandon"``) lets it run on. The choice is
         recorded before the child is routed, per call (task and arguments)."""
         policy = parse_policy(parent_close)
+        check_call("start_child()", task, args, kwargs)
         execution = self._execution("start_child")
         if policy is ParentClosePolicy.ABANDON:
             key = schema.abandon(call_id(task, args, kwargs))
@@ -200,6 +244,7 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
                 f"execute_task_with_retry(retry={retry!r}): expected a RetryPolicy or None, e.g. "
                 "retry=RetryPolicy.fixed(timedelta(minutes=1), max_attempts=5)."
             )
+        check_call("execute_task_with_retry()", task, args, kwargs)
         return execute_with_retry(self._execution("execute_task_with_retry"), task, args, kwargs, retry)
 
     def saga(self) -> Saga:
@@ -212,6 +257,11 @@ class DurableRootOps(WorkflowRootOps):  # type: ignore[misc]
     def halt(self, reason: str = "") -> None:
         """Park this workflow durably until ``resume_workflow`` (once per call site: after a
         resume the workflow goes past this point)."""
+        if not isinstance(reason, str):
+            raise InvalidWorkflowArgument(
+                f"halt(reason={reason!r}): the reason is a string (shown by query_workflow and "
+                "describe_workflow), e.g. root.halt('needs approval')."
+            )
         _ops.halt(self._execution("halt"), reason)
 
     def check_cancelled(self) -> None:

@@ -23,11 +23,17 @@ from pynenc import context
 from pynenc.exceptions import InvocationStatusOwnershipError
 
 from pynenc_wf_testing.engine import schema
+from pynenc_wf_testing.engine._checks import (
+    check_round_trip,
+    deadline_after,
+    seconds_or_timedelta,
+)
 from pynenc_wf_testing.engine._halt import recheck_halt
 from pynenc_wf_testing.engine._suspend import can_suspend, suspend, wake
 from pynenc_wf_testing.engine._timers import ensure_timer_service
 from pynenc_wf_testing.engine.exceptions import (
     InvalidWorkflowArgument,
+    InvalidWorkflowOperation,
     SignalTimeout,
     WorkflowCancelled,
     WorkflowsNotEnabled,
@@ -365,9 +371,28 @@ class WorkflowExecution:
         )
 
 
+def require_invocation(task: Any, operation: str) -> None:
+    """Refuse a workflow operation made where no invocation runs (pynenc's own answer is a
+    bare ``RuntimeError("Task has not been invoked yet")``)."""
+    from pynenc import context
+
+    app_id = task.app.app_id
+    if context.get_dist_invocation_context(app_id) is None and (
+        context._get_sync_inv_context_storage().get(app_id) is None
+    ):
+        name = task.task_id.func_name
+        raise InvalidWorkflowOperation(
+            f"{name}.{operation} was called outside any invocation: workflow operations "
+            f"run inside the body of the workflow {name} (or, for wf.save_state, a task it "
+            "calls). From outside, use the client: start_workflow, signal_workflow, "
+            "query_workflow, cancel_workflow (pynenc_wf_testing.engine)."
+        )
+
+
 def current_execution(task: Any, operation: str) -> WorkflowExecution:
     """The engine state of the workflow-defining invocation running ``task``'s code."""
     require_enabled(task.app, f"wf.root.{operation}()")
+    require_invocation(task, f"wf.root.{operation}()")
     invocation = task.wf.root._ensure_root_workflow_operation_allowed(operation)
     return WorkflowExecution(task.app, invocation)
 
@@ -401,22 +426,25 @@ def _run_timer(execution: WorkflowExecution, n: int, recorded: str) -> None:
 
 
 def sleep_until(execution: WorkflowExecution, instant: dt.datetime, *, operation: str = "sleep") -> None:
+    if not isinstance(instant, dt.datetime):
+        raise InvalidWorkflowArgument(
+            f"{operation}() expects an aware datetime.datetime, got {type(instant).__name__}: "
+            f"{instant!r}; e.g. sleep_until(datetime(2030, 1, 1, tzinfo=UTC)), or "
+            "sleep(timedelta(...)) for a duration."
+        )
     n = execution.next("timer")
     _run_timer(execution, n, _timer_instant(execution, n, lambda: instant))
 
 
 def sleep_for(execution: WorkflowExecution, duration: dt.timedelta | float) -> None:
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
-        duration = dt.timedelta(seconds=duration)
-    if not isinstance(duration, dt.timedelta) or duration < dt.timedelta(0):
-        raise InvalidWorkflowArgument(
-            f"sleep() expects a non-negative timedelta or number of seconds, got {duration!r}."
-        )
+    delta = seconds_or_timedelta("sleep()", duration)
     # The deadline is computed only on first execution and recorded: a replay after a crash
     # waits only for what remains.
-    delta = duration
     n = execution.next("timer")
-    _run_timer(execution, n, _timer_instant(execution, n, lambda: utc_now() + delta))
+    _run_timer(
+        execution, n,
+        _timer_instant(execution, n, lambda: deadline_after("sleep()", utc_now(), delta)),
+    )
 
 
 def durable_now(execution: WorkflowExecution) -> dt.datetime:
@@ -439,6 +467,8 @@ def side_effect(execution: WorkflowExecution, fn: Callable[[], T]) -> T:
         return value
     execution.check_interrupts()
     value = fn()
+    # what a re-execution will read back: the same value, or an error now
+    check_round_trip(execution.app, "side_effect()", "the function's result", value)
     execution.set(key, schema.SideEffectRecord(value=value))
     return value
 
@@ -510,7 +540,7 @@ def wait_for_signal(
             recorded = execution.get(deadline_key)
             if recorded is None:
                 execution.check_interrupts()
-                recorded = _iso(utc_now() + timeout)
+                recorded = _iso(deadline_after("wait_for_signal(timeout=)", utc_now(), timeout))
                 execution.set(deadline_key, recorded)
             deadline = _parse(recorded)
         slot = consumed + 1

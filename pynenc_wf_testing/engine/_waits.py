@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pynenc_wf_testing.engine import _ops, schema
+from pynenc_wf_testing.engine._checks import deadline_after
 from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument, WaitTimeout
 from pynenc_wf_testing.engine.retry import RetryPolicy
 
@@ -64,7 +65,9 @@ def wait_for_task(execution: _ops.WorkflowExecution, target: Any, timeout: dt.ti
         execution.check_interrupts()
         record = schema.TaskWaitRecord()
         if timeout is not None:
-            record["deadline"] = _ops._iso(_ops.utc_now() + timeout)
+            record["deadline"] = _ops._iso(
+                deadline_after("wait_for_task(timeout=)", _ops.utc_now(), timeout)
+            )
         if not _is_invocation(target):
             record["known"] = sorted(
                 str(i) for i in app.orchestrator.get_task_invocation_ids(target.task_id)

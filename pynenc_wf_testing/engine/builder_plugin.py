@@ -11,13 +11,19 @@ from typing import Any
 __all__ = ["WorkflowEnginePlugin"]
 
 
-def _enable_workflows(builder: Any, *, retry_policy: Any = None, **options: Any) -> Any:
+def _enable_workflows(builder: Any, *args: Any, retry_policy: Any = None, **options: Any) -> Any:
     """``PynencBuilder().enable_workflows(retry_policy=..., workflow_max_retries=...,
     encryption=...)``: switch on the durable-workflow engine (timers, signals, queries, waits,
     retry policies, halt/resume, compensation, encrypted payloads); see
     ``pynenc_wf_testing.engine.enable_workflows``."""
     from pynenc_wf_testing.engine import InvalidWorkflowArgument, enable_workflows_in_config
 
+    if args:  # Python's own error would name this private function
+        raise InvalidWorkflowArgument(
+            f"enable_workflows() takes keyword arguments only, got {len(args)} positional "
+            f"({', '.join(type(a).__name__ for a in args)}); write e.g. "
+            "enable_workflows(retry_policy=RetryPolicy(...), workflow_max_retries=3)."
+        )
     unknown = sorted(set(options) - {"workflow_max_retries", "encryption"})
     if unknown:
         raise InvalidWorkflowArgument(

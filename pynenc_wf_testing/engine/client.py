@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pynenc_wf_testing.engine import _chain, _close, _ids, _ops, _timers, crypto, schema
+from pynenc_wf_testing.engine._checks import (
+    check_call,
+    check_round_trip,
+    check_task,
+    deadline_after,
+)
 from pynenc_wf_testing.engine._waits import _TASK_POLICIES, policy_ref
 from pynenc_wf_testing.engine.crypto import Keyring
 from pynenc_wf_testing.engine.exceptions import (
@@ -61,6 +67,11 @@ def default_policy(
     retry_policy: RetryPolicy | None, workflow_max_retries: int | Any | None
 ) -> RetryPolicy | None:
     """The app's default retry policy from ``enable_workflows``' two settings."""
+    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+        raise InvalidWorkflowArgument(
+            f"enable_workflows(retry_policy={retry_policy!r}): expected a RetryPolicy or None, "
+            "e.g. retry_policy=RetryPolicy.exponential(timedelta(seconds=10), max_attempts=5)."
+        )
     if workflow_max_retries is _UNSET:
         return retry_policy
     if workflow_max_retries is not None and (
@@ -149,6 +160,11 @@ def enable_workflows_in_config(
     mapping the app will be created with (what ``PynencBuilder().enable_workflows()`` does
     with its own). The settings go into that mapping, so they belong to the app it builds
     whatever its id or the order of the builder calls (``.app_id()`` may come later)."""
+    if not isinstance(config, dict):
+        raise InvalidWorkflowArgument(
+            f"enable_workflows_in_config() expects the config dict the app will be built "
+            f"with, got {type(config).__name__}: {config!r}."
+        )
     policy = default_policy(retry_policy, workflow_max_retries)
     config.update(engine_config(policy, encryption, config.get("serializer_cls")))
     install_task_wf()
@@ -157,6 +173,7 @@ def enable_workflows_in_config(
 def set_retry_policy(task: Task[Any, Any], policy: RetryPolicy) -> None:
     """The retry policy of ``task`` when a workflow calls it with
     ``wf.root.execute_task_with_retry`` without an explicit one."""
+    check_task("set_retry_policy()", task)
     if not isinstance(policy, RetryPolicy):
         raise InvalidWorkflowArgument(f"expected a RetryPolicy, got {policy!r}.")
     _TASK_POLICIES[task.task_id.key] = policy
@@ -194,6 +211,7 @@ def _run_of_workflow_id(app: Pynenc, workflow_id: str) -> str | None:
     types: list[str] = app.state_backend.get_workflow_data(
         _index_identity(), ID_TYPES_KEY.format(workflow_id)
     ) or []
+    crypto.require_readable(app, types, f"the index of workflow id {workflow_id!r}")
     if active_hooks() is None:
         from pynenc_wf_testing.engine.atomic import atomic_store
 
@@ -239,6 +257,13 @@ def _resolve(app: Pynenc, target: Any, operation: str) -> _Run:
     if isinstance(target, DistributedInvocation):
         invocation = target
         label = str(target.invocation_id)
+        if target.app.app_id != app.app_id:
+            # its records live in the other app's store: reading them here finds nothing
+            raise UnknownWorkflow(
+                f"{operation}: invocation {label} belongs to app {target.app.app_id!r}, and "
+                f"this call was given app {app.app_id!r}. Pass the app the workflow runs in "
+                "(its task's .app)."
+            )
     elif isinstance(target, str) or _is_run_handle(target):
         if not isinstance(target, str):
             if target.workflow_id is None:
@@ -324,10 +349,12 @@ def signal_workflow(app: Pynenc, workflow: Any, name: str, payload: Any = None) 
     """Send signal ``name`` with ``payload`` to a running workflow (its workflow id, its
     invocation id, a run or the invocation). Stored durably on arrival: a signal sent before
     the workflow waits for it is not lost. Returns the signal's sequence number for that name
-    (1, 2, ...). A finished workflow raises ``WorkflowFinished``."""
+    (1, 2, ...). A finished workflow raises ``WorkflowFinished``; a payload that pynenc's
+    serializer would change (a dict's int keys) raises ``InvalidWorkflowArgument``."""
     _ops.require_enabled(app, "signal_workflow()")
     if not isinstance(name, str) or not name:
         raise InvalidWorkflowArgument(f"a signal name must be a non-empty string, got {name!r}.")
+    check_round_trip(app, f"signal_workflow({name!r})", "the payload", payload)
     # Held from the lookup to the store: a continue-as-new in this process (which carries
     # unconsumed signals over under the same lock) cannot slip in between and lose it.
     with _ops.STORE_LOCK:
@@ -431,7 +458,9 @@ def workflow_result(app: Pynenc, workflow: Any) -> Any:
             f"{status.value}). Check describe_workflow(app, id).finished first, or wait with "
             "the invocation's .result (in the simulator: env.run_of(id).result)."
         )
-    return run.invocation.get_final_result()
+    result = run.invocation.get_final_result()
+    crypto.require_readable(app, result, f"the result of workflow {run.label}")
+    return result
 
 
 @dataclass
@@ -478,7 +507,8 @@ def query_workflow(app: Pynenc, workflow: Any) -> WorkflowQuery:
 
 def resume_workflow(app: Pynenc, workflow: Any) -> None:
     """Resume a halted workflow: it replays from the top and goes past its ``halt()``. A
-    running workflow that is not halted is left as it is; a finished one raises
+    workflow that is not halted ends no wait (one suspended in a durable wait is routed once,
+    re-executes to that wait and suspends again); a finished one raises
     ``WorkflowFinished``."""
     _ops.require_enabled(app, "resume_workflow()")
     run = _resolve(app, workflow, "resume_workflow()")
@@ -581,6 +611,9 @@ def start_workflow(
     ``"allow_after_completion"``). ``run_timeout``: the run fails with ``WorkflowTimeout``
     after that long, at the durable operation it waits in or its next one (in the
     simulator also in a plain ``.result``), and its running children are cancelled.
+
+    Arguments the workflow's function does not accept, or a ``run_timeout`` whose deadline
+    is past the year 9999, raise ``InvalidWorkflowArgument`` before the id is claimed.
     """
     from pynenc.task import Task as _Task
 
@@ -607,6 +640,13 @@ def start_workflow(
             f"start_workflow(run_timeout={run_timeout!r}): expected a positive "
             "datetime.timedelta, e.g. run_timeout=timedelta(days=7), or None for no timeout."
         )
+    if run_timeout is not None:
+        deadline_after("start_workflow(run_timeout=)", _ops.utc_now(), run_timeout)
+    check_call("start_workflow()", task, args, kwargs)
+    for position, value in enumerate(args):  # pynenc would store a lambda as None, silently
+        check_round_trip(app, "start_workflow()", f"argument #{position + 1}", value)
+    for name, value in kwargs.items():
+        check_round_trip(app, "start_workflow()", f"argument {name!r}", value)
     if workflow_id is not None and active_hooks() is None:
         run, started = _start_claimed(task, workflow_id, id_reuse, args, kwargs)
         if started:
@@ -658,7 +698,8 @@ def _run_holding_id(
     if id_reuse == "reject":
         raise WorkflowAlreadyStarted(
             f"workflow id {workflow_id!r} of {task.task_id.func_name} is already "
-            f"taken by run {current} (id_reuse='reject')."
+            f"taken by run {current} (id_reuse='reject'). Use another workflow id; to get "
+            "that run back, start with id_reuse='reuse' or pass the id to describe_workflow."
         )
     if id_reuse == "reuse" or not final:
         found: DistributedInvocation[Any, R] = app.state_backend.get_invocation(current)

@@ -75,6 +75,23 @@ class MissingEncryptionKey(EncryptionError, LookupError):
         self.key_id = key_id
 
 
+def require_readable(app: Any, value: Any, what: str) -> None:
+    """Raise ``MissingEncryptionKey`` if ``value``, read by an app without a keyring, is an
+    encrypted payload: pynenc's own serializer hands such a string back as it is (a client
+    would read the ciphertext as the value, or fail far away on it)."""
+    key_id = payload_key_id(value)
+    if key_id is None:
+        return
+    error = MissingEncryptionKey(key_id, [])
+    error.args = (
+        f"{what} of app {app.app_id!r} is encrypted (key id {key_id!r}), and this app was "
+        "built without a keyring. Build it as the workers do, with "
+        "enable_workflows(encryption=Keyring(...)) holding that key (e.g. "
+        "Keyring.from_env() with PYNENC_WF_KEYS).",
+    )
+    raise error
+
+
 def _check_value(key: bytes) -> str:
     # A key check value (HMAC of a constant), not the key: tells keyrings apart in the
     # config reference without putting anything derived from the key alone in the store.

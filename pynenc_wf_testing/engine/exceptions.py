@@ -37,8 +37,9 @@ class InvalidWorkflowArgument(WorkflowEngineError, TypeError):
 
 
 class InvalidWorkflowOperation(WorkflowEngineError, RuntimeError):
-    """A ``wf.root`` operation was called where it cannot work (``continue_as_new()`` outside
-    its workflow's body, or in a sub-workflow)."""
+    """A ``wf.root`` operation was called where it cannot work (outside any invocation, e.g.
+    from a script; ``continue_as_new()`` outside its workflow's body, or in a
+    sub-workflow)."""
 
 
 class ContinuedAsNew(WorkflowPauseError):  # type: ignore[misc]

@@ -149,6 +149,13 @@ def _find_step(
     named = _named(app, run)
     func = wanted.rsplit("#", 1)[0]
     calls = [name for name, _ in steps if name.rsplit("#", 1)[0] == func]
+    number = wanted.rsplit("#", 1)[1]
+    if calls and not (number.isdigit() and int(number) >= 1):
+        # 'add#0', 'add#-1', 'add#x': not "after the end", a malformed call number
+        raise UnknownStep(
+            f"{operation}: step {step!r} has no call number: calls are numbered from 1 "
+            f"('{func}#1' ... {calls[-1]!r}). Its steps are: {listing}."
+        )
     if calls:
         raise UnknownStep(
             f"{operation}: step {step!r} is after the end of {named}: it called {func} {len(calls)} time(s), last {calls[-1]!r}. Its "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -9,6 +10,8 @@ from datetime import timedelta
 from pynenc_wf_testing.engine.exceptions import InvalidWorkflowArgument
 
 __all__ = ["RetryPolicy"]
+
+_MAX_SECONDS = timedelta.max.total_seconds() - 1.0
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,12 @@ class RetryPolicy:
             )
         for name in ("multiplier", "jitter"):
             number = getattr(self, name)
-            if isinstance(number, bool) or not isinstance(number, int | float) or number != number:
-                raise InvalidWorkflowArgument(f"{name} must be a number, got {number!r}.")
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not math.isfinite(number)
+            ):
+                raise InvalidWorkflowArgument(f"{name} must be a number (finite), got {number!r}.")
         if self.multiplier < 1:
             raise InvalidWorkflowArgument(f"multiplier must be >= 1, got {self.multiplier!r}.")
         if not 0 <= self.jitter <= 1:
@@ -99,9 +106,15 @@ class RetryPolicy:
 
     def delay(self, attempt: int, seed: str) -> timedelta:
         """The wait after failed ``attempt`` (1-based); deterministic for a given ``seed``."""
-        base = self.initial_delay.total_seconds() * self.multiplier ** (attempt - 1)
-        base = min(base, self.max_delay.total_seconds())
+        initial, cap = self.initial_delay.total_seconds(), self.max_delay.total_seconds()
+        if (attempt - 1) * math.log(self.multiplier) > 700:
+            # multiplier ** (attempt - 1) would overflow a float (a policy retrying forever,
+            # past ~1,000 attempts): the cap was reached long ago
+            base = min(initial, cap) if initial == 0 else cap
+        else:
+            base = min(initial * self.multiplier ** (attempt - 1), cap)
         if self.jitter:
             # random.Random(str) is seeded from the string's SHA-512: stable across processes.
             base *= 1 - self.jitter * random.Random(f"{seed}:{attempt}").random()
-        return timedelta(seconds=base)
+        # timedelta(seconds=float) of timedelta.max's own seconds rounds past it
+        return timedelta(seconds=min(base, _MAX_SECONDS))

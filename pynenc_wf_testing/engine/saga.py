@@ -32,6 +32,12 @@ class Saga:
         """Names of the compensations that ran, in order."""
 
     def add_compensation(self, task: Task[Any, Any], *args: Any, **kwargs: Any) -> None:
+        """Register ``task(*args, **kwargs)`` to undo the step just done. A task that is
+        not a pynenc task, or arguments its function does not accept, raise
+        ``InvalidWorkflowArgument`` here, not later when the compensations run."""
+        from pynenc_wf_testing.engine._checks import check_call
+
+        check_call("saga.add_compensation()", task, args, kwargs)
         self._compensations.append((task, args, kwargs))
 
     def compensate(self) -> None:
