@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pynenc import context as pynenc_context
 from pynenc.conf.config_task import ConcurrencyControlType
+from pynenc.exceptions import InvocationStatusError
 from pynenc.invocation.dist_invocation import DistributedInvocation
 from pynenc.invocation.status import (
     InvocationStatus,
@@ -34,14 +37,16 @@ from pynenc.invocation.status import (
     status_record_transition,
 )
 from pynenc.orchestrator.mem_orchestrator import ArgPair, MemOrchestrator
+from pynenc.runner.base_runner import ExternalRunner
+from pynenc.runner.runner_context import RunnerContext
 
 from pynenc_wf_testing.runtime.components import SimOrchestratorMixin
+from pynenc_wf_testing.runtime.fast_memory.state_backend import SimMemStateBackend
 
 if TYPE_CHECKING:
     from pynenc.call import Call
     from pynenc.identifiers.call_id import CallId
     from pynenc.identifiers.invocation_id import InvocationId
-    from pynenc.runner.runner_context import RunnerContext
 
 __all__ = ["SimMemOrchestrator"]
 
@@ -76,6 +81,10 @@ class _FastMemOrchestrator(MemOrchestrator):
         self._owners: dict[tuple[Any, ...], str | None] = {}
         # id(task) -> (task, broker queue, broker priority)
         self._routes: dict[int, tuple[Any, str, float]] = {}
+        # id(task) -> (task, its running_concurrency is DISABLED)
+        self._concurrency_off: dict[int, tuple[Any, bool]] = {}
+        # (hostname, pid, thread id) -> the external runner context of that thread
+        self._external_ctx: dict[tuple[str, int, int], RunnerContext] = {}
 
     def _get_invocation_lock(self, invocation_id: InvocationId) -> threading.Lock:
         return self._one_lock
@@ -118,24 +127,27 @@ class _FastMemOrchestrator(MemOrchestrator):
         """MemOrchestrator's, in its order, with the status record shared (see
         :meth:`_shared_record`) and ``call_id_to_inv_id`` holding a call's only invocation
         id itself instead of a one-element set (see :meth:`get_call_invocation_ids`)."""
-        status_record = self._shared_record(
-            InvocationStatusRecord(InvocationStatus.REGISTERED, runner_id)
-        )
+        # (InvocationStatusRecord(REGISTERED, runner_id) stamps datetime.now(UTC), as
+        # _record_now does, and then is shared the same way.)
+        status_record = self._record_now(InvocationStatus.REGISTERED, runner_id)
         calls: dict[Any, Any] = self.call_id_to_inv_id
         for invocation in invocations:
-            self._interanl_atomic_status_transition(invocation.invocation_id, None, status_record)
-            self.task_id_to_inv_id[invocation.call.task.task_id].add(invocation.invocation_id)
-            call_id = invocation.call.call_id
+            # (the invocation id and call are plain attributes behind pynenc's properties)
+            invocation_id = invocation._invocation_id
+            call = invocation._call
+            call_id = call.call_id
+            self._interanl_atomic_status_transition(invocation_id, None, status_record)
+            self.task_id_to_inv_id[call.task.task_id].add(invocation_id)
             known = calls.get(call_id)
             if known is None:
-                calls[call_id] = invocation.invocation_id
+                calls[call_id] = invocation_id
             elif type(known) is set:
-                known.add(invocation.invocation_id)
-            elif known != invocation.invocation_id:
+                known.add(invocation_id)
+            elif known != invocation_id:
                 # The set pynenc would hold, built by the same adds in the same order.
-                calls[call_id] = {known, invocation.invocation_id}
-            self.inv_id_to_call_id[invocation.invocation_id] = invocation.call.call_id
-            self.invocation_retries[invocation.invocation_id] = 0
+                calls[call_id] = {known, invocation_id}
+            self.inv_id_to_call_id[invocation_id] = call_id
+            self.invocation_retries[invocation_id] = 0
         return status_record
 
     def get_call_invocation_ids(self, call_id: CallId) -> Iterator[InvocationId]:
@@ -237,6 +249,75 @@ class _FastMemOrchestrator(MemOrchestrator):
         )
         self.reroute_invocations(invocations_to_reroute, runner_ctx)
 
+    def get_additional_invocations_to_run(
+        self,
+        missing_invocations: int,
+        blocking_invocation_ids: set[InvocationId],
+        invocations_to_reroute: set[InvocationId],
+        runner_ctx: RunnerContext,
+        queue_provider: Callable[[], Sequence[str]],
+        on_queue_retrieved: Callable[[str], None],
+    ) -> Iterator[DistributedInvocation]:
+        """pynenc's loop, step for step, with the broker looked up once per call and the
+        concurrency check (``is_candidate_to_run_by_concurrency_control``) asked only of a
+        task whose running concurrency is not disabled: for a disabled one pynenc's check
+        returns True before reading anything (the task's option is read once per task, see
+        :meth:`_running_concurrency_off`)."""
+        broker = self.app.broker
+        while missing_invocations > 0:
+            retrieved_invocation = False
+            for queue_name in queue_provider():
+                invocation_id = broker.retrieve_invocation(queue_name)
+                if not invocation_id:
+                    continue
+                retrieved_invocation = True
+                on_queue_retrieved(queue_name)
+                if invocation_id not in blocking_invocation_ids:
+                    invocation_status = self.get_invocation_status(invocation_id)
+                    if invocation_status.is_available_for_run():
+                        invocation = self.app.state_backend.get_invocation(invocation_id)
+                        if not self._running_concurrency_off(
+                            invocation
+                        ) and not self.is_candidate_to_run_by_concurrency_control(invocation):
+                            if invocation.task.conf.reroute_on_concurrency_control:
+                                self.set_invocation_status(
+                                    invocation_id,
+                                    InvocationStatus.CONCURRENCY_CONTROLLED,
+                                    runner_ctx,
+                                )
+                                invocations_to_reroute.add(invocation_id)
+                            else:
+                                self.set_invocation_status(
+                                    invocation_id,
+                                    InvocationStatus.CONCURRENCY_CONTROLLED_FINAL,
+                                    runner_ctx,
+                                )
+                            break
+                        try:
+                            self.set_invocation_status(
+                                invocation_id, InvocationStatus.PENDING, runner_ctx
+                            )
+                            missing_invocations -= 1
+                            yield invocation
+                        except InvocationStatusError as ex:
+                            self.app.logger.warning(
+                                f"Could not set invocation:{invocation_id} to status:pending: {ex}"
+                            )
+                            break
+                break
+            if not retrieved_invocation:
+                break
+
+    def _running_concurrency_off(self, invocation: DistributedInvocation[Any, Any]) -> bool:
+        # A task's running_concurrency option is fixed while this component lives (as its
+        # broker queue, see _route_of): read once per task.
+        task = invocation._call.task
+        known = self._concurrency_off.get(id(task))
+        if known is None or known[0] is not task:
+            off = task.conf.running_concurrency == ConcurrencyControlType.DISABLED
+            known = self._concurrency_off[id(task)] = (task, off)
+        return known[1]
+
     # Routing: pynenc's steps in pynenc's order; its log lines are formatted only when the
     # logger would emit them (pynenc builds each f-string first: ``str(call)`` included).
 
@@ -290,14 +371,40 @@ class _FastMemOrchestrator(MemOrchestrator):
         for (queue_name, priority), invocation_ids in routes.items():
             broker.route_invocations(invocation_ids, queue_name, priority)
 
+    def _runner_context(self) -> RunnerContext:
+        """``get_or_create_runner_context(app_id)``: the context set for the app, else one
+        from the current runner, else the external runner's context of this host, process
+        and thread. pynenc builds that last one anew on every call, equal field by field
+        (``ExternalRunner@host-pid``, no parent); it is built once per (host, pid, thread)
+        here. Nobody tells the instances apart: pynenc keeps them by ``runner_id`` and
+        reads their fields, never mutates one."""
+        app_id = self.app.app_id
+        runner_ctx = pynenc_context.get_runner_context(app_id)
+        if runner_ctx:
+            return runner_ctx
+        runner = pynenc_context.get_current_runner(app_id)
+        if runner:
+            return RunnerContext.from_runner(runner)
+        # (threading.current_thread().ident, the context's thread id, is get_ident())
+        key = (socket.gethostname(), os.getpid(), threading.get_ident())
+        known = self._external_ctx.get(key)
+        if known is None:
+            known = self._external_ctx[key] = ExternalRunner.get_default_external_runner_context()
+        return known
+
     def register_new_invocations(self, invocations: list[DistributedInvocation[Any, Any]]) -> None:
         app = self.app
-        runner_ctx = pynenc_context.get_or_create_runner_context(app.app_id)
+        runner_ctx = self._runner_context()
         runner_id = runner_ctx.runner_id
         app.state_backend.upsert_invocations(invocations)
         status_record = self._register_new_invocations(invocations, runner_id)
-        inv_ids = [invocation.invocation_id for invocation in invocations]
-        app.state_backend.add_histories(invocations, status_record, runner_ctx)
+        inv_ids = [invocation._invocation_id for invocation in invocations]
+        backend = app.state_backend
+        if type(backend) is SimMemStateBackend:
+            # (the record was made by this call: its timestamp is the histories' now)
+            backend.add_histories_made_now(invocations, status_record, runner_ctx)
+        else:
+            backend.add_histories(invocations, status_record, runner_ctx)
         app.trigger.report_tasks_status(inv_ids, status_record.status)
         self.route_invocations(invocations)
         logger = app.logger
@@ -319,7 +426,13 @@ class _FastMemOrchestrator(MemOrchestrator):
             if self._blocking_on():
                 self.blocking_control.release_waiters(invocation_id)
             self.set_up_invocation_auto_purge(invocation_id)
-        app.state_backend.add_history(invocation_id, new_status_record, runner_ctx)
+        backend = app.state_backend
+        if type(backend) is SimMemStateBackend:
+            # The record was made by this call at this frozen instant: the history's
+            # datetime.now(UTC) would be its timestamp object (see add_history_made_now).
+            backend.add_history_made_now(invocation_id, new_status_record, runner_ctx)
+        else:
+            backend.add_history(invocation_id, new_status_record, runner_ctx)
         app.trigger.report_tasks_status([invocation_id], status)
         logger = app.logger
         if logger.isEnabledFor(logging.INFO):

@@ -28,6 +28,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pynenc import context as ctx_mod
+from pynenc.arguments import Arguments
 from pynenc.invocation.dist_invocation import DistributedInvocation
 from pynenc.invocation.status import (
     InvocationStatus,
@@ -42,6 +44,7 @@ from pynenc_wf_testing.runtime.cron_steps import cron_condition_satisfied
 
 if TYPE_CHECKING:
     from pynenc.identifiers.invocation_id import InvocationId
+    from pynenc.invocation.base_invocation import BaseInvocation
     from pynenc.identifiers.task_id import TaskId
     from pynenc.models.trigger_definition_dto import TriggerDefinitionDTO
     from pynenc.orchestrator.atomic_service import AtomicServiceRun
@@ -389,6 +392,34 @@ class SimMemTrigger(MemTrigger):
         for valid_id, _, triggers, _ in recorded:
             if triggers:  # (a condition without triggers stays valid, as in pynenc)
                 self._valid_conditions.pop(valid_id, None)
+
+    def execute_task(
+        self,
+        task_id: TaskId,
+        arguments: dict[str, Any] | None = None,
+        *,
+        parent_event_id: str | None = None,
+    ) -> BaseInvocation[Any, Any]:
+        """pynenc's ``BaseTrigger.execute_task``, step for step, with the app id read once
+        (pynenc reads it through the config four times: it cannot change while the task is
+        routed) and its debug line formatted only when the logger would emit it (pynenc
+        builds the f-string first)."""
+        app = self.app
+        task = app.get_task(task_id)
+        if not task:
+            raise ValueError(f"Task {task_id} not found")
+        app_id = app.app_id
+        previous_event = ctx_mod.swap_trigger_event_context(app_id, parent_event_id)
+        previous_inv = ctx_mod.swap_dist_invocation_context(app_id, None)
+        try:
+            invocation = task._call(Arguments(kwargs=arguments or {}))
+        finally:
+            ctx_mod.swap_dist_invocation_context(app_id, previous_inv)
+            ctx_mod.swap_trigger_event_context(app_id, previous_event)
+        logger = app.logger
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(f"Triggered task:{task_id} with arguments {arguments}")
+        return invocation
 
     def _sim_should_trigger(
         self, condition: CronCondition, condition_id: str, now: datetime
