@@ -81,8 +81,8 @@ class _FastMemOrchestrator(MemOrchestrator):
         self._owners: dict[tuple[Any, ...], str | None] = {}
         # id(task) -> (task, broker queue, broker priority)
         self._routes: dict[int, tuple[Any, str, float]] = {}
-        # id(task) -> (task, its running_concurrency is DISABLED)
-        self._concurrency_off: dict[int, tuple[Any, bool]] = {}
+        # id(task) -> (task, (registration_concurrency off, running_concurrency off))
+        self._concurrency_off: dict[int, tuple[Any, tuple[bool, bool]]] = {}
         # (hostname, pid, thread id) -> the external runner context of that thread
         self._external_ctx: dict[tuple[str, int, int], RunnerContext] = {}
 
@@ -210,7 +210,15 @@ class _FastMemOrchestrator(MemOrchestrator):
                 record = self._shared_record(status_record_transition(previous, status, runner_id))
                 self._owners[key] = record.runner_id
             else:
-                record = self._record_now(status, owner)
+                # (_record_now, inlined: this runs for every status change)
+                now = _dt.datetime.now(_dt.UTC)
+                if now is not self._records_at:
+                    self._records_at = now
+                    self._records.clear()
+                records = self._records
+                record = records.get((status, owner))
+                if record is None:
+                    record = records[(status, owner)] = InvocationStatusRecord(status, owner, now)
             if previous:
                 self.status_index[previous.status].discard(invocation_id)
             self.status_index[record.status].add(invocation_id)
@@ -258,10 +266,8 @@ class _FastMemOrchestrator(MemOrchestrator):
         queue_provider: Callable[[], Sequence[str]],
         on_queue_retrieved: Callable[[str], None],
     ) -> Iterator[DistributedInvocation]:
-        """pynenc's loop, step for step, with the broker looked up once per call and the
-        concurrency check (``is_candidate_to_run_by_concurrency_control``) asked only of a
-        task whose running concurrency is not disabled: for a disabled one pynenc's check
-        returns True before reading anything (the task's option is read once per task, see
+        """pynenc's loop, step for step, with the broker looked up once per call (the
+        concurrency checks answer from the task's option read once per task, see
         :meth:`_running_concurrency_off`)."""
         broker = self.app.broker
         while missing_invocations > 0:
@@ -276,9 +282,7 @@ class _FastMemOrchestrator(MemOrchestrator):
                     invocation_status = self.get_invocation_status(invocation_id)
                     if invocation_status.is_available_for_run():
                         invocation = self.app.state_backend.get_invocation(invocation_id)
-                        if not self._running_concurrency_off(
-                            invocation
-                        ) and not self.is_candidate_to_run_by_concurrency_control(invocation):
+                        if not self.is_candidate_to_run_by_concurrency_control(invocation):
                             if invocation.task.conf.reroute_on_concurrency_control:
                                 self.set_invocation_status(
                                     invocation_id,
@@ -308,21 +312,46 @@ class _FastMemOrchestrator(MemOrchestrator):
             if not retrieved_invocation:
                 break
 
+    def is_candidate_to_run_by_concurrency_control(
+        self, invocation: DistributedInvocation[Any, Any]
+    ) -> bool:
+        # pynenc's answers True at once for a task whose running concurrency is disabled.
+        if self._running_concurrency_off(invocation):
+            return True
+        return super().is_candidate_to_run_by_concurrency_control(invocation)
+
+    def is_authorize_to_run_by_concurrency_control(
+        self, invocation: DistributedInvocation[Any, Any]
+    ) -> bool:
+        # pynenc's answers True at once for a task whose running concurrency is disabled.
+        if self._running_concurrency_off(invocation):
+            return True
+        return super().is_authorize_to_run_by_concurrency_control(invocation)
+
     def _running_concurrency_off(self, invocation: DistributedInvocation[Any, Any]) -> bool:
-        # A task's running_concurrency option is fixed while this component lives (as its
-        # broker queue, see _route_of): read once per task.
-        task = invocation._call.task
+        return self._concurrency_of(invocation._call.task)[1]
+
+    def _concurrency_of(self, task: Any) -> tuple[bool, bool]:
+        """(registration concurrency disabled, running concurrency disabled) of ``task``:
+        its options, fixed while this component lives (as its broker queue, see
+        :meth:`_route_of`), read once per task instead of on every route and fetch."""
         known = self._concurrency_off.get(id(task))
         if known is None or known[0] is not task:
-            off = task.conf.running_concurrency == ConcurrencyControlType.DISABLED
-            known = self._concurrency_off[id(task)] = (task, off)
-        return known[1]
+            conf = task.conf
+            known = self._concurrency_off[id(task)] = (
+                task,
+                (
+                    conf.registration_concurrency == ConcurrencyControlType.DISABLED,
+                    conf.running_concurrency == ConcurrencyControlType.DISABLED,
+                ),
+            )
+        return known[1]  # type: ignore[no-any-return]
 
     # Routing: pynenc's steps in pynenc's order; its log lines are formatted only when the
     # logger would emit them (pynenc builds each f-string first: ``str(call)`` included).
 
     def route_call(self, call: Call[Any, Any]) -> DistributedInvocation[Any, Any]:
-        if call.task.conf.registration_concurrency != ConcurrencyControlType.DISABLED:
+        if not self._concurrency_of(call.task)[0]:
             return super().route_call(call)
         logger = call.task.logger
         if logger.isEnabledFor(logging.DEBUG):
@@ -333,17 +362,15 @@ class _FastMemOrchestrator(MemOrchestrator):
         self, call: Call[Any, Any], runner_id: str | None = None
     ) -> DistributedInvocation[Any, Any]:
         app = self.app
+        app_id = app.app_id  # (read once: pynenc reads it twice, it cannot change here)
         new_invocation = DistributedInvocation.from_parent(
             call,
-            parent_invocation=pynenc_context.get_dist_invocation_context(app.app_id),
-            parent_event_id=pynenc_context.get_trigger_event_context(app.app_id),
+            parent_invocation=pynenc_context.get_dist_invocation_context(app_id),
+            parent_event_id=pynenc_context.get_trigger_event_context(app_id),
         )
         self.register_new_invocations([new_invocation])
-        task_conf = call.task.conf
-        if (
-            task_conf.registration_concurrency != ConcurrencyControlType.DISABLED
-            or task_conf.running_concurrency != ConcurrencyControlType.DISABLED
-        ):
+        registration_off, running_off = self._concurrency_of(call.task)
+        if not (registration_off and running_off):
             self.index_arguments_for_concurrency_control(new_invocation)
         logger = app.logger
         if logger.isEnabledFor(logging.INFO):
@@ -363,6 +390,11 @@ class _FastMemOrchestrator(MemOrchestrator):
         self.app.broker.route_invocation(invocation.invocation_id, queue, priority)
 
     def route_invocations(self, invocations: Sequence[DistributedInvocation[Any, Any]]) -> None:
+        if len(invocations) == 1:  # (one group of one: what the grouping below makes)
+            invocation = invocations[0]
+            queue_name, priority = self._route_of(invocation._call.task)
+            self.app.broker.route_invocations([invocation._invocation_id], queue_name, priority)
+            return
         # pynenc's grouping by (queue, priority), in first-seen order.
         routes: dict[tuple[str, float], list[InvocationId]] = {}
         for invocation in invocations:
