@@ -81,6 +81,7 @@ class _FastMemOrchestrator(MemOrchestrator):
         self._owners: dict[tuple[Any, ...], str | None] = {}
         # id(task) -> (task, broker queue, broker priority)
         self._routes: dict[int, tuple[Any, str, float]] = {}
+        self._app_id_known: str | None = None
         # id(task) -> (task, (registration_concurrency off, running_concurrency off))
         self._concurrency_off: dict[int, tuple[Any, tuple[bool, bool]]] = {}
         # (hostname, pid, thread id) -> the external runner context of that thread
@@ -362,7 +363,7 @@ class _FastMemOrchestrator(MemOrchestrator):
         self, call: Call[Any, Any], runner_id: str | None = None
     ) -> DistributedInvocation[Any, Any]:
         app = self.app
-        app_id = app.app_id  # (read once: pynenc reads it twice, it cannot change here)
+        app_id = self._app_id()
         new_invocation = DistributedInvocation.from_parent(
             call,
             parent_invocation=pynenc_context.get_dist_invocation_context(app_id),
@@ -376,6 +377,14 @@ class _FastMemOrchestrator(MemOrchestrator):
         if logger.isEnabledFor(logging.INFO):
             logger.info(f"invocation:{new_invocation.invocation_id} ROUTED")
         return new_invocation
+
+    def _app_id(self) -> str:
+        # The app's id (a config read through two properties): the identity pynenc keys
+        # every context and store by, fixed for the app's life; read once per component.
+        app_id = self._app_id_known
+        if app_id is None:
+            app_id = self._app_id_known = self.app.app_id
+        return app_id
 
     def _route_of(self, task: Any) -> tuple[str, float]:
         # A task's broker queue and priority come from its options and the broker config,
@@ -410,7 +419,7 @@ class _FastMemOrchestrator(MemOrchestrator):
         (``ExternalRunner@host-pid``, no parent); it is built once per (host, pid, thread)
         here. Nobody tells the instances apart: pynenc keeps them by ``runner_id`` and
         reads their fields, never mutates one."""
-        app_id = self.app.app_id
+        app_id = self._app_id()
         runner_ctx = pynenc_context.get_runner_context(app_id)
         if runner_ctx:
             return runner_ctx
