@@ -108,7 +108,7 @@ class _FastMemOrchestrator(MemOrchestrator):
     ) -> dict[tuple[InvocationStatus, str | None], InvocationStatusRecord]:
         if timestamp is not self._records_at:
             self._records_at = timestamp
-            self._records.clear()
+            self._records = {}
         return self._records
 
     def _record_now(self, status: InvocationStatus, owner: str | None) -> InvocationStatusRecord:
@@ -117,9 +117,10 @@ class _FastMemOrchestrator(MemOrchestrator):
         dataclass's default), shared like :meth:`_shared_record`'s."""
         now = _dt.datetime.now(_dt.UTC)
         records = self._records_at_instant(now)
-        record = records.get((status, owner))
-        if record is None:
-            record = records[(status, owner)] = InvocationStatusRecord(status, owner, now)
+        key = (status, owner)
+        if key in records:
+            return records[key]
+        record = records[key] = InvocationStatusRecord(status, owner, now)
         return record
 
     def _register_new_invocations(
@@ -139,7 +140,7 @@ class _FastMemOrchestrator(MemOrchestrator):
             call_id = call.call_id
             self._interanl_atomic_status_transition(invocation_id, None, status_record)
             self.task_id_to_inv_id[call.task.task_id].add(invocation_id)
-            known = calls.get(call_id)
+            known = calls[call_id] if call_id in calls else None
             if known is None:
                 calls[call_id] = invocation_id
             elif type(known) is set:
@@ -197,14 +198,17 @@ class _FastMemOrchestrator(MemOrchestrator):
         # MemOrchestrator's, with its two helper calls inlined (the single lock, the index
         # update of _interanl_atomic_status_transition), and the new record shared with an
         # equal one of the same instant (see _shared_record).
+        # (Lookups are `in` + subscript, not .get(): no call per lookup on this hot path.)
         with self._one_lock:
-            previous = self.invocation_status_record.get(invocation_id)
+            status_records = self.invocation_status_record
+            previous = status_records[invocation_id] if invocation_id in status_records else None
             key = (
                 (previous.status, previous.runner_id, status, runner_id)
                 if previous is not None
                 else (None, None, status, runner_id)
             )
-            owner = self._owners.get(key, _UNKNOWN)
+            owners = self._owners
+            owner = owners[key] if key in owners else _UNKNOWN
             if owner is _UNKNOWN:
                 # pynenc's validation (it raises for a transition or owner it refuses) and
                 # new owner: pure functions of the key, so an accepted key is remembered.
@@ -215,15 +219,17 @@ class _FastMemOrchestrator(MemOrchestrator):
                 now = _dt.datetime.now(_dt.UTC)
                 if now is not self._records_at:
                     self._records_at = now
-                    self._records.clear()
+                    self._records = {}
                 records = self._records
-                record = records.get((status, owner))
-                if record is None:
-                    record = records[(status, owner)] = InvocationStatusRecord(status, owner, now)
+                record_key = (status, owner)
+                if record_key in records:
+                    record = records[record_key]
+                else:
+                    record = records[record_key] = InvocationStatusRecord(status, owner, now)
             if previous:
                 self.status_index[previous.status].discard(invocation_id)
             self.status_index[record.status].add(invocation_id)
-            self.invocation_status_record[invocation_id] = record
+            status_records[invocation_id] = record
             return record
 
     def _blocking_on(self) -> bool:
@@ -336,7 +342,8 @@ class _FastMemOrchestrator(MemOrchestrator):
         """(registration concurrency disabled, running concurrency disabled) of ``task``:
         its options, fixed while this component lives (as its broker queue, see
         :meth:`_route_of`), read once per task instead of on every route and fetch."""
-        known = self._concurrency_off.get(id(task))
+        key = id(task)
+        known = self._concurrency_off[key] if key in self._concurrency_off else None
         if known is None or known[0] is not task:
             conf = task.conf
             known = self._concurrency_off[id(task)] = (
@@ -389,7 +396,8 @@ class _FastMemOrchestrator(MemOrchestrator):
     def _route_of(self, task: Any) -> tuple[str, float]:
         # A task's broker queue and priority come from its options and the broker config,
         # both fixed while this component lives: read (and validated) once per task.
-        known = self._routes.get(id(task))
+        key = id(task)
+        known = self._routes[key] if key in self._routes else None
         if known is None or known[0] is not task:
             known = self._routes[id(task)] = (task, task.broker_queue, task.broker_priority)
         return known[1], known[2]
@@ -428,7 +436,7 @@ class _FastMemOrchestrator(MemOrchestrator):
             return RunnerContext.from_runner(runner)
         # (threading.current_thread().ident, the context's thread id, is get_ident())
         key = (socket.gethostname(), os.getpid(), threading.get_ident())
-        known = self._external_ctx.get(key)
+        known = self._external_ctx[key] if key in self._external_ctx else None
         if known is None:
             known = self._external_ctx[key] = ExternalRunner.get_default_external_runner_context()
         return known

@@ -232,8 +232,11 @@ class SimMemStateBackend(SimStockMemStateBackend):
         the history's ``datetime.now(UTC)`` is the record's timestamp object itself (the
         simulator's clock is frozen within a call and gives one object per instant; see
         ``_FastMemOrchestrator.set_invocation_status``), so it is not asked again."""
+        cached = self._runner_context_cache
+        runner_id = runner_context.runner_id
         if (
-            self._runner_context_cache.get(runner_context.runner_id) is not runner_context
+            runner_id not in cached
+            or cached[runner_id] is not runner_context
             or runner_context.parent_ctx
         ):
             self.store_runner_context(runner_context)
@@ -259,11 +262,11 @@ class SimMemStateBackend(SimStockMemStateBackend):
             registered_by,
             _dt.datetime.now(_dt.UTC) if now is None else now,
         )
-        rows = self._rows.get(invocation_id)
-        if rows is None:
-            self._rows[invocation_id] = [row]
+        rows = self._rows
+        if invocation_id in rows:  # (`in` + subscript: no call per history row)
+            rows[invocation_id].append(row)
         else:
-            rows.append(row)
+            rows[invocation_id] = [row]
 
     def _add_histories(
         self, invocation_ids: list[InvocationId], invocation_history: InvocationHistory

@@ -165,7 +165,8 @@ class SimMemTrigger(MemTrigger):
 
     def store_trigger_run(self, run: TriggerRunRecord) -> None:
         with self._monitoring_lock:
-            old = self._trigger_runs.get(run.trigger_run_id)
+            runs = self._trigger_runs
+            old = runs[run.trigger_run_id] if run.trigger_run_id in runs else None
             if old is not None:
                 self._unindex_run(old)
             self._trigger_runs[run.trigger_run_id] = run
@@ -430,15 +431,17 @@ class SimMemTrigger(MemTrigger):
     ) -> CronContext | None:
         """pynenc's ``_should_trigger_cron_condition`` without its log lines: the local cache,
         then the stored last execution, then the optimistic store of ``now``."""
+        # (`in` + subscript instead of .get(): no call per lookup, once per firing)
         cache = self._last_cron_execution_cache
-        cached = cache.get(condition_id)
+        cached = cache[condition_id] if condition_id in cache else None
         last = None
         if cached:
             if not self._sim_satisfied(condition, now, cached):
                 return None
             last = cached
+        executions = self._last_cron_executions
         with self._cron_lock:
-            stored = self._last_cron_executions.get(condition_id)
+            stored = executions[condition_id] if condition_id in executions else None
         if stored:
             cache[condition_id] = stored
             # (the same instant as the cache's was just evaluated: the same answer)
@@ -446,10 +449,10 @@ class SimMemTrigger(MemTrigger):
                 return None
             last = stored
         with self._cron_lock:  # (store_last_cron_execution)
-            current = self._last_cron_executions.get(condition_id)
+            current = executions[condition_id] if condition_id in executions else None
             stamped = stored is None or current == stored
             if stamped:
-                self._last_cron_executions[condition_id] = now
+                executions[condition_id] = now
         if not stamped:  # pragma: no cover - another loop claimed it (not in one process)
             fresh = self.get_last_cron_execution(condition_id)
             if fresh:
