@@ -69,6 +69,18 @@ class SimMemBroker(MemBroker):
         for invocation_id in invocation_ids:
             queue.append(invocation_id)
 
+    def retrieve_invocation(self, queue_name: str | None = None) -> InvocationId | None:
+        """MemBroker's: the highest priority's oldest id, with a queue name that passed
+        validation not validated again."""
+        queue = self.conf.queues[0] if queue_name is None else queue_name
+        if (queue,) not in self._validated:
+            self._validate_queue_names((queue,))
+        by_priority = self._queues[queue]
+        for priority in sorted(by_priority, reverse=True):
+            if by_priority[priority]:
+                return by_priority[priority].popleft()
+        return None
+
     def _validate_queue_names(self, queue_names: Sequence[str]) -> None:
         key = tuple(queue_names)
         if key in self._validated:
