@@ -102,7 +102,7 @@ def test_run_task_sync_answers_like_pynencs_and_forgets_on_undo() -> None:
         assert run is speedups._run_task_sync
         assert run(plain, 1) == 2 and run(plain, x=2) == 3
         assert run(coroutine, 4) == 8  # pynenc's own path: asyncio.run
-        assert speedups._COROUTINE == {plain: False, coroutine: True}
+        assert {plain: False, coroutine: True} == speedups._COROUTINE
     finally:
         patches.undo()
     assert speedups._COROUTINE == {}

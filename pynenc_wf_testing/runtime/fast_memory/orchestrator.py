@@ -140,7 +140,7 @@ class _FastMemOrchestrator(MemOrchestrator):
             call_id = call.call_id
             self._interanl_atomic_status_transition(invocation_id, None, status_record)
             self.task_id_to_inv_id[call.task.task_id].add(invocation_id)
-            known = calls[call_id] if call_id in calls else None
+            known = calls[call_id] if call_id in calls else None  # noqa: SIM401
             if known is None:
                 calls[call_id] = invocation_id
             elif type(known) is set:
@@ -201,14 +201,14 @@ class _FastMemOrchestrator(MemOrchestrator):
         # (Lookups are `in` + subscript, not .get(): no call per lookup on this hot path.)
         with self._one_lock:
             status_records = self.invocation_status_record
-            previous = status_records[invocation_id] if invocation_id in status_records else None
+            previous = status_records[invocation_id] if invocation_id in status_records else None  # noqa: SIM401
             key = (
                 (previous.status, previous.runner_id, status, runner_id)
                 if previous is not None
                 else (None, None, status, runner_id)
             )
             owners = self._owners
-            owner = owners[key] if key in owners else _UNKNOWN
+            owner = owners[key] if key in owners else _UNKNOWN  # noqa: SIM401
             if owner is _UNKNOWN:
                 # pynenc's validation (it raises for a transition or owner it refuses) and
                 # new owner: pure functions of the key, so an accepted key is remembered.
@@ -325,7 +325,7 @@ class _FastMemOrchestrator(MemOrchestrator):
         # pynenc's answers True at once for a task whose running concurrency is disabled.
         if self._running_concurrency_off(invocation):
             return True
-        return super().is_candidate_to_run_by_concurrency_control(invocation)
+        return bool(super().is_candidate_to_run_by_concurrency_control(invocation))
 
     def is_authorize_to_run_by_concurrency_control(
         self, invocation: DistributedInvocation[Any, Any]
@@ -333,7 +333,7 @@ class _FastMemOrchestrator(MemOrchestrator):
         # pynenc's answers True at once for a task whose running concurrency is disabled.
         if self._running_concurrency_off(invocation):
             return True
-        return super().is_authorize_to_run_by_concurrency_control(invocation)
+        return bool(super().is_authorize_to_run_by_concurrency_control(invocation))
 
     def _running_concurrency_off(self, invocation: DistributedInvocation[Any, Any]) -> bool:
         return self._concurrency_of(invocation._call.task)[1]
@@ -343,7 +343,7 @@ class _FastMemOrchestrator(MemOrchestrator):
         its options, fixed while this component lives (as its broker queue, see
         :meth:`_route_of`), read once per task instead of on every route and fetch."""
         key = id(task)
-        known = self._concurrency_off[key] if key in self._concurrency_off else None
+        known = self._concurrency_off[key] if key in self._concurrency_off else None  # noqa: SIM401
         if known is None or known[0] is not task:
             conf = task.conf
             known = self._concurrency_off[id(task)] = (
@@ -353,7 +353,7 @@ class _FastMemOrchestrator(MemOrchestrator):
                     conf.running_concurrency == ConcurrencyControlType.DISABLED,
                 ),
             )
-        return known[1]  # type: ignore[no-any-return]
+        return known[1]
 
     # Routing: pynenc's steps in pynenc's order; its log lines are formatted only when the
     # logger would emit them (pynenc builds each f-string first: ``str(call)`` included).
@@ -397,7 +397,7 @@ class _FastMemOrchestrator(MemOrchestrator):
         # A task's broker queue and priority come from its options and the broker config,
         # both fixed while this component lives: read (and validated) once per task.
         key = id(task)
-        known = self._routes[key] if key in self._routes else None
+        known = self._routes[key] if key in self._routes else None  # noqa: SIM401
         if known is None or known[0] is not task:
             known = self._routes[id(task)] = (task, task.broker_queue, task.broker_priority)
         return known[1], known[2]
@@ -436,7 +436,7 @@ class _FastMemOrchestrator(MemOrchestrator):
             return RunnerContext.from_runner(runner)
         # (threading.current_thread().ident, the context's thread id, is get_ident())
         key = (socket.gethostname(), os.getpid(), threading.get_ident())
-        known = self._external_ctx[key] if key in self._external_ctx else None
+        known = self._external_ctx[key] if key in self._external_ctx else None  # noqa: SIM401
         if known is None:
             known = self._external_ctx[key] = ExternalRunner.get_default_external_runner_context()
         return known

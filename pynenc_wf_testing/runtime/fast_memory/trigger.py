@@ -44,8 +44,8 @@ from pynenc_wf_testing.runtime.cron_steps import cron_condition_satisfied
 
 if TYPE_CHECKING:
     from pynenc.identifiers.invocation_id import InvocationId
-    from pynenc.invocation.base_invocation import BaseInvocation
     from pynenc.identifiers.task_id import TaskId
+    from pynenc.invocation.base_invocation import BaseInvocation
     from pynenc.models.trigger_definition_dto import TriggerDefinitionDTO
     from pynenc.orchestrator.atomic_service import AtomicServiceRun
     from pynenc.trigger.conditions import TriggerCondition
@@ -166,7 +166,7 @@ class SimMemTrigger(MemTrigger):
     def store_trigger_run(self, run: TriggerRunRecord) -> None:
         with self._monitoring_lock:
             runs = self._trigger_runs
-            old = runs[run.trigger_run_id] if run.trigger_run_id in runs else None
+            old = runs[run.trigger_run_id] if run.trigger_run_id in runs else None  # noqa: SIM401
             if old is not None:
                 self._unindex_run(old)
             self._trigger_runs[run.trigger_run_id] = run
@@ -433,7 +433,7 @@ class SimMemTrigger(MemTrigger):
         then the stored last execution, then the optimistic store of ``now``."""
         # (`in` + subscript instead of .get(): no call per lookup, once per firing)
         cache = self._last_cron_execution_cache
-        cached = cache[condition_id] if condition_id in cache else None
+        cached = cache[condition_id] if condition_id in cache else None  # noqa: SIM401
         last = None
         if cached:
             if not self._sim_satisfied(condition, now, cached):
@@ -441,7 +441,7 @@ class SimMemTrigger(MemTrigger):
             last = cached
         executions = self._last_cron_executions
         with self._cron_lock:
-            stored = executions[condition_id] if condition_id in executions else None
+            stored = executions[condition_id] if condition_id in executions else None  # noqa: SIM401
         if stored:
             cache[condition_id] = stored
             # (the same instant as the cache's was just evaluated: the same answer)
@@ -449,7 +449,7 @@ class SimMemTrigger(MemTrigger):
                 return None
             last = stored
         with self._cron_lock:  # (store_last_cron_execution)
-            current = executions[condition_id] if condition_id in executions else None
+            current = executions[condition_id] if condition_id in executions else None  # noqa: SIM401
             stamped = stored is None or current == stored
             if stamped:
                 executions[condition_id] = now

@@ -126,7 +126,8 @@ class ProcessPatches:
             return
         target = when
         if target.tzinfo:
-            target -= target.utcoffset()
+            offset: Any = target.utcoffset()
+            target -= offset
             target = target.replace(tzinfo=None)
         frozen = factory.time_to_freeze
         factory.time_to_freeze = frozen + (target - frozen)
