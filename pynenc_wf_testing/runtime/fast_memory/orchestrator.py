@@ -10,7 +10,11 @@ Accepted status transitions are remembered (pynenc's validation is a pure functi
 old status and owner, the new status and the runner), and the routing path formats its log
 lines only when the logger would emit them (pynenc builds each f-string, ``str(call)``
 included, before the logger drops it); a task's broker queue and priority (its options and
-the broker config, fixed while the component lives) are read and validated once per task.
+the broker config, fixed while the component lives) are read and validated once per task,
+as are its concurrency options and the app id. The external runner context pynenc rebuilds
+for every registration from outside a runner is built once per thread, and a history written
+for a status record made in the same call takes the record's timestamp (the clock is frozen
+within a call).
 
 Part of the fast memory backend (see ``fast_memory/__init__.py``); docs/benchmarks.md has
 what it buys.
