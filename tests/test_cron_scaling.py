@@ -346,7 +346,7 @@ def test_a_cron_firing_costs_under_660_calls_and_no_croniter() -> None:
     """Per firing of ``* * * * *``: the plain-cron iteration answers every trigger-loop pass
     (pynenc's own body never runs), croniter computes no fire time (arithmetic), and the
     whole firing (trigger loop, routing, running the task, clock move) stays under 660 Python
-    and builtin calls (1,269 before the plain path; ~787 with it; ~636 once the routing,
+    and builtin calls (1,269 before the plain path; ~787 with it; ~631 once the routing,
     fetch and clock path was trimmed: ``tests/test_cron_firing_path.py``)."""
     real = croniter.__dict__["_calc_next"]
     computed = 0
