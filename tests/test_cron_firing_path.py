@@ -24,6 +24,7 @@ from pynenc.runner.base_runner import ExternalRunner
 
 from benchmarks import cron_app
 from pynenc_wf_testing import WorkflowEnv
+from pynenc_wf_testing.runtime.fast_memory import SimMemBroker
 from pynenc_wf_testing.runtime.monkeypatches import PatchSet, ProcessPatches
 from pynenc_wf_testing.runtime.monkeypatches import pynenc_speedups as speedups
 
@@ -58,17 +59,19 @@ def test_work_the_firing_path_no_longer_repeats(
 ) -> None:
     """Per firing, after the first: no external runner context is built (one per thread),
     no ``inspect.iscoroutinefunction`` of the task function (asked once), no pass through
-    freezegun's ``move_to`` (the clock move does its arithmetic) and no f-string of pynenc's
-    ``execute_task`` debug line (the logger is off for debug)."""
+    freezegun's ``move_to`` (the clock move does its arithmetic) and no broker queue-name
+    validation (a validated route and queue are not validated again)."""
     contexts = _Counted(monkeypatch, ExternalRunner, "get_default_external_runner_context")
     coroutine_checks = _Counted(monkeypatch, inspect, "iscoroutinefunction")
     freezegun_moves = _Counted(monkeypatch, fz.FrozenDateTimeFactory, "move_to")
+    queue_checks = _Counted(monkeypatch, SimMemBroker, "_validate_queue_names")
     fired = len(cron_app.FIRED)
     hour_of_cron.advance(hours=1)
     assert len(cron_app.FIRED) - fired == 60  # (the task still runs every minute)
     assert contexts.calls == 0
     assert coroutine_checks.calls == 0
     assert freezegun_moves.calls == 0
+    assert queue_checks.calls == 0  # (the route and the queue were validated in hour 1)
 
 
 def test_the_external_runner_context_is_pynencs(hour_of_cron: Any) -> None:

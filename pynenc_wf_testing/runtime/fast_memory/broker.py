@@ -64,10 +64,12 @@ class SimMemBroker(MemBroker):
         self, invocation_ids: Sequence[InvocationId], queue_name: str, priority: float
     ) -> None:
         self._check_route(queue_name, priority)
-        # (MemBroker._route_invocations: one _route_invocation append per id, in order)
-        queue = self._queues[queue_name][priority]
-        for invocation_id in invocation_ids:
-            queue.append(invocation_id)
+        # (MemBroker._route_invocations: one _route_invocation append per id, in order; no
+        # id, no queue entry made)
+        if invocation_ids:
+            queue = self._queues[queue_name][priority]
+            for invocation_id in invocation_ids:
+                queue.append(invocation_id)
 
     def retrieve_invocation(self, queue_name: str | None = None) -> InvocationId | None:
         """MemBroker's: the highest priority's oldest id, with a queue name that passed
