@@ -54,10 +54,13 @@ class SimOrchestratorMixin:
 
     app: Any
 
+    # The hooks below run for every routing and status change: they read the simulation
+    # attribute directly (sim_of's getattr without the extra call).
+
     def set_invocation_status(
         self, invocation_id: InvocationId, status: InvocationStatus, runner_ctx: RunnerContext
     ) -> None:
-        sim = sim_of(self.app)
+        sim: AttachedSimulation | None = getattr(self.app, SIM_ATTR, None)
         if sim is not None and sim.faults.crash_points:  # before-hooks only serve crash points
             sim.before_status(self.app, invocation_id, status)
         super().set_invocation_status(invocation_id, status, runner_ctx)  # type: ignore[misc]
@@ -65,7 +68,7 @@ class SimOrchestratorMixin:
             sim.after_status(self.app, invocation_id, status)
 
     def register_new_invocations(self, invocations: list[DistributedInvocation]) -> None:
-        sim = sim_of(self.app)
+        sim: AttachedSimulation | None = getattr(self.app, SIM_ATTR, None)
         if sim is not None:
             if sim.check_serialization:
                 # Before anything is written: the call fails where it is made.
@@ -84,7 +87,7 @@ class SimOrchestratorMixin:
 
     def route_invocations(self, invocations: Sequence[DistributedInvocation]) -> None:
         super().route_invocations(invocations)  # type: ignore[misc]
-        sim = sim_of(self.app)
+        sim: AttachedSimulation | None = getattr(self.app, SIM_ATTR, None)
         if sim is not None:
             sim.broker_dirty = True
 

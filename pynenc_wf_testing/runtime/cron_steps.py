@@ -24,7 +24,6 @@ _MINUTE = 60_000_000
 _SECOND = 1_000_000
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _PLAIN = frozenset("0123456789*,-/ ")
-_MISSING: Any = object()
 _CACHE_SIZE = 1024
 
 
@@ -63,9 +62,11 @@ _CACHE: dict[str, DailyCron | None] = {}
 
 def daily_cron(expression: object) -> DailyCron | None:
     """The arithmetic stepper of ``expression``, or ``None`` when croniter must answer."""
-    hit = _CACHE.get(expression, _MISSING) if type(expression) is str else None
-    if hit is not _MISSING:
-        return hit
+    # (attribute and `in` checks, not type()/.get(): no call per firing for a known one)
+    if expression.__class__ is not str:
+        return None
+    if expression in _CACHE:
+        return _CACHE[expression]
     assert isinstance(expression, str)
     stepper = _build(expression)
     if len(_CACHE) >= _CACHE_SIZE:

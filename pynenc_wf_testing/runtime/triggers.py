@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from croniter import croniter
+from pynenc.orchestrator.atomic_service import AtomicServiceRun
+from pynenc.trigger.conditions.cron import CronCondition
+
 from pynenc_wf_testing.runtime.clock import VirtualClock, to_micros
 from pynenc_wf_testing.runtime.cron_steps import daily_cron
 
@@ -48,8 +52,6 @@ class Triggers:
     def refresh(self, apps: list[Any]) -> None:
         """Note which apps have trigger conditions (cron, events): only those pay for the
         trigger loop."""
-        from pynenc.trigger.conditions.cron import CronCondition
-
         self.apps[:] = [app for app in apps if app.trigger._get_all_conditions()]
         self.pending = bool(self.apps)
         self._status_sensitive = any(
@@ -71,9 +73,8 @@ class Triggers:
         """The next instant (virtual micros) at which any cron condition is due."""
         if not self.apps:
             return None
-        from croniter import croniter
-        from pynenc.trigger.conditions.cron import CronCondition
-
+        # (croniter and pynenc are imported at module level: an import statement in here
+        # costs calls on every firing)
         best: int | None = None
         for app in self.apps:
             for condition in app.trigger._get_all_conditions():
@@ -106,8 +107,6 @@ class Triggers:
     def run(self) -> None:
         """One pynenc trigger-loop iteration per app with triggers, as a runner's atomic
         service slot would run it."""
-        from pynenc.orchestrator.atomic_service import AtomicServiceRun
-
         self.pending = False
         self._ran_at = self.clock.micros
         for app in self.apps:

@@ -95,9 +95,10 @@ class Workers:
 
     def heartbeat(self) -> None:
         for app in self.apps:
-            runner = self.runners[app.app_id]
+            app_id = app.app_id  # (a config read: once per app and beat)
+            runner = self.runners[app_id]
             app.orchestrator.register_runner_heartbeats([runner.runner_id], consumed_queues=None)
-            contexts = self.contexts.get(app.app_id)
+            contexts = self.contexts.get(app_id)
             if contexts is not None:
                 ids = [ctx.runner_id for ctx in contexts if ctx is not None]
                 if ids:

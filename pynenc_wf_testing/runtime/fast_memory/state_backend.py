@@ -186,6 +186,27 @@ class SimMemStateBackend(SimStockMemStateBackend):
                 invocation.parent_invocation_id if registered else None,
             )
 
+    def add_histories_made_now(
+        self,
+        invocations: list[DistributedInvocation],
+        status_record: InvocationStatusRecord,
+        runner_context: RunnerContext,
+    ) -> None:
+        """:meth:`add_histories` of a record made by the caller in this same synchronous
+        call (see :meth:`add_history_made_now`): every history's timestamp is the record's."""
+        self.store_runner_context(runner_context)
+        registered = status_record.status == InvocationStatus.REGISTERED
+        runner_id = runner_context.runner_id
+        now = status_record.timestamp
+        for invocation in invocations:
+            self._add_row(
+                invocation._invocation_id,
+                status_record,
+                runner_id,
+                invocation.parent_invocation_id if registered else None,
+                now,
+            )
+
     def add_history(
         self,
         invocation_id: InvocationId,
@@ -201,12 +222,35 @@ class SimMemStateBackend(SimStockMemStateBackend):
             self.store_runner_context(runner_context)
         self._add_row(invocation_id, status_record, runner_context.runner_id, None)
 
+    def add_history_made_now(
+        self,
+        invocation_id: InvocationId,
+        status_record: InvocationStatusRecord,
+        runner_context: RunnerContext,
+    ) -> None:
+        """:meth:`add_history` of a record made by the caller in this same synchronous call:
+        the history's ``datetime.now(UTC)`` is the record's timestamp object itself (the
+        simulator's clock is frozen within a call and gives one object per instant; see
+        ``_FastMemOrchestrator.set_invocation_status``), so it is not asked again."""
+        cached = self._runner_context_cache
+        runner_id = runner_context.runner_id
+        if (
+            runner_id not in cached
+            or cached[runner_id] is not runner_context
+            or runner_context.parent_ctx
+        ):
+            self.store_runner_context(runner_context)
+        self._add_row(
+            invocation_id, status_record, runner_context.runner_id, None, status_record.timestamp
+        )
+
     def _add_row(
         self,
         invocation_id: str,
         record: InvocationStatusRecord,
         runner_id: str,
         registered_by: str | None,
+        now: datetime | None = None,
     ) -> None:
         # The timestamp pynenc's InvocationHistory takes from datetime.now(UTC) at creation
         # (looked up on the module: freezegun replaces datetime.datetime while it runs).
@@ -216,13 +260,13 @@ class SimMemStateBackend(SimStockMemStateBackend):
             record,
             runner_id,
             registered_by,
-            _dt.datetime.now(_dt.UTC),
+            _dt.datetime.now(_dt.UTC) if now is None else now,
         )
-        rows = self._rows.get(invocation_id)
-        if rows is None:
-            self._rows[invocation_id] = [row]
+        rows = self._rows
+        if invocation_id in rows:  # (`in` + subscript: no call per history row)
+            rows[invocation_id].append(row)
         else:
-            rows.append(row)
+            rows[invocation_id] = [row]
 
     def _add_histories(
         self, invocation_ids: list[InvocationId], invocation_history: InvocationHistory

@@ -28,6 +28,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pynenc import context as ctx_mod
+from pynenc.arguments import Arguments
 from pynenc.invocation.dist_invocation import DistributedInvocation
 from pynenc.invocation.status import (
     InvocationStatus,
@@ -43,6 +45,7 @@ from pynenc_wf_testing.runtime.cron_steps import cron_condition_satisfied
 if TYPE_CHECKING:
     from pynenc.identifiers.invocation_id import InvocationId
     from pynenc.identifiers.task_id import TaskId
+    from pynenc.invocation.base_invocation import BaseInvocation
     from pynenc.models.trigger_definition_dto import TriggerDefinitionDTO
     from pynenc.orchestrator.atomic_service import AtomicServiceRun
     from pynenc.trigger.conditions import TriggerCondition
@@ -162,7 +165,8 @@ class SimMemTrigger(MemTrigger):
 
     def store_trigger_run(self, run: TriggerRunRecord) -> None:
         with self._monitoring_lock:
-            old = self._trigger_runs.get(run.trigger_run_id)
+            runs = self._trigger_runs
+            old = runs[run.trigger_run_id] if run.trigger_run_id in runs else None  # noqa: SIM401
             if old is not None:
                 self._unindex_run(old)
             self._trigger_runs[run.trigger_run_id] = run
@@ -353,9 +357,13 @@ class SimMemTrigger(MemTrigger):
                 run_id = hashlib.sha256((trigger_id + valid_id).encode("utf-8")).hexdigest()
                 if not self.claim_trigger_run(run_id):
                     continue
-                claimed_at = datetime.now(_dt.UTC)
+                # pynenc reads datetime.now(UTC) for the claim and the execution times: the
+                # simulator's clock is frozen for the whole iteration (routing is synchronous;
+                # it moves only between slices) and gives one object per instant, so both
+                # are this iteration's ``now``.
+                claimed_at = now
                 invocation = self.execute_task(task_id, {}, parent_event_id=None)
-                executed_at = datetime.now(_dt.UTC)
+                executed_at = now
                 try:  # (_record_trigger_run: monitoring never breaks the loop)
                     stamp = context.timestamp
                     self.store_trigger_run(
@@ -390,20 +398,50 @@ class SimMemTrigger(MemTrigger):
             if triggers:  # (a condition without triggers stays valid, as in pynenc)
                 self._valid_conditions.pop(valid_id, None)
 
+    def execute_task(
+        self,
+        task_id: TaskId,
+        arguments: dict[str, Any] | None = None,
+        *,
+        parent_event_id: str | None = None,
+    ) -> BaseInvocation[Any, Any]:
+        """pynenc's ``BaseTrigger.execute_task``, step for step, with the app id read once
+        (pynenc reads it through the config four times: it cannot change while the task is
+        routed) and its debug line formatted only when the logger would emit it (pynenc
+        builds the f-string first)."""
+        app = self.app
+        task = app.get_task(task_id)
+        if not task:
+            raise ValueError(f"Task {task_id} not found")
+        app_id = app.app_id
+        previous_event = ctx_mod.swap_trigger_event_context(app_id, parent_event_id)
+        previous_inv = ctx_mod.swap_dist_invocation_context(app_id, None)
+        try:
+            invocation = task._call(Arguments(kwargs=arguments or {}))
+        finally:
+            ctx_mod.swap_dist_invocation_context(app_id, previous_inv)
+            ctx_mod.swap_trigger_event_context(app_id, previous_event)
+        logger = app.logger
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(f"Triggered task:{task_id} with arguments {arguments}")
+        return invocation
+
     def _sim_should_trigger(
         self, condition: CronCondition, condition_id: str, now: datetime
     ) -> CronContext | None:
         """pynenc's ``_should_trigger_cron_condition`` without its log lines: the local cache,
         then the stored last execution, then the optimistic store of ``now``."""
+        # (`in` + subscript instead of .get(): no call per lookup, once per firing)
         cache = self._last_cron_execution_cache
-        cached = cache.get(condition_id)
+        cached = cache[condition_id] if condition_id in cache else None  # noqa: SIM401
         last = None
         if cached:
             if not self._sim_satisfied(condition, now, cached):
                 return None
             last = cached
+        executions = self._last_cron_executions
         with self._cron_lock:
-            stored = self._last_cron_executions.get(condition_id)
+            stored = executions[condition_id] if condition_id in executions else None  # noqa: SIM401
         if stored:
             cache[condition_id] = stored
             # (the same instant as the cache's was just evaluated: the same answer)
@@ -411,10 +449,10 @@ class SimMemTrigger(MemTrigger):
                 return None
             last = stored
         with self._cron_lock:  # (store_last_cron_execution)
-            current = self._last_cron_executions.get(condition_id)
+            current = executions[condition_id] if condition_id in executions else None  # noqa: SIM401
             stamped = stored is None or current == stored
             if stamped:
-                self._last_cron_executions[condition_id] = now
+                executions[condition_id] = now
         if not stamped:  # pragma: no cover - another loop claimed it (not in one process)
             fresh = self.get_last_cron_execution(condition_id)
             if fresh:

@@ -108,7 +108,7 @@ def _memo_fake_now() -> Callable[..., Any]:
     value."""
     original = _fz.FakeDatetime.__dict__["now"].__func__
     frozen_factory = _fz.FrozenDateTimeFactory
-    cache: dict[tuple[Any, int], tuple[Any, Any, Any, Any]] = {}
+    cache: dict[tuple[Any, Any], tuple[Any, Any, Any, Any]] = {}
 
     reads = CLOCK_READS
 
@@ -121,8 +121,13 @@ def _memo_fake_now() -> Callable[..., Any]:
             return original(cls, tz)
         frozen = factories[-1].time_to_freeze
         offset = _fz.tz_offsets[-1]
-        key = (cls, id(tz))
-        hit = cache.get(key)
+        key = (cls, tz)  # (by value; the identity check below tells equal zones apart)
+        try:
+            hit = cache[key]
+        except KeyError:
+            hit = None
+        except TypeError:  # an unhashable tzinfo
+            return original(cls, tz)
         if hit is not None and hit[0] is frozen and hit[1] is offset and hit[2] is tz:
             return hit[3]
         value = original(cls, tz)

@@ -13,9 +13,11 @@ subclass hook: each replaces one pynenc name.
   new state backend: every fault run of a crash check) is remembered per app
   (:func:`_cached_module_info`).
 - ``DistributedInvocation.status`` without its non-final cache (:func:`_sim_status`).
+- ``run_task_sync`` as ``DistributedInvocation.run`` calls it, with
+  ``inspect.iscoroutinefunction`` asked once per task function (:func:`_run_task_sync`).
 
-Undone by the :class:`PatchSet`, which also empties the signature cache (it holds the task
-functions of the environment).
+Undone by the :class:`PatchSet`, which also empties the signature and coroutine caches (they
+hold the task functions of the environment).
 """
 
 from __future__ import annotations
@@ -157,11 +159,37 @@ def _sim_status(self: Any) -> Any:
     return status
 
 
+#: task function -> ``inspect.iscoroutinefunction(func)`` (emptied on undo: it holds the
+#: environment's task functions).
+_COROUTINE: dict[Any, bool] = {}
+_ORIG_RUN_TASK_SYNC: Callable[..., Any] = _dist_inv.run_task_sync
+
+
+def _run_task_sync(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """``run_task_sync`` (how ``DistributedInvocation.run`` calls the task function) with
+    ``inspect.iscoroutinefunction(func)`` asked once per function: pynenc asks it on every
+    run (about 14 calls through ``functools``/``inspect`` helpers), and the answer, read from
+    the function's code flags and markers, does not change for a task function. A plain
+    function is called as pynenc calls it; a coroutine function (or an unhashable callable)
+    takes pynenc's own path."""
+    try:
+        coroutine = _COROUTINE.get(func)
+    except TypeError:
+        return _ORIG_RUN_TASK_SYNC(func, *args, **kwargs)
+    if coroutine is None:
+        coroutine = _COROUTINE[func] = inspect.iscoroutinefunction(func)
+    if coroutine:
+        return _ORIG_RUN_TASK_SYNC(func, *args, **kwargs)
+    return func(*args, **kwargs)
+
+
 _SIM_STATUS = property(_sim_status, doc=_dist_inv.DistributedInvocation.status.__doc__)
 
 
 def install_pynenc_speedups(patches: PatchSet) -> None:
     patches.on_undo(_BINDERS.clear)
+    patches.on_undo(_COROUTINE.clear)
+    patches.set_attr(_dist_inv, "run_task_sync", _run_task_sync)
     patches.set_attr(Arguments, "from_call", classmethod(_from_call_cached))
     patches.set_attr(_call_module, "compute_args_id", compute_args_id)
     patches.set_attr(_import_app, "extract_module_info", _cached_module_info)
