@@ -27,6 +27,7 @@ from ._fixture import wf_env as wf_env
 from ._forgotten_env import pytest_runtest_call as pytest_runtest_call
 from ._marker import MARKER_HELP
 from ._marker import MARKER_KWARGS as MARKER_KWARGS
+from ._marker import pytest_runtest_setup as pytest_runtest_setup
 from ._options import *  # noqa: F403  (the option and ini names)
 from ._options import OPT_REPLAY
 from ._options import pytest_addoption as pytest_addoption

@@ -62,6 +62,21 @@ def marker_kwargs(item: pytest.Item) -> dict[str, Any]:
     return kwargs
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A ``wf`` marker written on a test that never asks for ``wf_env`` would do nothing:
+    fail that test at setup and say so. A marker on a module or class (``pytestmark``) is
+    left alone: it sets defaults for the tests there that do use ``wf_env``."""
+    if "wf_env" in getattr(item, "fixturenames", ()):
+        return
+    if any(mark.name == MARKER for mark in getattr(item, "own_markers", ())):
+        pytest.fail(
+            f"@pytest.mark.{MARKER}(...) on {item.name} has no effect: the test does not use "
+            f"the wf_env fixture, whose simulation the marker configures. Add wf_env to the "
+            f"test's arguments (or to a fixture it uses), or remove the marker.",
+            pytrace=False,
+        )
+
+
 def resolve_seed(item: pytest.Item, marker: dict[str, Any], settings: Settings) -> Setting:
     """The test's seed and where it came from: marker, option or ini value, else the node id."""
     if marker.get("seed") is not None:

@@ -98,8 +98,8 @@ def test_marker_is_registered(pytester: pytest.Pytester) -> None:
         import pytest
 
         @pytest.mark.wf(seed=1)
-        def test_strict():
-            pass
+        def test_strict(wf_env):
+            assert wf_env.seed == 1
         """
     )
     pytester.runpytest("--strict-markers").assert_outcomes(passed=1)

@@ -150,3 +150,53 @@ def test_marker_values_of_the_wrong_type_fail_at_setup(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([message])
     assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_a_wf_marker_on_a_test_without_wf_env_fails_that_test_at_setup(
+    pytester: pytest.Pytester, badapp: str
+) -> None:
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+        import badapp
+
+        @pytest.mark.wf(seed=7)
+        def test_forgot_the_fixture():
+            assert badapp.double.func(2) == 4
+
+        @pytest.fixture
+        def env(wf_env):
+            return wf_env
+
+        @pytest.mark.wf(seed=7)
+        def test_through_a_fixture(env):
+            assert env.start(badapp.double, 2).result == 4
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*@pytest.mark.wf(...) on test_forgot_the_fixture has no effect: the test does not use "
+        "the wf_env fixture*"
+    ])
+
+
+def test_a_module_wide_wf_marker_leaves_tests_without_wf_env_alone(
+    pytester: pytest.Pytester, badapp: str
+) -> None:
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+        import badapp
+
+        pytestmark = pytest.mark.wf(seed=7)
+
+        def test_plain():
+            assert badapp.double.func(2) == 4
+
+        def test_simulated(wf_env):
+            assert wf_env.start(badapp.double, 2).result == 4
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
