@@ -211,9 +211,9 @@ def test_the_same_seed_gives_the_same_chain() -> None:
     ("kind", "message"),
     [
         ("lambda", r"argument 'kind' of bad_arguments \(function\) does not survive pynenc's "
-                   r"serializer \(it reads back as NoneType None\)"),
+                   r"serializer: <function> reads back as None\. Pass plain data"),
         ("int keys", r"argument 'kind' of bad_arguments \(dict\) does not survive pynenc's "
-                     r"serializer \(it reads back as dict \{'1': 'a'\}\)"),
+                     r"serializer: \{1: 'a'\} reads back as \{'1': 'a'\}\. Pass plain data"),
         ("too many", r"bad_arguments cannot be called with these arguments \(too many "
                      r"positional arguments\)"),
     ],

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pynenc import context
 
 from pynenc_wf_testing.engine import _ids, _ops, schema
+from pynenc_wf_testing.engine._checks import check_round_trip
 from pynenc_wf_testing.engine.exceptions import (
     ContinuedAsNew,
     InvalidWorkflowArgument,
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
 
 #: Namespace of the ids of continued runs (``uuid5(namespace, old run id)``).
 _RUN_NAMESPACE = uuid.UUID("8f0b4a4e-3c1d-5e7a-9b2f-6a1c0d7e4b53")
-
-#: Types whose value (not only type) must survive the serializer.
-_BY_VALUE = (dict, list, tuple, set, frozenset, str, bytes, int, float, bool)
 
 #: The result pynenc stores for a run that continued as new (its status is SUCCESS).
 RESULT_KEY = "continued_as_new"
@@ -102,33 +100,12 @@ def _checked_arguments(
             f"Pass the arguments of {name}'s function: the next run calls {name}(*args, "
             "**kwargs)."
         ) from None
-    serializer = task.app.serializer
     for key, value in arguments.kwargs.items():
-        try:
-            back = serializer.deserialize(serializer.serialize(value))
-        except Exception as error:
-            raise InvalidWorkflowArgument(
-                f"continue_as_new(): argument {key!r} of {name} ({type(value).__name__}) "
-                f"cannot be serialized by pynenc ({type(error).__name__}: {error}). Pass plain "
-                "data (str, numbers, lists, dicts, dataclasses of those)."
-            ) from None
-        if type(back) is not type(value) or (
-            # Containers compare by value (a dict's int keys come back as str); other
-            # objects may compare by identity, so only their type is checked.
-            isinstance(value, _BY_VALUE) and back != value
-        ):
-            raise InvalidWorkflowArgument(
-                f"continue_as_new(): argument {key!r} of {name} ({type(value).__name__}) does "
-                f"not survive pynenc's serializer (it reads back as {_short(back)}). "
-                "Pass plain data (str, numbers, lists, dicts, dataclasses of those) and build "
-                "functions, files or clients inside the workflow."
-            )
+        check_round_trip(
+            task.app, "continue_as_new()", f"argument {key!r} of {name}", value,
+            hint=" Build functions, files or clients inside the workflow.", in_simulator=True,
+        )
     return Call(task, arguments)
-
-
-def _short(value: Any) -> str:
-    text = f"{type(value).__name__} {value!r}"
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def continue_as_new(

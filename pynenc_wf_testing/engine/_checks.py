@@ -83,20 +83,25 @@ def deadline_after(operation: str, start: dt.datetime, delta: dt.timedelta) -> d
 
 
 #: Compared by value after the round trip; other objects may compare by identity, so only
-#: their type is checked (the rule of continue_as_new's arguments, engine/_chain.py).
+#: their type is checked.
 _BY_VALUE = (dict, list, tuple, set, frozenset, str, bytes, int, float, bool)
+_PLAIN_DATA = "Pass plain data (str, numbers, lists, dicts with str keys, dataclasses of those)."
 
 
-def check_round_trip(app: Any, operation: str, what: str, value: Any) -> None:
+def check_round_trip(
+    app: Any, operation: str, what: str, value: Any, *, hint: str = "", in_simulator: bool = False
+) -> None:
     """``value`` comes back from the app's serializer as given. jsonpickle turns a dict's
     int keys into strings and a lambda into None without complaint: a workflow would see
     one value on its first execution and another when it re-executes from the store (and
     the simulator's in-memory store, which keeps references, would hide it). Under a
     simulator the harness checks every value it stores with the same serializer and raises
-    its own ``WorkflowDataSerializationError`` (docs/backends.md): not checked twice here."""
+    its own ``WorkflowDataSerializationError`` (docs/backends.md): not checked twice here,
+    unless ``in_simulator`` (a value the harness does not see stored, e.g. the arguments of
+    continue_as_new's next run). ``hint`` is appended to the advice."""
     from pynenc_wf_testing.engine.hooks import active_hooks
 
-    if active_hooks() is not None:
+    if not in_simulator and active_hooks() is not None:
         return
     serializer = app.serializer
     try:
@@ -104,16 +109,14 @@ def check_round_trip(app: Any, operation: str, what: str, value: Any) -> None:
     except Exception as error:
         raise InvalidWorkflowArgument(
             f"{operation}: {what} ({type(value).__name__}) cannot be stored by pynenc's "
-            f"serializer ({type(error).__name__}: {error}). Pass plain data (str, numbers, "
-            "lists, dicts with str keys, dataclasses of those)."
+            f"serializer ({type(error).__name__}: {error}). {_PLAIN_DATA}{hint}"
         ) from None
     if type(back) is not type(value) or (
         isinstance(value, _BY_VALUE) and back != value and not _both_nan(value, back)
     ):
         raise InvalidWorkflowArgument(
             f"{operation}: {what} ({type(value).__name__}) does not survive pynenc's "
-            f"serializer: {_short(value)} reads back as {_short(back)}. Pass plain data (str, "
-            "numbers, lists, dicts with str keys, dataclasses of those)."
+            f"serializer: {_short(value)} reads back as {_short(back)}. {_PLAIN_DATA}{hint}"
         )
 
 
@@ -122,5 +125,9 @@ def _both_nan(value: Any, back: Any) -> bool:
 
 
 def _short(value: Any) -> str:
+    # Only plain values are shown: another object's repr may hold its address, and a
+    # workflow's failure message must be the same when it re-executes.
+    if value is not None and not isinstance(value, _BY_VALUE):
+        return f"<{type(value).__name__}>"
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
