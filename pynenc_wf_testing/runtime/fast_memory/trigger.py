@@ -357,13 +357,7 @@ class SimMemTrigger(MemTrigger):
                 run_id = hashlib.sha256((trigger_id + valid_id).encode("utf-8")).hexdigest()
                 if not self.claim_trigger_run(run_id):
                     continue
-                # pynenc reads datetime.now(UTC) for the claim and the execution times: the
-                # simulator's clock is frozen for the whole iteration (routing is synchronous;
-                # it moves only between slices) and gives one object per instant, so both
-                # are this iteration's ``now``.
-                claimed_at = now
                 invocation = self.execute_task(task_id, {}, parent_event_id=None)
-                executed_at = now
                 try:  # (_record_trigger_run: monitoring never breaks the loop)
                     stamp = context.timestamp
                     self.store_trigger_run(
@@ -377,8 +371,12 @@ class SimMemTrigger(MemTrigger):
                             event_ids=[],
                             source_invocation_ids=[],
                             triggered_invocation_id=str(invocation.invocation_id),
-                            claimed_at=claimed_at or datetime.now(_dt.UTC),
-                            executed_at=executed_at or datetime.now(_dt.UTC),
+                            # pynenc reads datetime.now(UTC) for the claim and for the
+                            # execution: the simulator's clock is frozen for the whole
+                            # iteration (routing is synchronous; it moves only between
+                            # slices) and gives one object per instant: both are ``now``.
+                            claimed_at=now,
+                            executed_at=now,
                             participants=[
                                 TriggerRunParticipant(
                                     context_type="CronContext",
